@@ -1,0 +1,265 @@
+"""Checkpoints: safetensors weights beside a JSON model card, loaded without unpickling.
+
+A served checkpoint is a folder::
+
+    my-model/
+      model.safetensors   the FERSNet weights (no discriminator, no optimiser)
+      card.json           what the weights are: variant, config, classes,
+                          preprocessing, how they were trained and measured,
+                          and the weights' sha256
+
+Loading reads the card, checks the weights' hash and every tensor's name and
+shape against the network the card describes, and refuses anything that does
+not match with a :class:`CheckpointError` that says what is wrong. safetensors
+stores raw tensors only, so loading a checkpoint can never run code.
+
+Training state for ``--resume`` (optimisers, schedulers, RNG) uses the same two
+formats through :func:`save_state` / :func:`load_state`: the tensors go to
+safetensors, everything else to JSON, never pickle.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+
+from .fersnet import FERSNet, FERSNetConfig
+from .preprocess import Preprocess
+
+CARD_FORMAT = "fersnet-card/1"
+WEIGHTS_FILE = "model.safetensors"
+CARD_FILE = "card.json"
+DEFAULT_CHECKPOINT = Path(__file__).parent / "weights" / "default"
+
+
+class CheckpointError(Exception):
+    """A checkpoint that is missing, altered, or does not match the network its card describes."""
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to use, carrying everything needed to feed it (torchvision-style weights)."""
+
+    model: FERSNet
+    card: dict[str, Any]
+    preprocess: Preprocess
+    path: Path
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return tuple(self.card["classes"])
+
+    @property
+    def sha256(self) -> str:
+        return str(self.card["weights"]["sha256"])
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def build_card(
+    model: FERSNet,
+    classes: tuple[str, ...] | list[str],
+    preprocess: Preprocess,
+    *,
+    name: str | None = None,
+    training: dict[str, Any] | None = None,
+    metrics: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The model card of ``model``; the weights section is filled in by :func:`save_checkpoint`."""
+    if len(classes) != model.config.num_classes:
+        raise ValueError(f"{len(classes)} class names for a model with {model.config.num_classes} outputs")
+    return {
+        "format": CARD_FORMAT,
+        "name": name or model.config.variant,
+        "variant": model.config.variant,
+        "sharing": model.config.sharing,
+        "classes": list(classes),
+        "input": preprocess.to_dict(),
+        "config": model.config.to_dict(),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "training": training or {},
+        "metrics": metrics or {},
+    }
+
+
+def save_checkpoint(folder: str | Path, model: FERSNet, card: dict[str, Any], half: bool = False) -> Path:
+    """Write ``model.safetensors`` and ``card.json`` into ``folder``; returns the folder.
+
+    ``half`` stores float16 weights (half the size); they are cast back to
+    float32 on load. The card records the hash of exactly the bytes written.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    dtype = torch.float16 if half else torch.float32
+    tensors = {
+        k: (v.detach().to(dtype) if v.is_floating_point() else v.detach()).cpu().contiguous()
+        for k, v in model.state_dict().items()
+    }
+    weights = folder / WEIGHTS_FILE
+    tmp = weights.with_suffix(".tmp")
+    save_file(tensors, str(tmp), metadata={"format": CARD_FORMAT})
+    os.chmod(tmp, 0o644)  # readable by the service's non-root user once copied into an image
+    os.replace(tmp, weights)
+    card = dict(card)
+    card["weights"] = {
+        "file": WEIGHTS_FILE,
+        "sha256": sha256_file(weights),
+        "bytes": weights.stat().st_size,
+        "dtype": str(dtype).removeprefix("torch."),
+    }
+    card.setdefault("created", dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
+    _atomic_write_text(folder / CARD_FILE, json.dumps(card, indent=2) + "\n")
+    return folder
+
+
+def resolve_checkpoint(path: str | Path | None) -> Path:
+    """Accept a checkpoint folder, its card.json or its model.safetensors; None means the bundled default."""
+    if path is None or str(path) == "default":
+        return DEFAULT_CHECKPOINT
+    path = Path(path)
+    if path.is_file() and path.name in (CARD_FILE, WEIGHTS_FILE):
+        path = path.parent
+    if not path.is_dir():
+        raise CheckpointError(f"checkpoint {path} not found (expected a folder with {CARD_FILE} and {WEIGHTS_FILE})")
+    return path
+
+
+def read_card(folder: Path) -> dict[str, Any]:
+    card_path = folder / CARD_FILE
+    try:
+        card = json.loads(card_path.read_text())
+    except FileNotFoundError:
+        raise CheckpointError(f"{card_path}: model card missing") from None
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{card_path}: not valid JSON ({e})") from None
+    if not isinstance(card, dict) or card.get("format") != CARD_FORMAT:
+        raise CheckpointError(f"{card_path}: not a FERSNet model card (format should be {CARD_FORMAT!r})")
+    for key in ("classes", "input", "config", "weights"):
+        if key not in card:
+            raise CheckpointError(f"{card_path}: card lacks {key!r}")
+    return card
+
+
+def load_checkpoint(path: str | Path | None = None, device: str | torch.device = "cpu") -> LoadedModel:
+    """Load a checkpoint safely onto ``device``, in eval mode; raise CheckpointError if anything is off."""
+    folder = resolve_checkpoint(path)
+    card = read_card(folder)
+    weights = folder / card["weights"].get("file", WEIGHTS_FILE)
+    if not weights.is_file():
+        raise CheckpointError(f"{weights}: weights file missing")
+    actual = sha256_file(weights)
+    if actual != card["weights"].get("sha256"):
+        raise CheckpointError(
+            f"{weights}: sha256 {actual[:12]}... does not match the card's {str(card['weights'].get('sha256'))[:12]}...; "
+            "the weights were altered or belong to another card"
+        )
+    try:
+        config = FERSNetConfig.from_dict(card["config"])
+        preprocess = Preprocess.from_dict(card["input"])
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{folder / CARD_FILE}: invalid config: {e}") from None
+    if len(card["classes"]) != config.num_classes:
+        raise CheckpointError(f"{folder / CARD_FILE}: {len(card['classes'])} classes but num_classes={config.num_classes}")
+    model = FERSNet(config)
+    try:
+        tensors = load_file(str(weights))
+    except (SafetensorError, OSError) as e:
+        raise CheckpointError(f"{weights}: unreadable safetensors file ({e})") from None
+    _check_tensors(model, tensors, weights)
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in tensors.items()})
+    model.to(device).eval()
+    return LoadedModel(model=model, card=card, preprocess=preprocess, path=folder)
+
+
+def _check_tensors(model: FERSNet, tensors: dict[str, Tensor], source: Path) -> None:
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(tensors) if expected[k].shape != tensors[k].shape)
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"missing {len(missing)} tensors (first: {missing[0]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected tensors (first: {unexpected[0]})")
+        if wrong:
+            k = wrong[0]
+            parts.append(f"{len(wrong)} tensors of the wrong shape (first: {k} {tuple(tensors[k].shape)} vs {tuple(expected[k].shape)})")
+        raise CheckpointError(f"{source}: weights do not match the card's network: " + "; ".join(parts))
+
+
+# --------------------------------------------------------------------------- training state
+
+
+def _flatten(obj: Any, prefix: str, tensors: dict[str, Tensor]) -> Any:
+    """Replace every tensor in a nested structure by a reference, collecting the tensors."""
+    if isinstance(obj, Tensor):
+        key = prefix or "root"
+        tensors[key] = obj.detach().cpu().contiguous()
+        return {"__tensor__": key}
+    if isinstance(obj, dict):
+        return {"__dict__": [[_flatten(k, f"{prefix}.k{i}", tensors), _flatten(v, f"{prefix}.{i}", tensors)]
+                             for i, (k, v) in enumerate(obj.items())]}
+    if isinstance(obj, (list, tuple)):
+        items = [_flatten(v, f"{prefix}.{i}", tensors) for i, v in enumerate(obj)]
+        return {"__tuple__": items} if isinstance(obj, tuple) else items
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    raise TypeError(f"cannot store {type(obj).__name__} at {prefix!r} without pickle")
+
+
+def _unflatten(obj: Any, tensors: dict[str, Tensor]) -> Any:
+    if isinstance(obj, dict):
+        if "__tensor__" in obj:
+            return tensors[obj["__tensor__"]]
+        if "__dict__" in obj:
+            return {_unflatten(k, tensors): _unflatten(v, tensors) for k, v in obj["__dict__"]}
+        if "__tuple__" in obj:
+            return tuple(_unflatten(v, tensors) for v in obj["__tuple__"])
+    if isinstance(obj, list):
+        return [_unflatten(v, tensors) for v in obj]
+    return obj
+
+
+def save_state(folder: str | Path, state: dict[str, Any]) -> None:
+    """Save a nested training state (state dicts, counters, RNG states) without pickle."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors: dict[str, Tensor] = {}
+    skeleton = _flatten(state, "", tensors)
+    tmp = folder / "state.safetensors.tmp"
+    save_file(tensors, str(tmp))
+    os.replace(tmp, folder / "state.safetensors")
+    _atomic_write_text(folder / "state.json", json.dumps(skeleton))
+
+
+def load_state(folder: str | Path) -> dict[str, Any]:
+    folder = Path(folder)
+    try:
+        skeleton = json.loads((folder / "state.json").read_text())
+        tensors = load_file(str(folder / "state.safetensors"))
+    except (OSError, json.JSONDecodeError, SafetensorError) as e:
+        raise CheckpointError(f"{folder}: unreadable training state ({e})") from None
+    return _unflatten(skeleton, tensors)

@@ -1,0 +1,51 @@
+"""Any class-per-folder tree of face crops: ``<root>/<expression>/*.png``.
+
+Folder names are expression names (any spelling :func:`model_core.expressions.canonical`
+knows). If the root holds split folders instead (``train/``, ``val/``,
+``test/``, each a class tree), ``split`` picks one; ``all`` takes every image
+under the root. This is also the format :mod:`model_core.train.balance` writes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..expressions import CANONICAL, canonical
+from .records import DataError, Record, Records, image_files, require_dir
+
+
+def _is_class_tree(root: Path) -> bool:
+    names = [p.name for p in root.iterdir() if p.is_dir()]
+    try:
+        return bool(names) and all(canonical(n) for n in names)
+    except KeyError:
+        return False
+
+
+def load(root: str | Path, split: str = "all", skip_bad: bool = False, **_: object) -> Records:
+    root = require_dir(Path(root), "image folder")
+    if _is_class_tree(root):
+        if split not in ("all", ""):
+            raise DataError(f"{root}: is a class tree without split folders; use --split all")
+        trees = [root]
+    elif split == "all":
+        trees = [p for p in sorted(root.iterdir()) if p.is_dir()]
+    else:
+        trees = [require_dir(root / split, f"split folder {split!r}")]
+    present: set[str] = set()
+    by_tree: list[tuple[Path, str]] = []
+    for tree in trees:
+        for class_dir in sorted(p for p in tree.iterdir() if p.is_dir()):
+            try:
+                name = canonical(class_dir.name)
+            except KeyError as e:
+                raise DataError(f"{class_dir}: {e.args[0]}") from None
+            present.add(name)
+            by_tree.append((class_dir, name))
+    classes = tuple(c for c in CANONICAL if c in present)
+    out = Records("folder", split, classes, [])
+    for class_dir, name in by_tree:
+        out.records.extend(Record(str(p), classes.index(name)) for p in image_files(class_dir))
+    if not out.records:
+        raise DataError(f"{root}: no images found for split {split!r}")
+    return out

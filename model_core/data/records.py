@@ -1,0 +1,75 @@
+"""What every dataset loader returns: labelled records, before any pixel is decoded.
+
+A loader's only job is to say *which* image has *which* label in a split. It
+reads directories and label files, maps the dataset's class names onto the
+canonical ones (:mod:`model_core.expressions`), and refuses anything it cannot
+label for certain with a :class:`DataError` that names the file. Decoding and
+augmentation happen later, in :mod:`model_core.data.dataset`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
+
+
+class DataError(Exception):
+    """A dataset file that is missing, corrupt or mislabelled. The message names the file."""
+
+
+@dataclass(frozen=True)
+class Record:
+    """One labelled face.
+
+    ``source`` names where it came from (a path, or ``file.csv:line``) so that
+    every error and manifest can point at it. ``pixels`` holds the image for
+    formats that store pixels inline (Kaggle's CSV); otherwise the image is read
+    from ``source``. ``votes`` is a label distribution over the dataset's
+    classes (FER+), or None for a hard label.
+    """
+
+    source: str
+    label: int
+    votes: tuple[float, ...] | None = None
+    pixels: np.ndarray | None = field(default=None, compare=False, repr=False)
+    group: str | None = None  # subject id, for splits that must keep a person in one fold
+
+
+@dataclass
+class Records:
+    """A split of a dataset: its records, its class names, and what was skipped and why."""
+
+    dataset: str
+    split: str
+    classes: tuple[str, ...]
+    records: list[Record]
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def class_counts(self) -> dict[str, int]:
+        counts = Counter(r.label for r in self.records)
+        return {name: counts.get(i, 0) for i, name in enumerate(self.classes)}
+
+    def skip_or_raise(self, source: str, reason: str, skip_bad: bool) -> None:
+        """Record a bad item if skipping is allowed; otherwise stop with an error naming it."""
+        if not skip_bad:
+            raise DataError(f"{source}: {reason} (pass --skip-bad to skip such files and count them)")
+        self.skipped.append((source, reason))
+
+
+def image_files(folder: Path) -> list[Path]:
+    """Image files directly inside ``folder``, sorted so that every run sees the same order."""
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def require_dir(path: Path, what: str) -> Path:
+    if not path.is_dir():
+        raise DataError(f"{path}: {what} not found")
+    return path

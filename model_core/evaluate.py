@@ -1,0 +1,208 @@
+"""Measuring a model: predictions, metrics (accuracy, macro-F1, per-class recall, confusion) and figures.
+
+Metrics are computed over the *dataset's* classes. When a model knows more
+classes than the dataset has (an 8-class FER+ model on 7-class FER2013), the
+extra logits are masked out: a class the dataset never uses is not a valid
+answer. When the dataset has a class the model lacks (contempt in FER+ for a
+FER2013 model), those images still count, always as errors, and are reported
+as ``unsupported``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader
+
+from .data import FaceDataset, Records
+from .fersnet import FERSNet
+from .preprocess import Preprocess
+
+
+@dataclass
+class Metrics:
+    accuracy: float
+    macro_f1: float
+    per_class_recall: dict[str, float]
+    per_class_f1: dict[str, float]
+    confusion: list[list[int]]
+    classes: list[str]
+    n: int
+    unsupported: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def table(self) -> str:
+        """A plain-text report for the terminal."""
+        width = max(len(c) for c in self.classes) + 2
+        lines = [
+            f"images: {self.n}" + (f"  (of which {self.unsupported} with a class the model lacks)" if self.unsupported else ""),
+            f"accuracy: {100 * self.accuracy:.2f} %   macro-F1: {100 * self.macro_f1:.2f} %",
+            "",
+            f"{'class':<{width}}{'recall':>8}{'F1':>8}",
+        ]
+        lines += [f"{c:<{width}}{100 * self.per_class_recall[c]:>7.1f}%{100 * self.per_class_f1[c]:>7.1f}%" for c in self.classes]
+        lines += ["", "confusion (rows: true, columns: predicted)", " " * width + "".join(f"{c[:7]:>8}" for c in self.classes)]
+        lines += [f"{c:<{width}}" + "".join(f"{v:>8}" for v in row) for c, row in zip(self.classes, self.confusion, strict=True)]
+        return "\n".join(lines)
+
+
+def compute_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence[str], unsupported: int = 0) -> Metrics:
+    """Accuracy, macro-F1 and per-class recall from integer labels (indices into ``classes``)."""
+    k = len(classes)
+    confusion = np.bincount(y_true * k + y_pred, minlength=k * k).reshape(k, k)
+    tp = np.diag(confusion).astype(float)
+    support, predicted = confusion.sum(1), confusion.sum(0)
+    recall = np.divide(tp, support, out=np.zeros(k), where=support > 0)
+    precision = np.divide(tp, predicted, out=np.zeros(k), where=predicted > 0)
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros(k), where=denom > 0)
+    present = support > 0
+    n = int(len(y_true)) + unsupported
+    return Metrics(
+        accuracy=float(tp.sum() / n) if n else 0.0,
+        macro_f1=float(f1[present].mean()) if present.any() else 0.0,
+        per_class_recall={c: float(r) for c, r in zip(classes, recall, strict=True)},
+        per_class_f1={c: float(v) for c, v in zip(classes, f1, strict=True)},
+        confusion=confusion.tolist(),
+        classes=list(classes),
+        n=n,
+        unsupported=unsupported,
+    )
+
+
+@torch.inference_mode()
+def predict(model: FERSNet, loader: DataLoader, device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
+    """Class probabilities and labels for every item of ``loader``."""
+    model.eval()
+    probs, labels = [], []
+    for images, label, _ in loader:
+        logits = model.classify(images.to(device))
+        probs.append(logits.float().softmax(1).cpu())
+        labels.append(label)
+    return torch.cat(probs), torch.cat(labels)
+
+
+def evaluate_records(
+    model: FERSNet,
+    model_classes: Sequence[str],
+    preprocess: Preprocess,
+    records: Records,
+    device: torch.device | str = "cpu",
+    batch_size: int = 256,
+    skip_bad: bool = False,
+) -> Metrics:
+    """Evaluate on a dataset split, scoring over the dataset's own classes (see module docstring)."""
+    dataset_classes = list(records.classes)
+    shared = [c for c in dataset_classes if c in model_classes]
+    dataset = FaceDataset(records, preprocess, classes=shared, skip_bad=skip_bad, drop_unknown_labels=True)
+    unsupported = sum(1 for _, why in dataset.skipped if "not in model classes" in why)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    probs, labels = predict(model, loader, device)
+    columns = [list(model_classes).index(c) for c in shared]
+    pred_shared = probs[:, columns].argmax(1).numpy()
+    # Re-index onto the dataset's classes so that unsupported classes keep their row in the report.
+    to_dataset = np.array([dataset_classes.index(c) for c in shared])
+    return compute_metrics(to_dataset[labels.numpy()], to_dataset[pred_shared], dataset_classes, unsupported)
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_confusion(metrics: Metrics, path: Path, title: str = "") -> Path:
+    plt = _pyplot()
+    cm = np.asarray(metrics.confusion, dtype=float)
+    rows = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(6.4, 5.6))
+    ax.imshow(rows, cmap="Blues", vmin=0, vmax=1)
+    k = len(metrics.classes)
+    ax.set_xticks(range(k), metrics.classes, rotation=45, ha="right")
+    ax.set_yticks(range(k), metrics.classes)
+    for i in range(k):
+        for j in range(k):
+            ax.text(j, i, f"{rows[i, j]:.2f}\n({int(cm[i, j])})", ha="center", va="center", fontsize=7,
+                    color="white" if rows[i, j] > 0.5 else "black")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title or f"accuracy {100 * metrics.accuracy:.1f} %, macro-F1 {100 * metrics.macro_f1:.1f} %")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_curves(history: list[dict[str, Any]], path: Path) -> Path:
+    """Training curves from the per-epoch log: losses on the left, validation metrics on the right."""
+    plt = _pyplot()
+    epochs = [h["epoch"] for h in history]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    for key in sorted({k for h in history for k in h.get("train", {})}):
+        left.plot(epochs, [h["train"].get(key, np.nan) for h in history], label=key)
+    left.set_xlabel("epoch")
+    left.set_ylabel("mean training loss")
+    left.set_yscale("log")
+    left.legend(fontsize=7)
+    for key in ("accuracy", "macro_f1"):
+        right.plot(epochs, [100 * h["val"][key] for h in history if "val" in h], marker="o", label=f"val {key}")
+    if any("train_accuracy" in h for h in history):
+        right.plot(epochs, [100 * h.get("train_accuracy", np.nan) for h in history], ls="--", label="train accuracy")
+    right.set_xlabel("epoch")
+    right.set_ylabel("%")
+    right.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+@torch.inference_mode()
+def synthesis_grid(
+    model: FERSNet,
+    images: Tensor,
+    classes: Sequence[str],
+    preprocess: Preprocess,
+    path: Path | None = None,
+    labels: Sequence[str] | None = None,
+) -> np.ndarray:
+    """Input faces down the rows, one column per target expression; saved as PNG if ``path`` is given."""
+    model.eval()
+    device = next(model.parameters()).device
+    images = images.to(device)
+    n, k = images.shape[0], len(classes)
+    features = model.forward_features(images)
+    columns = [images]
+    for c in range(k):
+        target = torch.zeros(n, k, device=device)
+        target[:, c] = 1
+        columns.append(model.decode(features, target))
+    tiles = [[preprocess.to_uint8(col[i]) for col in columns] for i in range(n)]
+    grid = np.concatenate([np.concatenate(row, axis=1) for row in tiles], axis=0)
+    if path is not None:
+        plt = _pyplot()
+        size = preprocess.img_size
+        fig, ax = plt.subplots(figsize=(1.1 * (k + 1), 1.1 * n + 0.6))
+        ax.imshow(grid, cmap="gray", vmin=0, vmax=255)
+        ax.set_xticks([size * (j + 0.5) for j in range(k + 1)], ["input", *classes], rotation=30, fontsize=8)
+        ax.set_yticks([size * (i + 0.5) for i in range(n)], list(labels) if labels else [""] * n, fontsize=7)
+        ax.tick_params(length=0)
+        ax.set_title("synthesis: input face (rows) x target expression (columns)", fontsize=9)
+        fig.tight_layout()
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+    return grid

@@ -1,0 +1,423 @@
+"""FERSNet: one network that recognises (FER) and synthesises (FES) facial expressions.
+
+Zhao, Liu, Xiao, Lun and Lam, "Deep multi-task learning for facial expression
+recognition and synthesis based on selective feature sharing", ICPR 2020.
+
+The layout follows the paper and its authors' model definition::
+
+    image -> stem (2 x conv3x3, max-pool)
+          -> FER branch: 4 stages (2 x conv3x3-BN-ReLU, max-pool) -> head -> logits
+          -> FES branch: 4 stages (same shape)  -> + target-expression embedding
+                                                -> transposed-conv decoder -> face
+
+and, after each stage, a ConvFLU in each direction lets a branch take the
+useful features of the other (see :mod:`model_core.gates`). Three sharing
+modes reproduce the paper's ablation:
+
+``none``
+    single-task FER; there is no FES branch and no decoder.
+``hard``
+    the first ``hard_shared_stages`` stages are one trunk that both tasks use
+    (classic hard parameter sharing); the rest are separate, with no gates.
+``selective``
+    separate branches joined by ConvFLU gates (the paper's method).
+
+The file reads top to bottom: building blocks, the configuration, the model
+(``forward_features`` / ``forward_head`` / ``decode``), then one small
+registered constructor per variant.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .gates import GatePair
+
+SharingMode = Literal["none", "hard", "selective"]
+SHARING_MODES: tuple[SharingMode, ...] = ("none", "hard", "selective")
+
+
+# --------------------------------------------------------------------------- blocks
+
+
+class ConvBNAct(nn.Sequential):
+    """conv3x3 (no bias) -> BatchNorm -> ReLU, the unit every VGG-style stage repeats."""
+
+    def __init__(self, in_chans: int, out_chans: int, kernel_size: int = 3, padding: int = 1) -> None:
+        super().__init__(
+            nn.Conv2d(in_chans, out_chans, kernel_size, padding=padding, bias=False),
+            nn.BatchNorm2d(out_chans),
+            nn.ReLU(inplace=True),
+        )
+
+
+class Stage(nn.Sequential):
+    """Two ConvBNAct units then a 2x2 max-pool: one stage of a branch."""
+
+    def __init__(self, in_chans: int, out_chans: int, pool: bool = True) -> None:
+        layers: list[nn.Module] = [ConvBNAct(in_chans, out_chans), ConvBNAct(out_chans, out_chans)]
+        if pool:
+            layers.append(nn.MaxPool2d(2))
+        super().__init__(*layers)
+
+
+class ExpressionHead(nn.Module):
+    """FER head: conv-BN-ReLU over the whole bottleneck map, then a linear layer to logits.
+
+    As in the published model the convolution's kernel covers the entire
+    bottleneck (3x3 for the paper's 96x96 input), so it acts as a fully
+    connected layer that still knows where on the face a feature was.
+    """
+
+    def __init__(self, in_chans: int, width: int, spatial: int, num_classes: int, dropout: float) -> None:
+        super().__init__()
+        self.pool = ConvBNAct(in_chans, width, kernel_size=spatial, padding=0)
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(width, num_classes)
+
+    def forward(self, features: Tensor) -> Tensor:
+        pooled = self.pool(features).flatten(1)
+        return self.fc(self.dropout(pooled))
+
+
+class ExpressionEmbedding(nn.Module):
+    """Turns a target-expression vector into a feature map the size of the bottleneck.
+
+    The vector may be one-hot or any distribution over the classes, which lets a
+    caller blend expressions (half happy, half surprised).
+    """
+
+    def __init__(self, num_classes: int, channels: int, spatial: int, hidden: int = 128) -> None:
+        super().__init__()
+        self.channels, self.spatial = channels, spatial
+        self.net = nn.Sequential(
+            nn.Linear(num_classes, hidden),
+            nn.ReLU(inplace=True),
+            nn.Linear(hidden, channels * spatial * spatial),
+            nn.ReLU(inplace=True),
+        )
+
+    def forward(self, target: Tensor) -> Tensor:
+        return self.net(target).view(-1, self.channels, self.spatial, self.spatial)
+
+
+class UpBlock(nn.Module):
+    """One decoder level: transposed conv x2, then conv-BN-ReLU over [upsampled, skip, target map].
+
+    The target expression is broadcast to every level, not only the
+    bottleneck, so fine-scale detail (teeth, wrinkles) also knows what to draw.
+    """
+
+    def __init__(self, in_chans: int, skip_chans: int, num_classes: int, out_chans: int) -> None:
+        super().__init__()
+        self.up = nn.ConvTranspose2d(in_chans, out_chans, kernel_size=2, stride=2)
+        self.fuse = nn.Sequential(
+            ConvBNAct(out_chans + skip_chans + num_classes, out_chans),
+            ConvBNAct(out_chans, out_chans),
+        )
+
+    def forward(self, x: Tensor, skip: Tensor | None, target: Tensor) -> Tensor:
+        x = self.up(x)
+        target_map = target[:, :, None, None].expand(-1, -1, x.shape[2], x.shape[3])
+        parts = [x, target_map] if skip is None else [x, skip, target_map]
+        return self.fuse(torch.cat(parts, dim=1))
+
+
+# --------------------------------------------------------------------------- configuration
+
+
+@dataclass(frozen=True)
+class FERSNetConfig:
+    """Everything needed to rebuild a FERSNet; stored verbatim in every checkpoint."""
+
+    variant: str = "custom"
+    img_size: int = 96
+    in_chans: int = 1
+    num_classes: int = 7
+    stem_width: int = 256
+    widths: tuple[int, ...] = (256, 256, 256, 256)
+    stem_pool: bool = True
+    last_stage_pool: bool = True
+    sharing: SharingMode = "selective"
+    hard_shared_stages: int = 2
+    gate_last_stage: bool = False
+    head_width: int = 512
+    head_dropout: float = 0.3
+    embed_channels: int = 64
+    decoder_skips: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "widths", tuple(self.widths))
+        if self.sharing not in SHARING_MODES:
+            raise ValueError(f"sharing must be one of {SHARING_MODES}, not {self.sharing!r}")
+        if self.in_chans not in (1, 3):
+            raise ValueError(f"in_chans must be 1 (grey) or 3 (colour), not {self.in_chans}")
+        if self.img_size % self.downsample:
+            raise ValueError(
+                f"img_size {self.img_size} must be divisible by {self.downsample} "
+                f"(one 2x pool per stage, stem_pool={self.stem_pool}, last_stage_pool={self.last_stage_pool})"
+            )
+        if self.sharing == "hard" and not 0 < self.hard_shared_stages < len(self.widths):
+            raise ValueError(f"hard_shared_stages must be in 1..{len(self.widths) - 1}")
+
+    @property
+    def downsample(self) -> int:
+        """Total stride of the encoder: one 2x pool per stage, one more if the stem pools."""
+        return 2 ** (len(self.widths) - 1 + int(self.last_stage_pool) + int(self.stem_pool))
+
+    @property
+    def bottleneck_size(self) -> int:
+        return self.img_size // self.downsample
+
+    @property
+    def has_synthesis(self) -> bool:
+        return self.sharing != "none"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FERSNetConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown FERSNet config keys: {sorted(unknown)}")
+        return cls(**data)
+
+
+# --------------------------------------------------------------------------- the model
+
+
+class Features(NamedTuple):
+    """What the encoder hands to the two heads.
+
+    ``fer`` feeds the classifier; ``fes`` is the synthesis bottleneck (None in
+    ``none`` mode or when only classification was asked for); ``skips`` are the
+    FES-side feature maps at each resolution, finest first, for the decoder.
+    """
+
+    fer: Tensor
+    fes: Tensor | None
+    skips: tuple[Tensor, ...]
+
+
+class FERSNetOutput(NamedTuple):
+    logits: Tensor
+    synthesis: Tensor | None
+
+
+class FERSNet(nn.Module):
+    """The multi-task network. Images are normalised to [-1, 1]; so are synthesised faces."""
+
+    def __init__(self, config: FERSNetConfig) -> None:
+        super().__init__()
+        self.config = cfg = config
+        n_stages = len(cfg.widths)
+        n_shared = cfg.hard_shared_stages if cfg.sharing == "hard" else 0
+        in_widths = (cfg.stem_width, *cfg.widths[:-1])
+
+        self.stem = nn.Sequential(
+            ConvBNAct(cfg.in_chans, cfg.stem_width),
+            ConvBNAct(cfg.stem_width, cfg.stem_width),
+            nn.MaxPool2d(2) if cfg.stem_pool else nn.Identity(),
+        )
+        def stage(i: int) -> Stage:
+            return Stage(in_widths[i], cfg.widths[i], pool=cfg.last_stage_pool or i < n_stages - 1)
+
+        self.shared_stages = nn.ModuleList(stage(i) for i in range(n_shared))
+        self.fer_stages = nn.ModuleList(stage(i) for i in range(n_shared, n_stages))
+        self.head = ExpressionHead(cfg.widths[-1], cfg.head_width, cfg.bottleneck_size, cfg.num_classes, cfg.head_dropout)
+
+        self.fes_stages = nn.ModuleList()
+        self.gates = nn.ModuleList()
+        if cfg.has_synthesis:
+            self.fes_stages.extend(stage(i) for i in range(n_shared, n_stages))
+            if cfg.sharing == "selective":
+                n_gated = n_stages if cfg.gate_last_stage else n_stages - 1
+                self.gates.extend(GatePair(cfg.widths[i]) for i in range(n_gated))
+            self.embedding = ExpressionEmbedding(cfg.num_classes, cfg.embed_channels, cfg.bottleneck_size)
+            self.decoder = self._build_decoder()
+        self._init_weights()
+
+    def _pooled_levels(self) -> list[int]:
+        """Indices k of the encoder modules that halve the resolution.
+
+        The encoder's FES-side feature maps are F[0] = stem output and
+        F[i + 1] = output of stage i. Module k (0 = stem, i + 1 = stage i)
+        turns F[k - 1] (the image, for the stem) into F[k]; the decoder undoes
+        exactly the modules that pooled, deepest first.
+        """
+        cfg = self.config
+        n = len(cfg.widths)
+        stages = [i + 1 for i in range(n) if cfg.last_stage_pool or i < n - 1]
+        return ([0] if cfg.stem_pool else []) + stages
+
+    def _level_channels(self, k: int) -> int:
+        return self.config.stem_width if k == 0 else self.config.widths[k - 1]
+
+    def _build_decoder(self) -> nn.ModuleDict:
+        """Mirror the encoder: one UpBlock per max-pool, from the bottleneck back to full size."""
+        cfg = self.config
+        blocks = nn.ModuleList()
+        in_chans = cfg.widths[-1] + cfg.embed_channels
+        for k in reversed(self._pooled_levels()):
+            # Back at full resolution (k == 0) half the stem's width suffices to paint
+            # grey pixels, and that level is by far the decoder's costliest.
+            out_chans = self._level_channels(k - 1) if k > 0 else max(cfg.stem_width // 2, 8)
+            skip_chans = self._level_channels(k - 1) if cfg.decoder_skips and k > 0 else 0
+            blocks.append(UpBlock(in_chans, skip_chans, cfg.num_classes, out_chans))
+            in_chans = out_chans
+        to_image = nn.Conv2d(in_chans, cfg.in_chans, kernel_size=3, padding=1)
+        return nn.ModuleDict({"blocks": blocks, "to_image": to_image})
+
+    def _init_weights(self) -> None:
+        for m in self.modules():
+            if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    @property
+    def has_synthesis(self) -> bool:
+        return self.config.has_synthesis
+
+    # ------------------------------------------------------------------ forward passes
+
+    def forward_features(self, images: Tensor, synthesis: bool = True) -> Features:
+        """Run the stem and both branches, exchanging features through the gates.
+
+        With ``synthesis=False`` the FES branch stops as soon as the FER branch
+        no longer needs it (the last stage is ungated by default), which saves
+        a stage's compute when only classifying.
+        """
+        x = self.stem(images)
+        skips: list[Tensor] = [x]
+        for stage in self.shared_stages:
+            x = stage(x)
+            skips.append(x)
+
+        fer, fes = x, (x if self.has_synthesis else None)
+        for i, fer_stage in enumerate(self.fer_stages):
+            gate_index = len(self.shared_stages) + i
+            gated = gate_index < len(self.gates)
+            fer_out = fer_stage(fer)
+            fes_out = self.fes_stages[i](fes) if fes is not None and (synthesis or gated) else None
+            if gated and fes_out is not None:
+                into_fer, into_fes = self.gates[gate_index](fer_out, fes_out)
+                fer_out, fes_out = into_fer.features, into_fes.features
+            fer, fes = fer_out, fes_out
+            if fes is not None:
+                skips.append(fes)
+        if fes is not None:
+            skips.pop()  # the last map is the bottleneck itself, not a skip
+        return Features(fer=fer, fes=fes if synthesis else None, skips=tuple(skips))
+
+    def forward_head(self, fer_features: Tensor) -> Tensor:
+        return self.head(fer_features)
+
+    def decode(self, features: Features, target: Tensor) -> Tensor:
+        """Draw the face of ``features`` with the ``target`` expression (B x num_classes)."""
+        if not self.has_synthesis or features.fes is None:
+            raise RuntimeError("this model has no synthesis branch (sharing='none'), or features lack it")
+        target = target.to(features.fes.dtype)
+        x = torch.cat((features.fes, self.embedding(target)), dim=1)
+        levels = reversed(self._pooled_levels())
+        for k, block in zip(levels, self.decoder["blocks"], strict=True):
+            skip = features.skips[k - 1] if self.config.decoder_skips and k > 0 else None
+            x = block(x, skip, target)
+        return torch.tanh(self.decoder["to_image"](x))
+
+    def classify(self, images: Tensor) -> Tensor:
+        """Expression logits, skipping the synthesis-only work."""
+        return self.forward_head(self.forward_features(images, synthesis=False).fer)
+
+    def synthesize(self, images: Tensor, target: Tensor) -> Tensor:
+        """Faces of ``images`` redrawn with ``target`` expressions, in [-1, 1]."""
+        return self.decode(self.forward_features(images), target)
+
+    def forward(self, images: Tensor, target: Tensor | None = None) -> FERSNetOutput:
+        features = self.forward_features(images, synthesis=target is not None)
+        logits = self.forward_head(features.fer)
+        fake = self.decode(features, target) if target is not None else None
+        return FERSNetOutput(logits, fake)
+
+    def one_hot(self, labels: Tensor) -> Tensor:
+        return F.one_hot(labels, self.config.num_classes).float()
+
+
+# --------------------------------------------------------------------------- variants
+
+_VARIANTS: dict[str, Callable[..., FERSNet]] = {}
+
+
+def register_variant(fn: Callable[..., FERSNet]) -> Callable[..., FERSNet]:
+    """Register a constructor under its function name, timm-style."""
+    _VARIANTS[fn.__name__] = fn
+    return fn
+
+
+def list_variants() -> list[str]:
+    return sorted(_VARIANTS)
+
+
+def create_model(variant: str, **overrides: Any) -> FERSNet:
+    """Build a registered variant; keyword arguments override its default config."""
+    try:
+        constructor = _VARIANTS[variant]
+    except KeyError:
+        raise KeyError(f"unknown variant {variant!r}; registered: {', '.join(list_variants())}") from None
+    return constructor(**overrides)
+
+
+def _create(config: FERSNetConfig, overrides: dict[str, Any]) -> FERSNet:
+    return FERSNet(dataclasses.replace(config, **overrides))
+
+
+@register_variant
+def fersnet_paper(**overrides: Any) -> FERSNet:
+    """The published network: 96x96 grey input, 256 channels throughout (41M parameters with its gates)."""
+    return _create(FERSNetConfig(variant="fersnet_paper"), overrides)
+
+
+@register_variant
+def fersnet_small(**overrides: Any) -> FERSNet:
+    """48x48 grey (FER2013's own size), narrow: trains on a 2-core CPU in hours, serves in ms."""
+    config = FERSNetConfig(
+        variant="fersnet_small",
+        img_size=48,
+        stem_width=32,
+        widths=(32, 64, 128, 256),
+        stem_pool=True,
+        last_stage_pool=False,
+        head_width=256,
+        embed_channels=32,
+    )
+    return _create(config, overrides)
+
+
+@register_variant
+def fersnet_tiny(**overrides: Any) -> FERSNet:
+    """A toy size for tests and smoke runs: 48x48 grey, a few thousand channels in all."""
+    config = FERSNetConfig(
+        variant="fersnet_tiny",
+        img_size=48,
+        stem_width=8,
+        widths=(8, 16, 16, 32),
+        stem_pool=True,
+        last_stage_pool=False,
+        head_width=32,
+        head_dropout=0.0,
+        embed_channels=8,
+    )
+    return _create(config, overrides)

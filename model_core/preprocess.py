@@ -1,0 +1,114 @@
+"""The one path from an image to the network's input, shared by training and serving.
+
+Training reads dataset crops, the service reads face crops cut out of photos;
+both go through :class:`Preprocess`, whose settings travel inside the model
+card, so an image is never prepared two different ways::
+
+    photo --crop_face(box)--> face crop --prepare--> PIL image at model size
+          --[training augmentation]--> to_tensor --> normalised tensor in [-1, 1]
+
+Synthesised faces come back through :meth:`Preprocess.to_image`, the inverse
+of :meth:`Preprocess.to_tensor`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """Image size, colour mode and normalisation of a model, plus how to frame a detected face.
+
+    ``face_scale`` and ``face_shift`` turn a detector's face box into a crop
+    framed like the training images: the crop is a square ``face_scale`` times
+    the box's longer side, its centre moved down by ``face_shift`` box heights.
+    The defaults were measured by running the service's detector (YuNet) on
+    FER2013 faces (``python -m bench.face_framing``).
+    """
+
+    img_size: int = 48
+    in_chans: int = 1
+    mean: float = 0.5
+    std: float = 0.5
+    face_scale: float = 1.25
+    face_shift: float = 0.0
+
+    @property
+    def mode(self) -> str:
+        return "L" if self.in_chans == 1 else "RGB"
+
+    # ------------------------------------------------------------------ image -> tensor
+
+    def prepare(self, image: Image.Image) -> Image.Image:
+        """Convert to the model's colour mode and resize to its input size."""
+        if image.mode != self.mode:
+            image = image.convert(self.mode)
+        if image.size != (self.img_size, self.img_size):
+            image = image.resize((self.img_size, self.img_size), Image.Resampling.BILINEAR)
+        return image
+
+    def to_tensor(self, image: Image.Image | np.ndarray | Tensor) -> Tensor:
+        """A prepared image (PIL, HxW[xC] uint8 array, or CxHxW uint8 tensor) to a normalised float tensor."""
+        if isinstance(image, Image.Image):
+            image = np.asarray(image)
+        if isinstance(image, np.ndarray):
+            array = image if image.ndim == 3 else image[:, :, None]
+            image = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)
+        return (image.float() / 255.0 - self.mean) / self.std
+
+    def __call__(self, image: Image.Image) -> Tensor:
+        return self.to_tensor(self.prepare(image))
+
+    def batch(self, images: Sequence[Image.Image]) -> Tensor:
+        return torch.stack([self(image) for image in images])
+
+    # ------------------------------------------------------------------ tensor -> image
+
+    def to_uint8(self, tensor: Tensor) -> np.ndarray:
+        """Undo the normalisation of one CxHxW tensor: an HxW (grey) or HxWx3 uint8 array."""
+        pixels = (tensor.detach().float().cpu() * self.std + self.mean).clamp(0, 1)
+        array = (pixels * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+        return array[:, :, 0] if array.shape[2] == 1 else array
+
+    def to_image(self, tensor: Tensor) -> Image.Image:
+        return Image.fromarray(self.to_uint8(tensor), mode=self.mode)
+
+    # ------------------------------------------------------------------ faces in photos
+
+    def face_box(self, box: Sequence[float], image_size: tuple[int, int]) -> tuple[int, int, int, int]:
+        """The square crop (left, top, right, bottom) that frames a detected face like training data.
+
+        ``box`` is the detector's (x, y, width, height). The square may reach
+        past the photo's edge; :meth:`crop_face` fills that part with grey.
+        """
+        x, y, w, h = (float(v) for v in box)
+        side = max(w, h) * self.face_scale
+        cx, cy = x + w / 2, y + h / 2 + self.face_shift * h
+        left, top = round(cx - side / 2), round(cy - side / 2)
+        size = max(1, round(side))
+        return left, top, left + size, top + size
+
+    def crop_face(self, image: Image.Image, box: Sequence[float]) -> Image.Image:
+        """Cut the face at ``box`` out of a photo, framed as the model was trained."""
+        left, top, right, bottom = self.face_box(box, image.size)
+        canvas = Image.new(self.mode, (right - left, bottom - top), color=128 if self.in_chans == 1 else (128,) * 3)
+        photo = image.convert(self.mode)
+        canvas.paste(photo, (-left, -top))
+        return canvas
+
+    # ------------------------------------------------------------------ serialisation
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Preprocess:
+        return cls(**data)

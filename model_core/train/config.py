@@ -1,0 +1,142 @@
+"""Training configuration: one validated object, read from a YAML recipe.
+
+Recipes live in ``training/configs/``. Paths inside a recipe are relative to
+the directory ``fersnet train`` runs in (the project root). Any field can be
+overridden on the command line: ``--set optim.epochs=2 --set seed=1``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from ..fersnet import SharingMode
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataSpec(_Strict):
+    """One split of one dataset."""
+
+    dataset: Literal["fer2013", "ferplus", "ckplus", "folder"]
+    root: str
+    split: str
+    label_mode: Literal["hard", "soft"] = "hard"
+    folds: int = 10
+    skip_bad: bool = False
+
+    def options(self) -> dict[str, Any]:
+        return {"label_mode": self.label_mode, "folds": self.folds, "skip_bad": self.skip_bad}
+
+    def describe(self) -> str:
+        soft = " (vote distributions)" if self.label_mode == "soft" else ""
+        return f"{self.dataset}:{self.split}{soft} from {self.root}"
+
+
+class ModelSpec(_Strict):
+    variant: str = "fersnet_small"
+    sharing: SharingMode = "selective"
+    overrides: dict[str, Any] = Field(default_factory=dict)
+    classes: list[str] | None = None
+    """The model's output classes; default: the first training dataset's classes."""
+    init_from: str | None = None
+    """A checkpoint whose matching tensors initialise the model (pretraining, fine-tuning)."""
+
+
+class OptimSpec(_Strict):
+    epochs: int = Field(30, ge=1)
+    batch_size: int = Field(64, ge=2)
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    warmup_epochs: float = 1.0
+    lr_d: float = 2e-4
+    grad_clip: float | None = 5.0
+
+
+class LossSpec(_Strict):
+    """Weights of the multi-task objective (see :mod:`model_core.train.losses` for why each exists)."""
+
+    fer: float = 1.0
+    label_smoothing: float = 0.1
+    adversarial: float = 1.0
+    classification: float = 1.0
+    cycle: float = 10.0
+    identity: float = 5.0
+    synthesis_fraction: float = Field(0.25, gt=0, le=1)
+    """Share of each batch that is also synthesised; the rest only trains recognition."""
+
+
+class TrainConfig(_Strict):
+    name: str
+    out_dir: str | None = None
+    """Where checkpoints, logs and figures go; default ``runs/<name>``."""
+    seed: int = 0
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    train: list[DataSpec]
+    val: DataSpec | None = None
+    report: list[DataSpec] = Field(default_factory=list)
+    """Splits measured once, on the selected model, after training (test splits go here, never in ``val``)."""
+    optim: OptimSpec = Field(default_factory=OptimSpec)
+    loss: LossSpec = Field(default_factory=LossSpec)
+    augment: float = 1.0
+    select: Literal["accuracy", "macro_f1", "last"] = "accuracy"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    amp: bool = True
+    channels_last: bool = True
+    num_workers: int = 2
+    threads: int | None = None
+    max_steps_per_epoch: int | None = None
+    progress: bool = True
+
+    @field_validator("train")
+    @classmethod
+    def _some_training_data(cls, v: list[DataSpec]) -> list[DataSpec]:
+        if not v:
+            raise ValueError("at least one training split is needed")
+        return v
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.out_dir or f"runs/{self.name}")
+
+
+class ConfigError(Exception):
+    """A recipe that cannot be read or does not validate; the message names the file and field."""
+
+
+def _set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node = data
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"--set {dotted}: {key} is not a section")
+    node[keys[-1]] = value
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
+    """Read a YAML recipe, apply ``key.path=value`` overrides (values parsed as YAML), validate."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({e})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    for item in overrides or []:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set {item!r}: expected key.path=value")
+        _set_path(data, key.strip(), yaml.safe_load(raw))
+    try:
+        return TrainConfig.model_validate(data)
+    except ValidationError as e:
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors())
+        raise ConfigError(f"{path}: {problems}") from None

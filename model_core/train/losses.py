@@ -1,0 +1,130 @@
+"""The multi-task objective. The paper did not publish its losses; these are the ones chosen.
+
+Recognition (FER branch)
+    cross-entropy against a label *distribution*: a one-hot label for hard
+    datasets, the raters' votes for FER+, smoothed by ``label_smoothing``
+    (FER2013's labels are noisy; smoothing keeps the net from over-trusting them).
+
+Synthesis (FES branch), the StarGAN recipe for unpaired expression editing, the
+standard that works without paired before/after photos:
+
+* adversarial (LSGAN against a PatchGAN): the fake must look like a real face,
+  locally everywhere. Least squares trains more stably than the log loss at
+  these small batch sizes.
+* classification of the fake by the FER branch: the fake must *show* the target
+  expression. The FER branch judges with detached weights (:func:`frozen_call`)
+  so this loss only moves the generator; otherwise the generator could teach
+  the recogniser to read its own artefacts.
+* cycle reconstruction, L1: redrawing the fake with the source expression must
+  give back the input. This is what preserves identity without pairs.
+* identity, L1: asked for the expression the face already has, the generator
+  must return it unchanged (cheap, and it anchors colours and background).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.func import functional_call
+
+from ..fersnet import FERSNet, Features
+from .config import LossSpec
+
+
+def soft_cross_entropy(logits: Tensor, targets: Tensor, smoothing: float = 0.0) -> Tensor:
+    """Cross-entropy against distributions (one-hot or votes), with label smoothing."""
+    k = logits.shape[1]
+    targets = targets.float() * (1 - smoothing) + smoothing / k
+    return -(targets * F.log_softmax(logits.float(), dim=1)).sum(1).mean()
+
+
+def lsgan_loss(scores: Tensor, real: bool) -> Tensor:
+    return F.mse_loss(scores.float(), torch.full_like(scores.float(), 1.0 if real else 0.0))
+
+
+def frozen_call(module: nn.Module, *args: Any) -> Any:
+    """Run ``module`` with its parameters detached and its buffers copied.
+
+    Gradients reach the *inputs* (the generated face) but not the module's
+    weights, and batch-norm running statistics are left untouched, so a judge
+    can score fakes without learning from them.
+    """
+    state = {k: v.detach() for k, v in module.named_parameters()}
+    state |= {k: v.clone() for k, v in module.named_buffers()}
+    return functional_call(module, state, args)
+
+
+def other_labels(labels: Tensor, num_classes: int, generator: torch.Generator | None = None) -> Tensor:
+    """A random label different from each input label: the target expression to synthesise."""
+    shift = torch.randint(1, num_classes, labels.shape, generator=generator, device="cpu").to(labels.device)
+    return (labels + shift) % num_classes
+
+
+def _head(features: Features, n: int) -> Features:
+    return Features(
+        fer=features.fer[:n],
+        fes=None if features.fes is None else features.fes[:n],
+        skips=tuple(s[:n] for s in features.skips),
+    )
+
+
+@dataclass
+class StepOutput:
+    total: Tensor
+    logits: Tensor
+    losses: dict[str, Tensor] = field(default_factory=dict)
+    real: Tensor | None = None
+    fake: Tensor | None = None
+
+
+class MultiTaskObjective(nn.Module):
+    """All generator-side losses of one step in one forward call.
+
+    Wrapping the whole objective (not the bare network) in DDP gives exactly
+    one forward per backward, which DDP needs, however many times the network
+    runs inside. The discriminator is held in a tuple so that it is *not* a
+    registered submodule: it has its own optimiser and its own DDP wrapper.
+    """
+
+    def __init__(self, model: FERSNet, discriminator: nn.Module | None, weights: LossSpec) -> None:
+        super().__init__()
+        self.model = model
+        self._discriminator = (discriminator,)
+        self.weights = weights
+
+    def forward(self, images: Tensor, labels: Tensor, targets: Tensor) -> StepOutput:
+        w, model = self.weights, self.model
+        features = model.forward_features(images, synthesis=model.has_synthesis)
+        logits = model.forward_head(features.fer)
+        losses = {"fer": soft_cross_entropy(logits, targets, w.label_smoothing)}
+        total = w.fer * losses["fer"]
+        if not model.has_synthesis:
+            return StepOutput(total, logits, losses)
+
+        n = max(1, round(images.shape[0] * w.synthesis_fraction))
+        k = model.config.num_classes
+        real, source = images[:n], F.one_hot(labels[:n], k).float()
+        wanted = other_labels(labels[:n], k)
+        subset = _head(features, n)
+        fake = model.decode(subset, F.one_hot(wanted, k).float())
+        same = model.decode(subset, source)
+        judged = frozen_call(model, fake, source)  # the FER verdict on the fake, and its way back
+        losses["cls"] = F.cross_entropy(judged.logits.float(), wanted)
+        losses["cycle"] = F.l1_loss(judged.synthesis.float(), real.float())
+        losses["identity"] = F.l1_loss(same.float(), real.float())
+        total = total + w.classification * losses["cls"] + w.cycle * losses["cycle"] + w.identity * losses["identity"]
+        discriminator = self._discriminator[0]
+        if discriminator is not None and w.adversarial > 0:
+            losses["adv"] = lsgan_loss(frozen_call(discriminator, fake), real=True)
+            total = total + w.adversarial * losses["adv"]
+        return StepOutput(total, logits, losses, real=real.detach(), fake=fake.detach())
+
+
+def discriminator_loss(discriminator: nn.Module, real: Tensor, fake: Tensor) -> Tensor:
+    """LSGAN loss of the PatchGAN on real and fake faces, in one call (one forward for DDP)."""
+    scores = discriminator(torch.cat((real, fake)))
+    return 0.5 * (lsgan_loss(scores[: len(real)], real=True) + lsgan_loss(scores[len(real):], real=False))

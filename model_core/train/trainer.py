@@ -1,0 +1,433 @@
+"""The multi-task trainer: FER, FES and the discriminator, trained jointly.
+
+One :class:`Trainer` runs a recipe (:class:`TrainConfig`) in one process, or in
+several under ``torchrun`` (DDP; NCCL on CUDA, gloo on the CPU). Each step:
+
+1. the generator side (:class:`MultiTaskObjective`): recognition loss on the
+   whole batch, synthesis losses on ``synthesis_fraction`` of it; one backward,
+   one optimiser step for the whole FERSNet;
+2. the discriminator: LSGAN on the real faces and the fakes of step 1.
+
+After every epoch it measures the validation split, logs one JSON line to
+``metrics.jsonl``, saves the full training state to ``last/`` (for
+``--resume``) and, when the validation metric improves, the servable model to
+``best/``. Only the validation split is ever used to select. At the end it
+measures the ``report`` splits (test sets) once, on the selected model, and
+draws the figures beside the checkpoint: training curves, the confusion
+matrix and a synthesis grid.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import random
+import sys
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import ConcatDataset, DataLoader, DistributedSampler
+from tqdm import tqdm
+
+from ..checkpoint import build_card, load_checkpoint, load_state, save_checkpoint, save_state
+from ..data import FaceDataset, load_records, train_augmentation
+from ..discriminator import discriminator_for
+from ..evaluate import Metrics, evaluate_records, plot_confusion, plot_curves, synthesis_grid
+from ..fersnet import FERSNet, create_model
+from ..preprocess import Preprocess
+from .config import DataSpec, TrainConfig
+from .losses import MultiTaskObjective, discriminator_loss
+
+
+@dataclass
+class DistEnv:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def init_distributed(device_kind: str) -> DistEnv:
+    """Join the process group that ``torchrun`` describes in the environment, if any."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistEnv()
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device_kind == "cuda" else "gloo")
+    return DistEnv(rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=int(os.environ.get("LOCAL_RANK", 0)))
+
+
+def pick_device(requested: str, env: DistEnv) -> torch.device:
+    if requested == "cuda" or (requested == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise RuntimeError("device 'cuda' requested but CUDA is not available")
+        torch.cuda.set_device(env.local_rank)
+        return torch.device("cuda", env.local_rank)
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def hardware() -> str:
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name()} (CUDA {torch.version.cuda})"
+    return f"CPU {platform.machine()}, {torch.get_num_threads()} threads"
+
+
+def _rng_state() -> dict[str, Any]:
+    np_state = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
+        "python": [random.getstate()[0], list(random.getstate()[1]), random.getstate()[2]],
+    }
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    kind, keys, *rest = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), *rest))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+
+
+class Trainer:
+    """Runs one recipe end to end. ``fit()`` returns the folder of the selected checkpoint."""
+
+    def __init__(self, config: TrainConfig, command: str | None = None) -> None:
+        self.config = config
+        self.command = command or " ".join(sys.argv)
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        device_kind = "cuda" if config.device == "cuda" or (config.device == "auto" and torch.cuda.is_available()) else "cpu"
+        self.env = init_distributed(device_kind)
+        self.device = pick_device(config.device, self.env)
+        self.run_dir = config.run_dir
+        seed_everything(config.seed + self.env.rank)
+
+        self.model = self._build_model()
+        cfg = self.model.config
+        self.preprocess = Preprocess(img_size=cfg.img_size, in_chans=cfg.in_chans)
+        self.train_set = self._build_train_set()
+        self.discriminator = discriminator_for(cfg.img_size, cfg.in_chans).to(self.device) if self.model.has_synthesis else None
+
+        use_cuda = self.device.type == "cuda"
+        self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+        self.model.to(self.device, memory_format=self.memory_format)
+        self.amp = nullcontext()
+        if config.amp and use_cuda:
+            self.amp = torch.autocast("cuda", dtype=torch.bfloat16)
+
+        self.objective: nn.Module = MultiTaskObjective(self.model, self.discriminator, config.loss)
+        self.disc_step: nn.Module | None = self.discriminator
+        if self.env.distributed:
+            ids = [self.device.index] if use_cuda else None
+            self.objective = DistributedDataParallel(self.objective, device_ids=ids)
+            if self.discriminator is not None:
+                self.disc_step = DistributedDataParallel(self.discriminator, device_ids=ids)
+
+        o = config.optim
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
+        self.d_optimizer = (
+            torch.optim.Adam(self.discriminator.parameters(), lr=o.lr_d, betas=(0.5, 0.999)) if self.discriminator else None
+        )
+        self.steps_per_epoch = self._steps_per_epoch()
+        total = o.epochs * self.steps_per_epoch
+        warmup = max(1, int(o.warmup_epochs * self.steps_per_epoch))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer,
+            lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / max(1, total)))),
+        )
+        self.start_epoch = 0
+        self.best_score = -math.inf
+        self.history: list[dict[str, Any]] = []
+        self.started = time.time()
+        self.elapsed_before = 0.0
+
+    # ------------------------------------------------------------------ setup
+
+    def _classes(self) -> tuple[str, ...]:
+        if self.config.model.classes:
+            return tuple(self.config.model.classes)
+        first = self.config.train[0]
+        return load_records(first.dataset, first.root, first.split, **first.options()).classes
+
+    def _build_model(self) -> FERSNet:
+        spec = self.config.model
+        self.classes = self._classes()
+        model = create_model(spec.variant, sharing=spec.sharing, num_classes=len(self.classes), **spec.overrides)
+        if spec.init_from:
+            self.init_report = self._init_from(model, spec.init_from)
+        return model
+
+    def _init_from(self, model: FERSNet, checkpoint: str) -> dict[str, Any]:
+        """Copy every tensor of ``checkpoint`` whose name and shape match; report the rest."""
+        source = load_checkpoint(checkpoint).model.state_dict()
+        own = model.state_dict()
+        copied = {k: v for k, v in source.items() if k in own and own[k].shape == v.shape}
+        own.update(copied)
+        model.load_state_dict(own)
+        return {"checkpoint": checkpoint, "copied": len(copied), "kept_fresh": sorted(set(own) - set(copied))}
+
+    def _dataset(self, spec: DataSpec, augment: bool) -> FaceDataset:
+        records = load_records(spec.dataset, spec.root, spec.split, **spec.options())
+        transform = train_augmentation(self.preprocess.img_size, self.config.augment) if augment else None
+        return FaceDataset(records, self.preprocess, classes=self.classes, augment=transform, skip_bad=spec.skip_bad)
+
+    def _build_train_set(self) -> ConcatDataset[Any]:
+        parts = [self._dataset(spec, augment=True) for spec in self.config.train]
+        self.skipped = {spec.describe(): len(part.skipped) for spec, part in zip(self.config.train, parts, strict=True)}
+        return ConcatDataset(parts)
+
+    def _steps_per_epoch(self) -> int:
+        per_rank = math.ceil(len(self.train_set) / self.env.world_size)
+        steps = per_rank // self.config.optim.batch_size
+        if self.config.max_steps_per_epoch:
+            steps = min(steps, self.config.max_steps_per_epoch)
+        return max(1, steps)
+
+    def _loader(self, epoch: int) -> DataLoader:
+        generator = torch.Generator().manual_seed(self.config.seed * 1000 + epoch)
+        sampler = None
+        if self.env.distributed:
+            sampler = DistributedSampler(self.train_set, shuffle=True, seed=self.config.seed, drop_last=True)
+            sampler.set_epoch(epoch)
+        return DataLoader(
+            self.train_set,
+            batch_size=self.config.optim.batch_size,
+            shuffle=sampler is None,
+            sampler=sampler,
+            generator=generator,
+            drop_last=True,
+            num_workers=self.config.num_workers,
+            persistent_workers=False,
+            pin_memory=self.device.type == "cuda",
+        )
+
+    # ------------------------------------------------------------------ state
+
+    def _state(self, epoch: int) -> dict[str, Any]:
+        state = {
+            "epoch": epoch,
+            "best_score": self.best_score,
+            "history": json.dumps(self.history),
+            "elapsed": self.elapsed_before + time.time() - self.started,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "rng": _rng_state(),
+        }
+        if self.discriminator is not None and self.d_optimizer is not None:
+            state["discriminator"] = self.discriminator.state_dict()
+            state["d_optimizer"] = self.d_optimizer.state_dict()
+        return state
+
+    def resume(self) -> bool:
+        """Continue from ``last/`` if a previous run of this recipe left one. Returns whether it did."""
+        folder = self.run_dir / "last"
+        if not (folder / "state.json").is_file():
+            return False
+        state = load_state(folder)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if self.discriminator is not None and "discriminator" in state:
+            self.discriminator.load_state_dict(state["discriminator"])
+            self.d_optimizer.load_state_dict(state["d_optimizer"])  # type: ignore[union-attr]
+        _set_rng_state(state["rng"])
+        self.start_epoch = int(state["epoch"]) + 1
+        self.best_score = float(state["best_score"])
+        self.history = json.loads(state["history"])
+        self.elapsed_before = float(state["elapsed"])
+        self._log(f"resumed from {folder} at epoch {self.start_epoch}")
+        return True
+
+    def _card(self, metrics: dict[str, Any], epoch: int) -> dict[str, Any]:
+        c = self.config
+        training = {
+            "command": self.command,
+            "recipe": c.model_dump(),
+            "data": [s.describe() for s in c.train],
+            "train_images": len(self.train_set),
+            "skipped_images": self.skipped,
+            "selected_on": c.val.describe() if c.val else None,
+            "select": c.select,
+            "epoch": epoch,
+            "epochs": c.optim.epochs,
+            "seed": c.seed,
+            "hardware": hardware(),
+            "processes": self.env.world_size,
+            "wall_time_s": round(self.elapsed_before + time.time() - self.started, 1),
+            "torch": torch.__version__,
+        }
+        if getattr(self, "init_report", None):
+            training["init_from"] = {k: v for k, v in self.init_report.items() if k != "kept_fresh"}
+        return build_card(self.model, self.classes, self.preprocess, name=c.name, training=training, metrics=metrics)
+
+    # ------------------------------------------------------------------ the loop
+
+    def _log(self, message: str) -> None:
+        if self.env.is_main:
+            tqdm.write(message)
+
+    def train_epoch(self, epoch: int) -> dict[str, Any]:
+        self.model.train()
+        if self.discriminator is not None:
+            self.discriminator.train()
+        sums: dict[str, float] = {}
+        correct = seen = 0
+        start = time.time()
+        bar = tqdm(
+            total=self.steps_per_epoch,
+            desc=f"epoch {epoch + 1}/{self.config.optim.epochs}",
+            disable=not (self.env.is_main and self.config.progress),
+            mininterval=1.0 if sys.stderr.isatty() else 30.0,
+            leave=False,
+        )
+        clip = self.config.optim.grad_clip
+        for step, (images, labels, targets) in enumerate(self._loader(epoch)):
+            if step >= self.steps_per_epoch:
+                break
+            images = images.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
+            labels, targets = labels.to(self.device), targets.to(self.device)
+            with self.amp:
+                out = self.objective(images, labels, targets)
+            self.optimizer.zero_grad(set_to_none=True)
+            out.total.backward()
+            if clip:
+                nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+            self.optimizer.step()
+            self.scheduler.step()
+            if self.disc_step is not None and out.fake is not None and self.d_optimizer is not None:
+                with self.amp:
+                    d_loss = discriminator_loss(self.disc_step, out.real, out.fake)
+                self.d_optimizer.zero_grad(set_to_none=True)
+                d_loss.backward()
+                self.d_optimizer.step()
+                out.losses["disc"] = d_loss
+            for key, value in out.losses.items():
+                sums[key] = sums.get(key, 0.0) + float(value.detach())
+            correct += int((out.logits.argmax(1) == labels).sum())
+            seen += len(labels)
+            bar.update(1)
+            bar.set_postfix({k: f"{v / (step + 1):.3f}" for k, v in sums.items()}, refresh=False)
+        bar.close()
+        steps = max(1, bar.n)
+        elapsed = time.time() - start
+        return {
+            "train": {k: v / steps for k, v in sums.items()},
+            "train_accuracy": correct / max(1, seen),
+            "lr": self.scheduler.get_last_lr()[0],
+            "epoch_time_s": round(elapsed, 1),
+            "images_per_s": round(seen * self.env.world_size / max(elapsed, 1e-9), 1),
+        }
+
+    def validate(self) -> Metrics | None:
+        if self.config.val is None:
+            return None
+        spec = self.config.val
+        records = load_records(spec.dataset, spec.root, spec.split, **spec.options())
+        return evaluate_records(self.model, self.classes, self.preprocess, records, self.device, skip_bad=spec.skip_bad)
+
+    def fit(self) -> Path:
+        c = self.config
+        if self.env.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "recipe.json").write_text(json.dumps(c.model_dump(), indent=2))
+            params = sum(p.numel() for p in self.model.parameters())
+            self._log(
+                f"{c.name}: {c.model.variant} ({c.model.sharing}), {params / 1e6:.2f}M parameters, "
+                f"{len(self.train_set)} training images, {self.steps_per_epoch} steps/epoch, "
+                f"{self.env.world_size} process(es) on {self.device}"
+            )
+        for epoch in range(self.start_epoch, c.optim.epochs):
+            record: dict[str, Any] = {"epoch": epoch + 1, **self.train_epoch(epoch)}
+            if not self.env.is_main:
+                continue
+            metrics = self.validate()
+            if metrics is not None:
+                record["val"] = {"accuracy": metrics.accuracy, "macro_f1": metrics.macro_f1}
+            self.history.append(record)
+            with open(self.run_dir / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(record) + "\n")
+            score = epoch if c.select == "last" or metrics is None else getattr(metrics, c.select)
+            improved = score > self.best_score
+            if improved:
+                self.best_score = score
+                val_metrics = {f"{c.val.dataset}/{c.val.split}": _summary(metrics)} if metrics and c.val else {}
+                save_checkpoint(self.run_dir / "best", self.model, self._card(val_metrics, epoch + 1))
+            save_state(self.run_dir / "last", self._state(epoch))
+            val_text = f", val accuracy {100 * metrics.accuracy:.2f} %, macro-F1 {100 * metrics.macro_f1:.2f} %" if metrics else ""
+            self._log(
+                f"epoch {epoch + 1}: loss {record['train'].get('fer', 0):.3f}, train accuracy "
+                f"{100 * record['train_accuracy']:.1f} %{val_text}, {record['epoch_time_s']} s{' *' if improved else ''}"
+            )
+        best = self.run_dir / "best"
+        if self.env.is_main:
+            self.finish(best)
+        if self.env.distributed:
+            dist.barrier()
+        return best
+
+    def finish(self, best: Path) -> None:
+        """Measure the selected model on the report splits and draw the figures beside it."""
+        loaded = load_checkpoint(best, self.device)
+        card = loaded.card
+        figures = self.run_dir / "figures"
+        figures.mkdir(exist_ok=True)
+        if self.history:
+            plot_curves(self.history, figures / "curves.png")
+        for spec in ([self.config.val] if self.config.val else []) + list(self.config.report):
+            records = load_records(spec.dataset, spec.root, spec.split, **spec.options())
+            metrics = evaluate_records(loaded.model, self.classes, self.preprocess, records, self.device, skip_bad=spec.skip_bad)
+            key = f"{spec.dataset}/{spec.split}"
+            card["metrics"][key] = _summary(metrics)
+            plot_confusion(metrics, figures / f"confusion_{spec.dataset}_{spec.split.replace('/', '-')}.png", title=f"{key}: "
+                           f"accuracy {100 * metrics.accuracy:.2f} %, macro-F1 {100 * metrics.macro_f1:.2f} %")
+            self._log(f"{key}: accuracy {100 * metrics.accuracy:.2f} %, macro-F1 {100 * metrics.macro_f1:.2f} %")
+        if loaded.model.has_synthesis and self.config.val is not None:
+            images, labels = grid_faces(self.config.val, self.preprocess, self.classes)
+            synthesis_grid(loaded.model, images, self.classes, self.preprocess, figures / "synthesis_grid.png", labels)
+        card["figures"] = sorted(str(p.relative_to(self.run_dir)) for p in figures.glob("*.png"))
+        save_checkpoint(best, loaded.model, card)
+        self._log(f"selected checkpoint: {best}")
+
+
+def _summary(metrics: Metrics) -> dict[str, Any]:
+    return {
+        "accuracy": round(metrics.accuracy, 5),
+        "macro_f1": round(metrics.macro_f1, 5),
+        "per_class_recall": {k: round(v, 4) for k, v in metrics.per_class_recall.items()},
+        "images": metrics.n,
+    }
+
+
+def grid_faces(spec: DataSpec, preprocess: Preprocess, classes: tuple[str, ...], per_class: int = 1) -> tuple[torch.Tensor, list[str]]:
+    """The first ``per_class`` faces of each class of a split: varied rows for a synthesis grid."""
+    records = load_records(spec.dataset, spec.root, spec.split, **spec.options())
+    dataset = FaceDataset(records, preprocess, classes=classes, drop_unknown_labels=True, skip_bad=True)
+    chosen: list[int] = []
+    for c in range(len(classes)):
+        chosen += [int(i) for i in np.flatnonzero(dataset.labels == c)[:per_class]]
+    return torch.stack([dataset[i][0] for i in chosen]), [classes[int(dataset.labels[i])] for i in chosen]
