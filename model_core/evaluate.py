@@ -104,7 +104,8 @@ def evaluate_records(
     shared = [c for c in dataset_classes if c in model_classes]
     dataset = FaceDataset(records, preprocess, classes=shared, skip_bad=skip_bad, drop_unknown_labels=True)
     unsupported = sum(1 for _, why in dataset.skipped if "not in model classes" in why)
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    # A private generator: building a loader draws a seed, and measuring must not shift training's RNG.
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, generator=torch.Generator())
     probs, labels = predict(model, loader, device)
     columns = [list(model_classes).index(c) for c in shared]
     pred_shared = probs[:, columns].argmax(1).numpy()

@@ -67,14 +67,15 @@ def balance(
     rng = np.random.default_rng(seed)
     written: dict[str, int] = {}
     rejected: dict[str, int] = {}
-    total_needed = int(np.clip(target - counts, 0, None).sum())
+    present = np.array([name in records.classes for name in classes])
+    total_needed = int(np.clip(target - counts, 0, None)[present].sum())
     bar = tqdm(total=total_needed, desc="synthesising", disable=not progress)
     with open(out_dir / "manifest.csv", "w", newline="") as f:
         manifest = csv.writer(f)
         manifest.writerow(["file", "source", "source_expression", "target_expression", "confidence"])
         for c, name in enumerate(classes):
             need = target - int(counts[c])
-            if need <= 0:
+            if need <= 0 or name not in records.classes:  # only classes the dataset has are balanced
                 continue
             (out_dir / name).mkdir(exist_ok=True)
             donors = rng.permutation(np.flatnonzero(dataset.labels != c))
@@ -101,5 +102,5 @@ def balance(
                     written[name] += 1
                     bar.update(1)
     bar.close()
-    before = dict(zip(classes, counts.tolist(), strict=True))
+    before = {name: int(n) for name, n, p in zip(classes, counts, present, strict=True) if p}
     return BalanceReport(out_dir, before, written, rejected)

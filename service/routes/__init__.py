@@ -1,0 +1,1 @@
+"""HTTP routes, one module per resource: classify, synthesize, and operations (health, metrics, model card)."""

@@ -1,0 +1,101 @@
+"""The app factory: ``create_app(settings)`` wires settings, runtime, routes, middleware and errors.
+
+Request path, outermost first::
+
+    RequestMetrics -> [CORS] -> BodySizeLimit -> FastAPI (error handlers -> routes)
+
+The lifespan loads the checkpoint before the first request is served (a bad
+checkpoint stops start-up with ``CheckpointError``'s message), warms up in
+the background (``/readyz`` says when it is done), and on shutdown stops
+taking work and answers everything it accepted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.metadata import PackageNotFoundError, version
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import RedirectResponse
+
+from .errors import install_error_handlers
+from .middleware import BodySizeLimit, RequestMetrics
+from .routes import classify, operations, synthesize
+from .runtime import Runtime
+from .settings import Settings
+
+DESCRIPTION = """
+Facial expression **recognition** and **synthesis** with FERSNet
+(Zhao et al., ICPR 2020), served from one multi-task model.
+
+* `POST /v1/classify`: the expression of every face in one or more photos.
+* `POST /v1/synthesize`: a face redrawn with other expressions.
+* `GET /v1/models`: the served checkpoint's model card.
+
+Images from concurrent requests are merged into shared forward passes.
+Every error answers `{"error": {"code", "message", "status"}}`.
+When the service has an API key, send it as `X-API-Key` (or a bearer token).
+"""
+
+TAGS = [
+    {"name": "inference", "description": "Recognition and synthesis, batched across concurrent requests."},
+    {"name": "model", "description": "What model is served."},
+    {"name": "operations", "description": "Probes and metrics for orchestrators and Prometheus."},
+]
+
+
+def _version() -> str:
+    try:
+        return version("fersnet")
+    except PackageNotFoundError:
+        return "0.0.0"
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Load and warm up on start-up; stop taking work and finish what was accepted on shutdown."""
+    runtime: Runtime = app.state.runtime
+    await runtime.start()
+    try:
+        yield
+    finally:
+        await runtime.stop()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """A new app with its own runtime and metrics registry (so tests can build many side by side)."""
+    settings = settings if settings is not None else Settings()
+    runtime = Runtime(settings)
+    app = FastAPI(
+        title="FERSNet",
+        version=_version(),
+        summary="Facial expression recognition and synthesis",
+        description=DESCRIPTION,
+        openapi_tags=TAGS,
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    install_error_handlers(app)
+    app.include_router(classify.router)
+    app.include_router(synthesize.router)
+    app.include_router(operations.models_router)
+    app.include_router(operations.router)
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        return RedirectResponse("/docs")
+
+    # add_middleware wraps: the last added is the outermost.
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["*"],
+            expose_headers=["Retry-After", "X-Face-Index", "X-Face-Box", "X-Face-Score", "X-Faces-Found", "X-Expressions"],
+        )
+    app.add_middleware(RequestMetrics, metrics=runtime.metrics)
+    return app

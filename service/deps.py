@@ -1,0 +1,73 @@
+"""FastAPI dependencies, as ``Annotated`` aliases the routes use as parameter types.
+
+A route that declares ``engine: ReadyEngine`` only runs once the model is
+warmed up (503 before); ``deadline: RequestDeadline`` starts the request's
+timeout clock; routers that include :func:`require_api_key` answer 401 when a
+key is configured and the request lacks it.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated
+
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from .batching import Deadline
+from .engine import Engine
+from .errors import Unauthorized, UnsupportedMediaType
+from .runtime import Runtime
+from .settings import Settings
+
+
+def get_runtime(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+def get_settings(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Settings:
+    return runtime.settings
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def get_ready_engine(runtime: RuntimeDep) -> Engine:
+    return runtime.require_ready()
+
+
+ReadyEngine = Annotated[Engine, Depends(get_ready_engine)]
+
+
+def start_deadline(settings: SettingsDep) -> Deadline:
+    return Deadline.after(settings.request_timeout_s)
+
+
+RequestDeadline = Annotated[Deadline, Depends(start_deadline)]
+
+# auto_error=False: a missing key is our 401 in our error shape, not FastAPI's 403.
+_api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="The key set in FERSNET_API_KEY.")
+_bearer = HTTPBearer(auto_error=False, description="The key set in FERSNET_API_KEY, as a bearer token.")
+
+
+def require_api_key(
+    settings: SettingsDep,
+    api_key: Annotated[str | None, Security(_api_key_header)] = None,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,
+) -> None:
+    """401 unless FERSNET_API_KEY is unset, or the request carries it (compared in constant time)."""
+    if settings.api_key is None:
+        return
+    expected = settings.api_key.get_secret_value().encode()
+    offered = api_key if api_key is not None else (bearer.credentials if bearer is not None else None)
+    if offered is None or not secrets.compare_digest(offered.encode(), expected):
+        raise Unauthorized()
+
+
+def require_multipart(request: Request) -> None:
+    """415 for a body that is not multipart/form-data (images are uploaded as form files)."""
+    content_type = request.headers.get("content-type", "")
+    if not content_type.lower().startswith("multipart/form-data"):
+        shown = content_type.split(";")[0] or "no content type"
+        raise UnsupportedMediaType(f"send the image(s) as multipart/form-data, not {shown}")

@@ -1,0 +1,181 @@
+"""The loaded model on its device: precision, fixed batch shapes, warm-up, and one compute thread.
+
+:class:`Engine` is the only place that touches PyTorch at serving time. It
+
+* loads the checkpoint through ``model_core.load_checkpoint`` (hash-checked
+  safetensors, never pickle) onto CUDA when there is one, else the CPU;
+* on CUDA runs in half precision and pads every batch up to one of a few
+  fixed sizes, so cuDNN picks its kernels once during warm-up and no new
+  shape (and no new allocation pattern) appears under load;
+* runs every forward pass on a single dedicated thread, so the two endpoints'
+  batches never compete for the device (or for the CPU's cores) and the
+  event loop stays free to accept requests.
+
+Inputs arrive as float32 CPU tensors already normalised by the checkpoint's
+:class:`~model_core.Preprocess`; outputs go back as float32 CPU tensors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import torch
+from torch import Tensor
+
+from model_core import LoadedModel, load_checkpoint
+
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_DTYPES: dict[str, torch.dtype] = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
+
+
+def resolve_device(requested: str) -> torch.device:
+    """'auto' means CUDA when PyTorch sees a GPU, else the CPU; 'cuda' without a GPU is a configuration error."""
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("FERSNET_DEVICE=cuda but PyTorch sees no CUDA GPU (use 'auto' or 'cpu')")
+    return torch.device(requested)
+
+
+def default_batch_sizes(max_batch_size: int) -> list[int]:
+    """Powers of two below ``max_batch_size``, then ``max_batch_size`` itself: at most 2x padding waste."""
+    sizes, size = [], 1
+    while size < max_batch_size:
+        sizes.append(size)
+        size *= 2
+    return [*sizes, max_batch_size]
+
+
+class Engine:
+    """A checkpoint loaded for serving. Build it with :meth:`load`."""
+
+    def __init__(self, loaded: LoadedModel, device: torch.device, dtype: torch.dtype, batch_sizes: list[int] | None, max_batch_size: int) -> None:
+        self.loaded = loaded
+        self.model = loaded.model
+        self.preprocess = loaded.preprocess
+        self.classes = loaded.classes
+        self.device = device
+        self.dtype = dtype
+        #: Shapes batches are padded up to; None runs every batch at its own size (the CPU default).
+        self.batch_sizes = batch_sizes
+        self.max_batch_size = max_batch_size
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fersnet-compute")
+
+    @classmethod
+    def load(cls, settings: Settings) -> Engine:
+        """Load the configured checkpoint; raises ``model_core.CheckpointError`` for a bad one."""
+        if settings.torch_threads is not None:
+            torch.set_num_threads(settings.torch_threads)
+        device = resolve_device(settings.device)
+        dtype = _DTYPES[settings.precision] if device.type == "cuda" else torch.float32
+        loaded = load_checkpoint(settings.checkpoint, device)
+        if dtype != torch.float32:
+            loaded.model.to(dtype)
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed shapes: the autotuned kernels are reused forever
+            batch_sizes: list[int] | None = settings.batch_sizes or default_batch_sizes(settings.max_batch_size)
+        else:
+            batch_sizes = settings.batch_sizes
+        return cls(loaded, device, dtype, batch_sizes, settings.max_batch_size)
+
+    # ------------------------------------------------------------------ facts
+
+    @property
+    def has_synthesis(self) -> bool:
+        return self.model.has_synthesis
+
+    @property
+    def precision(self) -> str:
+        return str(self.dtype).removeprefix("torch.")
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        cfg = self.model.config
+        return cfg.in_chans, cfg.img_size, cfg.img_size
+
+    @property
+    def warmup_sizes(self) -> list[int]:
+        """Every batch size that can run: the padded shapes, or (unpadded) the smallest and largest."""
+        if self.batch_sizes is not None:
+            return list(self.batch_sizes)
+        return sorted({1, self.max_batch_size})
+
+    # ------------------------------------------------------------------ running on the compute thread
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(*args)`` on the compute thread and await its result."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    def close(self) -> None:
+        """Finish the forward pass in progress and stop the compute thread."""
+        self._executor.shutdown(wait=True)
+
+    # ------------------------------------------------------------------ forward passes (compute thread)
+
+    def _padded(self, x: Tensor) -> Tensor:
+        """``x`` padded with zeros up to the next fixed batch size (unchanged when unpadded)."""
+        n = x.shape[0]
+        if self.batch_sizes is None:
+            return x
+        size = next((s for s in self.batch_sizes if s >= n), None)
+        if size is None:
+            raise ValueError(f"batch of {n} exceeds the largest fixed batch size {self.batch_sizes[-1]}")
+        if size == n:
+            return x
+        return torch.cat([x, x.new_zeros((size - n, *x.shape[1:]))])
+
+    def _to_device(self, x: Tensor) -> Tensor:
+        x = self._padded(x)
+        if self.device.type == "cuda":
+            x = x.pin_memory()
+        return x.to(self.device, self.dtype, non_blocking=True)
+
+    @torch.inference_mode()
+    def classify(self, images: Tensor) -> Tensor:
+        """Probabilities (B x classes, float32, CPU) for normalised images (B x C x H x W)."""
+        n = images.shape[0]
+        logits = self.model.classify(self._to_device(images))[:n]
+        return logits.float().softmax(dim=1).cpu()
+
+    @torch.inference_mode()
+    def synthesize(self, images: Tensor, targets: Tensor) -> Tensor:
+        """Faces redrawn with ``targets`` (B x classes distributions): B x C x H x W float32 in [-1, 1], CPU."""
+        n = images.shape[0]
+        out = self.model.synthesize(self._to_device(images), self._to_device(targets))[:n]
+        return out.float().cpu()
+
+    def warm_up(self) -> list[int]:
+        """Run every batch shape once for each task, so no request pays for a first call; returns the sizes."""
+        started = time.perf_counter()
+        shape = self.input_shape
+        for size in self.warmup_sizes:
+            images = torch.zeros((size, *shape))
+            self.classify(images)
+            if self.has_synthesis:
+                targets = torch.zeros((size, len(self.classes)))
+                targets[:, 0] = 1.0
+                self.synthesize(images, targets)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        log.info("warmed up batch sizes %s on %s in %.2fs", self.warmup_sizes, self.device, time.perf_counter() - started)
+        return self.warmup_sizes
+
+    def memory_stats(self) -> dict[str, int]:
+        """CUDA memory held by this process (empty on the CPU)."""
+        if self.device.type != "cuda":
+            return {}
+        return {
+            "allocated": torch.cuda.memory_allocated(self.device),
+            "reserved": torch.cuda.memory_reserved(self.device),
+            "max_allocated": torch.cuda.max_memory_allocated(self.device),
+        }

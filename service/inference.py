@@ -1,0 +1,243 @@
+"""The two batched endpoints, written as the five hooks of :class:`service.batching.BatchedAPI`.
+
+classify
+    decode: every upload -> photo -> faces (YuNet, or the whole image) -> one
+    normalised crop per face; batch/predict/unbatch: stacked crops ->
+    probabilities; encode: the faces of each image with their boxes and
+    probabilities.
+synthesize
+    decode: the upload -> photo -> the chosen face -> one item per target
+    expression; batch/predict/unbatch: stacked crops and one-hot targets ->
+    faces; encode: a PNG, base64 PNGs in JSON, or a labelled grid.
+
+Only :class:`model_core.Preprocess` turns pictures into tensors and back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from fastapi.responses import JSONResponse, Response
+from PIL import Image
+from torch import Tensor
+
+from .batching import BatchedAPI, Decoded
+from .encoding import base64_png, labelled_grid, png_bytes
+from .engine import Engine
+from .errors import InvalidParameter, NoFaceFound
+from .faces import Face, FaceDetector, crop_faces, whole_image
+from .images import Photo, Upload, decode_image
+from .metrics import Metrics
+from .schemas import (
+    Box,
+    ClassifyResponse,
+    FaceExpression,
+    ImageExpressions,
+    SynthesizedFace,
+    SynthesizeResponse,
+    UsedFace,
+)
+
+OutputFormat = Literal["png", "json", "grid"]
+
+
+def _box(photo: Photo, face: Face) -> Box:
+    x, y, w, h = photo.to_original(face.box)
+    return Box(x=x, y=y, width=w, height=h)
+
+
+def _faces_in(photo: Photo, detect: bool, detector: FaceDetector) -> list[Face]:
+    return detector.detect(photo.image) if detect else [whole_image(photo.image)]
+
+
+# --------------------------------------------------------------------------- classify
+
+
+@dataclass(frozen=True)
+class ClassifyRequest:
+    uploads: list[Upload]
+    detect: bool = True
+
+
+@dataclass(frozen=True)
+class FaceCrop:
+    """One face to classify: where it came from, and its normalised pixels."""
+
+    image_index: int
+    face: Face
+    pixels: Tensor
+
+
+@dataclass(frozen=True)
+class ClassifyContext:
+    request: ClassifyRequest
+    photos: list[Photo]
+
+
+class ClassifyAPI(BatchedAPI[ClassifyRequest, ClassifyContext, FaceCrop, Tensor, ClassifyResponse]):
+    name = "classify"
+
+    def __init__(self, engine: Engine, detector: FaceDetector, metrics: Metrics, max_pixels: int) -> None:
+        self.engine = engine
+        self.detector = detector
+        self.metrics = metrics
+        self.max_pixels = max_pixels
+
+    def decode(self, request: ClassifyRequest) -> Decoded[ClassifyContext, FaceCrop]:
+        preprocess = self.engine.preprocess
+        photos = [decode_image(upload, max_pixels=self.max_pixels) for upload in request.uploads]
+        items: list[FaceCrop] = []
+        for index, photo in enumerate(photos):
+            faces = _faces_in(photo, request.detect, self.detector)
+            if request.detect:
+                self.metrics.faces.labels(self.name).inc(len(faces))
+            for face, crop in zip(faces, crop_faces(photo.image, faces, preprocess), strict=True):
+                items.append(FaceCrop(index, face, preprocess(crop)))
+        return Decoded(ClassifyContext(request, photos), items)
+
+    def batch(self, items: Sequence[FaceCrop]) -> Tensor:
+        return torch.stack([item.pixels for item in items])
+
+    def predict(self, batch: Tensor) -> Tensor:
+        return self.engine.classify(batch)
+
+    def unbatch(self, output: Tensor, count: int) -> list[Tensor]:
+        return list(output[:count].unbind(0))
+
+    def encode(self, decoded: Decoded[ClassifyContext, FaceCrop], outputs: Sequence[Tensor]) -> ClassifyResponse:
+        classes = self.engine.classes
+        request, photos = decoded.context.request, decoded.context.photos
+        per_image: list[list[FaceExpression]] = [[] for _ in photos]
+        for item, probabilities in zip(decoded.items, outputs, strict=True):
+            values = probabilities.tolist()
+            top = max(range(len(values)), key=values.__getitem__)
+            per_image[item.image_index].append(
+                FaceExpression(
+                    box=_box(photos[item.image_index], item.face),
+                    detection_score=item.face.score,
+                    expression=classes[top],
+                    confidence=values[top],
+                    probabilities=dict(zip(classes, values, strict=True)),
+                )
+            )
+        images = [
+            ImageExpressions(
+                index=i,
+                filename=upload.filename,
+                width=photo.original_size[0],
+                height=photo.original_size[1],
+                faces=faces,
+            )
+            for i, (upload, photo, faces) in enumerate(zip(request.uploads, photos, per_image, strict=True))
+        ]
+        return ClassifyResponse(model=str(self.engine.loaded.card.get("name", "fersnet")), detect=request.detect, images=images)
+
+
+# --------------------------------------------------------------------------- synthesize
+
+
+@dataclass(frozen=True)
+class SynthesizeRequest:
+    upload: Upload
+    targets: list[str]
+    detect: bool = True
+    face_index: int = 0
+    output: OutputFormat = "png"
+
+
+@dataclass(frozen=True)
+class TargetedFace:
+    """One face to redraw with one target expression."""
+
+    expression: str
+    pixels: Tensor
+    target: Tensor
+
+
+@dataclass(frozen=True)
+class SynthesizeContext:
+    request: SynthesizeRequest
+    photo: Photo
+    face: Face
+    faces_found: int
+    model_input: Image.Image
+
+
+class SynthesizeAPI(BatchedAPI[SynthesizeRequest, SynthesizeContext, TargetedFace, Tensor, Response]):
+    name = "synthesize"
+
+    def __init__(self, engine: Engine, detector: FaceDetector, metrics: Metrics, max_pixels: int) -> None:
+        self.engine = engine
+        self.detector = detector
+        self.metrics = metrics
+        self.max_pixels = max_pixels
+
+    def decode(self, request: SynthesizeRequest) -> Decoded[SynthesizeContext, TargetedFace]:
+        preprocess = self.engine.preprocess
+        photo = decode_image(request.upload, max_pixels=self.max_pixels)
+        faces = _faces_in(photo, request.detect, self.detector)
+        if request.detect:
+            self.metrics.faces.labels(self.name).inc(len(faces))
+        if not faces:
+            raise NoFaceFound(f"no face found in {request.upload.label}; send a clearer photo, or detect=false for a ready-made face crop")
+        if request.face_index >= len(faces):
+            raise InvalidParameter(f"face={request.face_index} asked for, but {request.upload.label} has {len(faces)} face(s) (0 = largest)")
+        face = faces[request.face_index]
+        model_input = preprocess.prepare(crop_faces(photo.image, [face], preprocess)[0])
+        pixels = preprocess.to_tensor(model_input)
+        classes = self.engine.classes
+        items = []
+        for expression in request.targets:
+            target = torch.zeros(len(classes))
+            target[classes.index(expression)] = 1.0
+            items.append(TargetedFace(expression, pixels, target))
+        context = SynthesizeContext(request, photo, face, len(faces), model_input)
+        return Decoded(context, items)
+
+    def batch(self, items: Sequence[TargetedFace]) -> tuple[Tensor, Tensor]:
+        return torch.stack([item.pixels for item in items]), torch.stack([item.target for item in items])
+
+    def predict(self, batch: tuple[Tensor, Tensor]) -> Tensor:
+        images, targets = batch
+        return self.engine.synthesize(images, targets)
+
+    def unbatch(self, output: Tensor, count: int) -> list[Tensor]:
+        return list(output[:count].unbind(0))
+
+    def face_headers(self, context: SynthesizeContext) -> dict[str, str]:
+        """Which face was used, for responses whose body is a picture."""
+        box = _box(context.photo, context.face)
+        headers = {
+            "X-Face-Index": str(context.request.face_index),
+            "X-Face-Box": f"{box.x},{box.y},{box.width},{box.height}",
+            "X-Faces-Found": str(context.faces_found),
+            "X-Expressions": ",".join(context.request.targets),
+        }
+        if context.face.score is not None:
+            headers["X-Face-Score"] = f"{context.face.score:.4f}"
+        return headers
+
+    def encode(self, decoded: Decoded[SynthesizeContext, TargetedFace], outputs: Sequence[Tensor]) -> Response:
+        context = decoded.context
+        preprocess = self.engine.preprocess
+        faces = [preprocess.to_image(output) for output in outputs]
+        headers = self.face_headers(context)
+        output = context.request.output
+        if output == "png":
+            return Response(png_bytes(faces[0]), media_type="image/png", headers=headers)
+        if output == "grid":
+            tiles = [("input", context.model_input)] + [(item.expression, face) for item, face in zip(decoded.items, faces, strict=True)]
+            return Response(png_bytes(labelled_grid(tiles)), media_type="image/png", headers=headers)
+        box = _box(context.photo, context.face)
+        size = preprocess.img_size
+        body = SynthesizeResponse(
+            model=str(self.engine.loaded.card.get("name", "fersnet")),
+            width=size,
+            height=size,
+            face=UsedFace(index=context.request.face_index, box=box, detection_score=context.face.score, faces_found=context.faces_found),
+            images=[SynthesizedFace(expression=item.expression, png_base64=base64_png(face)) for item, face in zip(decoded.items, faces, strict=True)],
+        )
+        return JSONResponse(body.model_dump(mode="json"), headers=headers)

@@ -1,0 +1,59 @@
+"""``POST /v1/classify``: the expression of every face in one or more photos."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, File, Query, UploadFile
+
+from ..deps import ReadyEngine, RequestDeadline, RuntimeDep, SettingsDep, require_api_key, require_multipart
+from ..errors import PayloadTooLarge
+from ..images import Upload
+from ..inference import ClassifyRequest
+from ..schemas import ClassifyResponse, error_responses
+
+router = APIRouter(prefix="/v1", tags=["inference"], dependencies=[Depends(require_api_key)])
+
+DESCRIPTION = """
+Upload one or more photos as `multipart/form-data` parts named `images`
+(JPEG, PNG or WebP). In each photo the service finds the faces (YuNet),
+crops each one the way the model was trained, and classifies all the crops
+of all concurrent requests together in batches.
+
+Each image in the answer lists its faces, largest first, each with its box
+(in the uploaded image's pixels), the detector's score, the most probable
+expression and the probability of every expression (they sum to 1). A photo
+without a face has an empty `faces` list.
+
+With `detect=false` each image is taken as an already cropped face (such as
+a FER2013 image) and classified whole.
+
+```
+curl -F images=@photo.jpg http://localhost:8000/v1/classify
+```
+"""
+
+
+@router.post(
+    "/classify",
+    response_model=ClassifyResponse,
+    summary="Recognise the expression of every face in one or more photos",
+    description=DESCRIPTION,
+    responses=error_responses(400, 401, 413, 415, 422, 429, 503, 504),
+    dependencies=[Depends(require_multipart)],
+)
+async def classify(
+    runtime: RuntimeDep,
+    engine: ReadyEngine,
+    settings: SettingsDep,
+    deadline: RequestDeadline,
+    images: Annotated[list[UploadFile], File(description="One or more photos (JPEG, PNG or WebP), each in a part named `images`.")],
+    detect: Annotated[
+        bool, Query(description="Find faces in each image (default). `false`: each image already is one face crop.")
+    ] = True,
+) -> ClassifyResponse:
+    if len(images) > settings.max_images_per_request:
+        raise PayloadTooLarge(f"{len(images)} images in one request; the limit is {settings.max_images_per_request}")
+    uploads = [Upload(await f.read(), f.filename, f.content_type, i) for i, f in enumerate(images)]
+    assert runtime.classifier is not None  # ReadyEngine guarantees a started runtime
+    return await runtime.classifier.handle(ClassifyRequest(uploads, detect), deadline)

@@ -1,0 +1,92 @@
+"""Operations: liveness, readiness, Prometheus metrics, and the model card."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from ..deps import RuntimeDep, require_api_key
+from ..errors import NotReady
+from ..schemas import Health, InputSpec, ModelInfo, Readiness, RuntimeInfo, error_responses
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get(
+    "/healthz",
+    response_model=Health,
+    summary="Liveness: the process is up",
+    description="200 while the process serves HTTP, from before warm-up until shutdown; 503 only if warm-up failed.",
+    responses=error_responses(503),
+)
+async def healthz(runtime: RuntimeDep) -> Health:
+    if runtime.state == "failed":
+        raise NotReady(runtime.failure or "the model failed to start")
+    return Health()
+
+
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    summary="Readiness: the model is loaded and warmed up",
+    description="503 (with Retry-After) while the model loads and runs every batch shape once, and again once shutdown begins.",
+    responses=error_responses(503),
+)
+async def readyz(runtime: RuntimeDep) -> Readiness:
+    engine = runtime.require_ready()
+    return Readiness(model=str(engine.loaded.card.get("name")), device=str(engine.device))
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    description="Requests by route and status, latencies, queue wait, compute time, batch sizes, queue depth, images and faces, "
+    "model load time, and GPU memory on CUDA. Names are listed in `service.metrics.EXPORTED_NAMES`.",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}, "description": "Prometheus text format."}},
+)
+async def metrics(runtime: RuntimeDep) -> Response:
+    runtime.update_gpu_memory()
+    return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+models_router = APIRouter(prefix="/v1", tags=["model"], dependencies=[Depends(require_api_key)])
+
+
+@models_router.get(
+    "/models",
+    response_model=ModelInfo,
+    summary="The served model's card",
+    description="What the checkpoint is (variant, classes, input size, weights' sha256, recorded test metrics) and how it runs here.",
+    responses=error_responses(401, 503),
+)
+async def models(runtime: RuntimeDep) -> ModelInfo:
+    engine = runtime.engine
+    if engine is None:
+        raise NotReady("the model is still loading", retry_after_s=runtime.settings.retry_after_s)
+    card: dict[str, Any] = engine.loaded.card
+    s = runtime.settings
+    return ModelInfo(
+        name=str(card.get("name", card.get("variant", "fersnet"))),
+        variant=str(card.get("variant", engine.model.config.variant)),
+        sharing=str(card.get("sharing", engine.model.config.sharing)),
+        synthesis=engine.has_synthesis,
+        classes=list(engine.classes),
+        input=InputSpec(**engine.preprocess.to_dict()),
+        sha256=engine.loaded.sha256,
+        parameters=card.get("parameters"),
+        metrics=card.get("metrics") or {},
+        training=card.get("training") or {},
+        created=card.get("created"),
+        config=card.get("config") or {},
+        runtime=RuntimeInfo(
+            device=str(engine.device),
+            precision=engine.precision,
+            batch_sizes=engine.batch_sizes,
+            max_batch_size=s.max_batch_size,
+            max_wait_ms=s.max_wait_ms,
+        ),
+    )

@@ -1,0 +1,116 @@
+"""``POST /v1/synthesize``: a face redrawn with other expressions."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, File, Query, UploadFile
+from fastapi.responses import Response
+
+from model_core import canonical
+
+from ..deps import ReadyEngine, RequestDeadline, RuntimeDep, require_api_key, require_multipart
+from ..errors import InvalidParameter, SynthesisUnavailable
+from ..images import Upload
+from ..inference import OutputFormat, SynthesizeRequest
+from ..schemas import SynthesizeResponse, error_responses
+
+router = APIRouter(prefix="/v1", tags=["inference"], dependencies=[Depends(require_api_key)])
+
+DESCRIPTION = """
+Upload one image as a `multipart/form-data` part named `image` and name the
+target expressions in `targets` (comma-separated or repeated, or `all`).
+The service finds the faces, takes the largest (or the one `face` names),
+and redraws it with each target expression at the model's input size.
+
+* one target: the face as `image/png`;
+* several: JSON with one base64 PNG per target (`format=json`, the default),
+  or one labelled PNG grid, the input crop first (`format=grid`).
+
+Every answer says which face was used: the `face` object in JSON, and the
+headers `X-Face-Index`, `X-Face-Box` (`x,y,width,height` in the uploaded
+image's pixels), `X-Face-Score` and `X-Faces-Found`.
+
+```
+curl -F image=@photo.jpg "http://localhost:8000/v1/synthesize?targets=happy" -o happy.png
+```
+"""
+
+_PNG_AND_JSON = {
+    200: {
+        "description": "The synthesised face(s): a PNG (one target, or format=grid) or JSON (several targets).",
+        "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
+        "headers": {
+            "X-Face-Index": {"description": "Which detected face was used (0 = largest).", "schema": {"type": "integer"}},
+            "X-Face-Box": {"description": "Its box: x,y,width,height.", "schema": {"type": "string"}},
+            "X-Face-Score": {"description": "The detector's score (absent when detect=false).", "schema": {"type": "number"}},
+            "X-Faces-Found": {"description": "Faces found in the image.", "schema": {"type": "integer"}},
+        },
+    }
+}
+
+
+def parse_targets(values: list[str], classes: tuple[str, ...]) -> list[str]:
+    """Expression names from ``targets`` (comma-separated and/or repeated; aliases allowed; 'all'), deduplicated."""
+    names = [part.strip() for value in values for part in value.split(",") if part.strip()]
+    if not names:
+        raise InvalidParameter("targets: name at least one expression, or 'all'")
+    if any(name.lower() == "all" for name in names):
+        return list(classes)
+    targets: list[str] = []
+    for name in names:
+        try:
+            expression = canonical(name)
+        except KeyError:
+            expression = name
+        if expression not in classes:
+            raise InvalidParameter(f"targets: unknown expression {name!r}; this model knows {', '.join(classes)} (or 'all')")
+        if expression not in targets:
+            targets.append(expression)
+    return targets
+
+
+def choose_format(requested: str, targets: list[str]) -> OutputFormat:
+    if requested == "auto":
+        return "png" if len(targets) == 1 else "json"
+    if requested == "png" and len(targets) > 1:
+        raise InvalidParameter("format=png returns one face; ask for one target, or use format=json or format=grid")
+    return requested  # type: ignore[return-value]
+
+
+@router.post(
+    "/synthesize",
+    response_model=SynthesizeResponse,
+    summary="Redraw a face with one or more target expressions",
+    description=DESCRIPTION,
+    responses={**_PNG_AND_JSON, **error_responses(400, 401, 413, 415, 422, 429, 501, 503, 504)},
+    dependencies=[Depends(require_multipart)],
+)
+async def synthesize(
+    runtime: RuntimeDep,
+    engine: ReadyEngine,
+    deadline: RequestDeadline,
+    image: Annotated[UploadFile, File(description="One photo or face crop (JPEG, PNG or WebP).")],
+    targets: Annotated[
+        list[str],
+        Query(description="Target expressions from /v1/models' `classes`: comma-separated, repeated, or `all`.", examples=["happy,surprise"]),
+    ],
+    detect: Annotated[bool, Query(description="Find the face (default). `false`: the image already is a face crop.")] = True,
+    face: Annotated[int, Query(ge=0, le=1000, description="Which detected face to redraw: 0 is the largest.")] = 0,
+    format: Annotated[
+        Literal["auto", "png", "json", "grid"],
+        Query(description="`auto`: PNG for one target, JSON for several. `grid`: one labelled PNG of all of them."),
+    ] = "auto",
+) -> Response:
+    if not engine.has_synthesis:
+        raise SynthesisUnavailable("this model was trained without the synthesis branch (sharing='none'); only /v1/classify is served")
+    expressions = parse_targets(targets, engine.classes)
+    request = SynthesizeRequest(
+        upload=Upload(await image.read(), image.filename, image.content_type, 0),
+        targets=expressions,
+        detect=detect,
+        face_index=face,
+        output=choose_format(format, expressions),
+    )
+    assert runtime.synthesizer is not None  # ReadyEngine guarantees a started runtime
+    return await runtime.synthesizer.handle(request, deadline)

@@ -1,0 +1,249 @@
+"""The JSON the service answers, as pydantic models with examples (they are what /docs shows).
+
+The examples are responses captured from the running service with the
+bundled placeholder checkpoint, so their numbers are real but meaningless.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+_PROBABILITIES_EXAMPLE = {
+    "angry": 0.1387,
+    "disgust": 0.1201,
+    "fear": 0.1622,
+    "happy": 0.2127,
+    "sad": 0.1311,
+    "surprise": 0.1095,
+    "neutral": 0.1257,
+}
+
+
+class Box(BaseModel):
+    """A face's box in the pixels of the uploaded image (origin top left)."""
+
+    x: int = Field(description="Left edge.", examples=[188])
+    y: int = Field(description="Top edge.", examples=[97])
+    width: int = Field(examples=[121])
+    height: int = Field(examples=[148])
+
+
+# --------------------------------------------------------------------------- /v1/classify
+
+
+class FaceExpression(BaseModel):
+    """One face and the model's opinion of its expression."""
+
+    box: Box
+    detection_score: float | None = Field(
+        description="YuNet's confidence that this is a face (0..1); null when detection was skipped.", examples=[0.91]
+    )
+    expression: str = Field(description="The most probable expression.", examples=["happy"])
+    confidence: float = Field(description="Probability of that expression.", examples=[0.2127])
+    probabilities: dict[str, float] = Field(
+        description="Probability of every expression the model knows, in the model's class order; they sum to 1.",
+        examples=[_PROBABILITIES_EXAMPLE],
+    )
+
+
+class ImageExpressions(BaseModel):
+    """The faces found in one uploaded image (largest first; empty when none was found)."""
+
+    index: int = Field(description="Position of the image in the request.", examples=[0])
+    filename: str | None = Field(description="The upload's file name, if it had one.", examples=["photo.jpg"])
+    width: int = Field(examples=[400])
+    height: int = Field(examples=[300])
+    faces: list[FaceExpression]
+
+
+class ClassifyResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "model": "placeholder-untrained",
+                    "detect": True,
+                    "images": [
+                        {
+                            "index": 0,
+                            "filename": "photo.jpg",
+                            "width": 400,
+                            "height": 300,
+                            "faces": [
+                                {
+                                    "box": {"x": 188, "y": 97, "width": 121, "height": 148},
+                                    "detection_score": 0.91,
+                                    "expression": "happy",
+                                    "confidence": 0.2127,
+                                    "probabilities": _PROBABILITIES_EXAMPLE,
+                                }
+                            ],
+                        }
+                    ],
+                }
+            ]
+        }
+    )
+
+    model: str = Field(description="Name of the served checkpoint (see /v1/models).")
+    detect: bool = Field(description="Whether faces were detected (false: each image was taken as one face crop).")
+    images: list[ImageExpressions]
+
+
+# --------------------------------------------------------------------------- /v1/synthesize
+
+
+class UsedFace(BaseModel):
+    """Which face of the uploaded image was redrawn."""
+
+    index: int = Field(description="Its position among the faces found, largest first.", examples=[0])
+    box: Box
+    detection_score: float | None = Field(description="null when detection was skipped.", examples=[0.91])
+    faces_found: int = Field(description="How many faces the detector found in the image.", examples=[1])
+
+
+class SynthesizedFace(BaseModel):
+    expression: str = Field(examples=["happy"])
+    png_base64: str = Field(description="The face as a base64-encoded PNG, at the model's input size.", examples=["iVBORw0KGgoAAAANSUhEUgAA..."])
+
+
+class SynthesizeResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "model": "placeholder-untrained",
+                    "width": 48,
+                    "height": 48,
+                    "face": {"index": 0, "box": {"x": 188, "y": 97, "width": 121, "height": 148}, "detection_score": 0.91, "faces_found": 1},
+                    "images": [
+                        {"expression": "happy", "png_base64": "iVBORw0KGgoAAAANSUhEUgAAADAAAAAwCAAAAAB..."},
+                        {"expression": "surprise", "png_base64": "iVBORw0KGgoAAAANSUhEUgAAADAAAAAwCAAAAAB..."},
+                    ],
+                }
+            ]
+        }
+    )
+
+    model: str
+    width: int = Field(description="Width of every synthesised face in pixels (the model's input size).")
+    height: int
+    face: UsedFace
+    images: list[SynthesizedFace] = Field(description="One synthesised face per requested target, in request order.")
+
+
+# --------------------------------------------------------------------------- operations
+
+
+class InputSpec(BaseModel):
+    img_size: int = Field(description="Faces are resized to img_size x img_size.", examples=[48])
+    in_chans: int = Field(description="1 = greyscale, 3 = RGB.", examples=[1])
+    mean: float = Field(examples=[0.5])
+    std: float = Field(examples=[0.5])
+    face_scale: float = Field(description="Crop side as a multiple of the detected box's longer side.", examples=[1.25])
+    face_shift: float = Field(description="Crop centre moved down by this many box heights.", examples=[0.0])
+
+
+class RuntimeInfo(BaseModel):
+    device: str = Field(examples=["cpu"])
+    precision: str = Field(examples=["float32"])
+    batch_sizes: list[int] | None = Field(description="Fixed shapes batches are padded to (null: none).", examples=[None])
+    max_batch_size: int = Field(examples=[32])
+    max_wait_ms: float = Field(examples=[10.0])
+
+
+class ModelInfo(BaseModel):
+    """The served checkpoint's model card, and how this process runs it."""
+
+    model_config = ConfigDict(
+        protected_namespaces=(),
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "placeholder-untrained",
+                    "variant": "fersnet_tiny",
+                    "sharing": "selective",
+                    "synthesis": True,
+                    "classes": ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"],
+                    "input": {"img_size": 48, "in_chans": 1, "mean": 0.5, "std": 0.5, "face_scale": 1.25, "face_shift": 0.0},
+                    "sha256": "b6d044adb76687fa96fc326193133640afb985dcba09c8dbeeab37b47a998316",
+                    "parameters": 147264,
+                    "metrics": {},
+                    "training": {"note": "placeholder until the trained default lands"},
+                    "created": "2026-11-28T00:25:24+00:00",
+                    "config": {"variant": "fersnet_tiny", "img_size": 48, "in_chans": 1, "num_classes": 7},
+                    "runtime": {"device": "cpu", "precision": "float32", "batch_sizes": None, "max_batch_size": 32, "max_wait_ms": 10.0},
+                }
+            ]
+        },
+    )
+
+    name: str
+    variant: str
+    sharing: str = Field(description="'selective' (the paper's ConvFLU gates), 'hard' or 'none' (no synthesis).")
+    synthesis: bool = Field(description="Whether /v1/synthesize is available for this model.")
+    classes: list[str]
+    input: InputSpec
+    sha256: str = Field(description="SHA-256 of the checkpoint's weights file.")
+    parameters: int | None = None
+    metrics: dict[str, Any] = Field(description="Test metrics recorded in the card when the model was evaluated.")
+    training: dict[str, Any] = Field(description="How the model was trained, as recorded in the card.")
+    created: str | None = None
+    config: dict[str, Any] = Field(description="The network's configuration (FERSNetConfig).")
+    runtime: RuntimeInfo
+
+
+class Health(BaseModel):
+    status: Literal["alive"] = "alive"
+
+
+class Readiness(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"status": "ready", "model": "placeholder-untrained", "device": "cpu"}]})
+
+    status: Literal["ready"] = "ready"
+    model: str
+    device: str
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(description="Stable machine-readable code.", examples=["no_face"])
+    message: str = Field(description="What went wrong, for people.", examples=["no face found in image 0 (photo.jpg)"])
+    status: int = Field(description="The HTTP status, repeated.", examples=[400])
+    details: list[dict[str, Any]] | None = Field(None, description="For 422: each invalid field.")
+
+
+class ErrorResponse(BaseModel):
+    """The one shape of every error answer."""
+
+    error: ErrorBody
+
+
+_ERROR_EXAMPLES: dict[int, tuple[str, str, str]] = {
+    400: ("Empty, undecodable image, or no face where one is needed", "bad_image", "image 0 (photo.jpg) could not be decoded as JPEG (image file is truncated)"),
+    401: ("API key missing or wrong (only when FERSNET_API_KEY is set)", "unauthorized", "missing or wrong API key"),
+    413: ("Body or image pixel count over the limit", "too_many_pixels", "image 0 is 30000x30000 = 900,000,000 pixels; the limit is 40,000,000"),
+    415: ("Not JPEG, PNG or WebP", "unsupported_media_type", "image 0 (anim.gif) is GIF; send JPEG, PNG or WebP"),
+    422: ("Invalid parameter", "invalid_parameter", "query.targets: unknown expression 'smug'"),
+    429: ("Queue full; retry after the Retry-After header's seconds", "queue_full", "classify: 512 images already queued (limit 512); retry shortly"),
+    501: ("The model has no synthesis branch", "synthesis_unavailable", "this model (sharing='none') cannot synthesise faces"),
+    503: ("Model loading or warming up, or shutting down", "not_ready", "the model is still loading or warming up"),
+    504: ("Request timed out", "timeout", "request exceeded its deadline waiting for the classify model"),
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for the given error statuses, each with the shared schema and an example."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        description, code, message = _ERROR_EXAMPLES[status]
+        out[status] = {
+            "model": ErrorResponse,
+            "description": description,
+            "content": {"application/json": {"example": {"error": {"code": code, "message": message, "status": status}}}},
+        }
+    return out

@@ -1,0 +1,114 @@
+"""Checkpoints round-trip exactly and refuse anything altered or mismatched, without unpickling."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from model_core import CheckpointError, Preprocess, create_model, load_checkpoint, save_checkpoint
+from model_core.checkpoint import build_card, load_state, save_state
+from model_core.expressions import FER2013_CLASSES
+
+
+@pytest.fixture
+def checkpoint(tmp_path: Path) -> Path:
+    torch.manual_seed(0)
+    model = create_model("fersnet_tiny")
+    return save_checkpoint(tmp_path / "ckpt", model, build_card(model, FER2013_CLASSES, Preprocess(), name="t"))
+
+
+def test_round_trip_gives_identical_outputs(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = create_model("fersnet_tiny").eval()
+    folder = save_checkpoint(tmp_path / "c", model, build_card(model, FER2013_CLASSES, Preprocess()))
+    loaded = load_checkpoint(folder)
+    x = torch.randn(2, 1, 48, 48)
+    assert torch.equal(loaded.model.classify(x), model.classify(x))
+    assert loaded.classes == FER2013_CLASSES and loaded.preprocess == Preprocess()
+    card = json.loads((folder / "card.json").read_text())
+    assert card["weights"]["sha256"] == loaded.sha256 and card["variant"] == "fersnet_tiny"
+
+
+def test_also_accepts_the_card_or_weights_path(checkpoint: Path) -> None:
+    assert load_checkpoint(checkpoint / "card.json").path == checkpoint
+    assert load_checkpoint(checkpoint / "model.safetensors").path == checkpoint
+
+
+def test_tampered_weights_are_refused(checkpoint: Path) -> None:
+    weights = checkpoint / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="sha256"):
+        load_checkpoint(checkpoint)
+
+
+def test_card_describing_another_network_is_refused(checkpoint: Path) -> None:
+    card = json.loads((checkpoint / "card.json").read_text())
+    card["config"]["stem_width"] = 16
+    (checkpoint / "card.json").write_text(json.dumps(card))
+    with pytest.raises(CheckpointError, match="wrong shape"):
+        load_checkpoint(checkpoint)
+
+
+def test_weights_of_another_network_are_refused(checkpoint: Path, tmp_path: Path) -> None:
+    other = create_model("fersnet_tiny", sharing="none")
+    save_checkpoint(tmp_path / "other", other, build_card(other, FER2013_CLASSES, Preprocess()))
+    card = json.loads((checkpoint / "card.json").read_text())
+    card["weights"]["sha256"] = json.loads((tmp_path / "other" / "card.json").read_text())["weights"]["sha256"]
+    (checkpoint / "card.json").write_text(json.dumps(card))
+    (checkpoint / "model.safetensors").write_bytes((tmp_path / "other" / "model.safetensors").read_bytes())
+    with pytest.raises(CheckpointError, match="missing .* tensors"):
+        load_checkpoint(checkpoint)
+
+
+@pytest.mark.parametrize("damage", ["no_card", "bad_json", "not_a_card", "no_weights"])
+def test_broken_checkpoints_have_clear_errors(checkpoint: Path, damage: str) -> None:
+    card = checkpoint / "card.json"
+    if damage == "no_card":
+        card.unlink()
+        match = "card missing"
+    elif damage == "bad_json":
+        card.write_text("{")
+        match = "not valid JSON"
+    elif damage == "not_a_card":
+        card.write_text('{"format": "pickle"}')
+        match = "not a FERSNet model card"
+    else:
+        (checkpoint / "model.safetensors").unlink()
+        match = "weights file missing"
+    with pytest.raises(CheckpointError, match=match):
+        load_checkpoint(checkpoint)
+
+
+def test_missing_folder(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="not found"):
+        load_checkpoint(tmp_path / "nope")
+
+
+def test_half_precision_export_loads_as_float32(tmp_path: Path) -> None:
+    model = create_model("fersnet_tiny").eval()
+    folder = save_checkpoint(tmp_path / "h", model, build_card(model, FER2013_CLASSES, Preprocess()), half=True)
+    loaded = load_checkpoint(folder)
+    assert next(loaded.model.parameters()).dtype == torch.float32
+    x = torch.randn(1, 1, 48, 48)
+    assert torch.allclose(loaded.model.classify(x), model.classify(x), atol=5e-2)
+
+
+def test_training_state_round_trips_without_pickle(tmp_path: Path) -> None:
+    model = create_model("fersnet_tiny")
+    optimizer = torch.optim.AdamW(model.parameters())
+    model(torch.randn(2, 1, 48, 48), torch.eye(7)[:2]).synthesis.mean().backward()
+    optimizer.step()
+    state = {"optimizer": optimizer.state_dict(), "epoch": 3, "pair": (1, "a"), "none": None}
+    save_state(tmp_path / "s", state)
+    assert not list((tmp_path / "s").glob("*.pt"))
+    back = load_state(tmp_path / "s")
+    assert back["epoch"] == 3 and back["pair"] == (1, "a") and back["none"] is None
+    fresh = torch.optim.AdamW(model.parameters())
+    fresh.load_state_dict(back["optimizer"])
+    k = next(iter(optimizer.state))
+    assert torch.equal(fresh.state_dict()["state"][0]["exp_avg"], optimizer.state[k]["exp_avg"])

@@ -1,0 +1,93 @@
+"""The fersnet command line, run as a user would: every subcommand, and its error messages."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+from training.cli import main
+
+from .fakes import face, tiny_recipe
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    main(list(argv))
+    return capsys.readouterr().out
+
+
+def test_info_lists_every_variant_with_parameters(capsys: pytest.CaptureFixture[str]) -> None:
+    rows = json.loads(run(capsys, "info", "--json"))
+    variants = {(r["variant"], r["sharing"]) for r in rows}
+    assert ("fersnet_paper", "selective") in variants and ("fersnet_small", "none") in variants
+    paper = next(r for r in rows if r["variant"] == "fersnet_paper" and r["sharing"] == "selective")
+    assert paper["parameters"] > 10_000_000 and paper["gates"] == 6 and paper["classify_gflops"] > 1
+    assert "fersnet_tiny" in run(capsys, "info")
+
+
+@pytest.fixture
+def trained(tmp_path: Path, fer2013_folder: Path, capsys: pytest.CaptureFixture[str]) -> Path:
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump(tiny_recipe(tmp_path, fer2013_folder, report=[])))
+    out = run(capsys, "train", "--config", str(recipe), "--set", "optim.epochs=1")
+    assert "best checkpoint" in out
+    return tmp_path / "run" / "best"
+
+
+def test_train_evaluate_synthesize_export(
+    trained: Path, fer2013_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    card = json.loads((trained / "card.json").read_text())
+    assert card["training"]["command"].startswith("fersnet train --config")
+    result = json.loads(run(capsys, "evaluate", "--checkpoint", str(trained), "--dataset", "fer2013",
+                            "--root", str(fer2013_folder), "--split", "val", "--json"))
+    assert result["accuracy"] == pytest.approx(card["metrics"]["fer2013/val"]["accuracy"], abs=1e-4)
+    assert 0 <= result["macro_f1"] <= 1 and len(result["confusion"]) == 7
+    text = run(capsys, "evaluate", "--checkpoint", str(trained), "--dataset", "fer2013", "--root", str(fer2013_folder), "--split", "val")
+    assert "macro-F1" in text and "confusion" in text
+
+    face_path = tmp_path / "face.png"
+    Image.fromarray(face(3, 0)).resize((120, 120)).save(face_path)
+    run(capsys, "synthesize", str(face_path), "--checkpoint", str(trained), "--target", "happy,sadness", "--out", str(tmp_path / "syn"))
+    assert sorted(p.name for p in (tmp_path / "syn").iterdir()) == ["face_happy.png", "face_sad.png"]
+    assert Image.open(tmp_path / "syn" / "face_sad.png").size == (48, 48)
+    run(capsys, "synthesize", str(face_path), "--checkpoint", str(trained), "--grid", "--out", str(tmp_path / "grid.png"))
+    assert (tmp_path / "grid.png").stat().st_size > 1000
+
+    run(capsys, "export", "--checkpoint", str(trained), "--out", str(tmp_path / "half"), "--half")
+    half = json.loads((tmp_path / "half" / "card.json").read_text())
+    assert half["weights"]["dtype"] == "float16" and half["exported_from"] == card["weights"]["sha256"]
+    run(capsys, "export", "--checkpoint", str(trained), "--format", "torch-export", "--out", str(tmp_path / "cls.pt2"))
+    program = torch.export.load(str(tmp_path / "cls.pt2"))
+    probs = program.module()(torch.zeros(3, 1, 48, 48))
+    assert probs.shape == (3, 7) and torch.allclose(probs.sum(1), torch.ones(3), atol=1e-5)
+
+
+def test_balance_command(trained: Path, tmp_path: Path, make_folder: Callable[[dict[str, int]], Path],
+                         capsys: pytest.CaptureFixture[str]) -> None:
+    root = make_folder({"happy": 6, "disgust": 1})
+    out = run(capsys, "balance", "--checkpoint", str(trained), "--dataset", "folder", "--root", str(root),
+              "--split", "all", "--out", str(tmp_path / "bal"))
+    assert "wrote 5 faces" in out and (tmp_path / "bal" / "manifest.csv").is_file()
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["evaluate", "--checkpoint", "/no/such/ckpt", "--dataset", "fer2013", "--root", "x", "--split", "val"], "/no/such/ckpt"),
+        (["evaluate", "--dataset", "fer2013", "--root", "/no/such/data", "--split", "val"], "/no/such/data"),
+        (["train", "--config", "/no/such/recipe.yaml"], "/no/such/recipe.yaml"),
+        (["synthesize", "/no/such/face.png", "--out", "/tmp/x"], "/no/such/face.png"),
+    ],
+)
+def test_user_errors_are_one_line_naming_the_file(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("fersnet: error:") and message in err and "Traceback" not in err

@@ -1,0 +1,129 @@
+"""Every dataset format: splits, labels, and refusing files it cannot label for certain."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from model_core import Preprocess
+from model_core.data import DataError, FaceDataset, load_records
+from model_core.data.ckplus import fold_of_subjects
+
+
+def test_fer2013_folder_split_by_file_prefix(fer2013_folder: Path) -> None:
+    train = load_records("fer2013", fer2013_folder, "train")
+    val = load_records("fer2013", fer2013_folder, "PublicTest")
+    test = load_records("fer2013", fer2013_folder, "test")
+    assert (len(train), len(val), len(test)) == (42, 14, 14)
+    assert all("PublicTest_" in r.source for r in val.records)
+    assert all("PrivateTest_" in r.source and "/test/" in r.source for r in test.records)
+    assert train.class_counts()["disgust"] == 6
+
+
+def test_fer2013_labels_match_the_pixels(fer2013_folder: Path) -> None:
+    dataset = FaceDataset(load_records("fer2013", fer2013_folder, "train"), Preprocess())
+    # The fake faces get brighter with the label: the label order must follow the class order.
+    brightness = [dataset.images[dataset.labels == c].mean() for c in range(7)]
+    assert brightness == sorted(brightness)
+
+
+def test_fer2013_csv(fer2013_csv: Path) -> None:
+    train = load_records("fer2013", fer2013_csv, "train")
+    assert len(train) == 28 and train.records[0].pixels.shape == (48, 48)
+    dataset = FaceDataset(load_records("fer2013", fer2013_csv.parent, "val"), Preprocess())
+    assert len(dataset) == 7 and dataset.images.shape == (7, 48, 48)
+
+
+def test_fer2013_csv_bad_row_names_the_line(fer2013_csv: Path) -> None:
+    lines = fer2013_csv.read_text().splitlines()
+    lines[3] = "3,1 2 3,Training"
+    fer2013_csv.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=r"fer2013\.csv:4: 3 pixels"):
+        load_records("fer2013", fer2013_csv, "train")
+    records = load_records("fer2013", fer2013_csv, "train", skip_bad=True)
+    assert len(records) == 27 and len(records.skipped) == 1
+
+
+def test_corrupt_image_stops_with_its_name_or_is_skipped(fer2013_folder: Path) -> None:
+    bad = next((fer2013_folder / "train" / "happy").glob("*.jpg"))
+    bad.write_bytes(b"not a jpeg")
+    records = load_records("fer2013", fer2013_folder, "train")
+    with pytest.raises(DataError, match=bad.name):
+        FaceDataset(records, Preprocess())
+    dataset = FaceDataset(load_records("fer2013", fer2013_folder, "train"), Preprocess(), skip_bad=True)
+    assert len(dataset) == 41 and any(bad.name in source for source, _ in dataset.skipped)
+
+
+def test_unknown_class_folder_is_refused(fer2013_folder: Path) -> None:
+    (fer2013_folder / "train" / "bored").mkdir()
+    with pytest.raises(DataError, match="bored"):
+        load_records("fer2013", fer2013_folder, "train")
+
+
+def test_ferplus_majority_and_soft_labels(ferplus_root: Path) -> None:
+    hard = load_records("ferplus", ferplus_root, "test")
+    # 8 clear rows; the tie and the not-a-face row are dropped and counted.
+    assert len(hard) == 8
+    assert {why for _, why in hard.skipped} == {"dropped: top vote tie", "dropped: top vote unknown/NF"}
+    soft = load_records("ferplus", ferplus_root, "train", label_mode="soft")
+    assert len(soft) == 9  # the tie stays: its distribution is still informative
+    first = soft.records[0]
+    assert first.votes is not None and abs(sum(first.votes) - 1) < 1e-9 and max(first.votes) == pytest.approx(0.7)
+    assert soft.classes[first.label] == "neutral"
+
+
+def test_ferplus_missing_image_is_named(ferplus_root: Path) -> None:
+    victim = sorted((ferplus_root / "FER2013Valid").glob("*.png"))[0]  # a clearly labelled row
+    victim.unlink()
+    with pytest.raises(DataError, match=victim.name):
+        load_records("ferplus", ferplus_root, "val")
+    assert len(load_records("ferplus", ferplus_root, "val", skip_bad=True)) == 7
+
+
+def test_ferplus_soft_targets_drop_classes_the_model_lacks(ferplus_root: Path) -> None:
+    from model_core.expressions import FER2013_CLASSES
+
+    records = load_records("ferplus", ferplus_root, "train", label_mode="soft")
+    dataset = FaceDataset(records, Preprocess(), classes=FER2013_CLASSES, drop_unknown_labels=True)
+    assert dataset.targets.shape[1] == 7
+    assert np.allclose(dataset.targets.sum(1), 1)
+    assert any("contempt" in why for _, why in dataset.skipped)
+
+
+def test_ckplus_folds_never_split_a_subject(ckplus_root: Path) -> None:
+    all_subjects: set[str] = set()
+    for fold in range(4):
+        train = load_records("ckplus", ckplus_root, f"fold{fold}/train", folds=4)
+        test = load_records("ckplus", ckplus_root, f"fold{fold}/test", folds=4)
+        train_subjects = {r.group for r in train.records}
+        test_subjects = {r.group for r in test.records}
+        assert not train_subjects & test_subjects
+        assert len(train) + len(test) == 36
+        all_subjects |= test_subjects
+    assert len(all_subjects) == 12  # every subject is tested exactly once across the folds
+    assert fold_of_subjects(["S2", "S1", "S3"], 2) == {"S1": 0, "S2": 1, "S3": 0}
+    with pytest.raises(DataError, match="fold7"):
+        load_records("ckplus", ckplus_root, "fold7/test", folds=4)
+
+
+def test_ckplus_without_metadata_reads_subjects_from_names(ckplus_root: Path) -> None:
+    (ckplus_root / "metadata.csv").unlink()
+    records = load_records("ckplus", ckplus_root, "all")
+    assert len(records) == 36 and records.records[0].group.startswith("S")
+    assert "contempt" in records.classes and "neutral" not in records.classes
+
+
+def test_folder_tree_and_split_folders(make_folder: Callable[[dict[str, int]], Path]) -> None:
+    root = make_folder({"happy": 3, "sadness": 2})
+    records = load_records("folder", root, "all")
+    assert records.classes == ("happy", "sad") and len(records) == 5
+    with pytest.raises(DataError, match="split"):
+        load_records("folder", root, "train")
+
+
+def test_unknown_dataset_is_refused() -> None:
+    with pytest.raises(DataError, match="unknown dataset"):
+        load_records("affectnet", "/nowhere", "train")

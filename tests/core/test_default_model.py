@@ -1,0 +1,37 @@
+"""The bundled default model: its card's accuracy is what `fersnet evaluate` measures on the real data."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from model_core import DEFAULT_CHECKPOINT, load_checkpoint
+from training.cli import main
+
+from .fakes import SHARED_DATA
+
+FER2013 = SHARED_DATA / "fer2013"
+FERPLUS = SHARED_DATA / "ferplus"
+needs_data = pytest.mark.skipif(not FER2013.is_dir(), reason="../shared/data/fer2013 is not present")
+
+
+def test_default_checkpoint_loads_and_is_small() -> None:
+    loaded = load_checkpoint(None)
+    assert loaded.path == DEFAULT_CHECKPOINT
+    assert (DEFAULT_CHECKPOINT / "model.safetensors").stat().st_size <= 25 * 2**20
+    assert len(loaded.classes) == loaded.model.config.num_classes
+    assert loaded.model.has_synthesis
+
+
+@pytest.mark.realdata
+@needs_data
+@pytest.mark.parametrize("dataset,root,split", [("fer2013", FER2013, "val"), ("fer2013", FER2013, "test"), ("ferplus", FERPLUS, "test")])
+def test_card_accuracy_is_reproduced(dataset: str, root: str, split: str, capsys: pytest.CaptureFixture[str]) -> None:
+    card = load_checkpoint(None).card
+    key = f"{dataset}/{split}"
+    if key not in card["metrics"]:
+        pytest.fail(f"the default model's card states no {key} accuracy")
+    main(["evaluate", "--dataset", dataset, "--root", str(root), "--split", split, "--json"])
+    measured = json.loads(capsys.readouterr().out)
+    assert measured["accuracy"] == pytest.approx(card["metrics"][key]["accuracy"], abs=0.005)

@@ -1,0 +1,91 @@
+"""The network: shapes in every mode and size, the gates' wiring, and config validation."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from model_core import FERSNetConfig, create_model, list_variants
+from model_core.fersnet import FERSNet
+from model_core.gates import ConvFLU
+
+
+@pytest.mark.parametrize("sharing", ["none", "hard", "selective"])
+@pytest.mark.parametrize("img_size,in_chans,stem_pool,last_pool", [(48, 1, True, False), (96, 1, True, True), (48, 3, False, True)])
+def test_shapes_in_every_mode(sharing: str, img_size: int, in_chans: int, stem_pool: bool, last_pool: bool) -> None:
+    model = create_model("fersnet_tiny", sharing=sharing, img_size=img_size, in_chans=in_chans,
+                         stem_pool=stem_pool, last_stage_pool=last_pool, num_classes=8).eval()
+    x = torch.randn(3, in_chans, img_size, img_size)
+    target = torch.eye(8)[:3] if model.has_synthesis else None
+    out = model(x, target)
+    assert out.logits.shape == (3, 8)
+    if sharing == "none":
+        assert out.synthesis is None
+        with pytest.raises(RuntimeError, match="no synthesis branch"):
+            model.synthesize(x, torch.eye(8)[:3])
+    else:
+        assert out.synthesis.shape == x.shape
+        assert out.synthesis.abs().max() <= 1.0  # tanh output, same range as the normalised input
+
+
+def test_registered_variants() -> None:
+    assert {"fersnet_paper", "fersnet_small", "fersnet_tiny"} <= set(list_variants())
+    paper = FERSNetConfig(variant="fersnet_paper")
+    assert (paper.img_size, paper.in_chans, paper.stem_width, paper.widths) == (96, 1, 256, (256, 256, 256, 256))
+    assert paper.bottleneck_size == 3  # 96 / 2^5, as in the published model
+    with pytest.raises(KeyError, match="unknown variant"):
+        create_model("fersnet_huge")
+
+
+def test_each_stage_and_direction_has_its_own_gate() -> None:
+    model = create_model("fersnet_tiny", sharing="selective")
+    gates = [m for m in model.modules() if isinstance(m, ConvFLU)]
+    n_stages = len(model.config.widths)
+    assert len(gates) == 2 * (n_stages - 1)  # both directions after every stage but the last
+    weights = [g.w_r.weight for g in gates]
+    assert len({w.data_ptr() for w in weights}) == len(gates), "gates must not share parameters"
+    for pair, width in zip(model.gates, model.config.widths, strict=False):
+        assert pair.into_fer is not pair.into_fes
+        assert pair.into_fer.channels == width
+    with_last = create_model("fersnet_tiny", sharing="selective", gate_last_stage=True)
+    assert len(with_last.gates) == n_stages
+
+
+def test_hard_sharing_shares_the_first_stages_and_has_no_gates() -> None:
+    model = create_model("fersnet_tiny", sharing="hard", hard_shared_stages=2)
+    assert len(model.shared_stages) == 2
+    assert len(model.fer_stages) == len(model.fes_stages) == len(model.config.widths) - 2
+    assert len(model.gates) == 0
+
+
+def test_single_task_has_no_synthesis_parts() -> None:
+    model = create_model("fersnet_tiny", sharing="none")
+    names = {n.split(".")[0] for n, _ in model.named_parameters()}
+    assert names == {"stem", "fer_stages", "head"}
+
+
+def test_classify_skips_synthesis_work_but_gives_the_same_logits() -> None:
+    model = create_model("fersnet_tiny").eval()
+    x = torch.randn(2, 1, 48, 48)
+    full = model(x, torch.eye(7)[:2]).logits
+    assert torch.allclose(model.classify(x), full, atol=1e-6)
+
+
+def test_synthesis_depends_on_the_target() -> None:
+    model = create_model("fersnet_tiny").eval()
+    x = torch.randn(1, 1, 48, 48)
+    happy, sad = model.synthesize(x, torch.eye(7)[[3]]), model.synthesize(x, torch.eye(7)[[4]])
+    assert not torch.allclose(happy, sad)
+
+
+@pytest.mark.parametrize("bad", [{"img_size": 50}, {"in_chans": 2}, {"sharing": "soft"}, {"sharing": "hard", "hard_shared_stages": 4}])
+def test_invalid_configs_are_refused(bad: dict) -> None:
+    with pytest.raises(ValueError):
+        FERSNet(FERSNetConfig(**bad))
+
+
+def test_config_round_trips_through_a_dict() -> None:
+    config = create_model("fersnet_small").config
+    assert FERSNetConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ValueError, match="unknown"):
+        FERSNetConfig.from_dict({**config.to_dict(), "colour": True})

@@ -1,0 +1,46 @@
+"""The shared preprocessing path and its inverse, and face framing."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image
+
+from model_core import Preprocess
+
+
+def test_to_tensor_and_back_is_lossless_for_grey() -> None:
+    pre = Preprocess(img_size=48)
+    pixels = np.random.default_rng(0).integers(0, 256, (48, 48), dtype=np.uint8)
+    tensor = pre(Image.fromarray(pixels))
+    assert tensor.shape == (1, 48, 48) and tensor.min() >= -1 and tensor.max() <= 1
+    assert np.array_equal(pre.to_uint8(tensor), pixels)
+
+
+def test_colour_photos_become_grey_at_model_size() -> None:
+    pre = Preprocess(img_size=96, in_chans=1)
+    tensor = pre(Image.new("RGB", (300, 200), (200, 10, 10)))
+    assert tensor.shape == (1, 96, 96)
+    colour = Preprocess(img_size=48, in_chans=3)(Image.new("L", (20, 20), 128))
+    assert colour.shape == (3, 48, 48)
+
+
+def test_array_pil_and_uint8_tensor_inputs_agree() -> None:
+    pre = Preprocess(img_size=8)
+    pixels = np.arange(64, dtype=np.uint8).reshape(8, 8)
+    a = pre.to_tensor(pixels)
+    b = pre.to_tensor(Image.fromarray(pixels))
+    c = pre.to_tensor(torch.from_numpy(pixels)[None])
+    assert torch.equal(a, b) and torch.equal(a, c)
+
+
+def test_face_crop_is_square_scaled_and_padded_with_grey() -> None:
+    pre = Preprocess(face_scale=1.5, face_shift=0.0)
+    photo = Image.new("L", (100, 100), 255)
+    crop = pre.crop_face(photo, (0, 0, 40, 40))  # a face at the corner: the crop reaches past the edge
+    assert crop.size == (60, 60)
+    array = np.asarray(crop)
+    assert array[0, 0] == 128 and array[-1, -1] == 255
+    left, top, right, bottom = pre.face_box((10, 20, 30, 40), (100, 100))
+    assert right - left == bottom - top == 60
+    assert (left + right) / 2 == 25 and (top + bottom) / 2 == 40

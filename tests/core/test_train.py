@@ -1,0 +1,145 @@
+"""The trainer: it learns, it resumes exactly, it selects on validation only, it runs under torchrun."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from model_core import create_model, load_checkpoint
+from model_core.train import TrainConfig, Trainer, load_config
+from model_core.train.config import ConfigError, LossSpec
+from model_core.train.losses import MultiTaskObjective, frozen_call
+
+from .fakes import REPO, face, tiny_recipe
+
+
+@pytest.mark.parametrize("sharing", ["none", "hard", "selective"])
+def test_a_few_steps_lower_every_loss(sharing: str) -> None:
+    torch.manual_seed(0)
+    model = create_model("fersnet_tiny", sharing=sharing)
+    disc = None
+    if model.has_synthesis:
+        from model_core.discriminator import discriminator_for
+
+        disc = discriminator_for(48, 1, width=8)
+    objective = MultiTaskObjective(model, disc, LossSpec(synthesis_fraction=0.5, label_smoothing=0.0))
+    labels = torch.arange(7).repeat(2)
+    images = torch.stack([torch.from_numpy(face(int(c), i)).float()[None] / 127.5 - 1 for i, c in enumerate(labels)])
+    targets = torch.eye(7)[labels]
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    first = None
+    for _ in range(40):
+        out = objective(images, labels, targets)
+        optimizer.zero_grad()
+        out.total.backward()
+        optimizer.step()
+        first = first or {k: v.item() for k, v in out.losses.items()}
+    last = {k: v.item() for k, v in out.losses.items()}
+    assert last["fer"] < 0.5 * first["fer"]
+    if model.has_synthesis:
+        assert last["cycle"] < first["cycle"] and last["identity"] < first["identity"]
+
+
+def test_the_fake_is_judged_without_training_the_judge() -> None:
+    model = create_model("fersnet_tiny")
+    fake = torch.randn(2, 1, 48, 48, requires_grad=True)
+    running_mean = model.stem[0][1].running_mean.clone()
+    model.train()
+    frozen_call(model, fake, torch.eye(7)[:2]).logits.sum().backward()
+    assert fake.grad is not None and fake.grad.abs().sum() > 0
+    assert all(p.grad is None for p in model.parameters())
+    assert torch.equal(model.stem[0][1].running_mean, running_mean)
+
+
+def _fit(recipe: dict) -> tuple[Trainer, Path]:
+    trainer = Trainer(TrainConfig.model_validate(recipe))
+    return trainer, trainer.fit()
+
+
+def test_fit_writes_checkpoint_log_and_figures(tmp_path: Path, fer2013_folder: Path) -> None:
+    trainer, best = _fit(tiny_recipe(tmp_path, fer2013_folder))
+    run = tmp_path / "run"
+    log = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in log] == [1, 2] and all("val" in r for r in log)
+    card = load_checkpoint(best).card
+    assert set(card["metrics"]) == {"fer2013/val", "fer2013/test"}
+    assert card["training"]["selected_on"].startswith("fer2013:val")
+    best_epoch = max(log, key=lambda r: r["val"]["accuracy"])["epoch"]
+    assert card["training"]["epoch"] == best_epoch  # selected on validation, not on test
+    assert card["metrics"]["fer2013/val"]["accuracy"] == pytest.approx(log[best_epoch - 1]["val"]["accuracy"], abs=1e-4)
+    for figure in ("curves.png", "confusion_fer2013_val.png", "confusion_fer2013_test.png", "synthesis_grid.png"):
+        assert (run / "figures" / figure).stat().st_size > 1000
+
+
+def test_resume_continues_exactly_where_it_stopped(tmp_path: Path, fer2013_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from model_core.checkpoint import load_state
+
+    straight = TrainConfig.model_validate(tiny_recipe(tmp_path / "a", fer2013_folder, report=[]))
+    Trainer(straight).fit()
+
+    interrupted = TrainConfig.model_validate(tiny_recipe(tmp_path / "b", fer2013_folder, report=[]))
+    original = Trainer.train_epoch
+
+    def crash_in_second_epoch(self: Trainer, epoch: int) -> dict:
+        if epoch == 1:
+            raise KeyboardInterrupt
+        return original(self, epoch)
+
+    monkeypatch.setattr(Trainer, "train_epoch", crash_in_second_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(interrupted).fit()
+    monkeypatch.undo()
+
+    resumed = Trainer(interrupted)
+    assert resumed.resume() and resumed.start_epoch == 1
+    resumed.fit()
+    a, b = load_state(tmp_path / "a" / "run" / "last"), load_state(tmp_path / "b" / "run" / "last")
+    assert a["epoch"] == b["epoch"] == 1
+    for name, tensor in a["model"].items():
+        assert torch.equal(tensor, b["model"][name]), name
+    assert json.loads(a["history"])[1]["train"] == json.loads(b["history"])[1]["train"]
+
+
+def test_recipe_errors_name_the_file_and_field(tmp_path: Path) -> None:
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump({"name": "x", "train": [], "optim": {"epochs": 0}}))
+    with pytest.raises(ConfigError, match=r"r\.yaml: .*train.*optim\.epochs"):
+        load_config(path)
+    path.write_text(yaml.safe_dump({"name": "x", "train": [{"dataset": "fer2013", "root": "r", "split": "train"}]}))
+    assert load_config(path, ["optim.epochs=3", "model.sharing=hard"]).optim.epochs == 3
+    with pytest.raises(ConfigError, match="sharing"):
+        load_config(path, ["model.sharing=soft"])
+
+
+def test_every_shipped_recipe_validates() -> None:
+    recipes = sorted((REPO / "training" / "configs").glob("*.yaml"))
+    assert recipes
+    for recipe in recipes:
+        load_config(recipe)
+
+
+@pytest.mark.slow
+def test_ddp_with_gloo_on_two_cpu_processes(tmp_path: Path, fer2013_folder: Path) -> None:
+    recipe = tiny_recipe(tmp_path, fer2013_folder, report=[])
+    recipe["optim"]["epochs"] = 1
+    config = tmp_path / "ddp.yaml"
+    config.write_text(yaml.safe_dump(recipe))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         "-m", "training.cli", "train", "--config", str(config)],
+        capture_output=True, text=True, timeout=300, env=env, cwd=REPO,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    card = load_checkpoint(tmp_path / "run" / "best").card
+    assert card["training"]["processes"] == 2
+    # Each process saw half of the 42 training images per epoch: 2 steps of 8 each, not 5.
+    log = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[0])
+    assert log["images_per_s"] > 0

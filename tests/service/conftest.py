@@ -1,0 +1,64 @@
+"""Fixtures of the service tests: tiny random checkpoints and settings that keep every test fast."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from model_core import Preprocess, create_model, save_checkpoint
+from model_core.checkpoint import build_card
+from service.settings import Settings
+from service_helpers import FER_CLASSES
+
+
+@pytest.fixture(autouse=True)
+def _no_fersnet_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Tests build their settings explicitly; FERSNET_* variables of the shell must not leak in."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("FERSNET_"):
+            monkeypatch.delenv(name)
+    yield
+
+
+def _tiny_checkpoint(folder: Path, **overrides: Any) -> Path:
+    torch.manual_seed(0)
+    model = create_model("fersnet_tiny", **overrides).eval()
+    card = build_card(model, FER_CLASSES, Preprocess(), name=f"test-{folder.name}")
+    return save_checkpoint(folder, model, card)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random fersnet_tiny checkpoint (48x48 grey, seven classes, with synthesis)."""
+    return _tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny")
+
+
+@pytest.fixture(scope="session")
+def classify_only_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random fersnet_tiny trained-without-synthesis checkpoint (sharing='none')."""
+    return _tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "classify-only", sharing="none")
+
+
+@pytest.fixture
+def make_settings(tiny_checkpoint: Path) -> Callable[..., Settings]:
+    """Settings for a fast CPU test app; keyword arguments override any field."""
+
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "checkpoint": str(tiny_checkpoint),
+            "device": "cpu",
+            "torch_threads": 1,  # the test machine's cores are shared; oversubscribed threads are slower, not faster
+            "max_batch_size": 8,
+            "max_wait_ms": 2,
+            "decode_workers": 2,
+        }
+        values.update(overrides)
+        return Settings(**values)
+
+    return make

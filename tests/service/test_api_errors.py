@@ -1,0 +1,214 @@
+"""Every error answers the one JSON shape with its 4xx/5xx, and the service keeps serving after it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from service.app import create_app
+from service.engine import Engine
+from service.settings import Settings
+from service_helpers import Gate, assert_error, blank_photo, encode, noise_image, noise_png, png_header_only, runtime_of, serve, until
+
+GOOD = {"images": ("face.png", noise_png(7), "image/png")}
+
+
+async def classify_crop(client: httpx.AsyncClient, seed: int = 7) -> httpx.Response:
+    return await client.post("/v1/classify", params={"detect": "false"}, files={"images": ("face.png", noise_png(seed), "image/png")})
+
+
+def _bad_requests() -> Iterator[tuple[str, dict[str, Any], int, str]]:
+    """(what, request arguments, status, code) for every bad input the default limits catch."""
+    gif = encode(noise_image(1, (32, 32), "RGB"), "GIF")
+    jpeg = encode(noise_image(2, (120, 120), "RGB"), "JPEG")
+    yield "empty image", {"url": "/v1/classify", "files": {"images": ("empty.jpg", b"", "image/jpeg")}}, 400, "empty_image"
+    yield "corrupt image", {"url": "/v1/classify", "files": {"images": ("x.jpg", b"\x13\x37" * 500, "image/jpeg")}}, 400, "bad_image"
+    yield "truncated jpeg", {"url": "/v1/classify", "files": {"images": ("t.jpg", jpeg[: len(jpeg) // 3], "image/jpeg")}}, 400, "bad_image"
+    yield "gif", {"url": "/v1/classify", "files": {"images": ("anim.gif", gif, "image/gif")}}, 415, "unsupported_media_type"
+    yield "text file", {"url": "/v1/classify", "files": {"images": ("notes.txt", b"hello", "text/plain")}}, 415, "unsupported_media_type"
+    yield "json body", {"url": "/v1/classify", "json": {"image": "aGVsbG8="}}, 415, "unsupported_media_type"
+    yield "pixel bomb", {"url": "/v1/classify", "files": {"images": ("bomb.png", png_header_only(20_000, 20_000), "image/png")}}, 413, "too_many_pixels"
+    yield "no image part", {"url": "/v1/classify", "files": {"other": ("a.png", noise_png(), "image/png")}}, 422, "invalid_parameter"
+    yield "bad detect flag", {"url": "/v1/classify", "params": {"detect": "perhaps"}, "files": GOOD}, 422, "invalid_parameter"
+    synth = {"image": ("face.png", noise_png(3), "image/png")}
+    yield "no face in photo", {"url": "/v1/synthesize", "params": {"targets": "happy"}, "files": {"image": ("p.jpg", blank_photo(), "image/jpeg")}}, 400, "no_face"
+    yield "unknown target", {"url": "/v1/synthesize", "params": {"targets": "smug", "detect": "false"}, "files": synth}, 422, "invalid_parameter"
+    yield "missing targets", {"url": "/v1/synthesize", "params": {"detect": "false"}, "files": synth}, 422, "invalid_parameter"
+    yield "empty targets", {"url": "/v1/synthesize", "params": {"targets": " , ", "detect": "false"}, "files": synth}, 422, "invalid_parameter"
+    yield "png for two targets", {"url": "/v1/synthesize", "params": {"targets": "happy,sad", "format": "png", "detect": "false"}, "files": synth}, 422, "invalid_parameter"
+    yield "negative face", {"url": "/v1/synthesize", "params": {"targets": "happy", "face": "-1"}, "files": synth}, 422, "invalid_parameter"
+    yield "face out of range", {"url": "/v1/synthesize", "params": {"targets": "happy", "face": "3", "detect": "false"}, "files": synth}, 422, "invalid_parameter"
+
+
+BAD_REQUESTS = list(_bad_requests())
+
+
+async def test_bad_input_gets_its_4xx_and_the_next_request_succeeds(make_settings: Callable[..., Settings]) -> None:
+    async with serve(make_settings()) as (app, client):
+        for what, arguments, status, code in BAD_REQUESTS:
+            response = await client.post(**arguments)
+            error = assert_error(response, status, code)
+            assert error["message"], what
+            after = await classify_crop(client)
+            assert after.status_code == 200, f"after {what}: {after.text}"
+        metrics = (await client.get("/metrics")).text
+    assert 'fersnet_requests_total{method="POST",route="/v1/classify",status="415"}' in metrics
+    assert 'status="500"' not in metrics
+
+
+async def test_validation_errors_list_the_offending_fields(make_settings: Callable[..., Settings]) -> None:
+    async with serve(make_settings()) as (app, client):
+        response = await client.post("/v1/classify", params={"detect": "perhaps"}, files=GOOD)
+        error = assert_error(response, 422, "invalid_parameter")
+        assert error["details"][0]["loc"] == ["query", "detect"]
+
+
+async def test_unknown_routes_and_methods_answer_the_same_shape(make_settings: Callable[..., Settings]) -> None:
+    async with serve(make_settings()) as (app, client):
+        assert_error(await client.get("/v1/nothing-here"), 404, "not_found")
+        assert_error(await client.get("/v1/classify"), 405, "method_not_allowed")
+
+
+async def test_bodies_over_the_limit_are_413(make_settings: Callable[..., Settings]) -> None:
+    big = encode(noise_image(9, (300, 300), "RGB"), "PNG")  # ~270 KB of incompressible noise
+    async with serve(make_settings(max_upload_bytes=64 * 1024)) as (app, client):
+        response = await client.post("/v1/classify", files={"images": ("big.png", big, "image/png")})
+        assert "over the limit" in assert_error(response, 413, "payload_too_large")["message"]
+
+        # The same body streamed without a Content-Length is cut off once it passes the limit.
+        request = client.build_request("POST", "/v1/classify", files={"images": ("big.png", big, "image/png")})
+        body = request.read()
+
+        async def chunks() -> AsyncIterator[bytes]:
+            for start in range(0, len(body), 16 * 1024):
+                yield body[start : start + 16 * 1024]
+
+        headers = {"content-type": request.headers["content-type"]}
+        streamed = await client.post("/v1/classify", content=chunks(), headers=headers)
+        assert "content-length" not in streamed.request.headers
+        assert_error(streamed, 413, "payload_too_large")
+        assert (await classify_crop(client)).status_code == 200
+
+
+async def test_pixel_and_image_count_limits(make_settings: Callable[..., Settings]) -> None:
+    async with serve(make_settings(max_image_pixels=48 * 48, max_images_per_request=2)) as (app, client):
+        big = {"images": ("big.png", noise_png(1, (49, 48)), "image/png")}
+        assert "pixels" in assert_error(await client.post("/v1/classify", files=big), 413, "too_many_pixels")["message"]
+        three = [("images", (f"{i}.png", noise_png(i), "image/png")) for i in range(3)]
+        assert_error(await client.post("/v1/classify", params={"detect": "false"}, files=three), 413, "payload_too_large")
+        assert (await classify_crop(client)).status_code == 200
+
+
+async def test_api_key(make_settings: Callable[..., Settings]) -> None:
+    async with serve(make_settings(api_key="s3cret")) as (app, client):
+        files = {"images": ("face.png", noise_png(), "image/png")}
+        missing = await client.post("/v1/classify", params={"detect": "false"}, files=files)
+        assert assert_error(missing, 401, "unauthorized") and missing.headers["www-authenticate"] == "Bearer"
+        wrong = await client.post("/v1/classify", params={"detect": "false"}, files=files, headers={"X-API-Key": "guess"})
+        assert_error(wrong, 401, "unauthorized")
+        assert_error(await client.get("/v1/models"), 401, "unauthorized")
+        ok = await client.post("/v1/classify", params={"detect": "false"}, files=files, headers={"X-API-Key": "s3cret"})
+        assert ok.status_code == 200
+        bearer = await client.get("/v1/models", headers={"Authorization": "Bearer s3cret"})
+        assert bearer.status_code == 200
+        for open_path in ("/healthz", "/readyz", "/metrics", "/openapi.json"):  # probes and scrapers need no key
+            assert (await client.get(open_path)).status_code == 200
+
+
+async def test_a_model_without_synthesis_answers_501(make_settings: Callable[..., Settings], classify_only_checkpoint: Path) -> None:
+    async with serve(make_settings(checkpoint=str(classify_only_checkpoint))) as (app, client):
+        response = await client.post("/v1/synthesize", params={"targets": "happy", "detect": "false"}, files={"image": ("f.png", noise_png(), "image/png")})
+        assert_error(response, 501, "synthesis_unavailable")
+        assert (await classify_crop(client)).status_code == 200
+        assert (await client.get("/v1/models")).json()["synthesis"] is False
+
+
+# --------------------------------------------------------------------------- 429, 504 and 503: the service's own limits
+
+
+@asynccontextmanager
+async def held_model(app: FastAPI) -> AsyncIterator[Gate]:
+    """Make the app's classifier wait inside the model until the test opens the gate."""
+    engine = runtime_of(app).engine
+    assert engine is not None
+    gate = Gate(engine.classify)
+    engine.classify = gate  # type: ignore[method-assign]  # the instance attribute shadows the method
+    try:
+        yield gate
+    finally:
+        gate.release()
+
+
+async def test_a_full_queue_answers_429_with_retry_after(make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings(max_batch_size=1, max_wait_ms=0, max_queue=2, retry_after_s=2)
+    async with serve(settings) as (app, client), held_model(app) as gate:
+        first = asyncio.create_task(classify_crop(client, 1))
+        await gate.wait_entered()  # the first image is inside the model
+        queued = [asyncio.create_task(classify_crop(client, seed)) for seed in (2, 3)]
+        batcher = runtime_of(app).classifier
+        assert batcher is not None
+        await until(lambda: batcher.queued == 2)
+        refused = await classify_crop(client, 4)
+        assert_error(refused, 429, "queue_full")
+        assert refused.headers["retry-after"] == "2"
+        gate.release()
+        assert [r.status_code for r in await asyncio.gather(first, *queued)] == [200, 200, 200]
+        assert (await classify_crop(client, 5)).status_code == 200
+
+
+async def test_a_request_past_its_timeout_answers_504(make_settings: Callable[..., Settings]) -> None:
+    async with serve(make_settings(request_timeout_s=0.5)) as (app, client):
+        async with held_model(app) as gate:
+            late = await classify_crop(client, 1)
+            assert_error(late, 504, "timeout")
+            assert gate.entered.is_set()
+        assert (await classify_crop(client, 2)).status_code == 200
+
+
+async def test_not_ready_until_warm_then_ready(make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch) -> None:
+    warm_up = Gate(Engine.warm_up)
+    monkeypatch.setattr(Engine, "warm_up", lambda self: warm_up(self))
+    async with serve(make_settings(retry_after_s=1), wait=False) as (app, client):
+        try:
+            await warm_up.wait_entered()
+            assert (await client.get("/healthz")).status_code == 200  # alive while warming up
+            not_ready = await client.get("/readyz")
+            assert_error(not_ready, 503, "not_ready")
+            assert not_ready.headers["retry-after"] == "1"
+            assert_error(await classify_crop(client), 503, "not_ready")
+            metrics = (await client.get("/metrics")).text
+            assert "fersnet_ready 0.0" in metrics
+        finally:
+            warm_up.release()
+        await runtime_of(app).wait_warm()
+        ready = await client.get("/readyz")
+        assert ready.status_code == 200 and ready.json()["status"] == "ready"
+        assert (await classify_crop(client)).status_code == 200
+        assert "fersnet_ready 1.0" in (await client.get("/metrics")).text
+
+
+async def test_shutdown_finishes_accepted_work_and_refuses_new_work(make_settings: Callable[..., Settings]) -> None:
+    app = create_app(make_settings(max_batch_size=1, max_wait_ms=0))
+    lifespan = app.router.lifespan_context(app)
+    await lifespan.__aenter__()
+    runtime = runtime_of(app)
+    await runtime.wait_warm()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
+        async with held_model(app) as gate:
+            accepted = [asyncio.create_task(classify_crop(client, seed)) for seed in range(3)]
+            await gate.wait_entered()
+            await until(lambda: runtime.classifier is not None and runtime.classifier.queued == 2)
+            stopping = asyncio.create_task(lifespan.__aexit__(None, None, None))
+            await until(lambda: runtime.state == "stopping")
+            assert_error(await classify_crop(client, 9), 503, "shutting_down")
+            assert_error(await client.get("/readyz"), 503, "shutting_down")
+            gate.release()
+            await stopping
+        assert [r.status_code for r in await asyncio.gather(*accepted)] == [200, 200, 200]

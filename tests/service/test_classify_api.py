@@ -1,0 +1,108 @@
+"""POST /v1/classify: face crops and real photos, one or many per request."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from service.settings import Settings
+from service_helpers import FER_CLASSES, blank_photo, centre_inside, encode, fer_faces, noise_png, photo_with_faces, serve
+
+
+def assert_distribution(probabilities: dict[str, float]) -> None:
+    assert list(probabilities) == list(FER_CLASSES)
+    assert all(0.0 <= p <= 1.0 for p in probabilities.values())
+    assert math.isclose(sum(probabilities.values()), 1.0, abs_tol=1e-5)
+
+
+async def test_face_crops_without_detection(make_settings: Callable[..., Settings]) -> None:
+    files = [("images", (f"crop{i}.png", noise_png(i), "image/png")) for i in range(3)]
+    async with serve(make_settings()) as (app, client):
+        response = await client.post("/v1/classify", params={"detect": "false"}, files=files)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["detect"] is False and body["model"] == "test-tiny"
+    assert [image["filename"] for image in body["images"]] == ["crop0.png", "crop1.png", "crop2.png"]
+    for image in body["images"]:
+        (face,) = image["faces"]
+        assert face["box"] == {"x": 0, "y": 0, "width": 48, "height": 48}
+        assert face["detection_score"] is None
+        assert_distribution(face["probabilities"])
+        assert face["expression"] == max(face["probabilities"], key=face["probabilities"].get)
+        assert face["confidence"] == face["probabilities"][face["expression"]]
+
+
+async def test_a_photo_without_a_face_has_no_faces(make_settings: Callable[..., Settings]) -> None:
+    async with serve(make_settings()) as (app, client):
+        response = await client.post("/v1/classify", files={"images": ("empty.jpg", blank_photo((320, 240)), "image/jpeg")})
+    assert response.status_code == 200
+    assert response.json()["images"] == [{"index": 0, "filename": "empty.jpg", "width": 320, "height": 240, "faces": []}]
+
+
+@pytest.mark.realdata
+async def test_a_fer2013_face_in_a_larger_photo(make_settings: Callable[..., Settings], fer2013_test: Path) -> None:
+    (face,) = fer_faces(fer2013_test, "happy", 1)
+    photo = photo_with_faces([face], [(200, 80, 144)], size=(400, 300))
+    async with serve(make_settings()) as (app, client):
+        response = await client.post("/v1/classify", files={"images": ("photo.jpg", photo, "image/jpeg")})
+        metrics = (await client.get("/metrics")).text
+    assert response.status_code == 200, response.text
+    (image,) = response.json()["images"]
+    assert (image["width"], image["height"]) == (400, 300)
+    (found,) = image["faces"]
+    assert centre_inside(found["box"], 200, 80, 144)
+    assert 0.5 <= found["detection_score"] <= 1.0
+    assert_distribution(found["probabilities"])
+    assert 'fersnet_faces_total{endpoint="classify"} 1.0' in metrics
+
+
+@pytest.mark.realdata
+async def test_several_faces_and_photos_in_one_request(make_settings: Callable[..., Settings], fer2013_test: Path) -> None:
+    happy, sad = fer_faces(fer2013_test, "happy", 2)[0], fer_faces(fer2013_test, "surprise", 1)[0]
+    two_faces = photo_with_faces([happy, sad], [(20, 40, 160), (300, 90, 110)], size=(480, 300), fmt="PNG")
+    one_face = photo_with_faces([sad], [(60, 30, 120)], size=(260, 200))
+    files = [("images", ("two.png", two_faces, "image/png")), ("images", ("one.jpg", one_face, "image/jpeg"))]
+    async with serve(make_settings()) as (app, client):
+        response = await client.post("/v1/classify", files=files)
+    assert response.status_code == 200, response.text
+    two, one = response.json()["images"]
+    assert len(two["faces"]) == 2 and len(one["faces"]) == 1
+    large, small = two["faces"]  # largest first
+    assert centre_inside(large["box"], 20, 40, 160) and centre_inside(small["box"], 300, 90, 110)
+    assert centre_inside(one["faces"][0]["box"], 60, 30, 120)
+
+
+@pytest.mark.realdata
+async def test_boxes_are_in_the_original_pixels_of_a_large_rotated_photo(make_settings: Callable[..., Settings], fer2013_test: Path) -> None:
+    """A 3000x2400 photo stored sideways with an EXIF orientation: decoded reduced, detected downscaled, boxes mapped back."""
+    (face,) = fer_faces(fer2013_test, "neutral", 1)
+    upright = Image.open(__import__("io").BytesIO(photo_with_faces([face], [(1500, 900, 700)], size=(3000, 2400), fmt="PNG")))
+    stored = upright.transpose(Image.Transpose.ROTATE_90)  # what a camera held sideways writes...
+    exif = Image.Exif()
+    exif[0x0112] = 6  # ...with the tag that says 'rotate 90 clockwise to display'
+    data = encode(stored, "JPEG", quality=85, exif=exif)
+    async with serve(make_settings()) as (app, client):
+        response = await client.post("/v1/classify", files={"images": ("big.jpg", data, "image/jpeg")})
+    assert response.status_code == 200, response.text
+    (image,) = response.json()["images"]
+    assert (image["width"], image["height"]) == (3000, 2400)
+    (found,) = image["faces"]
+    assert centre_inside(found["box"], 1500, 900, 700)
+    assert found["box"]["width"] > 300  # in original pixels, not the reduced copy's
+
+
+@pytest.mark.realdata
+async def test_the_bundled_default_checkpoint_serves(make_settings: Callable[..., Settings], fer2013_test: Path) -> None:
+    (face,) = fer_faces(fer2013_test, "happy", 1)
+    photo = photo_with_faces([face], [(200, 80, 144)])
+    async with serve(make_settings(checkpoint="default")) as (app, client):
+        card = (await client.get("/v1/models")).json()
+        response = await client.post("/v1/classify", files={"images": ("photo.jpg", photo, "image/jpeg")})
+    assert response.status_code == 200
+    (found,) = response.json()["images"][0]["faces"]
+    assert list(found["probabilities"]) == card["classes"]
+    assert math.isclose(sum(found["probabilities"].values()), 1.0, abs_tol=1e-5)

@@ -1,0 +1,46 @@
+"""Concurrent requests are merged into shared forward passes, and every answer is its own request's."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import httpx
+
+from service.settings import Settings
+from service_helpers import metric_value, noise_png, serve
+
+
+async def classify(client: httpx.AsyncClient, seed: int) -> httpx.Response:
+    return await client.post("/v1/classify", params={"detect": "false"}, files={"images": (f"{seed}.png", noise_png(seed), "image/png")})
+
+
+async def test_64_concurrent_requests_run_in_fewer_batches(make_settings: Callable[..., Settings]) -> None:
+    # A long max_wait makes merging certain: each batch closes as soon as it holds 16 images.
+    settings = make_settings(max_batch_size=16, max_wait_ms=10_000)
+    async with serve(settings) as (app, client):
+        responses = await asyncio.gather(*(classify(client, seed) for seed in range(64)))
+        metrics = (await client.get("/metrics")).text
+    assert [r.status_code for r in responses] == [200] * 64
+    batches = metric_value(metrics, "fersnet_batch_size_count", endpoint="classify")
+    images = metric_value(metrics, "fersnet_batch_size_sum", endpoint="classify")
+    assert images == 64
+    assert batches == 4  # 64 images, 16 per pass
+    assert metric_value(metrics, "fersnet_images_total", endpoint="classify") == 64
+    assert metric_value(metrics, "fersnet_requests_total", route="/v1/classify", method="POST", status="200") == 64
+
+
+async def test_batched_answers_match_answers_computed_alone(make_settings: Callable[..., Settings]) -> None:
+    seeds = list(range(100, 112))
+    async with serve(make_settings(max_batch_size=8, max_wait_ms=200)) as (app, client):
+        alone = [await classify(client, seed) for seed in seeds]
+        together = await asyncio.gather(*(classify(client, seed) for seed in reversed(seeds)))
+        metrics = (await client.get("/metrics")).text
+    assert metric_value(metrics, "fersnet_batch_size_count", endpoint="classify") < 2 * len(seeds)  # some merged
+    for single, merged in zip(alone, reversed(together), strict=True):
+        p = single.json()["images"][0]["faces"][0]["probabilities"]
+        q = merged.json()["images"][0]["faces"][0]["probabilities"]
+        assert single.json()["images"][0]["filename"] == merged.json()["images"][0]["filename"]
+        assert all(abs(p[k] - q[k]) < 1e-4 for k in p), (p, q)
+    distinct = {round(r.json()["images"][0]["faces"][0]["probabilities"]["happy"], 6) for r in alone}
+    assert len(distinct) > 1  # the images really differ, so a mix-up would show

@@ -1,0 +1,51 @@
+"""The engine: padding to fixed batch shapes, warm-up of every shape, results independent of padding."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+
+from model_core import CheckpointError
+from service.engine import Engine, default_batch_sizes
+from service.settings import Settings
+
+
+def test_default_cuda_shapes_are_powers_of_two_up_to_the_limit() -> None:
+    assert default_batch_sizes(32) == [1, 2, 4, 8, 16, 32]
+    assert default_batch_sizes(24) == [1, 2, 4, 8, 16, 24]
+    assert default_batch_sizes(1) == [1]
+
+
+def test_padding_changes_no_result(make_settings: Callable[..., Settings]) -> None:
+    plain = Engine.load(make_settings())
+    padded = Engine.load(make_settings(batch_sizes=[1, 4, 8]))
+    try:
+        assert plain.batch_sizes is None and plain.warmup_sizes == [1, 8]
+        assert padded.warmup_sizes == [1, 4, 8]
+        assert padded._padded(torch.zeros(3, 1, 48, 48)).shape[0] == 4
+        torch.manual_seed(1)
+        images = torch.rand(3, 1, 48, 48) * 2 - 1
+        targets = torch.eye(7)[[3, 5, 6]]
+        assert torch.allclose(plain.classify(images), padded.classify(images), atol=1e-5)
+        assert torch.allclose(plain.synthesize(images, targets), padded.synthesize(images, targets), atol=1e-5)
+        assert padded.classify(images).shape == (3, 7)
+        assert padded.warm_up() == [1, 4, 8]
+        assert padded.memory_stats() == {}
+    finally:
+        plain.close()
+        padded.close()
+
+
+def test_a_bad_checkpoint_stops_start_up(make_settings: Callable[..., Settings], tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="not found"):
+        Engine.load(make_settings(checkpoint=str(tmp_path / "missing")))
+
+
+def test_cuda_without_a_gpu_is_a_clear_error(make_settings: Callable[..., Settings]) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(RuntimeError, match="no CUDA GPU"):
+        Engine.load(make_settings(device="cuda"))

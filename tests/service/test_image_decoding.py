@@ -1,0 +1,110 @@
+"""Upload bytes to pictures: formats, limits checked before decoding, orientation, reduced JPEG decoding."""
+
+from __future__ import annotations
+
+import pytest
+from PIL import Image
+
+from service.errors import BadImage, EmptyImage, TooManyPixels, UnsupportedMediaType
+from service.images import Photo, Upload, decode_image, sniff_format
+from service_helpers import encode, noise_image, png_header_only
+
+LIMIT = 10_000_000
+
+
+def decode(data: bytes, content_type: str | None = None, **kw: int) -> Photo:
+    return decode_image(Upload(data, "upload", content_type), max_pixels=kw.pop("max_pixels", LIMIT), **kw)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
+def test_supported_formats_decode_to_rgb(fmt: str) -> None:
+    data = encode(noise_image(1, (64, 40), "RGB"), fmt)
+    assert sniff_format(data) == fmt
+    photo = decode(data)
+    assert photo.image.mode == "RGB"
+    assert photo.image.size == photo.original_size == (64, 40)
+    assert photo.format == fmt
+
+
+def test_the_bytes_decide_the_format_not_the_declared_type() -> None:
+    photo = decode(encode(noise_image(2), "PNG"), content_type="text/plain")
+    assert photo.format == "PNG"
+
+
+@pytest.mark.parametrize(
+    ("data", "content_type", "error"),
+    [
+        (b"", "image/jpeg", EmptyImage),
+        (b"\x00" * 200, "image/jpeg", BadImage),
+        (b"this is not an image", "application/octet-stream", BadImage),
+        (b"this is not an image", "text/plain", UnsupportedMediaType),
+        (b"\xff\xd8\xff\xe0" + b"\x00" * 50, "image/jpeg", BadImage),  # a JPEG signature and nothing else
+    ],
+)
+def test_bad_bytes_are_refused(data: bytes, content_type: str, error: type[Exception]) -> None:
+    with pytest.raises(error):
+        decode(data, content_type)
+
+
+def test_a_truncated_jpeg_is_a_bad_image() -> None:
+    data = encode(noise_image(3, (200, 200), "RGB"), "JPEG")
+    with pytest.raises(BadImage) as refused:
+        decode(data[: len(data) // 2], "image/jpeg")
+    assert refused.value.status_code == 400
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "BMP", "TIFF"])
+def test_other_image_formats_are_415(fmt: str) -> None:
+    with pytest.raises(UnsupportedMediaType) as refused:
+        decode(encode(noise_image(4, (32, 32), "RGB"), fmt), "image/png")
+    assert refused.value.status_code == 415
+
+
+def test_a_decompression_bomb_is_refused_from_its_header() -> None:
+    # 30000 x 30000 declared, a few bytes of data: decoding would fail (400), so 413 proves the header check came first.
+    bomb = png_header_only(30_000, 30_000)
+    assert len(bomb) < 200
+    with pytest.raises(TooManyPixels) as refused:
+        decode(bomb, "image/png")
+    assert refused.value.status_code == 413
+    assert "900000000 pixels" in refused.value.message
+
+
+def test_a_header_over_the_limit_is_refused_before_decoding() -> None:
+    bomb = png_header_only(5_000, 4_000)  # 20 MP declared: under PIL's own guard, over ours
+    with pytest.raises(TooManyPixels) as refused:
+        decode(bomb, "image/png")
+    assert "5000x4000 = 20,000,000 pixels" in refused.value.message
+
+
+def test_the_pixel_limit_is_configurable() -> None:
+    data = encode(noise_image(5, (120, 100)), "PNG")
+    assert decode(data, max_pixels=12_000).image.size == (120, 100)
+    with pytest.raises(TooManyPixels):
+        decode(data, max_pixels=11_999)
+
+
+def test_transparency_is_flattened_onto_white() -> None:
+    rgba = Image.new("RGBA", (8, 8), (0, 0, 0, 0))
+    photo = decode(encode(rgba, "PNG"))
+    assert photo.image.getpixel((0, 0)) == (255, 255, 255)
+
+
+def test_exif_orientation_is_applied() -> None:
+    # Stored 60 wide x 30 high, tagged 'rotate 90 clockwise to display' (orientation 6): upright it is 30 x 60.
+    stored = Image.new("RGB", (60, 30), (0, 0, 0))
+    stored.paste((255, 255, 255), (0, 0, 10, 30))  # a white band on the stored image's left edge
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    photo = decode(encode(stored, "JPEG", exif=exif, quality=95))
+    assert photo.image.size == photo.original_size == (30, 60)
+    assert photo.image.getpixel((15, 3))[0] > 200  # the band is now along the top
+
+
+def test_large_jpegs_decode_reduced_and_boxes_map_back() -> None:
+    data = encode(Image.new("RGB", (6000, 3000), (10, 20, 30)), "JPEG", quality=50)
+    photo = decode(data, max_side=2048, max_pixels=20_000_000)
+    assert photo.original_size == (6000, 3000)
+    assert 2048 <= photo.image.width < 6000  # decoded at 1/2 scale (3000 px wide)
+    assert photo.to_original((100, 50, 200, 100)) == (200, 100, 400, 200)
+    assert photo.to_original((-10, -10, 50, 50)) == (0, 0, 80, 80)  # clipped to the picture

@@ -1,0 +1,64 @@
+"""Health, readiness, the model card, Prometheus metrics and the OpenAPI docs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from service.metrics import EXPORTED_NAMES
+from service.settings import Settings
+from service_helpers import FER_CLASSES, noise_png, serve
+
+
+async def test_health_and_readiness(make_settings: Callable[..., Settings]) -> None:
+    async with serve(make_settings()) as (app, client):
+        assert (await client.get("/healthz")).json() == {"status": "alive"}
+        assert (await client.get("/readyz")).json() == {"status": "ready", "model": "test-tiny", "device": "cpu"}
+
+
+async def test_the_model_card(make_settings: Callable[..., Settings], tiny_checkpoint: Path) -> None:
+    card = json.loads((tiny_checkpoint / "card.json").read_text())
+    async with serve(make_settings()) as (app, client):
+        info = (await client.get("/v1/models")).json()
+    assert info["variant"] == "fersnet_tiny" and info["sharing"] == "selective" and info["synthesis"] is True
+    assert info["classes"] == list(FER_CLASSES)
+    assert info["input"]["img_size"] == 48 and info["input"]["in_chans"] == 1
+    assert info["sha256"] == card["weights"]["sha256"]
+    assert info["runtime"] == {"device": "cpu", "precision": "float32", "batch_sizes": None, "max_batch_size": 8, "max_wait_ms": 2.0}
+
+
+async def test_metrics_page_exports_every_name(make_settings: Callable[..., Settings]) -> None:
+    async with serve(make_settings()) as (app, client):
+        await client.post("/v1/classify", params={"detect": "false"}, files={"images": ("f.png", noise_png(), "image/png")})
+        response = await client.get("/metrics")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+    lines = response.text.splitlines()
+    samples = {line.split("{")[0].split(" ")[0] for line in lines if line and not line.startswith("#")}
+    for name in EXPORTED_NAMES - {"fersnet_gpu_memory_bytes"}:  # GPU memory has samples on CUDA only
+        assert name in samples or f"{name}_count" in samples, name
+    assert any(line.startswith("# TYPE fersnet_gpu_memory_bytes") for line in lines)  # declared on the CPU too
+    text = response.text
+    assert 'fersnet_requests_total{method="POST",route="/v1/classify",status="200"} 1.0' in text
+    assert 'fersnet_batch_size_count{endpoint="classify"} 1.0' in text
+    assert 'fersnet_queue_depth{endpoint="synthesize"} 0.0' in text
+    assert 'fersnet_model_info{device="cpu",name="test-tiny"' in text
+    assert "fersnet_model_load_seconds " in text and "fersnet_ready 1.0" in text
+
+
+async def test_docs_show_every_endpoint_with_schemas_and_examples(make_settings: Callable[..., Settings]) -> None:
+    async with serve(make_settings()) as (app, client):
+        docs = await client.get("/docs")
+        spec = (await client.get("/openapi.json")).json()
+    assert docs.status_code == 200 and "swagger-ui" in docs.text
+    assert set(spec["paths"]) == {"/v1/classify", "/v1/synthesize", "/v1/models", "/healthz", "/readyz", "/metrics"}
+    classify = spec["paths"]["/v1/classify"]["post"]
+    assert "multipart/form-data" in classify["requestBody"]["content"]
+    assert {"200", "400", "413", "415", "422", "429", "503", "504"} <= set(classify["responses"])
+    synthesize = spec["paths"]["/v1/synthesize"]["post"]
+    assert {"image/png", "application/json"} <= set(synthesize["responses"]["200"]["content"])
+    schemas = spec["components"]["schemas"]
+    for name in ("ClassifyResponse", "SynthesizeResponse", "ModelInfo", "ErrorResponse"):
+        assert name in schemas
+    assert schemas["ClassifyResponse"]["examples"][0]["images"][0]["faces"][0]["expression"] == "happy"
+    assert classify["responses"]["400"]["content"]["application/json"]["example"]["error"]["status"] == 400

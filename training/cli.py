@@ -1,0 +1,331 @@
+"""The ``fersnet`` command line: one entry point for training, measuring, synthesising and serving.
+
+    fersnet info                       variants, parameter counts, FLOPs
+    fersnet train --config FILE        run a recipe (training/configs/*.yaml)
+    fersnet evaluate --checkpoint ...  accuracy, macro-F1, recall, confusion
+    fersnet synthesize ...             redraw faces with other expressions
+    fersnet balance ...                synthesise rare expressions into a folder
+    fersnet export ...                 re-save a checkpoint (float16) or export the classifier (.pt2)
+    fersnet serve --host --port        the REST service
+
+Every subcommand is a small function that parses nothing itself; errors the
+user can fix (a missing file, a bad recipe, a tampered checkpoint) end with
+one line naming the problem and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from model_core import CheckpointError, create_model, list_variants, load_checkpoint
+from model_core.data import DataError, load_records
+from model_core.fersnet import SHARING_MODES, FERSNet
+
+EXIT_USAGE = 2
+
+
+# --------------------------------------------------------------------------- info
+
+
+def count_flops(model: FERSNet, synthesis: bool) -> int:
+    """FLOPs of one image through ``classify`` (or ``synthesize``), counted by PyTorch's FlopCounterMode."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    cfg = model.config
+    x = torch.zeros(1, cfg.in_chans, cfg.img_size, cfg.img_size)
+    model.eval()
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        if synthesis:
+            model.synthesize(x, torch.zeros(1, cfg.num_classes))
+        else:
+            model.classify(x)
+    return int(counter.get_total_flops())
+
+
+def cmd_info(args: argparse.Namespace) -> None:
+    if args.checkpoint:
+        loaded = load_checkpoint(args.checkpoint)
+        card = {k: v for k, v in loaded.card.items() if k != "training"}
+        print(json.dumps(card, indent=2))
+        return
+    rows = []
+    for variant in [args.variant] if args.variant else list_variants():
+        for sharing in SHARING_MODES:
+            model = create_model(variant, sharing=sharing)
+            cfg = model.config
+            rows.append({
+                "variant": variant,
+                "sharing": sharing,
+                "input": f"{cfg.img_size}x{cfg.img_size}x{cfg.in_chans}",
+                "parameters": sum(p.numel() for p in model.parameters()),
+                "gates": len(model.gates) * 2,
+                "classify_gflops": count_flops(model, synthesis=False) / 1e9,
+                "synthesize_gflops": count_flops(model, synthesis=True) / 1e9 if model.has_synthesis else None,
+            })
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return
+    print(f"{'variant':<15}{'sharing':<11}{'input':<10}{'params':>10}{'ConvFLUs':>9}{'GFLOPs classify':>17}{'GFLOPs synth.':>15}")
+    for r in rows:
+        synth = f"{r['synthesize_gflops']:.3f}" if r["synthesize_gflops"] is not None else "-"
+        print(f"{r['variant']:<15}{r['sharing']:<11}{r['input']:<10}{r['parameters'] / 1e6:>9.2f}M{r['gates']:>9}"
+              f"{r['classify_gflops']:>17.3f}{synth:>15}")
+    print("\nConvFLUs: gates in both directions, one per stage and direction, each with its own weights."
+          "\nFLOPs: per image, as counted by torch.utils.flop_counter (a multiply-add counts as 2).")
+
+
+# --------------------------------------------------------------------------- train
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from model_core.train import Trainer, load_config
+
+    config = load_config(args.config, args.set)
+    trainer = Trainer(config, command="fersnet " + " ".join(shlex.quote(a) for a in args.argv))
+    if args.resume and not trainer.resume():
+        print(f"fersnet: nothing to resume in {config.run_dir / 'last'}; starting fresh", file=sys.stderr)
+    best = trainer.fit()
+    if trainer.env.is_main:
+        print(f"best checkpoint: {best}")
+
+
+# --------------------------------------------------------------------------- evaluate
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from model_core.evaluate import evaluate_records, plot_confusion
+
+    device = _device(args.device)
+    loaded = load_checkpoint(args.checkpoint, device)
+    records = load_records(args.dataset, args.root, args.split, label_mode=args.label_mode, folds=args.folds, skip_bad=args.skip_bad)
+    metrics = evaluate_records(loaded.model, loaded.classes, loaded.preprocess, records, device, args.batch_size, args.skip_bad)
+    if args.figure:
+        plot_confusion(metrics, Path(args.figure), title=f"{args.dataset}/{args.split}: accuracy {100 * metrics.accuracy:.2f} %")
+    if args.json:
+        print(json.dumps({"checkpoint": str(loaded.path), "dataset": args.dataset, "split": args.split,
+                          "skipped": len(records.skipped), **metrics.to_dict()}))
+    else:
+        print(f"{loaded.card.get('name')} ({loaded.sha256[:12]}) on {args.dataset}/{args.split}")
+        print(metrics.table())
+
+
+# --------------------------------------------------------------------------- synthesize
+
+
+def _targets(spec: str, classes: Sequence[str]) -> list[str]:
+    from model_core.expressions import canonical
+
+    if spec == "all":
+        return list(classes)
+    wanted = []
+    for name in spec.split(","):
+        try:
+            c = canonical(name)
+        except KeyError as e:
+            raise SystemExit(f"fersnet: error: --target: {e.args[0]}") from None
+        if c not in classes:
+            raise SystemExit(f"fersnet: error: --target: the model has no class {c!r} (it knows {', '.join(classes)})")
+        wanted.append(c)
+    return wanted
+
+
+def cmd_synthesize(args: argparse.Namespace) -> None:
+    from PIL import Image, UnidentifiedImageError
+
+    from model_core.evaluate import synthesis_grid
+
+    loaded = load_checkpoint(args.checkpoint, _device(args.device))
+    if not loaded.model.has_synthesis:
+        raise CheckpointError(f"{loaded.path}: this model has no synthesis branch (sharing='none')")
+    targets = _targets(args.target, loaded.classes)
+    faces, names = [], []
+    for path in args.inputs:
+        try:
+            with Image.open(path) as image:
+                faces.append(loaded.preprocess(image))
+        except (FileNotFoundError, UnidentifiedImageError, OSError) as e:
+            raise DataError(f"{path}: cannot read image ({e})") from None
+        names.append(Path(path).stem)
+    images = torch.stack(faces).to(_device(args.device))
+    out = Path(args.out)
+    if args.grid:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        synthesis_grid(loaded.model, images, loaded.classes, loaded.preprocess, out, names)
+        print(f"wrote {out}")
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    with torch.inference_mode():
+        features = loaded.model.forward_features(images)
+        for target in targets:
+            onehot = torch.zeros(len(images), len(loaded.classes), device=images.device)
+            onehot[:, loaded.classes.index(target)] = 1
+            for name, face in zip(names, loaded.model.decode(features, onehot), strict=True):
+                file = out / f"{name}_{target}.png"
+                loaded.preprocess.to_image(face).save(file)
+                print(f"wrote {file}")
+
+
+# --------------------------------------------------------------------------- balance
+
+
+def cmd_balance(args: argparse.Namespace) -> None:
+    from model_core.train import balance
+
+    device = _device(args.device)
+    loaded = load_checkpoint(args.checkpoint, device)
+    records = load_records(args.dataset, args.root, args.split, label_mode=args.label_mode, skip_bad=args.skip_bad)
+    report = balance(loaded, records, args.out, target=args.target, min_confidence=args.min_confidence,
+                     seed=args.seed, device=device)
+    print(report.table())
+    print(f"wrote {sum(report.written.values())} faces and manifest.csv to {report.out_dir}")
+
+
+# --------------------------------------------------------------------------- export
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from model_core.checkpoint import save_checkpoint
+
+    loaded = load_checkpoint(args.checkpoint)
+    out = Path(args.out)
+    if args.format == "safetensors":
+        card = {k: v for k, v in loaded.card.items() if k not in ("weights", "created")}
+        card["exported_from"] = loaded.sha256
+        save_checkpoint(out, loaded.model, card, half=args.half)
+        print(f"wrote {out} ({(out / 'model.safetensors').stat().st_size / 1e6:.1f} MB)")
+        return
+    cfg = loaded.model.config
+    example = torch.zeros(2, cfg.in_chans, cfg.img_size, cfg.img_size)
+    batch = torch.export.Dim("batch", min=1, max=1024)
+    program = torch.export.export(_Classifier(loaded.model).eval(), (example,), dynamic_shapes=({0: batch},))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.export.save(program, str(out))
+    print(f"wrote {out}: torch.export program (load with torch.export.load), input (N, {cfg.in_chans}, {cfg.img_size}, "
+          f"{cfg.img_size}) normalised with mean {loaded.preprocess.mean}, std {loaded.preprocess.std}; "
+          f"output: probabilities of {', '.join(loaded.classes)}")
+
+
+class _Classifier(torch.nn.Module):
+    """The recognition path alone, returning probabilities: what an exported classifier needs."""
+
+    def __init__(self, model: FERSNet) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model.classify(images).softmax(1)
+
+
+# --------------------------------------------------------------------------- serve
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    from service.__main__ import main as serve_main
+
+    serve_main(args.rest)
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def _data_args(p: argparse.ArgumentParser, split_default: str | None = None) -> None:
+    p.add_argument("--dataset", required=True, choices=["fer2013", "ferplus", "ckplus", "folder"])
+    p.add_argument("--root", required=True, help="dataset folder (for fer2013 also a fer2013.csv file)")
+    p.add_argument("--split", required=split_default is None, default=split_default,
+                   help="train, val, test, all; CK+: fold<i>/train, fold<i>/test")
+    p.add_argument("--label-mode", choices=["hard", "soft"], default="hard", help="FER+: majority vote or vote distribution")
+    p.add_argument("--folds", type=int, default=10, help="CK+: number of subject folds")
+    p.add_argument("--skip-bad", action="store_true", help="skip (and count) missing or corrupt files instead of stopping")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fersnet", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("info", help="list variants with parameter counts and FLOPs, or show a checkpoint's card")
+    p.add_argument("--variant", choices=list_variants())
+    p.add_argument("--checkpoint", help="show this checkpoint's model card instead ('default' for the bundled one)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("train", help="train a recipe")
+    p.add_argument("--config", required=True, help="YAML recipe, e.g. training/configs/fer2013_small.yaml")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe field, e.g. optim.epochs=5")
+    p.add_argument("--resume", action="store_true", help="continue from <out_dir>/last if present")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="measure a checkpoint on a dataset split")
+    p.add_argument("--checkpoint", default="default")
+    _data_args(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object (keys include accuracy and macro_f1)")
+    p.add_argument("--figure", help="also save the confusion matrix as this PNG")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("synthesize", help="redraw face crops with target expressions")
+    p.add_argument("inputs", nargs="+", help="face images (crops, any size; converted as the model was trained)")
+    p.add_argument("--checkpoint", default="default")
+    p.add_argument("--target", default="all", help="comma-separated expressions, or all")
+    p.add_argument("--out", required=True, help="output folder (or PNG file with --grid)")
+    p.add_argument("--grid", action="store_true", help="one PNG: inputs down, target expressions across")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.set_defaults(func=cmd_synthesize)
+
+    p = sub.add_parser("balance", help="synthesise faces of rare expressions until every class has --target images")
+    p.add_argument("--checkpoint", default="default")
+    _data_args(p, split_default="train")
+    p.add_argument("--out", required=True, help="output folder (class-per-folder PNGs + manifest.csv)")
+    p.add_argument("--target", type=int, help="images per class after balancing (default: the largest class)")
+    p.add_argument("--min-confidence", type=float, default=0.0, help="drop fakes the model itself classifies below this")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.set_defaults(func=cmd_balance)
+
+    p = sub.add_parser("export", help="re-save a checkpoint (float16 safetensors) or export the classifier with torch.export")
+    p.add_argument("--checkpoint", default="default")
+    p.add_argument("--out", required=True)
+    p.add_argument("--format", choices=["safetensors", "torch-export"], default="safetensors",
+                   help="torch-export: a .pt2 program of the classifier for runtimes without this package")
+    p.add_argument("--half", action="store_true", help="safetensors: store float16 weights (half the size)")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("serve", help="start the REST service (options as for python -m service)", add_help=False)
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_serve)
+    return parser
+
+
+KNOWN_ERRORS: tuple[type[Exception], ...] = (CheckpointError, DataError, FileNotFoundError)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    from model_core.train import ConfigError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    args.argv = argv
+    handler: Callable[[argparse.Namespace], Any] = args.func
+    try:
+        handler(args)
+    except (*KNOWN_ERRORS, ConfigError) as e:
+        print(f"fersnet: error: {e}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE) from None
+
+
+if __name__ == "__main__":
+    main()
