@@ -159,8 +159,9 @@ def plot_curves(history: list[dict[str, Any]], path: Path) -> Path:
     left.set_ylabel("mean training loss")
     left.set_yscale("log")
     left.legend(fontsize=7)
-    for key in ("accuracy", "macro_f1"):
-        right.plot(epochs, [100 * h["val"][key] for h in history if "val" in h], marker="o", label=f"val {key}")
+    validated = [h for h in history if "val" in h]
+    for key in ("accuracy", "macro_f1") if validated else ():
+        right.plot([h["epoch"] for h in validated], [100 * h["val"][key] for h in validated], marker="o", label=f"val {key}")
     if any("train_accuracy" in h for h in history):
         right.plot(epochs, [100 * h.get("train_accuracy", np.nan) for h in history], ls="--", label="train accuracy")
     right.set_xlabel("epoch")

@@ -177,22 +177,37 @@ class Batcher(Generic[RequestT, ContextT, ItemT, OutputT, ResponseT]):
     # ------------------------------------------------------------------ the request side
 
     async def handle(self, request: RequestT, deadline: Deadline) -> ResponseT:
-        """Decode a request, run its items through the batching loop, and encode the response."""
-        decoded = await anyio.to_thread.run_sync(self.api.decode, request, limiter=self._workers)
-        outputs = await self.submit(decoded.items, deadline) if decoded.items else []
-        return await anyio.to_thread.run_sync(self.api.encode, decoded, outputs, limiter=self._workers)
+        """Decode a request, run its items through the batching loop, and encode the response.
 
-    async def submit(self, items: Sequence[ItemT], deadline: Deadline) -> list[OutputT]:
-        """Queue items (all or none), wait for their outputs, and return them in the same order."""
+        A request is refused before it is decoded when the queue is already
+        full (decoding and face detection are the expensive part on a busy
+        CPU), and the whole of it, waiting for a decode thread included, runs
+        against its deadline.
+        """
+        self._admit(0)
+        try:
+            async with asyncio.timeout(max(0.0, deadline.remaining())):
+                decoded = await anyio.to_thread.run_sync(self.api.decode, request, limiter=self._workers)
+                outputs = await self.submit(decoded.items, deadline) if decoded.items else []
+                return await anyio.to_thread.run_sync(self.api.encode, decoded, outputs, limiter=self._workers)
+        except TimeoutError:
+            raise DeadlineExceeded(f"request exceeded its deadline in {self.name}") from None
+
+    def _admit(self, count: int) -> None:
+        """Raise 503 while stopping, 413 for more items than the queue holds, 429 when they do not fit now."""
         if not self._accepting:
             raise ShuttingDown("the service is shutting down; retry on another instance", retry_after_s=self.retry_after_s)
-        if len(items) > self.max_queue:
-            raise PayloadTooLarge(f"request needs {len(items)} forward-pass images; at most {self.max_queue} fit the queue")
-        if len(self._queue) + len(items) > self.max_queue:
+        if count > self.max_queue:
+            raise PayloadTooLarge(f"request needs {count} forward-pass images; at most {self.max_queue} fit the queue")
+        if len(self._queue) + max(count, 1) > self.max_queue:
             raise QueueFull(
                 f"{self.name}: {len(self._queue)} images already queued (limit {self.max_queue}); retry shortly",
                 retry_after_s=self.retry_after_s,
             )
+
+    async def submit(self, items: Sequence[ItemT], deadline: Deadline) -> list[OutputT]:
+        """Queue items (all or none), wait for their outputs, and return them in the same order."""
+        self._admit(len(items))
         if deadline.expired:
             raise DeadlineExceeded(f"request exceeded its deadline before reaching the {self.name} queue")
         loop = asyncio.get_running_loop()

@@ -4,6 +4,10 @@ A route that declares ``engine: ReadyEngine`` only runs once the model is
 warmed up (503 before); ``deadline: RequestDeadline`` starts the request's
 timeout clock; routers that include :func:`require_api_key` answer 401 when a
 key is configured and the request lacks it.
+
+Every dependency is ``async def`` although none awaits anything: FastAPI runs
+plain ``def`` dependencies in a worker thread, one hop per dependency per
+request, which costs more than the work they do.
 """
 
 from __future__ import annotations
@@ -21,11 +25,11 @@ from .runtime import Runtime
 from .settings import Settings
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
     return request.app.state.runtime
 
 
-def get_settings(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Settings:
+async def get_settings(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Settings:
     return runtime.settings
 
 
@@ -33,14 +37,14 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-def get_ready_engine(runtime: RuntimeDep) -> Engine:
+async def get_ready_engine(runtime: RuntimeDep) -> Engine:
     return runtime.require_ready()
 
 
 ReadyEngine = Annotated[Engine, Depends(get_ready_engine)]
 
 
-def start_deadline(settings: SettingsDep) -> Deadline:
+async def start_deadline(settings: SettingsDep) -> Deadline:
     return Deadline.after(settings.request_timeout_s)
 
 
@@ -51,7 +55,7 @@ _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="
 _bearer = HTTPBearer(auto_error=False, description="The key set in FERSNET_API_KEY, as a bearer token.")
 
 
-def require_api_key(
+async def require_api_key(
     settings: SettingsDep,
     api_key: Annotated[str | None, Security(_api_key_header)] = None,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,
@@ -65,7 +69,7 @@ def require_api_key(
         raise Unauthorized()
 
 
-def require_multipart(request: Request) -> None:
+async def require_multipart(request: Request) -> None:
     """415 for a body that is not multipart/form-data (images are uploaded as form files)."""
     content_type = request.headers.get("content-type", "")
     if not content_type.lower().startswith("multipart/form-data"):

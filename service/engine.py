@@ -59,7 +59,9 @@ def default_batch_sizes(max_batch_size: int) -> list[int]:
 class Engine:
     """A checkpoint loaded for serving. Build it with :meth:`load`."""
 
-    def __init__(self, loaded: LoadedModel, device: torch.device, dtype: torch.dtype, batch_sizes: list[int] | None, max_batch_size: int) -> None:
+    def __init__(
+        self, loaded: LoadedModel, device: torch.device, dtype: torch.dtype, batch_sizes: list[int] | None, max_batch_size: int
+    ) -> None:
         self.loaded = loaded
         self.model = loaded.model
         self.preprocess = loaded.preprocess

@@ -149,9 +149,7 @@ def decode_image(upload: Upload, *, max_pixels: int, max_side: int | None = DECO
             if width < 1 or height < 1:
                 raise BadImage(f"{upload.label} has no pixels ({width}x{height})")
             if width * height > max_pixels:
-                raise TooManyPixels(
-                    f"{upload.label} is {width}x{height} = {width * height:,} pixels; the limit is {max_pixels:,}"
-                )
+                raise TooManyPixels(f"{upload.label} is {width}x{height} = {width * height:,} pixels; the limit is {max_pixels:,}")
             if fmt == "JPEG" and max_side is not None and max(width, height) > max_side:
                 ratio = max_side / max(width, height)
                 image.draft("RGB", (math.ceil(width * ratio), math.ceil(height * ratio)))

@@ -184,7 +184,9 @@ class SynthesizeAPI(BatchedAPI[SynthesizeRequest, SynthesizeContext, TargetedFac
         if not faces:
             raise NoFaceFound(f"no face found in {request.upload.label}; send a clearer photo, or detect=false for a ready-made face crop")
         if request.face_index >= len(faces):
-            raise InvalidParameter(f"face={request.face_index} asked for, but {request.upload.label} has {len(faces)} face(s) (0 = largest)")
+            raise InvalidParameter(
+                f"face={request.face_index} asked for, but {request.upload.label} has {len(faces)} face(s) (0 = largest)"
+            )
         face = faces[request.face_index]
         model_input = preprocess.prepare(crop_faces(photo.image, [face], preprocess)[0])
         pixels = preprocess.to_tensor(model_input)
@@ -238,6 +240,9 @@ class SynthesizeAPI(BatchedAPI[SynthesizeRequest, SynthesizeContext, TargetedFac
             width=size,
             height=size,
             face=UsedFace(index=context.request.face_index, box=box, detection_score=context.face.score, faces_found=context.faces_found),
-            images=[SynthesizedFace(expression=item.expression, png_base64=base64_png(face)) for item, face in zip(decoded.items, faces, strict=True)],
+            images=[
+                SynthesizedFace(expression=item.expression, png_base64=base64_png(face))
+                for item, face in zip(decoded.items, faces, strict=True)
+            ],
         )
         return JSONResponse(body.model_dump(mode="json"), headers=headers)

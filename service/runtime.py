@@ -58,7 +58,11 @@ class Runtime:
         self.engine = engine
         log.info(
             "loaded %s (%s, sha256 %s...) on %s, %s",
-            engine.loaded.card.get("name"), engine.loaded.card.get("variant"), engine.loaded.sha256[:12], engine.device, engine.precision,
+            engine.loaded.card.get("name"),
+            engine.loaded.card.get("variant"),
+            engine.loaded.sha256[:12],
+            engine.device,
+            engine.precision,
         )
         workers = anyio.CapacityLimiter(s.decode_workers)
         batching = dict(

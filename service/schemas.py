@@ -106,7 +106,9 @@ class UsedFace(BaseModel):
 
 class SynthesizedFace(BaseModel):
     expression: str = Field(examples=["happy"])
-    png_base64: str = Field(description="The face as a base64-encoded PNG, at the model's input size.", examples=["iVBORw0KGgoAAAANSUhEUgAA..."])
+    png_base64: str = Field(
+        description="The face as a base64-encoded PNG, at the model's input size.", examples=["iVBORw0KGgoAAAANSUhEUgAA..."]
+    )
 
 
 class SynthesizeResponse(BaseModel):
@@ -117,7 +119,12 @@ class SynthesizeResponse(BaseModel):
                     "model": "placeholder-untrained",
                     "width": 48,
                     "height": 48,
-                    "face": {"index": 0, "box": {"x": 188, "y": 97, "width": 121, "height": 148}, "detection_score": 0.91, "faces_found": 1},
+                    "face": {
+                        "index": 0,
+                        "box": {"x": 188, "y": 97, "width": 121, "height": 148},
+                        "detection_score": 0.91,
+                        "faces_found": 1,
+                    },
                     "images": [
                         {"expression": "happy", "png_base64": "iVBORw0KGgoAAAANSUhEUgAAADAAAAAwCAAAAAB..."},
                         {"expression": "surprise", "png_base64": "iVBORw0KGgoAAAANSUhEUgAAADAAAAAwCAAAAAB..."},
@@ -224,12 +231,24 @@ class ErrorResponse(BaseModel):
 
 
 _ERROR_EXAMPLES: dict[int, tuple[str, str, str]] = {
-    400: ("Empty, undecodable image, or no face where one is needed", "bad_image", "image 0 (photo.jpg) could not be decoded as JPEG (image file is truncated)"),
+    400: (
+        "Empty, undecodable image, or no face where one is needed",
+        "bad_image",
+        "image 0 (photo.jpg) could not be decoded as JPEG (image file is truncated)",
+    ),
     401: ("API key missing or wrong (only when FERSNET_API_KEY is set)", "unauthorized", "missing or wrong API key"),
-    413: ("Body or image pixel count over the limit", "too_many_pixels", "image 0 is 30000x30000 = 900,000,000 pixels; the limit is 40,000,000"),
+    413: (
+        "Body or image pixel count over the limit",
+        "too_many_pixels",
+        "image 0 is 30000x30000 = 900,000,000 pixels; the limit is 40,000,000",
+    ),
     415: ("Not JPEG, PNG or WebP", "unsupported_media_type", "image 0 (anim.gif) is GIF; send JPEG, PNG or WebP"),
     422: ("Invalid parameter", "invalid_parameter", "query.targets: unknown expression 'smug'"),
-    429: ("Queue full; retry after the Retry-After header's seconds", "queue_full", "classify: 512 images already queued (limit 512); retry shortly"),
+    429: (
+        "Queue full; retry after the Retry-After header's seconds",
+        "queue_full",
+        "classify: 512 images already queued (limit 512); retry shortly",
+    ),
     501: ("The model has no synthesis branch", "synthesis_unavailable", "this model (sharing='none') cannot synthesise faces"),
     503: ("Model loading or warming up, or shutting down", "not_ready", "the model is still loading or warming up"),
     504: ("Request timed out", "timeout", "request exceeded its deadline waiting for the classify model"),

@@ -70,6 +70,11 @@ class LossSpec(_Strict):
     synthesis_fraction: float = Field(0.25, gt=0, le=1)
     """Share of each batch that is also synthesised; the rest only trains recognition."""
 
+    @property
+    def trains_synthesis(self) -> bool:
+        """False when every synthesis weight is 0: recognition-only fine-tuning skips the FES work."""
+        return any(w > 0 for w in (self.adversarial, self.classification, self.cycle, self.identity))
+
 
 class TrainConfig(_Strict):
     name: str
@@ -92,6 +97,8 @@ class TrainConfig(_Strict):
     threads: int | None = None
     max_steps_per_epoch: int | None = None
     progress: bool = True
+    figures: bool = True
+    """Draw curves, confusion matrices and a synthesis grid beside the checkpoint at the end."""
 
     @field_validator("train")
     @classmethod

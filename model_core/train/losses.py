@@ -98,11 +98,11 @@ class MultiTaskObjective(nn.Module):
 
     def forward(self, images: Tensor, labels: Tensor, targets: Tensor) -> StepOutput:
         w, model = self.weights, self.model
-        features = model.forward_features(images, synthesis=model.has_synthesis)
+        features = model.forward_features(images, synthesis=model.has_synthesis and w.trains_synthesis)
         logits = model.forward_head(features.fer)
         losses = {"fer": soft_cross_entropy(logits, targets, w.label_smoothing)}
         total = w.fer * losses["fer"]
-        if not model.has_synthesis:
+        if not (model.has_synthesis and w.trains_synthesis):
             return StepOutput(total, logits, losses)
 
         n = max(1, round(images.shape[0] * w.synthesis_fraction))

@@ -143,7 +143,9 @@ class Trainer:
         self.disc_step: nn.Module | None = self.discriminator
         if self.env.distributed:
             ids = [self.device.index] if use_cuda else None
-            self.objective = DistributedDataParallel(self.objective, device_ids=ids)
+            # Recognition-only fine-tuning leaves the decoder idle; DDP must be told to expect that.
+            idle = self.model.has_synthesis and not config.loss.trains_synthesis
+            self.objective = DistributedDataParallel(self.objective, device_ids=ids, find_unused_parameters=idle)
             if self.discriminator is not None:
                 self.disc_step = DistributedDataParallel(self.discriminator, device_ids=ids)
 
@@ -394,19 +396,21 @@ class Trainer:
         """Measure the selected model on the report splits and draw the figures beside it."""
         loaded = load_checkpoint(best, self.device)
         card = loaded.card
+        draw = self.config.figures
         figures = self.run_dir / "figures"
         figures.mkdir(exist_ok=True)
-        if self.history:
+        if self.history and draw:
             plot_curves(self.history, figures / "curves.png")
         for spec in ([self.config.val] if self.config.val else []) + list(self.config.report):
             records = load_records(spec.dataset, spec.root, spec.split, **spec.options())
             metrics = evaluate_records(loaded.model, self.classes, self.preprocess, records, self.device, skip_bad=spec.skip_bad)
             key = f"{spec.dataset}/{spec.split}"
             card["metrics"][key] = _summary(metrics)
-            plot_confusion(metrics, figures / f"confusion_{spec.dataset}_{spec.split.replace('/', '-')}.png", title=f"{key}: "
-                           f"accuracy {100 * metrics.accuracy:.2f} %, macro-F1 {100 * metrics.macro_f1:.2f} %")
+            if draw:
+                plot_confusion(metrics, figures / f"confusion_{spec.dataset}_{spec.split.replace('/', '-')}.png", title=f"{key}: "
+                               f"accuracy {100 * metrics.accuracy:.2f} %, macro-F1 {100 * metrics.macro_f1:.2f} %")
             self._log(f"{key}: accuracy {100 * metrics.accuracy:.2f} %, macro-F1 {100 * metrics.macro_f1:.2f} %")
-        if loaded.model.has_synthesis and self.config.val is not None:
+        if draw and loaded.model.has_synthesis and self.config.val is not None:
             images, labels = grid_faces(self.config.val, self.preprocess, self.classes)
             synthesis_grid(loaded.model, images, self.classes, self.preprocess, figures / "synthesis_grid.png", labels)
         card["figures"] = sorted(str(p.relative_to(self.run_dir)) for p in figures.glob("*.png"))

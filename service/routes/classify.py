@@ -48,9 +48,7 @@ async def classify(
     settings: SettingsDep,
     deadline: RequestDeadline,
     images: Annotated[list[UploadFile], File(description="One or more photos (JPEG, PNG or WebP), each in a part named `images`.")],
-    detect: Annotated[
-        bool, Query(description="Find faces in each image (default). `false`: each image already is one face crop.")
-    ] = True,
+    detect: Annotated[bool, Query(description="Find faces in each image (default). `false`: each image already is one face crop.")] = True,
 ) -> ClassifyResponse:
     if len(images) > settings.max_images_per_request:
         raise PayloadTooLarge(f"{len(images)} images in one request; the limit is {settings.max_images_per_request}")

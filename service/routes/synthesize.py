@@ -93,7 +93,9 @@ async def synthesize(
     image: Annotated[UploadFile, File(description="One photo or face crop (JPEG, PNG or WebP).")],
     targets: Annotated[
         list[str],
-        Query(description="Target expressions from /v1/models' `classes`: comma-separated, repeated, or `all`.", examples=["happy,surprise"]),
+        Query(
+            description="Target expressions from /v1/models' `classes`: comma-separated, repeated, or `all`.", examples=["happy,surprise"]
+        ),
     ],
     detect: Annotated[bool, Query(description="Find the face (default). `false`: the image already is a face crop.")] = True,
     face: Annotated[int, Query(ge=0, le=1000, description="Which detected face to redraw: 0 is the largest.")] = 0,

@@ -12,7 +12,8 @@ import torch
 from model_core import Preprocess, create_model, save_checkpoint
 from model_core.checkpoint import build_card
 from service.settings import Settings
-from service_helpers import FER_CLASSES
+
+from .helpers import FER_CLASSES
 
 
 @pytest.fixture(autouse=True)

@@ -15,7 +15,8 @@ from fastapi import FastAPI
 from service.app import create_app
 from service.engine import Engine
 from service.settings import Settings
-from service_helpers import Gate, assert_error, blank_photo, encode, noise_image, noise_png, png_header_only, runtime_of, serve, until
+
+from .helpers import Gate, assert_error, blank_photo, encode, noise_image, noise_png, png_header_only, runtime_of, serve, until
 
 GOOD = {"images": ("face.png", noise_png(7), "image/png")}
 
@@ -34,17 +35,47 @@ def _bad_requests() -> Iterator[tuple[str, dict[str, Any], int, str]]:
     yield "gif", {"url": "/v1/classify", "files": {"images": ("anim.gif", gif, "image/gif")}}, 415, "unsupported_media_type"
     yield "text file", {"url": "/v1/classify", "files": {"images": ("notes.txt", b"hello", "text/plain")}}, 415, "unsupported_media_type"
     yield "json body", {"url": "/v1/classify", "json": {"image": "aGVsbG8="}}, 415, "unsupported_media_type"
-    yield "pixel bomb", {"url": "/v1/classify", "files": {"images": ("bomb.png", png_header_only(20_000, 20_000), "image/png")}}, 413, "too_many_pixels"
+    yield (
+        "pixel bomb",
+        {"url": "/v1/classify", "files": {"images": ("bomb.png", png_header_only(20_000, 20_000), "image/png")}},
+        413,
+        "too_many_pixels",
+    )
     yield "no image part", {"url": "/v1/classify", "files": {"other": ("a.png", noise_png(), "image/png")}}, 422, "invalid_parameter"
     yield "bad detect flag", {"url": "/v1/classify", "params": {"detect": "perhaps"}, "files": GOOD}, 422, "invalid_parameter"
     synth = {"image": ("face.png", noise_png(3), "image/png")}
-    yield "no face in photo", {"url": "/v1/synthesize", "params": {"targets": "happy"}, "files": {"image": ("p.jpg", blank_photo(), "image/jpeg")}}, 400, "no_face"
-    yield "unknown target", {"url": "/v1/synthesize", "params": {"targets": "smug", "detect": "false"}, "files": synth}, 422, "invalid_parameter"
+    yield (
+        "no face in photo",
+        {"url": "/v1/synthesize", "params": {"targets": "happy"}, "files": {"image": ("p.jpg", blank_photo(), "image/jpeg")}},
+        400,
+        "no_face",
+    )
+    yield (
+        "unknown target",
+        {"url": "/v1/synthesize", "params": {"targets": "smug", "detect": "false"}, "files": synth},
+        422,
+        "invalid_parameter",
+    )
     yield "missing targets", {"url": "/v1/synthesize", "params": {"detect": "false"}, "files": synth}, 422, "invalid_parameter"
-    yield "empty targets", {"url": "/v1/synthesize", "params": {"targets": " , ", "detect": "false"}, "files": synth}, 422, "invalid_parameter"
-    yield "png for two targets", {"url": "/v1/synthesize", "params": {"targets": "happy,sad", "format": "png", "detect": "false"}, "files": synth}, 422, "invalid_parameter"
+    yield (
+        "empty targets",
+        {"url": "/v1/synthesize", "params": {"targets": " , ", "detect": "false"}, "files": synth},
+        422,
+        "invalid_parameter",
+    )
+    yield (
+        "png for two targets",
+        {"url": "/v1/synthesize", "params": {"targets": "happy,sad", "format": "png", "detect": "false"}, "files": synth},
+        422,
+        "invalid_parameter",
+    )
     yield "negative face", {"url": "/v1/synthesize", "params": {"targets": "happy", "face": "-1"}, "files": synth}, 422, "invalid_parameter"
-    yield "face out of range", {"url": "/v1/synthesize", "params": {"targets": "happy", "face": "3", "detect": "false"}, "files": synth}, 422, "invalid_parameter"
+    yield (
+        "face out of range",
+        {"url": "/v1/synthesize", "params": {"targets": "happy", "face": "3", "detect": "false"}, "files": synth},
+        422,
+        "invalid_parameter",
+    )
 
 
 BAD_REQUESTS = list(_bad_requests())
@@ -124,7 +155,9 @@ async def test_api_key(make_settings: Callable[..., Settings]) -> None:
 
 async def test_a_model_without_synthesis_answers_501(make_settings: Callable[..., Settings], classify_only_checkpoint: Path) -> None:
     async with serve(make_settings(checkpoint=str(classify_only_checkpoint))) as (app, client):
-        response = await client.post("/v1/synthesize", params={"targets": "happy", "detect": "false"}, files={"image": ("f.png", noise_png(), "image/png")})
+        response = await client.post(
+            "/v1/synthesize", params={"targets": "happy", "detect": "false"}, files={"image": ("f.png", noise_png(), "image/png")}
+        )
         assert_error(response, 501, "synthesis_unavailable")
         assert (await classify_crop(client)).status_code == 200
         assert (await client.get("/v1/models")).json()["synthesis"] is False

@@ -26,8 +26,10 @@ class Doubler(BatchedAPI[list[int], None, int, int, list[int]]):
         self.hold = threading.Event()
         self.hold.set()
         self.entered = threading.Event()
+        self.decoded = 0
 
     def decode(self, request: list[int]) -> Decoded[None, int]:
+        self.decoded += 1
         return Decoded(None, list(request))
 
     def batch(self, items: Sequence[int]) -> list[int]:
@@ -90,6 +92,9 @@ async def test_a_full_queue_refuses_with_retry_after_and_keeps_what_it_accepted(
         await batcher.submit([6], Deadline.after(30))
     assert refused.value.status_code == 429
     assert refused.value.headers == {"Retry-After": "3"}
+    with pytest.raises(QueueFull):
+        await batcher.handle([7], Deadline.after(30))
+    assert api.decoded == 0  # refused before spending any decoding work on it
     api.hold.set()
     assert await first == [2, 4]
     assert await queued == [6, 8, 10]

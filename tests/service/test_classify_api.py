@@ -10,7 +10,8 @@ import pytest
 from PIL import Image
 
 from service.settings import Settings
-from service_helpers import FER_CLASSES, blank_photo, centre_inside, encode, fer_faces, noise_png, photo_with_faces, serve
+
+from .helpers import FER_CLASSES, blank_photo, centre_inside, encode, fer_faces, noise_png, photo_with_faces, serve
 
 
 def assert_distribution(probabilities: dict[str, float]) -> None:
@@ -77,7 +78,9 @@ async def test_several_faces_and_photos_in_one_request(make_settings: Callable[.
 
 
 @pytest.mark.realdata
-async def test_boxes_are_in_the_original_pixels_of_a_large_rotated_photo(make_settings: Callable[..., Settings], fer2013_test: Path) -> None:
+async def test_boxes_are_in_the_original_pixels_of_a_large_rotated_photo(
+    make_settings: Callable[..., Settings], fer2013_test: Path
+) -> None:
     """A 3000x2400 photo stored sideways with an EXIF orientation: decoded reduced, detected downscaled, boxes mapped back."""
     (face,) = fer_faces(fer2013_test, "neutral", 1)
     upright = Image.open(__import__("io").BytesIO(photo_with_faces([face], [(1500, 900, 700)], size=(3000, 2400), fmt="PNG")))

@@ -8,7 +8,8 @@ from collections.abc import Callable
 import httpx
 
 from service.settings import Settings
-from service_helpers import metric_value, noise_png, serve
+
+from .helpers import metric_value, noise_png, serve
 
 
 async def classify(client: httpx.AsyncClient, seed: int) -> httpx.Response:

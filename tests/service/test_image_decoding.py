@@ -7,7 +7,8 @@ from PIL import Image
 
 from service.errors import BadImage, EmptyImage, TooManyPixels, UnsupportedMediaType
 from service.images import Photo, Upload, decode_image, sniff_format
-from service_helpers import encode, noise_image, png_header_only
+
+from .helpers import encode, noise_image, png_header_only
 
 LIMIT = 10_000_000
 

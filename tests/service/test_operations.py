@@ -8,7 +8,8 @@ from pathlib import Path
 
 from service.metrics import EXPORTED_NAMES
 from service.settings import Settings
-from service_helpers import FER_CLASSES, noise_png, serve
+
+from .helpers import FER_CLASSES, noise_png, serve
 
 
 async def test_health_and_readiness(make_settings: Callable[..., Settings]) -> None:
@@ -50,6 +51,11 @@ async def test_docs_show_every_endpoint_with_schemas_and_examples(make_settings:
     async with serve(make_settings()) as (app, client):
         docs = await client.get("/docs")
         spec = (await client.get("/openapi.json")).json()
+        await client.get("/no/such/page")
+        metrics = (await client.get("/metrics")).text
+    # Route labels are templates, never raw unknown paths (which would grow the series without bound).
+    assert 'fersnet_requests_total{method="GET",route="/docs",status="200"} 1.0' in metrics
+    assert 'fersnet_requests_total{method="GET",route="unmatched",status="404"} 1.0' in metrics
     assert docs.status_code == 200 and "swagger-ui" in docs.text
     assert set(spec["paths"]) == {"/v1/classify", "/v1/synthesize", "/v1/models", "/healthz", "/readyz", "/metrics"}
     classify = spec["paths"]["/v1/classify"]["post"]

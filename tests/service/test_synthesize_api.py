@@ -11,7 +11,8 @@ import pytest
 from PIL import Image
 
 from service.settings import Settings
-from service_helpers import FER_CLASSES, centre_inside, fer_faces, noise_png, photo_with_faces, serve
+
+from .helpers import FER_CLASSES, centre_inside, fer_faces, noise_png, photo_with_faces, serve
 
 CROP = {"image": ("face.png", noise_png(11), "image/png")}
 

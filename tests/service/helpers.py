@@ -144,9 +144,7 @@ def fer_faces(fer2013_test: Path, expression: str, count: int) -> list[Path]:
     return files
 
 
-def photo_with_faces(
-    faces: list[Path], places: list[tuple[int, int, int]], size: tuple[int, int] = (400, 300), fmt: str = "JPEG"
-) -> bytes:
+def photo_with_faces(faces: list[Path], places: list[tuple[int, int, int]], size: tuple[int, int] = (400, 300), fmt: str = "JPEG") -> bytes:
     """A photo of ``size`` with each FER2013 face enlarged to ``side`` pixels and pasted at (x, y)."""
     photo = Image.new("RGB", size, (90, 120, 150))
     for path, (x, y, side) in zip(faces, places, strict=True):
