@@ -77,14 +77,18 @@ class ClassifyContext:
     photos: list[Photo]
 
 
-class ClassifyAPI(BatchedAPI[ClassifyRequest, ClassifyContext, FaceCrop, Tensor, ClassifyResponse]):
-    name = "classify"
+class _PhotoPipeline:
+    """What both endpoints need to turn uploads into face crops and to count them."""
 
     def __init__(self, engine: Engine, detector: FaceDetector, metrics: Metrics, max_pixels: int) -> None:
         self.engine = engine
         self.detector = detector
         self.metrics = metrics
         self.max_pixels = max_pixels
+
+
+class ClassifyAPI(_PhotoPipeline, BatchedAPI[ClassifyRequest, ClassifyContext, FaceCrop, Tensor, ClassifyResponse]):
+    name = "classify"
 
     def decode(self, request: ClassifyRequest) -> Decoded[ClassifyContext, FaceCrop]:
         preprocess = self.engine.preprocess
@@ -166,14 +170,8 @@ class SynthesizeContext:
     model_input: Image.Image
 
 
-class SynthesizeAPI(BatchedAPI[SynthesizeRequest, SynthesizeContext, TargetedFace, Tensor, Response]):
+class SynthesizeAPI(_PhotoPipeline, BatchedAPI[SynthesizeRequest, SynthesizeContext, TargetedFace, Tensor, Response]):
     name = "synthesize"
-
-    def __init__(self, engine: Engine, detector: FaceDetector, metrics: Metrics, max_pixels: int) -> None:
-        self.engine = engine
-        self.detector = detector
-        self.metrics = metrics
-        self.max_pixels = max_pixels
 
     def decode(self, request: SynthesizeRequest) -> Decoded[SynthesizeContext, TargetedFace]:
         preprocess = self.engine.preprocess

@@ -105,7 +105,8 @@ class MultiTaskObjective(nn.Module):
         if not (model.has_synthesis and w.trains_synthesis):
             return StepOutput(total, logits, losses)
 
-        n = max(1, round(images.shape[0] * w.synthesis_fraction))
+        # At least two faces: batch norm needs more than one value per channel at the 1x1 bottleneck.
+        n = min(images.shape[0], max(2, round(images.shape[0] * w.synthesis_fraction)))
         k = model.config.num_classes
         real, source = images[:n], F.one_hot(labels[:n], k).float()
         wanted = other_labels(labels[:n], k)

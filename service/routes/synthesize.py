@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, File, Query, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from fastapi.responses import Response
 
 from model_core import canonical
@@ -19,7 +19,8 @@ router = APIRouter(prefix="/v1", tags=["inference"], dependencies=[Depends(requi
 
 DESCRIPTION = """
 Upload one image as a `multipart/form-data` part named `image` and name the
-target expressions in `targets` (comma-separated or repeated, or `all`).
+target expressions in `targets` (comma-separated or repeated, or `all`),
+as a query parameter or as a form field beside the image.
 The service finds the faces, takes the largest (or the one `face` names),
 and redraws it with each target expression at the model's input size.
 
@@ -92,11 +93,14 @@ async def synthesize(
     deadline: RequestDeadline,
     image: Annotated[UploadFile, File(description="One photo or face crop (JPEG, PNG or WebP).")],
     targets: Annotated[
-        list[str],
+        list[str] | None,
         Query(
             description="Target expressions from /v1/models' `classes`: comma-separated, repeated, or `all`.", examples=["happy,surprise"]
         ),
-    ],
+    ] = None,
+    form_targets: Annotated[
+        list[str] | None, Form(alias="targets", description="The same as the `targets` query parameter, sent as form fields.")
+    ] = None,
     detect: Annotated[bool, Query(description="Find the face (default). `false`: the image already is a face crop.")] = True,
     face: Annotated[int, Query(ge=0, le=1000, description="Which detected face to redraw: 0 is the largest.")] = 0,
     format: Annotated[
@@ -106,7 +110,7 @@ async def synthesize(
 ) -> Response:
     if not engine.has_synthesis:
         raise SynthesisUnavailable("this model was trained without the synthesis branch (sharing='none'); only /v1/classify is served")
-    expressions = parse_targets(targets, engine.classes)
+    expressions = parse_targets((targets or []) + (form_targets or []), engine.classes)
     request = SynthesizeRequest(
         upload=Upload(await image.read(), image.filename, image.content_type, 0),
         targets=expressions,

@@ -50,6 +50,16 @@ async def test_several_targets_answer_json_in_request_order(make_settings: Calla
     assert body["face"] == {"index": 0, "box": {"x": 0, "y": 0, "width": 48, "height": 48}, "detection_score": None, "faces_found": 1}
 
 
+async def test_targets_may_come_as_form_fields(make_settings: Callable[..., Settings]) -> None:
+    """curl -F image=@face.png -F targets=happy -F targets=sad: the form and the query say the same."""
+    async with serve(make_settings()) as (app, client):
+        response = await client.post(
+            "/v1/synthesize", params={"detect": "false"}, data={"targets": ["happy", "sad"]}, files=CROP
+        )
+    assert response.status_code == 200, response.text
+    assert [item["expression"] for item in response.json()["images"]] == ["happy", "sad"]
+
+
 async def test_all_targets_as_a_grid(make_settings: Callable[..., Settings]) -> None:
     async with serve(make_settings()) as (app, client):
         response = await client.post("/v1/synthesize", params={"targets": "all", "format": "grid", "detect": "false"}, files=CROP)

@@ -1,0 +1,44 @@
+"""Every shipped recipe validates, names a registered variant, and never selects on a test split."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from model_core import list_variants
+from model_core.train import load_config
+
+ROOT = Path(__file__).resolve().parents[2]
+RECIPES = sorted((ROOT / "training" / "configs").glob("*.yaml"))
+
+
+def test_the_recipes_the_issues_ask_for_are_shipped() -> None:
+    names = {p.stem for p in RECIPES}
+    assert {"fer2013_small", "ferplus_small", "ckplus_fold", "fer2013_balanced", "fer2013_paper_gpu"} <= names
+    assert {f"fer2013_ablation_{mode}" for mode in ("none", "hard", "selective")} <= names
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.stem)
+def test_every_shipped_recipe_validates(path: Path) -> None:
+    config = load_config(path)
+    assert config.name == path.stem or path.stem == "ckplus_fold"
+    assert config.model.variant in list_variants()
+    if config.val is not None:
+        assert "test" not in config.val.split, "models are selected on validation splits only"
+    usage = re.findall(r"--config (\S+)", path.read_text())
+    assert all(ROOT.joinpath(u).resolve() == path.resolve() for u in usage if u.endswith(".yaml")), "the usage line names this file"
+
+
+def test_the_ablation_rows_differ_only_in_sharing() -> None:
+    rows = {mode: load_config(ROOT / "training" / "configs" / f"fer2013_ablation_{mode}.yaml") for mode in ("none", "hard", "selective")}
+    dumps = {mode: c.model_dump(exclude={"name": True, "model": {"sharing"}}) for mode, c in rows.items()}
+    assert dumps["none"] == dumps["hard"] == dumps["selective"]
+    assert [rows[m].model.sharing for m in rows] == ["none", "hard", "selective"]
+
+
+def test_the_gpu_script_runs_the_gpu_recipe() -> None:
+    script = (ROOT / "training" / "gpu_paper.sh").read_text()
+    assert "training/configs/fer2013_paper_gpu.yaml" in script
+    assert load_config(ROOT / "training" / "configs" / "fer2013_paper_gpu.yaml").model.variant == "fersnet_paper"
