@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
 
 from service.settings import Settings
@@ -109,3 +110,22 @@ async def test_the_bundled_default_checkpoint_serves(make_settings: Callable[...
     (found,) = response.json()["images"][0]["faces"]
     assert list(found["probabilities"]) == card["classes"]
     assert math.isclose(sum(found["probabilities"].values()), 1.0, abs_tol=1e-5)
+
+
+@pytest.mark.realdata
+async def test_served_probabilities_match_the_evaluation_path(make_settings: Callable[..., Settings], fer2013_test: Path) -> None:
+    """One preprocessing path: real FER2013 crops sent with detect=false get the probabilities `fersnet evaluate` computes."""
+    from model_core import load_checkpoint
+
+    faces = [path for expression in FER_CLASSES for path in fer_faces(fer2013_test, expression, 2)]
+    files = [("images", (path.name, path.read_bytes(), "image/jpeg")) for path in faces]
+    async with serve(make_settings(checkpoint="default", max_images_per_request=len(files))) as (app, client):
+        response = await client.post("/v1/classify", params={"detect": "false"}, files=files)
+    assert response.status_code == 200, response.text
+    served = [image["faces"][0]["probabilities"] for image in response.json()["images"]]
+
+    loaded = load_checkpoint(None)
+    with torch.no_grad():
+        expected = loaded.model.classify(loaded.preprocess.batch([Image.open(path) for path in faces])).softmax(1)
+    for got, want in zip(served, expected, strict=True):
+        assert [got[name] for name in loaded.classes] == pytest.approx(want.tolist(), abs=1e-4)

@@ -1,0 +1,112 @@
+"""Measure synthesis: does a redrawn face show its target, and does the round trip give the face back?
+
+For faces of a split (the test split by default), the generator redraws every
+face with every target expression and prints, per target:
+
+* ``judged as target``: how often an *independent* classifier (``--judge``, a
+  model trained separately, for example ``fer2013_ablation_none``) recognises
+  the target in the fake. The generator's own FER branch is never the judge:
+  it was trained to be fooled by this very generator. Without ``--judge`` the
+  column is left out.
+* ``cycle L1``: the mean absolute pixel error (0-255 scale) between a face and
+  its round trip, face -> target -> the face's own expression.
+* ``changed``: the mean absolute pixel change the target made (a generator that
+  returns its input unchanged has a perfect cycle and is useless).
+
+    python -m bench.synthesis_quality --checkpoint default --limit 500
+    python -m bench.synthesis_quality --checkpoint default --judge runs/fer2013_ablation_none/best
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from model_core import load_checkpoint
+from model_core.data import load_records
+from model_core.data.dataset import decode
+
+
+@torch.inference_mode()
+def measure(args: argparse.Namespace) -> tuple[list[str], dict[str, dict[str, float]], int]:
+    generator = load_checkpoint(args.checkpoint, args.device)
+    judge = load_checkpoint(args.judge, args.device) if args.judge else None
+    classes = list(generator.classes)
+    records = load_records(args.dataset, args.root, args.split).records
+    chosen = np.random.default_rng(args.seed).permutation(len(records))[: args.limit]
+    faces = [records[int(i)] for i in chosen]
+    # Sources whose label the generator cannot express (contempt, for a 7-class model) are left out.
+    record_classes = load_records(args.dataset, args.root, args.split).classes
+    faces = [r for r in faces if record_classes[r.label] in classes]
+    preprocess = generator.preprocess
+    model = generator.model.eval()
+
+    sums: dict[str, dict[str, float]] = {t: {"hit": 0.0, "cycle": 0.0, "changed": 0.0, "n": 0.0} for t in classes}
+    for start in range(0, len(faces), args.batch_size):
+        batch = faces[start : start + args.batch_size]
+        images = torch.stack([preprocess.to_tensor(decode(r, preprocess)) for r in batch]).to(args.device)
+        own = torch.tensor([classes.index(record_classes[r.label]) for r in batch], device=args.device)
+        for t, target_name in enumerate(classes):
+            keep = own != t  # a face already showing the target is not an edit
+            if not keep.any():
+                continue
+            x, source = images[keep], own[keep]
+            k = len(classes)
+            fake = model.synthesize(x, F.one_hot(torch.full_like(source, t), k).float())
+            back = model.synthesize(fake, F.one_hot(source, k).float())
+            pixels = 127.5  # images are in [-1, 1]: a difference of 2 is 255 grey levels
+            s = sums[target_name]
+            s["cycle"] += float((back - x).abs().mean(dim=(1, 2, 3)).sum()) * pixels
+            s["changed"] += float((fake - x).abs().mean(dim=(1, 2, 3)).sum()) * pixels
+            s["n"] += int(keep.sum())
+            if judge is not None:
+                judged = judge.model.eval().classify(_as_judge_input(fake, generator, judge)).argmax(1)
+                s["hit"] += int((judged == judge.classes.index(target_name)).sum())
+    table = {t: {k: v / max(s["n"], 1) for k, v in s.items() if k != "n"} | {"n": s["n"]} for t, s in sums.items()}
+    return classes, table, len(faces)
+
+
+def _as_judge_input(fake: torch.Tensor, generator, judge) -> torch.Tensor:  # noqa: ANN001 (LoadedModel pair)
+    """Hand the fakes to a judge that may expect another size or normalisation, through its own preprocessing."""
+    images = [generator.preprocess.to_image(f) for f in fake.cpu()]
+    return judge.preprocess.batch(images).to(fake.device)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint", default="default", help="the generator")
+    parser.add_argument("--judge", help="an independently trained classifier checkpoint (never the generator itself)")
+    parser.add_argument("--dataset", default="fer2013")
+    parser.add_argument("--root", default="../shared/data/fer2013")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--limit", type=int, default=500, help="faces drawn at random from the split")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    if args.judge and load_checkpoint(args.judge).sha256 == load_checkpoint(args.checkpoint).sha256:
+        parser.error("--judge must be another model than --checkpoint")
+    start = time.time()
+    classes, table, n = measure(args)
+    judged = args.judge is not None
+    print(f"{n} faces of {args.dataset}/{args.split}, generator {args.checkpoint}" + (f", judge {args.judge}" if judged else ""))
+    print()
+    print("| target | edits |" + (" judged as target |" if judged else "") + " cycle L1 (0-255) | changed by the edit (0-255) |")
+    print("|---|---:|" + ("---:|" if judged else "") + "---:|---:|")
+    for t in classes:
+        row = table[t]
+        hit = f" {100 * row['hit']:.1f} % |" if judged else ""
+        print(f"| {t} | {int(row['n'])} |{hit} {row['cycle']:.1f} | {row['changed']:.1f} |")
+    total = sum(table[t]["n"] for t in classes)
+    mean = {k: sum(table[t][k] * table[t]["n"] for t in classes) / max(total, 1) for k in ("hit", "cycle", "changed")}
+    hit = f" {100 * mean['hit']:.1f} % |" if judged else ""
+    print(f"| all | {int(total)} |{hit} {mean['cycle']:.1f} | {mean['changed']:.1f} |")
+    print(f"\n{time.time() - start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
