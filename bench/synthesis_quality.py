@@ -36,14 +36,16 @@ def measure(args: argparse.Namespace) -> tuple[list[str], dict[str, dict[str, fl
     generator = load_checkpoint(args.checkpoint, args.device)
     judge = load_checkpoint(args.judge, args.device) if args.judge else None
     classes = list(generator.classes)
-    records = load_records(args.dataset, args.root, args.split).records
+    split = load_records(args.dataset, args.root, args.split)
+    records, record_classes = split.records, split.classes
     chosen = np.random.default_rng(args.seed).permutation(len(records))[: args.limit]
     faces = [records[int(i)] for i in chosen]
     # Sources whose label the generator cannot express (contempt, for a 7-class model) are left out.
-    record_classes = load_records(args.dataset, args.root, args.split).classes
     faces = [r for r in faces if record_classes[r.label] in classes]
     preprocess = generator.preprocess
     model = generator.model.eval()
+    if judge is not None:
+        judge.model.eval()
 
     sums: dict[str, dict[str, float]] = {t: {"hit": 0.0, "cycle": 0.0, "changed": 0.0, "n": 0.0} for t in classes}
     for start in range(0, len(faces), args.batch_size):
@@ -64,7 +66,7 @@ def measure(args: argparse.Namespace) -> tuple[list[str], dict[str, dict[str, fl
             s["changed"] += float((fake - x).abs().mean(dim=(1, 2, 3)).sum()) * pixels
             s["n"] += int(keep.sum())
             if judge is not None:
-                judged = judge.model.eval().classify(_as_judge_input(fake, generator, judge)).argmax(1)
+                judged = judge.model.classify(_as_judge_input(fake, generator, judge)).argmax(1)
                 s["hit"] += int((judged == judge.classes.index(target_name)).sum())
     table = {t: {k: v / max(s["n"], 1) for k, v in s.items() if k != "n"} | {"n": s["n"]} for t, s in sums.items()}
     return classes, table, len(faces)
