@@ -233,12 +233,6 @@ class _Classifier(torch.nn.Module):
 # --------------------------------------------------------------------------- serve
 
 
-def cmd_serve(args: argparse.Namespace) -> None:
-    from service.__main__ import main as serve_main
-
-    serve_main(args.rest)
-
-
 # --------------------------------------------------------------------------- parser
 
 
@@ -305,8 +299,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("serve", help="start the REST service (options as for python -m service)", add_help=False)
-    p.add_argument("rest", nargs=argparse.REMAINDER)
-    p.set_defaults(func=cmd_serve)
     return parser
 
 
@@ -317,6 +309,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     from model_core.train import ConfigError
 
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["serve"]:
+        # The service owns its options; argparse's REMAINDER would reject a leading '--host'.
+        from service.__main__ import main as serve_main
+
+        serve_main(argv[1:], prog="fersnet serve")
+        return
     args = build_parser().parse_args(argv)
     args.argv = argv
     handler: Callable[[argparse.Namespace], Any] = args.func

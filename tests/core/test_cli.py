@@ -91,3 +91,12 @@ def test_user_errors_are_one_line_naming_the_file(argv: list[str], message: str,
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("fersnet: error:") and message in err and "Traceback" not in err
+
+
+def test_serve_takes_the_service_options(capsys: pytest.CaptureFixture[str]) -> None:
+    """`fersnet serve --host H --port P` (what `make serve` runs) reaches the service's own parser."""
+    with pytest.raises(SystemExit) as done:
+        main(["serve", "--host", "127.0.0.1", "--port", "8000", "--help"])
+    assert done.value.code == 0
+    usage = capsys.readouterr().out
+    assert usage.startswith("usage: fersnet serve") and "--max-batch-size" in usage
