@@ -35,7 +35,11 @@ from model_core.data.dataset import decode
 def measure(args: argparse.Namespace) -> tuple[list[str], dict[str, dict[str, float]], int]:
     generator = load_checkpoint(args.checkpoint, args.device)
     judge = load_checkpoint(args.judge, args.device) if args.judge else None
+    if judge is not None and judge.sha256 == generator.sha256:
+        raise SystemExit("--judge must be another model than --checkpoint")
     classes = list(generator.classes)
+    k = len(classes)
+    pixels = 127.5  # images are in [-1, 1]: a difference of 2 is 255 grey levels
     split = load_records(args.dataset, args.root, args.split)
     records, record_classes = split.records, split.classes
     chosen = np.random.default_rng(args.seed).permutation(len(records))[: args.limit]
@@ -57,10 +61,8 @@ def measure(args: argparse.Namespace) -> tuple[list[str], dict[str, dict[str, fl
             if not keep.any():
                 continue
             x, source = images[keep], own[keep]
-            k = len(classes)
             fake = model.synthesize(x, F.one_hot(torch.full_like(source, t), k).float())
             back = model.synthesize(fake, F.one_hot(source, k).float())
-            pixels = 127.5  # images are in [-1, 1]: a difference of 2 is 255 grey levels
             s = sums[target_name]
             s["cycle"] += float((back - x).abs().mean(dim=(1, 2, 3)).sum()) * pixels
             s["changed"] += float((fake - x).abs().mean(dim=(1, 2, 3)).sum()) * pixels
@@ -90,8 +92,6 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
-    if args.judge and load_checkpoint(args.judge).sha256 == load_checkpoint(args.checkpoint).sha256:
-        parser.error("--judge must be another model than --checkpoint")
     start = time.time()
     classes, table, n = measure(args)
     judged = args.judge is not None

@@ -98,11 +98,12 @@ class MultiTaskObjective(nn.Module):
 
     def forward(self, images: Tensor, labels: Tensor, targets: Tensor) -> StepOutput:
         w, model = self.weights, self.model
-        features = model.forward_features(images, synthesis=model.has_synthesis and w.trains_synthesis)
+        synthesising = model.has_synthesis and w.trains_synthesis
+        features = model.forward_features(images, synthesis=synthesising)
         logits = model.forward_head(features.fer)
         losses = {"fer": soft_cross_entropy(logits, targets, w.label_smoothing)}
         total = w.fer * losses["fer"]
-        if not (model.has_synthesis and w.trains_synthesis):
+        if not synthesising:
             return StepOutput(total, logits, losses)
 
         # At least two faces: batch norm needs more than one value per channel at the 1x1 bottleneck.
