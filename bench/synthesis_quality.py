@@ -15,12 +15,18 @@ face with every target expression and prints, per target:
 
     python -m bench.synthesis_quality --checkpoint default --limit 500
     python -m bench.synthesis_quality --checkpoint default --judge runs/fer2013_ablation_none/best
+    python -m bench.synthesis_quality --checkpoint default --grid runs/synthesis_grid.png
+
+``--grid`` also draws the figure of the issue: one real face of each expression (rows, the
+first of each class among the faces drawn) by every target expression (columns). It is written
+under ``runs/`` and never committed: the data's terms forbid shipping files derived from its faces.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -29,6 +35,7 @@ import torch.nn.functional as F
 from model_core import load_checkpoint
 from model_core.data import load_records
 from model_core.data.dataset import decode
+from model_core.evaluate import synthesis_grid
 
 
 @torch.inference_mode()
@@ -71,6 +78,14 @@ def measure(args: argparse.Namespace) -> tuple[list[str], dict[str, dict[str, fl
                 judged = judge.model.classify(_as_judge_input(fake, generator, judge)).argmax(1)
                 s["hit"] += int((judged == judge.classes.index(target_name)).sum())
     table = {t: {k: v / max(s["n"], 1) for k, v in s.items() if k != "n"} | {"n": s["n"]} for t, s in sums.items()}
+    if args.grid:
+        rows = {}  # one face per expression, in the model's class order
+        for r in faces:
+            rows.setdefault(record_classes[r.label], r)
+        shown = [rows[c] for c in classes if c in rows]
+        images = torch.stack([preprocess.to_tensor(decode(r, preprocess)) for r in shown]).to(args.device)
+        args.grid.parent.mkdir(parents=True, exist_ok=True)
+        synthesis_grid(model, images, classes, preprocess, args.grid, [record_classes[r.label] for r in shown])
     return classes, table, len(faces)
 
 
@@ -91,6 +106,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--grid", type=Path, help="also draw real faces (rows) x target expressions (columns) to this PNG")
     args = parser.parse_args()
     start = time.time()
     classes, table, n = measure(args)
@@ -107,6 +123,8 @@ def main() -> None:
     mean = {k: sum(table[t][k] * table[t]["n"] for t in classes) / max(total, 1) for k in ("hit", "cycle", "changed")}
     hit = f" {100 * mean['hit']:.1f} % |" if judged else ""
     print(f"| all | {int(total)} |{hit} {mean['cycle']:.1f} | {mean['changed']:.1f} |")
+    if args.grid:
+        print(f"\ngrid: {args.grid}")
     print(f"\n{time.time() - start:.0f} s")
 
 

@@ -63,7 +63,8 @@ class Preprocess:
             image = np.array(image)  # a writable copy: torch refuses to wrap PIL's read-only buffer
         if isinstance(image, np.ndarray):
             array = image if image.ndim == 3 else image[:, :, None]
-            image = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)
+            # Copied only when needed: torch wraps contiguous, writable buffers (a decoded cache may be read-only).
+            image = torch.from_numpy(np.require(array, requirements=["C", "W"])).permute(2, 0, 1)
         return (image.float() / 255.0 - self.mean) / self.std
 
     def __call__(self, image: Image.Image) -> Tensor:

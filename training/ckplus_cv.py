@@ -59,31 +59,34 @@ def _recipe(args: argparse.Namespace, name: str, fold: int, seed: int, sharing: 
     return TrainConfig.model_validate(recipe)
 
 
-def _run(config: TrainConfig) -> tuple[Path, float, float]:
+def _run(config: TrainConfig) -> tuple[Path, dict[str, Any], float]:
+    """Train one recipe; its checkpoint, the test fold's metrics (accuracy, macro-F1, recalls) and the seconds."""
     start = time.time()
     best = Trainer(config).fit()
     card = load_checkpoint(best).card
     key = next(k for k in card["metrics"] if k.endswith("/test"))
-    return best, card["metrics"][key]["accuracy"], time.time() - start
+    return best, card["metrics"][key], time.time() - start
 
 
 def run_fold(args: argparse.Namespace, fold: int, seed: int, done: set[tuple[str, int, int]], log: Path) -> None:
     work = Path(args.out) / "work"
 
-    def record(row: str, accuracy: float, seconds: float, **extra: Any) -> None:
-        line = {"row": row, "fold": fold, "seed": seed, "accuracy": accuracy, "seconds": round(seconds, 1),
-                "variant": args.variant, "epochs": args.epochs, "hardware": hardware(), **extra}
+    def record(row: str, metrics: dict[str, Any], seconds: float, **extra: Any) -> None:
+        line = {"row": row, "fold": fold, "seed": seed, "accuracy": metrics["accuracy"],
+                "macro_f1": metrics.get("macro_f1"), "per_class_recall": metrics.get("per_class_recall"),
+                "seconds": round(seconds, 1), "variant": args.variant, "epochs": args.epochs,
+                "finetune_epochs": args.finetune_epochs, "hardware": hardware(), **extra}
         with open(log, "a") as f:
             f.write(json.dumps(line) + "\n")
-        print(f"fold {fold} seed {seed} {row:<18} accuracy {100 * accuracy:.2f} %  ({seconds:.0f} s)", flush=True)
+        print(f"fold {fold} seed {seed} {row:<18} accuracy {100 * metrics['accuracy']:.2f} %  ({seconds:.0f} s)", flush=True)
 
     for sharing in ("none", "hard", "selective"):
         if (sharing, fold, seed) in done and not (sharing == "selective" and _needs_selective(done, fold, seed)):
             continue
         out = work / f"{sharing}_f{fold}_s{seed}"
-        best, accuracy, seconds = _run(_recipe(args, f"ck_{sharing}", fold, seed, sharing, out))
+        best, metrics, seconds = _run(_recipe(args, f"ck_{sharing}", fold, seed, sharing, out))
         if (sharing, fold, seed) not in done:
-            record(sharing, accuracy, seconds)
+            record(sharing, metrics, seconds)
         if sharing != "selective" and not args.keep:
             shutil.rmtree(out, ignore_errors=True)
 
@@ -94,8 +97,8 @@ def run_fold(args: argparse.Namespace, fold: int, seed: int, done: set[tuple[str
         out = work / f"ft_f{fold}_s{seed}"
         config = _recipe(args, "ck_selective_ft", fold, seed, "selective", out,
                          model={"init_from": str(base)}, loss=no_synthesis, optim=finetune)
-        _, accuracy, seconds = _run(config)
-        record("selective+ft", accuracy, seconds)
+        _, metrics, seconds = _run(config)
+        record("selective+ft", metrics, seconds)
         shutil.rmtree(out, ignore_errors=True)
     if ("selective+balance", fold, seed) not in done:
         start = time.time()
@@ -106,8 +109,8 @@ def run_fold(args: argparse.Namespace, fold: int, seed: int, done: set[tuple[str
         config = _recipe(args, "ck_selective_balance", fold, seed, "selective", out,
                          model={"init_from": str(base)}, loss=no_synthesis, optim=finetune)
         config.train.append(config.train[0].model_copy(update={"dataset": "folder", "root": str(synthetic), "split": "all"}))
-        _, accuracy, seconds = _run(config)
-        record("selective+balance", accuracy, time.time() - start, synthetic=sum(report.written.values()))
+        _, metrics, seconds = _run(config)
+        record("selective+balance", metrics, time.time() - start, synthetic=sum(report.written.values()))
         if not args.keep:
             for path in (out, synthetic):
                 shutil.rmtree(path, ignore_errors=True)
@@ -121,15 +124,16 @@ def _needs_selective(done: set[tuple[str, int, int]], fold: int, seed: int) -> b
 
 
 def table(log: Path) -> str:
-    """Mean and standard deviation over folds and seeds, and over seeds of the fold means."""
+    """Mean and standard deviation over folds and seeds, and over seeds of the fold means; then recalls per class."""
     runs = [json.loads(line) for line in log.read_text().splitlines()] if log.is_file() else []
     by_row: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in runs:
         by_row[r["row"]].append(r)
     lines = [
-        "| row | runs (folds x seeds) | accuracy, mean ± std over runs | std of the seed means | mean time per run |",
-        "|---|---|---|---|---|",
+        "| row | runs (folds x seeds) | accuracy, mean ± std over runs | std of the seed means | macro-F1 | mean time per run |",
+        "|---|---|---|---|---|---|",
     ]
+    recalls: dict[str, dict[str, float]] = {}
     for row in ROWS:
         rs = by_row.get(row, [])
         if not rs:
@@ -139,13 +143,24 @@ def table(log: Path) -> str:
         for r in rs:
             seeds[r["seed"]].append(100 * r["accuracy"])
         seed_means = [statistics.mean(v) for v in seeds.values()]
-        seed_std = statistics.stdev(seed_means) if len(seed_means) > 1 else float("nan")
+        seed_std = f"{statistics.stdev(seed_means):.2f}" if len(seed_means) > 1 else "- (one seed)"
         folds = len({r["fold"] for r in rs})
+        # Runs logged before macro-F1 and recalls were recorded have neither: those columns show "-".
+        f1 = [100 * r["macro_f1"] for r in rs if r.get("macro_f1") is not None]
+        f1_text = f"{statistics.mean(f1):.2f}" if len(f1) == len(rs) else "-"
+        per_class = [r["per_class_recall"] for r in rs if r.get("per_class_recall")]
+        if per_class and len(per_class) == len(rs):
+            recalls[row] = {c: 100 * statistics.mean(p[c] for p in per_class) for c in per_class[0]}
         lines.append(
             f"| {row} | {len(rs)} ({folds} x {len(seeds)}) | {statistics.mean(accs):.2f} ± "
-            f"{statistics.stdev(accs) if len(accs) > 1 else 0:.2f} | {seed_std:.2f} | "
+            f"{statistics.stdev(accs) if len(accs) > 1 else 0:.2f} | {seed_std} | {f1_text} | "
             f"{statistics.mean(r['seconds'] for r in rs):.0f} s |"
         )
+    if recalls:
+        classes = list(next(iter(recalls.values())))
+        lines += ["", "Recall per class, mean over runs (%):", "",
+                  "| row | " + " | ".join(classes) + " |", "|---|" + "---:|" * len(classes)]
+        lines += [f"| {row} | " + " | ".join(f"{r[c]:.1f}" for c in classes) + " |" for row, r in recalls.items()]
     return "\n".join(lines)
 
 
