@@ -156,12 +156,57 @@ def table(log: Path) -> str:
             f"{statistics.stdev(accs) if len(accs) > 1 else 0:.2f} | {seed_std} | {f1_text} | "
             f"{statistics.mean(r['seconds'] for r in rs):.0f} s |"
         )
+    # Sharing against single-task training; balancing against its control, the same extra epochs on real faces.
+    lines += ["", *_paired(by_row, "none", ROWS[1:]), "", *_paired(by_row, "selective+ft", ("selective+balance",))]
     if recalls:
         classes = list(next(iter(recalls.values())))
         lines += ["", "Recall per class, mean over runs (%):", "",
                   "| row | " + " | ".join(classes) + " |", "|---|" + "---:|" * len(classes)]
         lines += [f"| {row} | " + " | ".join(f"{r[c]:.1f}" for c in classes) + " |" for row, r in recalls.items()]
     return "\n".join(lines)
+
+
+def _paired(by_row: dict[str, list[dict[str, Any]]], base_row: str, rows: tuple[str, ...]) -> list[str]:
+    """Rows against ``base_row`` on the same fold and seed: a difference that the spread between folds cannot hide."""
+    base = {(r["fold"], r["seed"]): 100 * r["accuracy"] for r in by_row.get(base_row, [])}
+    lines = [f"Paired with `{base_row}` on the same fold and seed (points):", "",
+             "| row | pairs | mean difference ± std | better / equal / worse |", "|---|---|---|---|"]
+    for row in rows:
+        diffs = [100 * r["accuracy"] - base[(r["fold"], r["seed"])] for r in by_row.get(row, []) if (r["fold"], r["seed"]) in base]
+        if not diffs:
+            continue
+        std = statistics.stdev(diffs) if len(diffs) > 1 else 0.0
+        better, worse = sum(d > 0 for d in diffs), sum(d < 0 for d in diffs)
+        lines.append(f"| {row} | {len(diffs)} | {statistics.mean(diffs):+.2f} ± {std:.2f} | "
+                     f"{better} / {len(diffs) - better - worse} / {worse} |")
+    return lines
+
+
+def plot(log: Path, path: Path) -> None:
+    """Accuracy of every fold and seed per row, one grey line per (fold, seed): paired differences at a glance."""
+    from model_core.evaluate import _pyplot
+
+    runs = [json.loads(line) for line in log.read_text().splitlines()]
+    rows = [row for row in ROWS if any(r["row"] == row for r in runs)]
+    by_pair: dict[tuple[int, int], dict[str, float]] = defaultdict(dict)
+    for r in runs:
+        by_pair[(r["fold"], r["seed"])][r["row"]] = 100 * r["accuracy"]
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(1.4 * len(rows) + 1.5, 3.6))
+    for accs in by_pair.values():
+        xs = [i for i, row in enumerate(rows) if row in accs]
+        ax.plot(xs, [accs[rows[i]] for i in xs], color="0.75", lw=0.8, marker="o", ms=3)
+    means = [statistics.mean(a[row] for a in by_pair.values() if row in a) for row in rows]
+    ax.plot(range(len(rows)), means, color="C3", lw=2, marker="D", label="mean")
+    ax.set_xticks(range(len(rows)), rows, rotation=15)
+    ax.set_ylabel("test-fold accuracy (%)")
+    ax.set_title(f"CK+ {len({f for f, _ in by_pair})}-fold CV, {len({s for _, s in by_pair})} seed(s)", fontsize=9)
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def main() -> None:
@@ -178,6 +223,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--keep", action="store_true", help="keep checkpoints and synthetic faces")
     parser.add_argument("--table", action="store_true", help="only print the table of finished runs")
+    parser.add_argument("--plot", type=Path, help="also plot every fold's accuracy per row to this PNG")
     args = parser.parse_args()
     log = Path(args.out) / "results.jsonl"
     if not args.table:
@@ -189,6 +235,9 @@ def main() -> None:
                     continue
                 run_fold(args, fold, seed, done, log)
     print(table(log))
+    if args.plot:
+        plot(log, args.plot)
+        print(f"\nplot: {args.plot}")
 
 
 if __name__ == "__main__":

@@ -36,10 +36,12 @@ def test_one_fold_runs_every_row_and_resumes(
     for row in ckplus_cv.ROWS:
         assert f"| {row} | 1 (1 x 1) |" in table
     assert "Recall per class" in table
+    assert "| selective+balance | 1 |" in table and "Paired with `selective+ft`" in table
 
-    # A second call finds every row of the fold done and trains nothing.
-    _main(monkeypatch, ckplus_root, out)
+    # A second call finds every row of the fold done and trains nothing; it can also plot the log.
+    _main(monkeypatch, ckplus_root, out, "--plot", str(tmp_path / "cv.png"))
     assert len((out / "results.jsonl").read_text().splitlines()) == len(ckplus_cv.ROWS)
+    assert (tmp_path / "cv.png").stat().st_size > 0
 
 
 def test_table_of_an_old_log_without_f1(tmp_path: Path) -> None:
