@@ -7,7 +7,8 @@ face with every target expression and prints, per target:
   model trained separately, for example ``fer2013_ablation_none``) recognises
   the target in the fake. The generator's own FER branch is never the judge:
   it was trained to be fooled by this very generator. Without ``--judge`` the
-  column is left out.
+  column is left out. Beside it, ``input judged as target`` is the control: how
+  often the judge already sees the target in the unedited face (its errors).
 * ``cycle L1``: the mean absolute pixel error (0-255 scale) between a face and
   its round trip, face -> target -> the face's own expression.
 * ``changed``: the mean absolute pixel change the target made (a generator that
@@ -58,11 +59,13 @@ def measure(args: argparse.Namespace) -> tuple[list[str], dict[str, dict[str, fl
     if judge is not None:
         judge.model.eval()
 
-    sums: dict[str, dict[str, float]] = {t: {"hit": 0.0, "cycle": 0.0, "changed": 0.0, "n": 0.0} for t in classes}
+    sums: dict[str, dict[str, float]] = {t: {"hit": 0.0, "input_hit": 0.0, "cycle": 0.0, "changed": 0.0, "n": 0.0} for t in classes}
     for start in range(0, len(faces), args.batch_size):
         batch = faces[start : start + args.batch_size]
         images = torch.stack([preprocess.to_tensor(decode(r, preprocess)) for r in batch]).to(args.device)
         own = torch.tensor([classes.index(record_classes[r.label]) for r in batch], device=args.device)
+        if judge is not None:  # the control: how often the judge sees the target in the unedited face
+            judged_input = judge.model.classify(_as_judge_input(images, generator, judge)).argmax(1)
         for t, target_name in enumerate(classes):
             keep = own != t  # a face already showing the target is not an edit
             if not keep.any():
@@ -77,6 +80,7 @@ def measure(args: argparse.Namespace) -> tuple[list[str], dict[str, dict[str, fl
             if judge is not None:
                 judged = judge.model.classify(_as_judge_input(fake, generator, judge)).argmax(1)
                 s["hit"] += int((judged == judge.classes.index(target_name)).sum())
+                s["input_hit"] += int((judged_input[keep] == judge.classes.index(target_name)).sum())
     table = {t: {k: v / max(s["n"], 1) for k, v in s.items() if k != "n"} | {"n": s["n"]} for t, s in sums.items()}
     if args.grid:
         rows = {}  # one face per expression, in the model's class order
@@ -113,15 +117,16 @@ def main() -> None:
     judged = args.judge is not None
     print(f"{n} faces of {args.dataset}/{args.split}, generator {args.checkpoint}" + (f", judge {args.judge}" if judged else ""))
     print()
-    print("| target | edits |" + (" judged as target |" if judged else "") + " cycle L1 (0-255) | changed by the edit (0-255) |")
-    print("|---|---:|" + ("---:|" if judged else "") + "---:|---:|")
+    print("| target | edits |" + (" judged as target | input judged as target |" if judged else "")
+          + " cycle L1 (0-255) | changed by the edit (0-255) |")
+    print("|---|---:|" + ("---:|---:|" if judged else "") + "---:|---:|")
     for t in classes:
         row = table[t]
-        hit = f" {100 * row['hit']:.1f} % |" if judged else ""
+        hit = f" {100 * row['hit']:.1f} % | {100 * row['input_hit']:.1f} % |" if judged else ""
         print(f"| {t} | {int(row['n'])} |{hit} {row['cycle']:.1f} | {row['changed']:.1f} |")
     total = sum(table[t]["n"] for t in classes)
-    mean = {k: sum(table[t][k] * table[t]["n"] for t in classes) / max(total, 1) for k in ("hit", "cycle", "changed")}
-    hit = f" {100 * mean['hit']:.1f} % |" if judged else ""
+    mean = {k: sum(table[t][k] * table[t]["n"] for t in classes) / max(total, 1) for k in ("hit", "input_hit", "cycle", "changed")}
+    hit = f" {100 * mean['hit']:.1f} % | {100 * mean['input_hit']:.1f} % |" if judged else ""
     print(f"| all | {int(total)} |{hit} {mean['cycle']:.1f} | {mean['changed']:.1f} |")
     if args.grid:
         print(f"\ngrid: {args.grid}")

@@ -36,7 +36,7 @@ def test_judged_table_and_grid(
     _run(monkeypatch, "--checkpoint", str(generator), "--judge", str(judge), "--root", str(fer2013_folder),
          "--limit", "100", "--grid", str(grid))
     out = capsys.readouterr().out
-    assert "judged as target" in out
+    assert "judged as target" in out and "input judged as target" in out
     rows = [line for line in out.splitlines() if line.startswith("| ") and not line.startswith("| target")]
     assert [line.split("|")[1].strip() for line in rows] == [*FER2013_CLASSES, "all"]
     # 14 PrivateTest faces, 2 of each class: every face is edited towards the six expressions it does not show.
