@@ -109,7 +109,7 @@ def run_fold(args: argparse.Namespace, fold: int, seed: int, done: set[tuple[str
         config = _recipe(args, "ck_selective_balance", fold, seed, "selective", out,
                          model={"init_from": str(base)}, loss=no_synthesis, optim=finetune)
         config.train.append(config.train[0].model_copy(update={"dataset": "folder", "root": str(synthetic), "split": "all"}))
-        _, metrics, seconds = _run(config)
+        _, metrics, _ = _run(config)
         record("selective+balance", metrics, time.time() - start, synthetic=sum(report.written.values()))
         if not args.keep:
             for path in (out, synthetic):
@@ -123,9 +123,14 @@ def _needs_selective(done: set[tuple[str, int, int]], fold: int, seed: int) -> b
     return ("selective+ft", fold, seed) not in done or ("selective+balance", fold, seed) not in done
 
 
+def _runs(log: Path) -> list[dict[str, Any]]:
+    """Every finished run of the log, one JSON object a line; none before the first."""
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.is_file() else []
+
+
 def table(log: Path) -> str:
     """Mean and standard deviation over folds and seeds, and over seeds of the fold means; then recalls per class."""
-    runs = [json.loads(line) for line in log.read_text().splitlines()] if log.is_file() else []
+    runs = _runs(log)
     by_row: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in runs:
         by_row[r["row"]].append(r)
@@ -186,7 +191,7 @@ def plot(log: Path, path: Path) -> None:
     """Accuracy of every fold and seed per row, one grey line per (fold, seed): paired differences at a glance."""
     from model_core.evaluate import _pyplot
 
-    runs = [json.loads(line) for line in log.read_text().splitlines()]
+    runs = _runs(log)
     rows = [row for row in ROWS if any(r["row"] == row for r in runs)]
     by_pair: dict[tuple[int, int], dict[str, float]] = defaultdict(dict)
     for r in runs:
@@ -230,7 +235,7 @@ def main() -> None:
         log.parent.mkdir(parents=True, exist_ok=True)
         for seed in args.seeds:
             for fold in args.only_folds if args.only_folds is not None else range(args.folds):
-                done = {(r["row"], r["fold"], r["seed"]) for r in map(json.loads, log.read_text().splitlines())} if log.is_file() else set()
+                done = {(r["row"], r["fold"], r["seed"]) for r in _runs(log)}
                 if all((row, fold, seed) in done for row in ROWS):
                     continue
                 run_fold(args, fold, seed, done, log)
