@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from model_core import load_checkpoint
-from model_core.data import load_records
+from model_core.data import Record, load_records
 from model_core.data.dataset import decode
 from model_core.evaluate import synthesis_grid
 
@@ -59,10 +59,13 @@ def measure(args: argparse.Namespace) -> tuple[list[str], dict[str, dict[str, fl
     if judge is not None:
         judge.model.eval()
 
+    def load(batch: list[Record]) -> torch.Tensor:
+        return torch.stack([preprocess.to_tensor(decode(r, preprocess)) for r in batch]).to(args.device)
+
     sums: dict[str, dict[str, float]] = {t: {"hit": 0.0, "input_hit": 0.0, "cycle": 0.0, "changed": 0.0, "n": 0.0} for t in classes}
     for start in range(0, len(faces), args.batch_size):
         batch = faces[start : start + args.batch_size]
-        images = torch.stack([preprocess.to_tensor(decode(r, preprocess)) for r in batch]).to(args.device)
+        images = load(batch)
         own = torch.tensor([classes.index(record_classes[r.label]) for r in batch], device=args.device)
         if judge is not None:  # the control: how often the judge sees the target in the unedited face
             judged_input = judge.model.classify(_as_judge_input(images, generator, judge)).argmax(1)
@@ -79,24 +82,25 @@ def measure(args: argparse.Namespace) -> tuple[list[str], dict[str, dict[str, fl
             s["n"] += int(keep.sum())
             if judge is not None:
                 judged = judge.model.classify(_as_judge_input(fake, generator, judge)).argmax(1)
-                s["hit"] += int((judged == judge.classes.index(target_name)).sum())
-                s["input_hit"] += int((judged_input[keep] == judge.classes.index(target_name)).sum())
+                wanted = judge.classes.index(target_name)
+                s["hit"] += int((judged == wanted).sum())
+                s["input_hit"] += int((judged_input[keep] == wanted).sum())
     table = {t: {k: v / max(s["n"], 1) for k, v in s.items() if k != "n"} | {"n": s["n"]} for t, s in sums.items()}
     if args.grid:
         rows = {}  # one face per expression, in the model's class order
         for r in faces:
             rows.setdefault(record_classes[r.label], r)
         shown = [rows[c] for c in classes if c in rows]
-        images = torch.stack([preprocess.to_tensor(decode(r, preprocess)) for r in shown]).to(args.device)
+        images = load(shown)
         args.grid.parent.mkdir(parents=True, exist_ok=True)
         synthesis_grid(model, images, classes, preprocess, args.grid, [record_classes[r.label] for r in shown])
     return classes, table, len(faces)
 
 
-def _as_judge_input(fake: torch.Tensor, generator, judge) -> torch.Tensor:  # noqa: ANN001 (LoadedModel pair)
-    """Hand the fakes to a judge that may expect another size or normalisation, through its own preprocessing."""
-    images = [generator.preprocess.to_image(f) for f in fake.cpu()]
-    return judge.preprocess.batch(images).to(fake.device)
+def _as_judge_input(images: torch.Tensor, generator, judge) -> torch.Tensor:  # noqa: ANN001 (LoadedModel pair)
+    """Hand the generator's tensors (faces or fakes) to a judge that may expect another size or normalisation."""
+    pictures = [generator.preprocess.to_image(x) for x in images.cpu()]
+    return judge.preprocess.batch(pictures).to(images.device)
 
 
 def main() -> None:
