@@ -38,6 +38,15 @@ def test_the_ablation_rows_differ_only_in_sharing() -> None:
     assert [rows[m].model.sharing for m in rows] == ["none", "hard", "selective"]
 
 
+def test_the_ferplus_rows_differ_only_in_sharing() -> None:
+    """The FER+ table compares ``ferplus_ablation_none`` with ``ferplus_small`` (selective): same data, budget, seed."""
+    none, selective = (load_config(ROOT / "training" / "configs" / f"{name}.yaml") for name in ("ferplus_ablation_none", "ferplus_small"))
+    assert (none.model.sharing, selective.model.sharing) == ("none", "selective")
+    exclude = {"name": True, "model": {"sharing"}}
+    assert none.model_dump(exclude=exclude) == selective.model_dump(exclude=exclude)
+    assert none.train[0].label_mode == "soft"
+
+
 def test_the_gpu_script_runs_the_gpu_recipe() -> None:
     script = (ROOT / "training" / "gpu_paper.sh").read_text()
     assert "training/configs/fer2013_paper_gpu.yaml" in script
