@@ -16,7 +16,7 @@ RECIPES = sorted((ROOT / "training" / "configs").glob("*.yaml"))
 
 def test_the_recipes_the_issues_ask_for_are_shipped() -> None:
     names = {p.stem for p in RECIPES}
-    assert {"fer2013_small", "ferplus_small", "ckplus_fold", "fer2013_balanced", "fer2013_paper_gpu"} <= names
+    assert {"fer2013_small", "fer2013_small_ft", "ferplus_small", "ckplus_fold", "fer2013_balanced", "fer2013_paper_gpu"} <= names
     assert {f"fer2013_ablation_{mode}" for mode in ("none", "hard", "selective")} <= names
 
 
@@ -45,6 +45,16 @@ def test_the_ferplus_rows_differ_only_in_sharing() -> None:
     exclude = {"name": True, "model": {"sharing"}}
     assert none.model_dump(exclude=exclude) == selective.model_dump(exclude=exclude)
     assert none.train[0].label_mode == "soft"
+
+
+def test_the_balancing_control_is_the_default_models_second_stage() -> None:
+    """The bundled model's stage 2 and the balancing control train alike; the balanced run adds only synthetic faces."""
+    configs = ROOT / "training" / "configs"
+    stage_2, control, balanced = (load_config(configs / f"{n}.yaml") for n in ("fer2013_small_ft", "fer2013_finetune_real", "fer2013_balanced"))
+    assert stage_2.model.init_from == load_config(configs / "fer2013_small.yaml").run_dir.joinpath("best").as_posix()
+    assert stage_2.model_dump(exclude={"name", "report"}) == control.model_dump(exclude={"name", "report"})
+    assert control.model_dump(exclude={"name", "train"}) == balanced.model_dump(exclude={"name", "train"})
+    assert balanced.train[: len(control.train)] == control.train and len(balanced.train) == len(control.train) + 1
 
 
 def test_the_gpu_script_runs_the_gpu_recipe() -> None:
