@@ -8,10 +8,16 @@ from pathlib import Path
 import pytest
 
 from model_core import list_variants
-from model_core.train import load_config
+from model_core.train import TrainConfig, load_config
 
 ROOT = Path(__file__).resolve().parents[2]
-RECIPES = sorted((ROOT / "training" / "configs").glob("*.yaml"))
+CONFIGS = ROOT / "training" / "configs"
+RECIPES = sorted(CONFIGS.glob("*.yaml"))
+
+
+def _all_but_sharing(config: TrainConfig) -> dict[str, object]:
+    """A recipe's every setting except its name and sharing mode: what two rows of an ablation must share."""
+    return config.model_dump(exclude={"name": True, "model": {"sharing"}})
 
 
 def test_the_recipes_the_issues_ask_for_are_shipped() -> None:
@@ -32,26 +38,23 @@ def test_every_shipped_recipe_validates(path: Path) -> None:
 
 
 def test_the_ablation_rows_differ_only_in_sharing() -> None:
-    rows = {mode: load_config(ROOT / "training" / "configs" / f"fer2013_ablation_{mode}.yaml") for mode in ("none", "hard", "selective")}
-    dumps = {mode: c.model_dump(exclude={"name": True, "model": {"sharing"}}) for mode, c in rows.items()}
-    assert dumps["none"] == dumps["hard"] == dumps["selective"]
+    rows = {mode: load_config(CONFIGS / f"fer2013_ablation_{mode}.yaml") for mode in ("none", "hard", "selective")}
+    assert _all_but_sharing(rows["none"]) == _all_but_sharing(rows["hard"]) == _all_but_sharing(rows["selective"])
     assert [rows[m].model.sharing for m in rows] == ["none", "hard", "selective"]
 
 
 def test_the_ferplus_rows_differ_only_in_sharing() -> None:
     """The FER+ table compares ``ferplus_ablation_none`` with ``ferplus_small`` (selective): same data, budget, seed."""
-    none, selective = (load_config(ROOT / "training" / "configs" / f"{name}.yaml") for name in ("ferplus_ablation_none", "ferplus_small"))
+    none, selective = (load_config(CONFIGS / f"{name}.yaml") for name in ("ferplus_ablation_none", "ferplus_small"))
     assert (none.model.sharing, selective.model.sharing) == ("none", "selective")
-    exclude = {"name": True, "model": {"sharing"}}
-    assert none.model_dump(exclude=exclude) == selective.model_dump(exclude=exclude)
+    assert _all_but_sharing(none) == _all_but_sharing(selective)
     assert none.train[0].label_mode == "soft"
 
 
 def test_the_balancing_control_is_the_default_models_second_stage() -> None:
     """The bundled model's stage 2 and the balancing control train alike; the balanced run adds only synthetic faces."""
-    configs = ROOT / "training" / "configs"
-    stage_2, control, balanced = (load_config(configs / f"{n}.yaml") for n in ("fer2013_small_ft", "fer2013_finetune_real", "fer2013_balanced"))
-    assert stage_2.model.init_from == load_config(configs / "fer2013_small.yaml").run_dir.joinpath("best").as_posix()
+    stage_2, control, balanced = (load_config(CONFIGS / f"{n}.yaml") for n in ("fer2013_small_ft", "fer2013_finetune_real", "fer2013_balanced"))
+    assert stage_2.model.init_from == load_config(CONFIGS / "fer2013_small.yaml").run_dir.joinpath("best").as_posix()
     assert stage_2.model_dump(exclude={"name", "report"}) == control.model_dump(exclude={"name", "report"})
     assert control.model_dump(exclude={"name", "train"}) == balanced.model_dump(exclude={"name", "train"})
     assert balanced.train[: len(control.train)] == control.train and len(balanced.train) == len(control.train) + 1
@@ -60,4 +63,4 @@ def test_the_balancing_control_is_the_default_models_second_stage() -> None:
 def test_the_gpu_script_runs_the_gpu_recipe() -> None:
     script = (ROOT / "training" / "gpu_paper.sh").read_text()
     assert "training/configs/fer2013_paper_gpu.yaml" in script
-    assert load_config(ROOT / "training" / "configs" / "fer2013_paper_gpu.yaml").model.variant == "fersnet_paper"
+    assert load_config(CONFIGS / "fer2013_paper_gpu.yaml").model.variant == "fersnet_paper"
