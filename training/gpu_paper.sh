@@ -2,13 +2,20 @@
 # Train the paper's full-size FERSNet on one GPU in under 10 minutes, and bring back what it made.
 #
 #   bash training/gpu_paper.sh                      # on the GPU host, from the project root
-#   RUN=runs/gpu_dry_run OUT=runs/gpu_dry bash training/gpu_paper.sh --set optim.epochs=1 --set device=cpu \
-#        --set max_steps_per_epoch=2 --set optim.batch_size=4 --set num_workers=0 --set val=null \
-#        --set select=last --set "report=[]"           # the CPU dry run that checks the script (two steps)
+#   bash training/gpu_paper.sh --set "train=[{dataset: fer2013, root: DIR, split: train}]" ...   # data elsewhere
 #
-# Needs ../shared/data/fer2013 (and ferplus for the FER+ report). Writes the run to runs/fer2013_paper_gpu
-# (or $RUN) and leaves in $OUT (default runs/gpu_out) run.tar.gz (model cards, training log, per-epoch log,
-# figures) and the float16 weights cut into 15 MiB shards (reassemble: cat model.safetensors.part-* > model.safetensors).
+# The CPU dry run that checks the script end to end (tiny data, one step, a budget that cuts 2 epochs to 1):
+#   RUN=runs/gpu_dry_run OUT=runs/gpu_dry bash training/gpu_paper.sh --set device=cpu --set optim.epochs=2 \
+#        --set max_steps_per_epoch=1 --set optim.batch_size=2 --set num_workers=0 --set time_budget_s=1 \
+#        --set "train=[{dataset: fer2013, root: DIR, split: train}]" --set "val={dataset: fer2013, root: DIR, split: val}" \
+#        --set "report=[{dataset: fer2013, root: DIR, split: test}]"
+#
+# Needs ../shared/data/fer2013 (and ferplus for the FER+ report) unless --set points elsewhere. Writes the run
+# to runs/fer2013_paper_gpu (or $RUN). The float16 weights (82 MB) are cut into 15 MiB shards in $RUN/shards.
+# $OUT (default runs/gpu_out) receives run.tar.gz (model cards, training log, per-epoch log, figures) and the
+# first $SHARDS_NOW shards (default 4: a leased machine returns at most 64 MiB per command); fetch the rest with
+#   cp $RUN/shards/model.safetensors.part-0[4-9] $OUT/
+# and reassemble with: cat model.safetensors.part-* > model.safetensors (beside the exported card.json).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-runs/gpu_out}
@@ -16,11 +23,14 @@ run=${RUN:-runs/fer2013_paper_gpu}
 mkdir -p "$(dirname "$run")"
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$run.gpu.txt"
 start=$(date +%s)
-fersnet train --config training/configs/fer2013_paper_gpu.yaml --set out_dir="$run" "$@" 2>&1 | tr '\r' '\n' | grep -v '^epoch .*it/s' | tee "$run.train.log"
+PYTHONUNBUFFERED=1 fersnet train --config training/configs/fer2013_paper_gpu.yaml --set out_dir="$run" "$@" 2>&1 \
+    | tr '\r' '\n' | grep -v '^epoch .*it/s' | tee "$run.train.log"
 echo "wall time: $(( $(date +%s) - start )) s" | tee -a "$run.train.log"
 fersnet export --checkpoint "$run/best" --out "$run/half" --half
-# $OUT brings back at most 8 files of 16 MiB: the weights in six shards, everything else in one archive.
-mkdir -p "$out"
-tar -czf "$out/run.tar.gz" $(ls "$run".gpu.txt 2>/dev/null) "$run.train.log" "$run/metrics.jsonl" "$run/best/card.json" "$run/half/card.json" "$run/figures"
-split -b 15M -d "$run/half/model.safetensors" "$out/model.safetensors.part-"
-ls -l "$out"
+rm -rf "$run/shards" && mkdir -p "$run/shards" "$out"
+split -b 15M -d "$run/half/model.safetensors" "$run/shards/model.safetensors.part-"
+tar -czf "$out/run.tar.gz" $(ls "$run".gpu.txt 2>/dev/null) "$run.train.log" "$run/metrics.jsonl" "$run/best/card.json" \
+    "$run/half/card.json" "$run/figures"
+ls "$run"/shards/* | head -n "${SHARDS_NOW:-4}" | xargs -I{} cp {} "$out/"
+sha256sum "$run/half/model.safetensors" | tee "$out/model.sha256"
+ls -l "$out" "$run/shards"

@@ -133,6 +133,8 @@ class Trainer:
         self.discriminator = discriminator_for(cfg.img_size, cfg.in_chans).to(self.device) if self.model.has_synthesis else None
 
         use_cuda = self.device.type == "cuda"
+        # Every training batch has the same shape, so cuDNN's one-off search for the fastest kernels pays.
+        torch.backends.cudnn.benchmark = use_cuda
         self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
         self.model.to(self.device, memory_format=self.memory_format)
         self.amp = nullcontext()
@@ -155,16 +157,18 @@ class Trainer:
             torch.optim.Adam(self.discriminator.parameters(), lr=o.lr_d, betas=(0.5, 0.999)) if self.discriminator else None
         )
         self.steps_per_epoch = self._steps_per_epoch()
-        total = o.epochs * self.steps_per_epoch
+        self.epochs = o.epochs
+        """Epochs this run trains: the recipe's, unless a time budget cuts them (see ``_fit_to_budget``)."""
         warmup = max(1, int(o.warmup_epochs * self.steps_per_epoch))
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer,
-            lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / max(1, total)))),
+            lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / self._total_steps()))),
         )
         self.start_epoch = 0
         self.best_score = -math.inf
         self.history: list[dict[str, Any]] = []
         self.started = time.time()
+        self._budget_mark = self.started  # end of the last epoch that _fit_to_budget timed
         self.elapsed_before = 0.0
 
     # ------------------------------------------------------------------ setup
@@ -208,6 +212,9 @@ class Trainer:
         if self.config.max_steps_per_epoch:
             steps = min(steps, self.config.max_steps_per_epoch)
         return max(1, steps)
+
+    def _total_steps(self) -> int:
+        return max(1, self.epochs * self.steps_per_epoch)
 
     def _loader(self, epoch: int) -> DataLoader:
         generator = torch.Generator().manual_seed(self.config.seed * 1000 + epoch)
@@ -276,7 +283,7 @@ class Trainer:
             "selected_on": c.val.describe() if c.val else None,
             "select": c.select,
             "epoch": epoch,
-            "epochs": c.optim.epochs,
+            "epochs": self.epochs,
             "seed": c.seed,
             "hardware": hardware(),
             "processes": self.env.world_size,
@@ -302,7 +309,7 @@ class Trainer:
         start = time.time()
         bar = tqdm(
             total=self.steps_per_epoch,
-            desc=f"epoch {epoch + 1}/{self.config.optim.epochs}",
+            desc=f"epoch {epoch + 1}/{self.epochs}",
             disable=not (self.env.is_main and self.config.progress),
             mininterval=1.0 if sys.stderr.isatty() else 30.0,
             leave=False,
@@ -363,28 +370,14 @@ class Trainer:
                 f"{len(self.train_set)} training images, {self.steps_per_epoch} steps/epoch, "
                 f"{self.env.world_size} process(es) on {self.device}"
             )
-        for epoch in range(self.start_epoch, c.optim.epochs):
+        epoch = self.start_epoch
+        while epoch < self.epochs:
             record: dict[str, Any] = {"epoch": epoch + 1, **self.train_epoch(epoch)}
-            if not self.env.is_main:
-                continue
-            metrics = self.validate()
-            if metrics is not None:
-                record["val"] = {"accuracy": metrics.accuracy, "macro_f1": metrics.macro_f1}
-            self.history.append(record)
-            with open(self.run_dir / "metrics.jsonl", "a") as f:
-                f.write(json.dumps(record) + "\n")
-            score = epoch if c.select == "last" or metrics is None else getattr(metrics, c.select)
-            improved = score > self.best_score
-            if improved:
-                self.best_score = score
-                val_metrics = {f"{c.val.dataset}/{c.val.split}": _summary(metrics)} if metrics and c.val else {}
-                save_checkpoint(self.run_dir / "best", self.model, self._card(val_metrics, epoch + 1))
-            save_state(self.run_dir / "last", self._state(epoch))
-            val_text = f", val accuracy {100 * metrics.accuracy:.2f} %, macro-F1 {100 * metrics.macro_f1:.2f} %" if metrics else ""
-            self._log(
-                f"epoch {epoch + 1}: loss {record['train'].get('fer', 0):.3f}, train accuracy "
-                f"{100 * record['train_accuracy']:.1f} %{val_text}, {record['epoch_time_s']} s{' *' if improved else ''}"
-            )
+            if self.env.is_main:
+                self._end_epoch(epoch, record)
+            if c.time_budget_s and epoch - self.start_epoch < 2:
+                self._fit_to_budget(c.time_budget_s, epoch)
+            epoch += 1
         best = self.run_dir / "best"
         if self.env.is_main:
             self.finish(best)
@@ -392,10 +385,55 @@ class Trainer:
             dist.barrier()
         return best
 
+    def _end_epoch(self, epoch: int, record: dict[str, Any]) -> None:
+        """Validate, log, keep the best checkpoint by validation score and the state to resume from."""
+        c = self.config
+        metrics = self.validate()
+        if metrics is not None:
+            record["val"] = {"accuracy": metrics.accuracy, "macro_f1": metrics.macro_f1}
+        self.history.append(record)
+        with open(self.run_dir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+        score = epoch if c.select == "last" or metrics is None else getattr(metrics, c.select)
+        improved = score > self.best_score
+        if improved:
+            self.best_score = score
+            val_metrics = {f"{c.val.dataset}/{c.val.split}": _summary(metrics)} if metrics and c.val else {}
+            save_checkpoint(self.run_dir / "best", self.model, self._card(val_metrics, epoch + 1))
+        save_state(self.run_dir / "last", self._state(epoch))
+        val_text = f", val accuracy {100 * metrics.accuracy:.2f} %, macro-F1 {100 * metrics.macro_f1:.2f} %" if metrics else ""
+        self._log(
+            f"epoch {epoch + 1}: loss {record['train'].get('fer', 0):.3f}, train accuracy "
+            f"{100 * record['train_accuracy']:.1f} %{val_text}, {record['epoch_time_s']} s{' *' if improved else ''}"
+        )
+
+    def _fit_to_budget(self, budget_s: float, epoch: int) -> None:
+        """Cut the run to the epochs that fit in ``budget_s``, judged after each of its first two epochs.
+
+        After the first epoch the pace is that epoch's wall time (validation and checkpoint included),
+        which errs on the short side: workers start and cuDNN picks its kernels then. After the second,
+        the rest of the budget is divided by the second epoch's time, the steady pace. The run never grows
+        beyond the recipe's epochs. Every process takes rank 0's decision, so distributed ranks stop together.
+        """
+        now = time.time()
+        elapsed = now - self.started
+        pace = now - self._budget_mark
+        self._budget_mark = now
+        fits = epoch + 1 + int(max(0.0, budget_s - elapsed) // max(pace, 1e-9))
+        epochs = torch.tensor(min(self.config.optim.epochs, fits))
+        if self.env.distributed:
+            epochs = epochs.to(self.device)
+            dist.broadcast(epochs, src=0)
+        if int(epochs) != self.epochs:
+            self._log(f"time budget {budget_s:.0f} s: {elapsed:.0f} s spent, {pace:.0f} s an epoch, "
+                      f"so this run trains {int(epochs)} of the recipe's {self.config.optim.epochs} epochs")
+            self.epochs = int(epochs)
+
     def finish(self, best: Path) -> None:
         """Measure the selected model on the report splits and draw the figures beside it."""
         loaded = load_checkpoint(best, self.device)
         card = loaded.card
+        card["training"]["epochs"] = self.epochs  # a time budget may have cut the run after this card was written
         draw = self.config.figures
         figures = self.run_dir / "figures"
         figures.mkdir(exist_ok=True)

@@ -107,6 +107,34 @@ def test_resume_continues_exactly_where_it_stopped(tmp_path: Path, fer2013_folde
     assert json.loads(a["history"])[1]["train"] == json.loads(b["history"])[1]["train"]
 
 
+@pytest.mark.parametrize(("budget_s", "epochs_run"), [(1e-3, 1), (1e6, 3)])
+def test_a_time_budget_cuts_the_run_to_the_epochs_that_fit(tmp_path: Path, fer2013_folder: Path, budget_s: float,
+                                                           epochs_run: int) -> None:
+    recipe = tiny_recipe(tmp_path, fer2013_folder, report=[], figures=False, time_budget_s=budget_s)
+    recipe["optim"]["epochs"] = 3
+    trainer, best = _fit(recipe)
+    log = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert len(log) == trainer.epochs == epochs_run
+    assert load_checkpoint(best).card["training"]["epochs"] == epochs_run
+    end_of_run = trainer.scheduler.lr_lambdas[0](epochs_run * trainer.steps_per_epoch)
+    assert end_of_run == pytest.approx(0.0, abs=1e-9)  # the cosine schedule is spread over the epochs that run
+
+
+def test_the_budget_is_judged_on_the_first_epoch_then_on_the_steady_second(
+    tmp_path: Path, fer2013_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recipe = tiny_recipe(tmp_path, fer2013_folder, report=[], time_budget_s=400)
+    recipe["optim"]["epochs"] = 30
+    trainer = Trainer(TrainConfig.model_validate(recipe))
+    trainer.started = trainer._budget_mark = 1000.0
+    clock = iter([1040.0, 1060.0])  # a slow first epoch (start-up), then 20 s an epoch
+    monkeypatch.setattr("model_core.train.trainer.time.time", lambda: next(clock))
+    trainer._fit_to_budget(400, epoch=0)
+    assert trainer.epochs == 10  # 400 s at the first epoch's 40 s
+    trainer._fit_to_budget(400, epoch=1)
+    assert trainer.epochs == 2 + 340 // 20  # the 340 s left at the second epoch's 20 s
+
+
 def test_recipe_errors_name_the_file_and_field(tmp_path: Path) -> None:
     path = tmp_path / "r.yaml"
     path.write_text(yaml.safe_dump({"name": "x", "train": [], "optim": {"epochs": 0}}))
