@@ -8,6 +8,12 @@ A served checkpoint is a folder::
                           preprocessing, how they were trained and measured,
                           and the weights' sha256
 
+Weights too large for one file in a git host may instead be cut into
+``model.safetensors.part-00``, ``-01``, ... (``split -b 15M -d``); they are
+joined in name order and checked against the same sha256. Checkpoints bundled
+with the package live in ``model_core/weights/<name>/`` and can be named by
+``<name>`` alone (``default`` is the served default).
+
 Loading reads the card, checks the weights' hash and every tensor's name and
 shape against the network the card describes, and refuses anything that does
 not match with a :class:`CheckpointError` that says what is wrong. safetensors
@@ -30,6 +36,7 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
+from safetensors.torch import load as load_bytes
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
@@ -39,7 +46,8 @@ from .preprocess import Preprocess
 CARD_FORMAT = "fersnet-card/1"
 WEIGHTS_FILE = "model.safetensors"
 CARD_FILE = "card.json"
-DEFAULT_CHECKPOINT = Path(__file__).parent / "weights" / "default"
+BUNDLED_CHECKPOINTS = Path(__file__).parent / "weights"
+DEFAULT_CHECKPOINT = BUNDLED_CHECKPOINTS / "default"
 
 
 class CheckpointError(Exception):
@@ -135,15 +143,39 @@ def save_checkpoint(folder: str | Path, model: FERSNet, card: dict[str, Any], ha
 
 
 def resolve_checkpoint(path: str | Path | None) -> Path:
-    """Accept a checkpoint folder, its card.json or its model.safetensors; None means the bundled default."""
+    """Accept a checkpoint folder, its card.json or its model.safetensors, or the name of a bundled checkpoint.
+
+    None and ``"default"`` mean the bundled default. A path that exists wins over a bundled name.
+    """
     if path is None or str(path) == "default":
         return DEFAULT_CHECKPOINT
     path = Path(path)
     if path.is_file() and path.name in (CARD_FILE, WEIGHTS_FILE):
         path = path.parent
+    if not path.exists() and len(path.parts) == 1 and (BUNDLED_CHECKPOINTS / path.name / CARD_FILE).is_file():
+        path = BUNDLED_CHECKPOINTS / path.name
     if not path.is_dir():
-        raise CheckpointError(f"checkpoint {path} not found (expected a folder with {CARD_FILE} and {WEIGHTS_FILE})")
+        bundled = ", ".join(bundled_checkpoints())
+        raise CheckpointError(
+            f"checkpoint {path} not found (expected a folder with {CARD_FILE} and {WEIGHTS_FILE}, "
+            f"or a bundled checkpoint: {bundled})"
+        )
     return path
+
+
+def bundled_checkpoints() -> list[str]:
+    """Names of the checkpoints shipped in ``model_core/weights``."""
+    return sorted(p.parent.name for p in BUNDLED_CHECKPOINTS.glob(f"*/{CARD_FILE}"))
+
+
+def read_weights(weights: Path) -> tuple[bytes, str]:
+    """The bytes of a weights file, or of its ``.part-NN`` shards joined in order, and where they came from."""
+    if weights.is_file():
+        return weights.read_bytes(), str(weights)
+    parts = sorted(weights.parent.glob(f"{weights.name}.part-*"))
+    if not parts:
+        raise CheckpointError(f"{weights}: weights file missing (and no {weights.name}.part-* shards beside it)")
+    return b"".join(p.read_bytes() for p in parts), f"{weights}.part-{{{parts[0].name[-2:]}..{parts[-1].name[-2:]}}}"
 
 
 def read_card(folder: Path) -> dict[str, Any]:
@@ -166,13 +198,11 @@ def load_checkpoint(path: str | Path | None = None, device: str | torch.device =
     """Load a checkpoint safely onto ``device``, in eval mode; raise CheckpointError if anything is off."""
     folder = resolve_checkpoint(path)
     card = read_card(folder)
-    weights = folder / card["weights"].get("file", WEIGHTS_FILE)
-    if not weights.is_file():
-        raise CheckpointError(f"{weights}: weights file missing")
-    actual = sha256_file(weights)
+    data, source = read_weights(folder / card["weights"].get("file", WEIGHTS_FILE))
+    actual = hashlib.sha256(data).hexdigest()
     if actual != card["weights"].get("sha256"):
         raise CheckpointError(
-            f"{weights}: sha256 {actual[:12]}... does not match the card's {str(card['weights'].get('sha256'))[:12]}...; "
+            f"{source}: sha256 {actual[:12]}... does not match the card's {str(card['weights'].get('sha256'))[:12]}...; "
             "the weights were altered or belong to another card"
         )
     try:
@@ -184,16 +214,16 @@ def load_checkpoint(path: str | Path | None = None, device: str | torch.device =
         raise CheckpointError(f"{folder / CARD_FILE}: {len(card['classes'])} classes but num_classes={config.num_classes}")
     model = FERSNet(config)
     try:
-        tensors = load_file(str(weights))
+        tensors = load_bytes(data)
     except (SafetensorError, OSError) as e:
-        raise CheckpointError(f"{weights}: unreadable safetensors file ({e})") from None
-    _check_tensors(model, tensors, weights)
+        raise CheckpointError(f"{source}: unreadable safetensors file ({e})") from None
+    _check_tensors(model, tensors, source)
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in tensors.items()})
     model.to(device).eval()
     return LoadedModel(model=model, card=card, preprocess=preprocess, path=folder)
 
 
-def _check_tensors(model: FERSNet, tensors: dict[str, Tensor], source: Path) -> None:
+def _check_tensors(model: FERSNet, tensors: dict[str, Tensor], source: str) -> None:
     expected = model.state_dict()
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))

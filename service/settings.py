@@ -41,7 +41,8 @@ class Settings(BaseSettings):
     # ------------------------------------------------------------------ model
     checkpoint: str = Field(
         "default",
-        description="Checkpoint folder (or its card.json / model.safetensors); 'default' is the model bundled with model_core.",
+        description="Checkpoint folder (or its card.json / model.safetensors), or the name of a checkpoint bundled in "
+        "model_core/weights: 'default' (the served default) or 'fer2013_paper_gpu' (the full-size network, in a source checkout).",
     )
     device: Device = Field("auto", description="Where the model runs: 'auto' picks CUDA when a GPU is present, else the CPU.")
     precision: Precision = Field(

@@ -84,6 +84,40 @@ def test_broken_checkpoints_have_clear_errors(checkpoint: Path, damage: str) -> 
         load_checkpoint(checkpoint)
 
 
+def test_weights_cut_into_shards_load_and_are_hash_checked(checkpoint: Path) -> None:
+    weights = checkpoint / "model.safetensors"
+    whole = load_checkpoint(checkpoint)
+    data = weights.read_bytes()
+    cut = len(data) // 3
+    for i, start in enumerate(range(0, len(data), cut)):  # what `split -b ... -d` makes
+        (checkpoint / f"model.safetensors.part-{i:02d}").write_bytes(data[start : start + cut])
+    weights.unlink()
+    sharded = load_checkpoint(checkpoint)
+    for name, tensor in whole.model.state_dict().items():
+        assert torch.equal(tensor, sharded.model.state_dict()[name]), name
+    (checkpoint / "model.safetensors.part-01").unlink()  # a shard lost in transit
+    with pytest.raises(CheckpointError, match=r"part-\{00\.\.0\d\}: sha256"):
+        load_checkpoint(checkpoint)
+
+
+def test_bundled_checkpoints_are_found_by_name() -> None:
+    from model_core.checkpoint import BUNDLED_CHECKPOINTS, bundled_checkpoints
+
+    names = bundled_checkpoints()
+    assert "default" in names and "fer2013_paper_gpu" in names
+    card = json.loads((BUNDLED_CHECKPOINTS / "fer2013_paper_gpu" / "card.json").read_text())
+    assert card["variant"] == "fersnet_paper" and card["sharing"] == "selective"
+    with pytest.raises(CheckpointError, match="bundled checkpoint: default, fer2013_paper_gpu"):
+        load_checkpoint("no_such_model")
+
+
+@pytest.mark.slow
+def test_the_sharded_full_size_model_loads_by_name() -> None:
+    loaded = load_checkpoint("fer2013_paper_gpu")
+    assert loaded.model.config.img_size == 96 and loaded.model.has_synthesis
+    assert sum(p.numel() for p in loaded.model.parameters()) == loaded.card["parameters"]
+
+
 def test_missing_folder(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="not found"):
         load_checkpoint(tmp_path / "nope")
