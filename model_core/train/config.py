@@ -97,9 +97,10 @@ class TrainConfig(_Strict):
     threads: int | None = None
     max_steps_per_epoch: int | None = None
     time_budget_s: float | None = Field(None, gt=0)
-    """Wall-clock seconds the training loop may take. The first epoch (validation and checkpoint included)
-    is timed and the run is cut to the epochs that fit, the cosine schedule spread over them: for leased
-    accelerators with a hard time limit, where an unfinished run would be lost. None: run every epoch."""
+    """Wall-clock seconds the training loop may take. The first two epochs (validation and checkpoint
+    included) are timed and the run is cut to the epochs that fit, the cosine schedule spread over them:
+    for leased accelerators with a hard time limit, where an unfinished run would be lost. None: run
+    every epoch of the recipe."""
     progress: bool = True
     figures: bool = True
     """Draw curves, confusion matrices and a synthesis grid beside the checkpoint at the end."""
