@@ -30,6 +30,7 @@ from model_core.data import DataError, load_records
 from model_core.fersnet import SHARING_MODES, FERSNet
 
 EXIT_USAGE = 2
+CHECKPOINT_HELP = "a checkpoint folder, or a bundled one by name: 'default' (the served model) or 'fer2013_paper_gpu'"
 
 
 # --------------------------------------------------------------------------- info
@@ -249,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("info", help="list variants with parameter counts and FLOPs, or show a checkpoint's card")
     p.add_argument("--variant", choices=list_variants())
-    p.add_argument("--checkpoint", help="show this checkpoint's model card instead ('default' for the bundled one)")
+    p.add_argument("--checkpoint", help="show this checkpoint's model card instead (" + CHECKPOINT_HELP + ")")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_info)
 
@@ -260,7 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="measure a checkpoint on a dataset split")
-    p.add_argument("--checkpoint", default="default")
+    p.add_argument("--checkpoint", default="default", help=CHECKPOINT_HELP)
     _data_args(p)
     p.add_argument("--json", action="store_true", help="print one JSON object (keys include accuracy and macro_f1)")
     p.add_argument("--figure", help="also save the confusion matrix as this PNG")
@@ -270,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("synthesize", help="redraw face crops with target expressions")
     p.add_argument("inputs", nargs="+", help="face images (crops, any size; converted as the model was trained)")
-    p.add_argument("--checkpoint", default="default")
+    p.add_argument("--checkpoint", default="default", help=CHECKPOINT_HELP)
     p.add_argument("--target", default="all", help="comma-separated expressions, or all")
     p.add_argument("--out", required=True, help="output folder (or PNG file with --grid)")
     p.add_argument("--grid", action="store_true", help="one PNG: inputs down, target expressions across")
@@ -278,7 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_synthesize)
 
     p = sub.add_parser("balance", help="synthesise faces of rare expressions until every class has --target images")
-    p.add_argument("--checkpoint", default="default")
+    p.add_argument("--checkpoint", default="default", help=CHECKPOINT_HELP)
     _data_args(p, split_default="train")
     p.add_argument("--out", required=True, help="output folder (class-per-folder PNGs + manifest.csv)")
     p.add_argument("--target", type=int, help="images per class after balancing (default: the largest class)")
@@ -288,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_balance)
 
     p = sub.add_parser("export", help="re-save a checkpoint (float16 safetensors) or export the classifier with torch.export")
-    p.add_argument("--checkpoint", default="default")
+    p.add_argument("--checkpoint", default="default", help=CHECKPOINT_HELP)
     p.add_argument("--out", required=True)
     p.add_argument("--format", choices=["safetensors", "torch-export"], default="safetensors",
                    help="torch-export: a .pt2 program of the classifier for runtimes without this package")
