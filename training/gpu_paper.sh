@@ -15,7 +15,8 @@
 # $OUT (default runs/gpu_out) receives run.tar.gz (model cards, training log, per-epoch log, figures) and the
 # first $SHARDS_NOW shards (default 4: a leased machine returns at most 64 MiB per command); fetch the rest with
 #   cp $RUN/shards/model.safetensors.part-0[4-9] $OUT/
-# and reassemble with: cat model.safetensors.part-* > model.safetensors (beside the exported card.json).
+# Put the shards beside the exported card.json ($RUN/half/card.json): load_checkpoint joins them itself and checks
+# the sha256 (model_core/weights/fer2013_paper_gpu/ is such a folder).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-runs/gpu_out}
