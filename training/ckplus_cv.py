@@ -145,11 +145,19 @@ def table(log: Path) -> str:
             continue
         accs = [100 * r["accuracy"] for r in rs]
         seeds: dict[int, list[float]] = defaultdict(list)
+        folds_of: dict[int, set[int]] = defaultdict(set)
         for r in rs:
             seeds[r["seed"]].append(100 * r["accuracy"])
+            folds_of[r["seed"]].add(r["fold"])
+        # Seed means are comparable only over the same folds; a seed run on fewer folds is shown as such.
+        same_folds = len({frozenset(f) for f in folds_of.values()}) == 1
         seed_means = [statistics.mean(v) for v in seeds.values()]
-        seed_std = f"{statistics.stdev(seed_means):.2f}" if len(seed_means) > 1 else "- (one seed)"
-        folds = len({r["fold"] for r in rs})
+        if len(seed_means) == 1:
+            seed_std = "- (one seed)"
+        else:
+            seed_std = f"{statistics.stdev(seed_means):.2f}" if same_folds else "- (seeds ran on different folds)"
+        coverage = (f"{len(folds_of[next(iter(folds_of))])} x {len(seeds)}" if same_folds
+                    else ", ".join(f"seed {s}: {len(f)} fold{'s' * (len(f) != 1)}" for s, f in sorted(folds_of.items())))
         # Runs logged before macro-F1 and recalls were recorded have neither: those columns show "-".
         f1 = [100 * r["macro_f1"] for r in rs if r.get("macro_f1") is not None]
         f1_text = f"{statistics.mean(f1):.2f}" if len(f1) == len(rs) else "-"
@@ -157,7 +165,7 @@ def table(log: Path) -> str:
         if per_class and len(per_class) == len(rs):
             recalls[row] = {c: 100 * statistics.mean(p[c] for p in per_class) for c in per_class[0]}
         lines.append(
-            f"| {row} | {len(rs)} ({folds} x {len(seeds)}) | {statistics.mean(accs):.2f} ± "
+            f"| {row} | {len(rs)} ({coverage}) | {statistics.mean(accs):.2f} ± "
             f"{statistics.stdev(accs) if len(accs) > 1 else 0:.2f} | {seed_std} | {f1_text} | "
             f"{statistics.mean(r['seconds'] for r in rs):.0f} s |"
         )

@@ -51,3 +51,13 @@ def test_table_of_an_old_log_without_f1(tmp_path: Path) -> None:
                              for f, a in ((0, 0.9), (1, 0.8))) + "\n")
     table = ckplus_cv.table(log)
     assert "| none | 2 (2 x 1) | 85.00 ± 7.07 | - (one seed) | - | 10 s |" in table
+
+
+def test_table_says_when_seeds_ran_on_different_folds(tmp_path: Path) -> None:
+    """A second seed run on some folds only: no std of seed means (it would mix fold difficulty with seed noise)."""
+    log = tmp_path / "results.jsonl"
+    runs = [(0, 0, 0.9), (1, 0, 0.8), (0, 1, 0.7)]
+    log.write_text("\n".join(json.dumps({"row": "none", "fold": f, "seed": s, "accuracy": a, "seconds": 10.0})
+                             for f, s, a in runs) + "\n")
+    table = ckplus_cv.table(log)
+    assert "| none | 3 (seed 0: 2 folds, seed 1: 1 fold) | 80.00 ± 10.00 | - (seeds ran on different folds) |" in table
