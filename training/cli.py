@@ -26,11 +26,12 @@ from typing import Any
 import torch
 
 from model_core import CheckpointError, create_model, list_variants, load_checkpoint
+from model_core.checkpoint import bundled_checkpoints
 from model_core.data import DataError, load_records
 from model_core.fersnet import SHARING_MODES, FERSNet
 
 EXIT_USAGE = 2
-CHECKPOINT_HELP = "a checkpoint folder, or a bundled one by name: 'default' (the served model) or 'fer2013_paper_gpu'"
+CHECKPOINT_HELP = "a checkpoint folder, or a bundled one by name: " + ", ".join(bundled_checkpoints())
 
 
 # --------------------------------------------------------------------------- info
