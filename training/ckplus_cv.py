@@ -156,7 +156,7 @@ def table(log: Path) -> str:
             seed_std = "- (one seed)"
         else:
             seed_std = f"{statistics.stdev(seed_means):.2f}" if same_folds else "- (seeds ran on different folds)"
-        coverage = (f"{len(folds_of[next(iter(folds_of))])} x {len(seeds)}" if same_folds
+        coverage = (f"{len({r['fold'] for r in rs})} x {len(seeds)}" if same_folds
                     else ", ".join(f"seed {s}: {len(f)} fold{'s' * (len(f) != 1)}" for s, f in sorted(folds_of.items())))
         # Runs logged before macro-F1 and recalls were recorded have neither: those columns show "-".
         f1 = [100 * r["macro_f1"] for r in rs if r.get("macro_f1") is not None]
