@@ -61,3 +61,20 @@ def test_table_says_when_seeds_ran_on_different_folds(tmp_path: Path) -> None:
                              for f, s, a in runs) + "\n")
     table = ckplus_cv.table(log)
     assert "| none | 3 (seed 0: 2 folds, seed 1: 1 fold) | 80.00 ± 10.00 | - (seeds ran on different folds) |" in table
+
+
+def test_table_compares_rows_seed_by_seed_and_selective_with_hard(tmp_path: Path) -> None:
+    """Per-seed means over the folds every seed ran, paired with `none`; selective paired with hard."""
+    log = tmp_path / "results.jsonl"
+    acc = {("none", 0): (0.9, 0.8), ("none", 1): (0.7, 0.6), ("hard", 0): (0.8, 0.8), ("hard", 1): (0.7, 0.5),
+           ("selective", 0): (0.85, 0.9), ("selective", 1): (0.6, 0.6)}
+    runs = [{"row": row, "fold": fold, "seed": seed, "accuracy": a, "seconds": 1.0}
+            for (row, fold), seed_accs in acc.items() for seed, a in enumerate(seed_accs)]
+    # A third seed on fold 0 only: it is left out of the seed-by-seed table, which needs every seed on a fold.
+    runs.append({"row": "none", "fold": 0, "seed": 2, "accuracy": 0.5, "seconds": 1.0})
+    log.write_text("\n".join(json.dumps(r) for r in runs) + "\n")
+    table = ckplus_cv.table(log)
+    assert "Paired with `hard`" in table and "| selective | 4 | +3.75 ± 9.46 | 3 / 0 / 1 |" in table
+    assert "over the 1 fold every seed ran" in table
+    assert "| none | 90.00 | 80.00 | 50.00 |  |  |  |" in table
+    assert "| hard | 80.00 | 80.00 | - | -10.00 | +0.00 |  |" in table
