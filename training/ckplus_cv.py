@@ -129,7 +129,8 @@ def _runs(log: Path) -> list[dict[str, Any]]:
 
 
 def table(log: Path) -> str:
-    """Mean and standard deviation over folds and seeds, and over seeds of the fold means; then recalls per class."""
+    """Mean and standard deviation over folds and seeds, and over seeds of the fold means; then paired differences,
+    the rows seed by seed, and macro-F1 and recall per class."""
     runs = _runs(log)
     by_row: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in runs:
@@ -138,7 +139,6 @@ def table(log: Path) -> str:
         "| row | runs (folds x seeds) | accuracy, mean ± std over runs | std of the seed means | macro-F1 | mean time per run |",
         "|---|---|---|---|---|---|",
     ]
-    recalls: dict[str, dict[str, float]] = {}
     for row in ROWS:
         rs = by_row.get(row, [])
         if not rs:
@@ -161,9 +161,6 @@ def table(log: Path) -> str:
         # Runs logged before macro-F1 and recalls were recorded have neither: those columns show "-".
         f1 = [100 * r["macro_f1"] for r in rs if r.get("macro_f1") is not None]
         f1_text = f"{statistics.mean(f1):.2f}" if len(f1) == len(rs) else "-"
-        per_class = [r["per_class_recall"] for r in rs if r.get("per_class_recall")]
-        if per_class and len(per_class) == len(rs):
-            recalls[row] = {c: 100 * statistics.mean(p[c] for p in per_class) for c in per_class[0]}
         lines.append(
             f"| {row} | {len(rs)} ({coverage}) | {statistics.mean(accs):.2f} ± "
             f"{statistics.stdev(accs) if len(accs) > 1 else 0:.2f} | {seed_std} | {f1_text} | "
@@ -173,12 +170,7 @@ def table(log: Path) -> str:
     # Sharing against single-task training; selective against hard sharing (the paper's claim); balancing
     # against its control, the same extra epochs on real faces. Then the rows seed by seed.
     lines += ["", *_paired(by_row, "none", ROWS[1:]), "", *_paired(by_row, "hard", ("selective",)),
-              "", *_paired(by_row, "selective+ft", ("selective+balance",)), *_per_seed(by_row)]
-    if recalls:
-        classes = list(next(iter(recalls.values())))
-        lines += ["", "Recall per class, mean over runs (%):", "",
-                  "| row | " + " | ".join(classes) + " |", "|---|" + "---:|" * len(classes)]
-        lines += [f"| {row} | " + " | ".join(f"{r[c]:.1f}" for c in classes) + " |" for row, r in recalls.items()]
+              "", *_paired(by_row, "selective+ft", ("selective+balance",)), *_per_seed(by_row), *_per_class(by_row)]
     return "\n".join(lines)
 
 
@@ -226,6 +218,27 @@ def _per_seed(by_row: dict[str, list[dict[str, Any]]]) -> list[str]:
             paired = complete and row != "none"
             diffs.append(f"{statistics.mean(acc[(row, f, s)] - acc[('none', f, s)] for f in folds):+.2f}" if paired else "")
         lines.append(f"| {row} | " + " | ".join(means) + " | " + " | ".join(diffs) + " |")
+    return lines
+
+
+def _per_class(by_row: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """Macro-F1 and recall per class, over the runs (fold and seed) where every row logged them.
+
+    Older logs lack both; comparing the rows on the same runs keeps a rare class's recall from
+    moving with which folds happened to be logged.
+    """
+    logged = {row: {(r["fold"], r["seed"]): r for r in by_row.get(row, [])
+                    if r.get("per_class_recall") and r.get("macro_f1") is not None} for row in ROWS if by_row.get(row)}
+    runs = set.intersection(*(set(by_fold) for by_fold in logged.values())) if logged else set()
+    if not runs:
+        return []
+    classes = list(next(iter(logged["none" if "none" in logged else next(iter(logged))].values()))["per_class_recall"])
+    lines = ["", f"Macro-F1 and recall per class (%), mean over the {len(runs)} run{'s' * (len(runs) != 1)} (fold and seed) where every row "
+             "logged them:", "", "| row | macro-F1 | " + " | ".join(classes) + " |", "|---|---:|" + "---:|" * len(classes)]
+    for row, by_fold in logged.items():
+        rs = [by_fold[run] for run in sorted(runs)]
+        recalls = " | ".join(f"{statistics.mean(100 * r['per_class_recall'][c] for r in rs):.1f}" for c in classes)
+        lines.append(f"| {row} | {statistics.mean(100 * r['macro_f1'] for r in rs):.2f} | {recalls} |")
     return lines
 
 

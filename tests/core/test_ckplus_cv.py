@@ -35,7 +35,7 @@ def test_one_fold_runs_every_row_and_resumes(
     table = capsys.readouterr().out
     for row in ckplus_cv.ROWS:
         assert f"| {row} | 1 (1 x 1) |" in table
-    assert "Recall per class" in table
+    assert "Macro-F1 and recall per class (%), mean over the 1 run (fold and seed)" in table
     assert "| selective+balance | 1 |" in table and "Paired with `selective+ft`" in table
 
     # A second call finds every row of the fold done and trains nothing; it can also plot the log.
@@ -51,6 +51,7 @@ def test_table_of_an_old_log_without_f1(tmp_path: Path) -> None:
                              for f, a in ((0, 0.9), (1, 0.8))) + "\n")
     table = ckplus_cv.table(log)
     assert "| none | 2 (2 x 1) | 85.00 ± 7.07 | - (one seed) | - | 10 s |" in table
+    assert "recall per class" not in table
 
 
 def test_table_says_when_seeds_ran_on_different_folds(tmp_path: Path) -> None:
@@ -78,3 +79,18 @@ def test_table_compares_rows_seed_by_seed_and_selective_with_hard(tmp_path: Path
     assert "over the 1 fold every seed ran" in table
     assert "| none | 90.00 | 80.00 | 50.00 |  |  |  |" in table
     assert "| hard | 80.00 | 80.00 | - | -10.00 | +0.00 |  |" in table
+
+
+def test_recall_per_class_compares_rows_on_the_runs_that_all_logged_it(tmp_path: Path) -> None:
+    """A row whose older runs lack recall does not leave the others averaged over a different set of folds."""
+    def run(row: str, fold: int, recall: float | None) -> dict[str, object]:
+        logged = {"macro_f1": recall, "per_class_recall": {"fear": recall, "happy": 1.0}} if recall is not None else {}
+        return {"row": row, "fold": fold, "seed": 0, "accuracy": 0.5, "seconds": 1.0, **logged}
+
+    log = tmp_path / "results.jsonl"
+    runs = [run("none", 0, 0.2), run("none", 1, 0.6), run("hard", 0, None), run("hard", 1, 0.4)]
+    log.write_text("\n".join(json.dumps(r) for r in runs) + "\n")
+    table = ckplus_cv.table(log)
+    assert "mean over the 1 run (fold and seed) where every row logged them" in table
+    assert "| row | macro-F1 | fear | happy |" in table
+    assert "| none | 60.00 | 60.0 | 100.0 |" in table and "| hard | 40.00 | 40.0 | 100.0 |" in table
