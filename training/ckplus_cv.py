@@ -3,6 +3,7 @@ and selective sharing plus synthetic balancing, with several seeds and the same 
 
     python -m training.ckplus_cv --out runs/ckplus_cv            # all rows, 10 folds, seeds 0 1 2
     python -m training.ckplus_cv --out runs/ckplus_cv --table    # print the table of what has finished
+    python -m training.ckplus_cv --out runs/ckplus_cv --table --seeds 0 --only-folds 0 1   # of these runs only
 
 Rows (every one trains ``--epochs`` epochs from scratch on the fold's training subjects):
 
@@ -128,10 +129,10 @@ def _runs(log: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in log.read_text().splitlines()] if log.is_file() else []
 
 
-def table(log: Path) -> str:
+def table(log: Path, folds: list[int] | None = None, seeds: list[int] | None = None) -> str:
     """Mean and standard deviation over folds and seeds, and over seeds of the fold means; then paired differences,
     the rows seed by seed, and macro-F1 and recall per class."""
-    runs = _runs(log)
+    runs = [r for r in _runs(log) if (folds is None or r["fold"] in folds) and (seeds is None or r["seed"] in seeds)]
     by_row: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in runs:
         by_row[r["row"]].append(r)
@@ -276,25 +277,27 @@ def main() -> None:
     parser.add_argument("--variant", default="fersnet_small")
     parser.add_argument("--folds", type=int, default=10)
     parser.add_argument("--only-folds", type=int, nargs="*", help="run just these folds (default: all)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--seeds", type=int, nargs="+", help="seeds to run (default: 0 1 2)")
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--finetune-epochs", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--keep", action="store_true", help="keep checkpoints and synthetic faces")
-    parser.add_argument("--table", action="store_true", help="only print the table of finished runs")
+    parser.add_argument("--table", action="store_true", help="only print the table of finished runs (of --only-folds and --seeds where given, to compare "
+                        "logs on the same runs)")
     parser.add_argument("--plot", type=Path, help="also plot every fold's accuracy per row to this PNG")
     args = parser.parse_args()
     log = Path(args.out) / "results.jsonl"
     if not args.table:
         log.parent.mkdir(parents=True, exist_ok=True)
-        for seed in args.seeds:
+        for seed in args.seeds if args.seeds is not None else (0, 1, 2):
             for fold in args.only_folds if args.only_folds is not None else range(args.folds):
                 done = {(r["row"], r["fold"], r["seed"]) for r in _runs(log)}
                 if all((row, fold, seed) in done for row in ROWS):
                     continue
                 run_fold(args, fold, seed, done, log)
-    print(table(log))
+    # After a run the table shows the whole log; --table alone can narrow it to some folds and seeds.
+    print(table(log, args.only_folds, args.seeds) if args.table else table(log))
     if args.plot:
         plot(log, args.plot)
         print(f"\nplot: {args.plot}")

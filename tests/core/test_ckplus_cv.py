@@ -94,3 +94,17 @@ def test_recall_per_class_compares_rows_on_the_runs_that_all_logged_it(tmp_path:
     assert "mean over the 1 run (fold and seed) where every row logged them" in table
     assert "| row | macro-F1 | fear | happy |" in table
     assert "| none | 60.00 | 60.0 | 100.0 |" in table and "| hard | 40.00 | 40.0 | 100.0 |" in table
+
+
+def test_table_of_some_folds_and_seeds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--table --seeds --only-folds` narrows the table to those runs: two logs compared on the same folds."""
+    out = tmp_path / "cv"
+    out.mkdir()
+    runs = [(0, 0, 0.9), (1, 0, 0.8), (0, 1, 0.7), (2, 0, 0.1)]
+    (out / "results.jsonl").write_text("\n".join(json.dumps({"row": "none", "fold": f, "seed": s, "accuracy": a,
+                                                            "seconds": 1.0}) for f, s, a in runs) + "\n")
+    monkeypatch.setattr(sys, "argv", ["ckplus_cv", "--out", str(out), "--table", "--seeds", "0", "--only-folds", "0", "1"])
+    ckplus_cv.main()
+    assert "| none | 2 (2 x 1) | 85.00 ± 7.07 |" in capsys.readouterr().out
