@@ -145,19 +145,19 @@ def table(log: Path, folds: list[int] | None = None, seeds: list[int] | None = N
         if not rs:
             continue
         accs = [100 * r["accuracy"] for r in rs]
-        seeds: dict[int, list[float]] = defaultdict(list)
+        by_seed: dict[int, list[float]] = defaultdict(list)
         folds_of: dict[int, set[int]] = defaultdict(set)
         for r in rs:
-            seeds[r["seed"]].append(100 * r["accuracy"])
+            by_seed[r["seed"]].append(100 * r["accuracy"])
             folds_of[r["seed"]].add(r["fold"])
         # Seed means are comparable only over the same folds; a seed run on fewer folds is shown as such.
         same_folds = len({frozenset(f) for f in folds_of.values()}) == 1
-        seed_means = [statistics.mean(v) for v in seeds.values()]
+        seed_means = [statistics.mean(v) for v in by_seed.values()]
         if len(seed_means) == 1:
             seed_std = "- (one seed)"
         else:
             seed_std = f"{statistics.stdev(seed_means):.2f}" if same_folds else "- (seeds ran on different folds)"
-        coverage = (f"{len({r['fold'] for r in rs})} x {len(seeds)}" if same_folds
+        coverage = (f"{len({r['fold'] for r in rs})} x {len(by_seed)}" if same_folds
                     else ", ".join(f"seed {s}: {len(f)} fold{'s' * (len(f) != 1)}" for s, f in sorted(folds_of.items())))
         # Runs logged before macro-F1 and recalls were recorded have neither: those columns show "-".
         f1 = [100 * r["macro_f1"] for r in rs if r.get("macro_f1") is not None]
@@ -167,7 +167,6 @@ def table(log: Path, folds: list[int] | None = None, seeds: list[int] | None = N
             f"{statistics.stdev(accs) if len(accs) > 1 else 0:.2f} | {seed_std} | {f1_text} | "
             f"{statistics.mean(r['seconds'] for r in rs):.0f} s |"
         )
-    # Sharing against single-task training; balancing against its control, the same extra epochs on real faces.
     # Sharing against single-task training; selective against hard sharing (the paper's claim); balancing
     # against its control, the same extra epochs on real faces. Then the rows seed by seed.
     lines += ["", *_paired(by_row, "none", ROWS[1:]), "", *_paired(by_row, "hard", ("selective",)),
@@ -213,8 +212,7 @@ def _per_seed(by_row: dict[str, list[dict[str, Any]]]) -> list[str]:
             continue
         means, diffs = [], []
         for s in seeds:
-            have = [f for f in folds if (row, f, s) in acc]
-            complete = len(have) == len(folds)
+            complete = all((row, f, s) in acc for f in folds)
             means.append(f"{statistics.mean(acc[(row, f, s)] for f in folds):.2f}" if complete else "-")
             paired = complete and row != "none"
             diffs.append(f"{statistics.mean(acc[(row, f, s)] - acc[('none', f, s)] for f in folds):+.2f}" if paired else "")
@@ -233,7 +231,7 @@ def _per_class(by_row: dict[str, list[dict[str, Any]]]) -> list[str]:
     runs = set.intersection(*(set(by_fold) for by_fold in logged.values())) if logged else set()
     if not runs:
         return []
-    classes = list(next(iter(logged["none" if "none" in logged else next(iter(logged))].values()))["per_class_recall"])
+    classes = list(next(iter(logged.values()))[min(runs)]["per_class_recall"])
     lines = ["", f"Macro-F1 and recall per class (%), mean over the {len(runs)} run{'s' * (len(runs) != 1)} (fold and seed) where every row "
              "logged them:", "", "| row | macro-F1 | " + " | ".join(classes) + " |", "|---|---:|" + "---:|" * len(classes)]
     for row, by_fold in logged.items():
