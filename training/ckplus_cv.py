@@ -38,6 +38,7 @@ from model_core.train import Trainer, TrainConfig, balance
 from model_core.train.trainer import hardware
 
 ROWS = ("none", "hard", "selective", "selective+ft", "selective+balance")
+DEFAULT_SEEDS = (0, 1, 2)
 
 
 def _recipe(args: argparse.Namespace, name: str, fold: int, seed: int, sharing: str, out: Path, **extra: Any) -> TrainConfig:
@@ -202,8 +203,8 @@ def _per_seed(by_row: dict[str, list[dict[str, Any]]]) -> list[str]:
     folds = sorted(set.intersection(*fold_sets)) if fold_sets else []
     if len(seeds) < 2 or not folds:
         return []
-    lines = ["", f"Seed by seed, over the {len(folds)} fold{'s' * (len(folds) != 1)} every seed ran (mean accuracy, %, and the paired "
-             "difference to `none` within the seed, points):", "",
+    lines = ["", f"Seed by seed, over the {len(folds)} fold{'s' * (len(folds) != 1)} every seed ran "
+             "(mean accuracy, %, and the paired difference to `none` within the seed, points):", "",
              "| row | " + " | ".join(f"seed {s}" for s in seeds) + " | "
              + " | ".join(f"vs none, seed {s}" for s in seeds) + " |",
              "|---|" + "---:|" * (2 * len(seeds))]
@@ -232,8 +233,8 @@ def _per_class(by_row: dict[str, list[dict[str, Any]]]) -> list[str]:
     if not runs:
         return []
     classes = list(next(iter(logged.values()))[min(runs)]["per_class_recall"])
-    lines = ["", f"Macro-F1 and recall per class (%), mean over the {len(runs)} run{'s' * (len(runs) != 1)} (fold and seed) where every row "
-             "logged them:", "", "| row | macro-F1 | " + " | ".join(classes) + " |", "|---|---:|" + "---:|" * len(classes)]
+    lines = ["", f"Macro-F1 and recall per class (%), mean over the {len(runs)} run{'s' * (len(runs) != 1)} "
+             "(fold and seed) where every row logged them:", "", "| row | macro-F1 | " + " | ".join(classes) + " |", "|---|---:|" + "---:|" * len(classes)]
     for row, by_fold in logged.items():
         rs = [by_fold[run] for run in sorted(runs)]
         recalls = " | ".join(f"{statistics.mean(100 * r['per_class_recall'][c] for r in rs):.1f}" for c in classes)
@@ -275,20 +276,22 @@ def main() -> None:
     parser.add_argument("--variant", default="fersnet_small")
     parser.add_argument("--folds", type=int, default=10)
     parser.add_argument("--only-folds", type=int, nargs="*", help="run just these folds (default: all)")
-    parser.add_argument("--seeds", type=int, nargs="+", help="seeds to run (default: 0 1 2)")
+    parser.add_argument("--seeds", type=int, nargs="+",
+                        help=f"seeds to run (default: {' '.join(map(str, DEFAULT_SEEDS))})")
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--finetune-epochs", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--keep", action="store_true", help="keep checkpoints and synthetic faces")
-    parser.add_argument("--table", action="store_true", help="only print the table of finished runs (of --only-folds and --seeds where given, to compare "
-                        "logs on the same runs)")
+    parser.add_argument("--table", action="store_true",
+                        help="only print the table of finished runs (of --only-folds and --seeds where given, "
+                        "to compare logs on the same runs)")
     parser.add_argument("--plot", type=Path, help="also plot every fold's accuracy per row to this PNG")
     args = parser.parse_args()
     log = Path(args.out) / "results.jsonl"
     if not args.table:
         log.parent.mkdir(parents=True, exist_ok=True)
-        for seed in args.seeds if args.seeds is not None else (0, 1, 2):
+        for seed in args.seeds if args.seeds is not None else DEFAULT_SEEDS:
             for fold in args.only_folds if args.only_folds is not None else range(args.folds):
                 done = {(r["row"], r["fold"], r["seed"]) for r in _runs(log)}
                 if all((row, fold, seed) in done for row in ROWS):
