@@ -355,6 +355,22 @@ class FERSNet(nn.Module):
     def one_hot(self, labels: Tensor) -> Tensor:
         return F.one_hot(labels, self.config.num_classes).float()
 
+    def class_axes(self) -> dict[str, int]:
+        """The tensors indexed by expression class, each with the axis the classes lie along.
+
+        Along that axis the classes are always the *last* ``num_classes`` entries: the
+        head's outputs, the embedding's inputs, and the target map that each decoder block
+        concatenates after its other inputs. Knowing this lets a checkpoint trained on other
+        classes (FER2013's neutral, CK+'s contempt) initialise this model class by class
+        (see :mod:`model_core.transfer`) instead of copying rows by position.
+        """
+        axes = {"head.fc.weight": 0, "head.fc.bias": 0}
+        if self.has_synthesis:
+            axes["embedding.net.0.weight"] = 1
+            for i in range(len(self.decoder["blocks"])):
+                axes[f"decoder.blocks.{i}.fuse.0.0.weight"] = 1
+        return axes
+
 
 # --------------------------------------------------------------------------- variants
 

@@ -4,8 +4,10 @@ and selective sharing plus synthetic balancing, with several seeds and the same 
     python -m training.ckplus_cv --out runs/ckplus_cv            # all rows, 10 folds, seeds 0 1 2
     python -m training.ckplus_cv --out runs/ckplus_cv --table    # print the table of what has finished
     python -m training.ckplus_cv --out runs/ckplus_cv --table --seeds 0 --only-folds 0 1   # of these runs only
+    python -m training.ckplus_cv --out runs/ckplus_cv_pre --pretrained none=A hard=B selective=C   # pretrained
 
-Rows (every one trains ``--epochs`` epochs from scratch on the fold's training subjects):
+Rows (every one trains ``--epochs`` epochs on the fold's training subjects, from scratch or, with
+``--pretrained``, from a checkpoint of the same sharing mode trained on another dataset):
 
 ``none`` / ``hard`` / ``selective``
     the three sharing modes, trained jointly (FER + FES + discriminator, except ``none``).
@@ -15,6 +17,11 @@ Rows (every one trains ``--epochs`` epochs from scratch on the fold's training s
 ``selective+balance``
     the same fine-tuning on real plus synthetic faces: the ``selective`` model's FES branch redraws
     faces of the other classes as each rare class until all classes are as large as the largest.
+
+Pretraining (the paper pretrained on BU-4DFE) must give every row the same start: ``--pretrained``
+takes one checkpoint per sharing mode, all three or none, each trained with the same recipe on,
+say, FER2013; their class-indexed tensors are matched to CK+'s classes by name
+(:mod:`model_core.transfer`), so contempt starts fresh and FER2013's neutral is dropped.
 
 Each fold is tested once on subjects the model never saw; nothing is selected on the test fold (the
 last epoch is kept). Results go to ``<out>/results.jsonl``, one line a run, so an interrupted
@@ -32,12 +39,15 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from model_core import load_checkpoint
+from model_core import CheckpointError, load_checkpoint
 from model_core.data import load_records
-from model_core.train import Trainer, TrainConfig, balance
+from model_core.train import TrainConfig, Trainer, balance
 from model_core.train.trainer import hardware
 
 ROWS = ("none", "hard", "selective", "selective+ft", "selective+balance")
+SHARING = ("none", "hard", "selective")
+#: What a log line records about the budget; a log holds runs of one setting only, or its table would mix them.
+SETTINGS = ("variant", "epochs", "finetune_epochs", "pretrained")
 DEFAULT_SEEDS = (0, 1, 2)
 
 
@@ -77,16 +87,17 @@ def run_fold(args: argparse.Namespace, fold: int, seed: int, done: set[tuple[str
         line = {"row": row, "fold": fold, "seed": seed, "accuracy": metrics["accuracy"],
                 "macro_f1": metrics.get("macro_f1"), "per_class_recall": metrics.get("per_class_recall"),
                 "seconds": round(seconds, 1), "variant": args.variant, "epochs": args.epochs,
-                "finetune_epochs": args.finetune_epochs, "hardware": hardware(), **extra}
+                "finetune_epochs": args.finetune_epochs, "pretrained": args.pretrained, "hardware": hardware(), **extra}
         with open(log, "a") as f:
             f.write(json.dumps(line) + "\n")
         print(f"fold {fold} seed {seed} {row:<18} accuracy {100 * metrics['accuracy']:.2f} %  ({seconds:.0f} s)", flush=True)
 
-    for sharing in ("none", "hard", "selective"):
+    for sharing in SHARING:
         if (sharing, fold, seed) in done and not (sharing == "selective" and _needs_selective(done, fold, seed)):
             continue
         out = work / f"{sharing}_f{fold}_s{seed}"
-        best, metrics, seconds = _run(_recipe(args, f"ck_{sharing}", fold, seed, sharing, out))
+        start = {"model": {"init_from": args.pretrained[sharing]}} if args.pretrained else {}
+        _, metrics, seconds = _run(_recipe(args, f"ck_{sharing}", fold, seed, sharing, out, **start))
         if (sharing, fold, seed) not in done:
             record(sharing, metrics, seconds)
         if sharing != "selective" and not args.keep:
@@ -123,6 +134,37 @@ def run_fold(args: argparse.Namespace, fold: int, seed: int, done: set[tuple[str
 def _needs_selective(done: set[tuple[str, int, int]], fold: int, seed: int) -> bool:
     """The selective checkpoint is needed again only if a fine-tuning row of this fold is missing."""
     return ("selective+ft", fold, seed) not in done or ("selective+balance", fold, seed) not in done
+
+
+def parse_pretrained(specs: list[str] | None) -> dict[str, str] | None:
+    """``["none=PATH", "hard=PATH", "selective=PATH"]`` as a map, checked: one checkpoint per sharing
+    mode, each of that mode, so no row starts from more or less than another. Raises ``ValueError``."""
+    if not specs:
+        return None
+    pretrained: dict[str, str] = {}
+    for spec in specs:
+        sharing, _, path = spec.partition("=")
+        if sharing not in SHARING or not path:
+            raise ValueError(f"{spec!r}: expected SHARING=CHECKPOINT with SHARING one of {', '.join(SHARING)}")
+        try:
+            card_sharing = load_checkpoint(path).card["sharing"]
+        except CheckpointError as exc:
+            raise ValueError(f"{spec!r}: {exc}") from None
+        if card_sharing != sharing:
+            raise ValueError(f"{spec!r}: {path} is a {card_sharing!r} model, not {sharing!r}")
+        pretrained[sharing] = path
+    missing = [s for s in SHARING if s not in pretrained]
+    if missing:
+        raise ValueError(f"--pretrained lacks {', '.join(missing)}: every row must start from the same pretraining")
+    return pretrained
+
+
+def check_settings(log: Path, settings: dict[str, Any]) -> None:
+    """Refuse to add runs of another budget or start to a log that holds some: the table would average them."""
+    for r in _runs(log):
+        logged = {key: r.get(key) for key in SETTINGS}
+        if logged != settings:
+            raise ValueError(f"{log} holds runs with {logged}, not {settings}; give another --out")
 
 
 def _runs(log: Path) -> list[dict[str, Any]]:
@@ -203,8 +245,8 @@ def _per_seed(by_row: dict[str, list[dict[str, Any]]]) -> list[str]:
     folds = sorted(set.intersection(*fold_sets)) if fold_sets else []
     if len(seeds) < 2 or not folds:
         return []
-    lines = ["", f"Seed by seed, over the {len(folds)} fold{'s' * (len(folds) != 1)} every seed ran "
-             "(mean accuracy, %, and the paired difference to `none` within the seed, points):", "",
+    lines = ["", (f"Seed by seed, over the {len(folds)} fold{'s' * (len(folds) != 1)} every seed ran "
+                  "(mean accuracy, %, and the paired difference to `none` within the seed, points):"), "",
              "| row | " + " | ".join(f"seed {s}" for s in seeds) + " | "
              + " | ".join(f"vs none, seed {s}" for s in seeds) + " |",
              "|---|" + "---:|" * (2 * len(seeds))]
@@ -233,8 +275,9 @@ def _per_class(by_row: dict[str, list[dict[str, Any]]]) -> list[str]:
     if not runs:
         return []
     classes = list(next(iter(logged.values()))[min(runs)]["per_class_recall"])
-    lines = ["", f"Macro-F1 and recall per class (%), mean over the {len(runs)} run{'s' * (len(runs) != 1)} "
-             "(fold and seed) where every row logged them:", "", "| row | macro-F1 | " + " | ".join(classes) + " |", "|---|---:|" + "---:|" * len(classes)]
+    lines = ["", (f"Macro-F1 and recall per class (%), mean over the {len(runs)} run{'s' * (len(runs) != 1)} "
+                  "(fold and seed) where every row logged them:"), "",
+             "| row | macro-F1 | " + " | ".join(classes) + " |", "|---|---:|" + "---:|" * len(classes)]
     for row, by_fold in logged.items():
         rs = [by_fold[run] for run in sorted(runs)]
         recalls = " | ".join(f"{statistics.mean(100 * r['per_class_recall'][c] for r in rs):.1f}" for c in classes)
@@ -282,6 +325,8 @@ def main() -> None:
     parser.add_argument("--finetune-epochs", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--pretrained", nargs="+", metavar="SHARING=CHECKPOINT",
+                        help="start each row from a checkpoint of its sharing mode (none=, hard=, selective=)")
     parser.add_argument("--keep", action="store_true", help="keep checkpoints and synthetic faces")
     parser.add_argument("--table", action="store_true",
                         help="only print the table of finished runs (of --only-folds and --seeds where given, "
@@ -290,6 +335,11 @@ def main() -> None:
     args = parser.parse_args()
     log = Path(args.out) / "results.jsonl"
     if not args.table:
+        try:
+            args.pretrained = parse_pretrained(args.pretrained)
+            check_settings(log, {key: getattr(args, key) for key in SETTINGS})
+        except ValueError as exc:
+            parser.error(str(exc))
         log.parent.mkdir(parents=True, exist_ok=True)
         for seed in args.seeds if args.seeds is not None else DEFAULT_SEEDS:
             for fold in args.only_folds if args.only_folds is not None else range(args.folds):

@@ -45,7 +45,8 @@ class ModelSpec(_Strict):
     classes: list[str] | None = None
     """The model's output classes; default: the first training dataset's classes."""
     init_from: str | None = None
-    """A checkpoint whose matching tensors initialise the model (pretraining, fine-tuning)."""
+    """A checkpoint whose matching tensors initialise the model (pretraining, fine-tuning);
+    tensors indexed by class are matched by class name (see :mod:`model_core.transfer`)."""
 
 
 class OptimSpec(_Strict):

@@ -45,6 +45,7 @@ from ..discriminator import discriminator_for
 from ..evaluate import Metrics, evaluate_records, plot_confusion, plot_curves, synthesis_grid
 from ..fersnet import FERSNet, create_model
 from ..preprocess import Preprocess
+from ..transfer import init_from_checkpoint
 from .config import DataSpec, TrainConfig
 from .losses import MultiTaskObjective, discriminator_loss
 
@@ -184,17 +185,8 @@ class Trainer:
         self.classes = self._classes()
         model = create_model(spec.variant, sharing=spec.sharing, num_classes=len(self.classes), **spec.overrides)
         if spec.init_from:
-            self.init_report = self._init_from(model, spec.init_from)
+            self.init_report = init_from_checkpoint(model, self.classes, spec.init_from)
         return model
-
-    def _init_from(self, model: FERSNet, checkpoint: str) -> dict[str, Any]:
-        """Copy every tensor of ``checkpoint`` whose name and shape match; report the rest."""
-        source = load_checkpoint(checkpoint).model.state_dict()
-        own = model.state_dict()
-        copied = {k: v for k, v in source.items() if k in own and own[k].shape == v.shape}
-        own.update(copied)
-        model.load_state_dict(own)
-        return {"checkpoint": checkpoint, "copied": len(copied), "kept_fresh": sorted(set(own) - set(copied))}
 
     def _dataset(self, spec: DataSpec, augment: bool) -> FaceDataset:
         records = load_records(spec.dataset, spec.root, spec.split, **spec.options())

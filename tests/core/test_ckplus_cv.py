@@ -108,3 +108,59 @@ def test_table_of_some_folds_and_seeds(
     monkeypatch.setattr(sys, "argv", ["ckplus_cv", "--out", str(out), "--table", "--seeds", "0", "--only-folds", "0", "1"])
     ckplus_cv.main()
     assert "| none | 2 (2 x 1) | 85.00 ± 7.07 |" in capsys.readouterr().out
+
+
+def _pretrained(tmp_path: Path) -> list[str]:
+    """One tiny FER2013-class checkpoint per sharing mode, as ``SHARING=PATH`` arguments."""
+    from model_core import Preprocess, create_model, save_checkpoint
+    from model_core.checkpoint import build_card
+    from model_core.expressions import FER2013_CLASSES
+
+    specs = []
+    for sharing in ckplus_cv.SHARING:
+        model = create_model("fersnet_tiny", sharing=sharing, num_classes=len(FER2013_CLASSES))
+        folder = save_checkpoint(tmp_path / f"pre_{sharing}", model, build_card(model, FER2013_CLASSES, Preprocess()))
+        specs.append(f"{sharing}={folder}")
+    return specs
+
+
+def test_pretrained_rows_start_from_the_checkpoint_of_their_sharing(
+    tmp_path: Path, ckplus_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    specs = _pretrained(tmp_path)
+    out = tmp_path / "cv"
+    _main(monkeypatch, ckplus_root, out, "--keep", "--pretrained", *specs)
+    expected = dict(spec.split("=", 1) for spec in specs)
+    runs = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert [r["row"] for r in runs] == list(ckplus_cv.ROWS) and all(r["pretrained"] == expected for r in runs)
+    for sharing in ckplus_cv.SHARING:
+        card = json.loads((out / "work" / f"{sharing}_f0_s0" / "best" / "card.json").read_text())
+        start = card["training"]["init_from"]
+        assert start["checkpoint"] == expected[sharing]
+        assert start["classes_fresh"] == ["contempt"] and "neutral" not in start["classes_copied"]
+
+
+def test_pretraining_must_be_the_same_for_every_row_and_a_log_holds_one_setting(
+    tmp_path: Path, ckplus_root: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    none, hard, _ = _pretrained(tmp_path)
+    out = tmp_path / "cv"
+    for args, message in (
+        ([none, hard], "--pretrained lacks selective"),
+        ([none, hard, "selective=" + hard.split("=", 1)[1]], "is a 'hard' model, not 'selective'"),
+        ([none, hard, f"selective={tmp_path / 'missing'}"], "missing"),
+        ([none, hard, "shared=x"], "expected SHARING=CHECKPOINT"),
+    ):
+        with pytest.raises(SystemExit):
+            _main(monkeypatch, ckplus_root, out, "--pretrained", *args)
+        assert message in capsys.readouterr().err
+    assert not (out / "results.jsonl").exists()
+
+    log = out / "results.jsonl"
+    log.parent.mkdir()
+    log.write_text(json.dumps({"row": "none", "fold": 0, "seed": 0, "accuracy": 0.9, "variant": "fersnet_tiny",
+                               "epochs": 2, "finetune_epochs": 1}) + "\n")
+    with pytest.raises(SystemExit):
+        _main(monkeypatch, ckplus_root, out)  # --epochs 1 into a log of 2-epoch runs
+    assert "give another --out" in capsys.readouterr().err
+    assert len(log.read_text().splitlines()) == 1

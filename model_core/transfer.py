@@ -1,0 +1,77 @@
+"""Initialise a model from a checkpoint trained on other data: pretraining and fine-tuning.
+
+Every tensor whose name and shape match is copied. The tensors indexed by expression class
+(:meth:`FERSNet.class_axes`: the head's outputs, the embedding's inputs, the target map in
+each decoder block) are copied class by class, matched by *name*: a FER2013 model initialises
+a CK+ model's angry ... surprise entries, its neutral entries are dropped, and CK+'s contempt
+keeps its fresh initialisation. Copying by position instead would silently start CK+'s
+contempt output from FER2013's neutral, since both datasets have seven classes; and between
+seven and eight classes it would drop the whole decoder for a shape mismatch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from torch import Tensor
+
+from .checkpoint import load_checkpoint
+from .fersnet import FERSNet
+
+
+def init_from_checkpoint(model: FERSNet, classes: Sequence[str], checkpoint: str | Path) -> dict[str, Any]:
+    """Copy into ``model`` (whose outputs are ``classes``) what ``checkpoint`` knows; report what it did.
+
+    The report names the checkpoint, how many tensors were copied, which classes came from the
+    checkpoint and which start fresh, and (``kept_fresh``) every tensor left at its initialisation.
+    """
+    loaded = load_checkpoint(checkpoint)
+    source_classes = loaded.classes
+    source = loaded.model.state_dict()
+    own = model.state_dict()
+    class_axes = model.class_axes()
+    copied: dict[str, Tensor] = {}
+    for name, tensor in source.items():
+        if name not in own:
+            continue
+        if name in class_axes:
+            mapped = _copy_classes(tensor, own[name], class_axes[name], source_classes, classes)
+            if mapped is not None:
+                copied[name] = mapped
+        elif own[name].shape == tensor.shape:
+            copied[name] = tensor
+    own.update(copied)
+    model.load_state_dict(own)
+    return {
+        "checkpoint": str(checkpoint),
+        "copied": len(copied),
+        "classes_copied": [c for c in classes if c in source_classes],
+        "classes_fresh": [c for c in classes if c not in source_classes],
+        "kept_fresh": sorted(set(own) - set(copied)),
+    }
+
+
+def _copy_classes(
+    source: Tensor, target: Tensor, axis: int, source_classes: Sequence[str], classes: Sequence[str]
+) -> Tensor | None:
+    """``target`` with every class both models know taken from ``source``, matched by name.
+
+    Along ``axis`` the classes are the last entries (see :meth:`FERSNet.class_axes`); the entries
+    before them (a decoder block's image and skip channels) are copied as they are. Returns None
+    when the tensors differ in more than their classes (another width), so nothing is copied.
+    """
+    source_rest = source.shape[axis] - len(source_classes)
+    target_rest = target.shape[axis] - len(classes)
+    other_source = source.shape[:axis] + source.shape[axis + 1 :]
+    other_target = target.shape[:axis] + target.shape[axis + 1 :]
+    if source_rest != target_rest or other_source != other_target:
+        return None
+    out = target.clone()
+    out.narrow(axis, 0, target_rest).copy_(source.narrow(axis, 0, source_rest))
+    for j, name in enumerate(classes):
+        if name in source_classes:
+            i = source_classes.index(name)
+            out.narrow(axis, target_rest + j, 1).copy_(source.narrow(axis, source_rest + i, 1))
+    return out

@@ -1,0 +1,71 @@
+"""Initialising a model from a checkpoint with other classes: matched by name, never by position."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from model_core import Preprocess, create_model, load_checkpoint, save_checkpoint
+from model_core.checkpoint import build_card
+from model_core.expressions import CKPLUS_CLASSES, FER2013_CLASSES, FERPLUS_CLASSES
+from model_core.transfer import init_from_checkpoint
+
+
+def _checkpoint(tmp_path: Path, classes: tuple[str, ...], sharing: str = "selective") -> Path:
+    torch.manual_seed(0)
+    model = create_model("fersnet_tiny", sharing=sharing, num_classes=len(classes))
+    return save_checkpoint(tmp_path / f"src_{len(classes)}_{sharing}", model, build_card(model, classes, Preprocess()))
+
+
+def _class_slice(tensor: torch.Tensor, axis: int, n_classes: int, index: int) -> torch.Tensor:
+    rest = tensor.shape[axis] - n_classes
+    return tensor.narrow(axis, rest + index, 1)
+
+
+@pytest.mark.parametrize("source_classes", [FER2013_CLASSES, FERPLUS_CLASSES])
+def test_class_tensors_are_copied_by_class_name(tmp_path: Path, source_classes: tuple[str, ...]) -> None:
+    """FER2013 (7 classes, neutral) or FER+ (8) into CK+ (7, contempt): the six shared classes carry
+    over entry by entry, whatever their position; contempt keeps the fresh model's values unless
+    the source knows it; every other tensor is copied whole."""
+    folder = _checkpoint(tmp_path, source_classes)
+    torch.manual_seed(1)
+    target = create_model("fersnet_tiny", sharing="selective", num_classes=len(CKPLUS_CLASSES))
+    fresh = {k: v.clone() for k, v in target.state_dict().items()}
+
+    report = init_from_checkpoint(target, CKPLUS_CLASSES, folder)
+
+    src, dst = load_checkpoint(folder).model.state_dict(), target.state_dict()
+    axes = target.class_axes()
+    assert {"head.fc.weight", "embedding.net.0.weight", "decoder.blocks.0.fuse.0.0.weight"} <= set(axes)
+    for name, axis in axes.items():
+        for j, cls in enumerate(CKPLUS_CLASSES):
+            got = _class_slice(dst[name], axis, len(CKPLUS_CLASSES), j)
+            if cls in source_classes:
+                want = _class_slice(src[name], axis, len(source_classes), source_classes.index(cls))
+            else:
+                want = _class_slice(fresh[name], axis, len(CKPLUS_CLASSES), j)
+            assert torch.equal(got, want), (name, cls)
+        rest = dst[name].shape[axis] - len(CKPLUS_CLASSES)
+        assert torch.equal(dst[name].narrow(axis, 0, rest), src[name].narrow(axis, 0, rest)), name
+    for name in set(dst) - set(axes):
+        assert torch.equal(dst[name], src[name]), name
+    assert report["kept_fresh"] == []
+    assert report["classes_copied"] == [c for c in CKPLUS_CLASSES if c in source_classes]
+    assert report["classes_fresh"] == ([] if "contempt" in source_classes else ["contempt"])
+
+
+def test_other_width_or_sharing_is_left_fresh(tmp_path: Path) -> None:
+    """A hard-sharing checkpoint into a selective model: the gates it lacks stay fresh and are reported."""
+    folder = _checkpoint(tmp_path, FER2013_CLASSES, sharing="hard")
+    torch.manual_seed(1)
+    target = create_model("fersnet_tiny", sharing="selective", num_classes=len(CKPLUS_CLASSES))
+    gates_before = {k: v.clone() for k, v in target.state_dict().items() if k.startswith("gates.")}
+
+    report = init_from_checkpoint(target, CKPLUS_CLASSES, folder)
+
+    assert gates_before and all(name in report["kept_fresh"] for name in gates_before)
+    for name, value in gates_before.items():
+        assert torch.equal(target.state_dict()[name], value)
+
