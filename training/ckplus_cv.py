@@ -160,11 +160,16 @@ def parse_pretrained(specs: list[str] | None) -> dict[str, str] | None:
 
 
 def check_settings(log: Path, settings: dict[str, Any]) -> None:
-    """Refuse to add runs of another budget or start to a log that holds some: the table would average them."""
+    """Refuse to add runs of another budget or start to a log that holds some: the table would average them.
+
+    A setting an older line lacks is not compared (the first logs did not record ``finetune_epochs``),
+    except ``pretrained``: runs from before pretraining existed started from scratch.
+    """
     for r in _runs(log):
-        logged = {key: r.get(key) for key in SETTINGS}
-        if logged != settings:
-            raise ValueError(f"{log} holds runs with {logged}, not {settings}; give another --out")
+        logged = {"pretrained": None, **{key: r[key] for key in SETTINGS if key in r}}
+        differ = [f"{key}={value!r} (this call: {settings[key]!r})" for key, value in logged.items() if value != settings[key]]
+        if differ:
+            raise ValueError(f"{log} holds runs with {', '.join(differ)}; give another --out")
 
 
 def _runs(log: Path) -> list[dict[str, Any]]:

@@ -164,3 +164,15 @@ def test_pretraining_must_be_the_same_for_every_row_and_a_log_holds_one_setting(
         _main(monkeypatch, ckplus_root, out)  # --epochs 1 into a log of 2-epoch runs
     assert "give another --out" in capsys.readouterr().err
     assert len(log.read_text().splitlines()) == 1
+
+
+def test_an_older_log_resumes_where_it_lacks_a_setting(tmp_path: Path) -> None:
+    """The first logs recorded neither ``finetune_epochs`` nor ``pretrained``: their runs still count as from
+    scratch with any fine-tuning budget, but not as pretrained ones."""
+    log = tmp_path / "results.jsonl"
+    log.write_text(json.dumps({"row": "none", "fold": 0, "seed": 0, "accuracy": 0.9, "variant": "fersnet_small",
+                               "epochs": 10}) + "\n")
+    settings = {"variant": "fersnet_small", "epochs": 10, "finetune_epochs": 3, "pretrained": None}
+    ckplus_cv.check_settings(log, settings)
+    with pytest.raises(ValueError, match="pretrained=None"):
+        ckplus_cv.check_settings(log, {**settings, "pretrained": {"none": "a", "hard": "b", "selective": "c"}})
