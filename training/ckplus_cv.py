@@ -177,10 +177,15 @@ def _runs(log: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in log.read_text().splitlines()] if log.is_file() else []
 
 
+def _select(log: Path, folds: list[int] | None = None, seeds: list[int] | None = None) -> list[dict[str, Any]]:
+    """The runs of the log on these folds and seeds (all where None)."""
+    return [r for r in _runs(log) if (folds is None or r["fold"] in folds) and (seeds is None or r["seed"] in seeds)]
+
+
 def table(log: Path, folds: list[int] | None = None, seeds: list[int] | None = None) -> str:
     """Mean and standard deviation over folds and seeds, and over seeds of the fold means; then paired differences,
     the rows seed by seed, and macro-F1 and recall per class."""
-    runs = [r for r in _runs(log) if (folds is None or r["fold"] in folds) and (seeds is None or r["seed"] in seeds)]
+    runs = _select(log, folds, seeds)
     by_row: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in runs:
         by_row[r["row"]].append(r)
@@ -290,11 +295,11 @@ def _per_class(by_row: dict[str, list[dict[str, Any]]]) -> list[str]:
     return lines
 
 
-def plot(log: Path, path: Path) -> None:
+def plot(log: Path, path: Path, folds: list[int] | None = None, seeds: list[int] | None = None) -> None:
     """Accuracy of every fold and seed per row, one grey line per (fold, seed): paired differences at a glance."""
     from model_core.evaluate import _pyplot
 
-    runs = _runs(log)
+    runs = _select(log, folds, seeds)
     rows = [row for row in ROWS if any(r["row"] == row for r in runs)]
     by_pair: dict[tuple[int, int], dict[str, float]] = defaultdict(dict)
     for r in runs:
@@ -336,7 +341,7 @@ def main() -> None:
     parser.add_argument("--table", action="store_true",
                         help="only print the table of finished runs (of --only-folds and --seeds where given, "
                         "to compare logs on the same runs)")
-    parser.add_argument("--plot", type=Path, help="also plot every fold's accuracy per row to this PNG")
+    parser.add_argument("--plot", type=Path, help="also plot every fold's accuracy per row to this PNG (the runs the table shows)")
     args = parser.parse_args()
     log = Path(args.out) / "results.jsonl"
     if not args.table:
@@ -355,7 +360,7 @@ def main() -> None:
     # After a run the table shows the whole log; --table alone can narrow it to some folds and seeds.
     print(table(log, args.only_folds, args.seeds) if args.table else table(log))
     if args.plot:
-        plot(log, args.plot)
+        plot(log, args.plot, *((args.only_folds, args.seeds) if args.table else (None, None)))
         print(f"\nplot: {args.plot}")
 
 
