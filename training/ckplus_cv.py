@@ -358,9 +358,10 @@ def main() -> None:
                     continue
                 run_fold(args, fold, seed, done, log)
     # After a run the table shows the whole log; --table alone can narrow it to some folds and seeds.
-    print(table(log, args.only_folds, args.seeds) if args.table else table(log))
+    folds, seeds = (args.only_folds, args.seeds) if args.table else (None, None)
+    print(table(log, folds, seeds))
     if args.plot:
-        plot(log, args.plot, *((args.only_folds, args.seeds) if args.table else (None, None)))
+        plot(log, args.plot, folds, seeds)
         print(f"\nplot: {args.plot}")
 
 
