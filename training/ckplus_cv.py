@@ -86,8 +86,7 @@ def run_fold(args: argparse.Namespace, fold: int, seed: int, done: set[tuple[str
     def record(row: str, metrics: dict[str, Any], seconds: float, **extra: Any) -> None:
         line = {"row": row, "fold": fold, "seed": seed, "accuracy": metrics["accuracy"],
                 "macro_f1": metrics.get("macro_f1"), "per_class_recall": metrics.get("per_class_recall"),
-                "seconds": round(seconds, 1), "variant": args.variant, "epochs": args.epochs,
-                "finetune_epochs": args.finetune_epochs, "pretrained": args.pretrained, "hardware": hardware(), **extra}
+                "seconds": round(seconds, 1), **settings(args), "hardware": hardware(), **extra}
         with open(log, "a") as f:
             f.write(json.dumps(line) + "\n")
         print(f"fold {fold} seed {seed} {row:<18} accuracy {100 * metrics['accuracy']:.2f} %  ({seconds:.0f} s)", flush=True)
@@ -159,7 +158,12 @@ def parse_pretrained(specs: list[str] | None) -> dict[str, str] | None:
     return pretrained
 
 
-def check_settings(log: Path, settings: dict[str, Any]) -> None:
+def settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The budget and start of this call, as every log line records them and :func:`check_settings` compares them."""
+    return {key: getattr(args, key) for key in SETTINGS}
+
+
+def check_settings(log: Path, expected: dict[str, Any]) -> None:
     """Refuse to add runs of another budget or start to a log that holds some: the table would average them.
 
     A setting an older line lacks is not compared (the first logs did not record ``finetune_epochs``),
@@ -167,7 +171,7 @@ def check_settings(log: Path, settings: dict[str, Any]) -> None:
     """
     for r in _runs(log):
         logged = {"pretrained": None, **{key: r[key] for key in SETTINGS if key in r}}
-        differ = [f"{key}={value!r} (this call: {settings[key]!r})" for key, value in logged.items() if value != settings[key]]
+        differ = [f"{key}={value!r} (this call: {expected[key]!r})" for key, value in logged.items() if value != expected[key]]
         if differ:
             raise ValueError(f"{log} holds runs with {', '.join(differ)}; give another --out")
 
@@ -347,7 +351,7 @@ def main() -> None:
     if not args.table:
         try:
             args.pretrained = parse_pretrained(args.pretrained)
-            check_settings(log, {key: getattr(args, key) for key in SETTINGS})
+            check_settings(log, settings(args))
         except ValueError as exc:
             parser.error(str(exc))
         log.parent.mkdir(parents=True, exist_ok=True)

@@ -56,7 +56,7 @@ def test_class_tensors_are_copied_by_class_name(tmp_path: Path, source_classes: 
     assert report["classes_fresh"] == ([] if "contempt" in source_classes else ["contempt"])
 
 
-def test_other_width_or_sharing_is_left_fresh(tmp_path: Path) -> None:
+def test_tensors_the_checkpoint_lacks_are_left_fresh(tmp_path: Path) -> None:
     """A hard-sharing checkpoint into a selective model: the gates it lacks stay fresh and are reported."""
     folder = _checkpoint(tmp_path, FER2013_CLASSES, sharing="hard")
     torch.manual_seed(1)
