@@ -1,4 +1,4 @@
-"""Fixtures for model_core tests: tiny fake datasets in every real file format, made on the fly."""
+"""Fixtures for model_core tests: tiny fake datasets in every real file format and untrained checkpoints, made on the fly."""
 
 from __future__ import annotations
 
@@ -7,8 +7,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
 
+from model_core import Preprocess, create_model, save_checkpoint
+from model_core.checkpoint import build_card
 from model_core.expressions import FER2013_CLASSES, canonical
 
 from .fakes import face
@@ -115,3 +118,21 @@ def make_folder(tmp_path: Path) -> Callable[[dict[str, int]], Path]:
     return make
 
 
+
+
+MakeCheckpoint = Callable[..., Path]
+
+
+@pytest.fixture
+def make_checkpoint(tmp_path: Path) -> MakeCheckpoint:
+    """An untrained ``fersnet_tiny`` checkpoint folder under ``tmp_path / name``: for tests that need a real
+    checkpoint on disk (loading, transfer, balancing, benchmarks) but not a trained one. The seed makes two
+    checkpoints differ where a test needs two models."""
+
+    def make(name: str = "ckpt", *, sharing: str = "selective", classes: tuple[str, ...] = FER2013_CLASSES,
+             seed: int = 0) -> Path:
+        torch.manual_seed(seed)
+        model = create_model("fersnet_tiny", sharing=sharing, num_classes=len(classes))
+        return save_checkpoint(tmp_path / name, model, build_card(model, classes, Preprocess()))
+
+    return make

@@ -7,28 +7,20 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import torch
 
-from model_core import Preprocess, create_model, load_checkpoint, save_checkpoint
-from model_core.checkpoint import build_card
+from model_core import load_checkpoint
 from model_core.data import load_records
-from model_core.expressions import FER2013_CLASSES
 from model_core.train import balance
 
-
-@pytest.fixture
-def tiny_checkpoint(tmp_path: Path) -> Path:
-    torch.manual_seed(0)
-    model = create_model("fersnet_tiny")
-    return save_checkpoint(tmp_path / "ckpt", model, build_card(model, FER2013_CLASSES, Preprocess()))
+from .conftest import MakeCheckpoint
 
 
 def test_balance_reaches_the_target_and_writes_a_manifest(
-    tmp_path: Path, tiny_checkpoint: Path, make_folder: Callable[[dict[str, int]], Path]
+    tmp_path: Path, make_checkpoint: MakeCheckpoint, make_folder: Callable[[dict[str, int]], Path]
 ) -> None:
     root = make_folder({"happy": 10, "disgust": 2, "fear": 5})
     out = tmp_path / "synthetic"
-    report = balance(load_checkpoint(tiny_checkpoint), load_records("folder", root, "all"), out, progress=False)
+    report = balance(load_checkpoint(make_checkpoint()), load_records("folder", root, "all"), out, progress=False)
     assert report.before == {"disgust": 2, "fear": 5, "happy": 10}
     assert report.written == {"disgust": 8, "fear": 5}
     rows = list(csv.DictReader(open(out / "manifest.csv")))
@@ -42,16 +34,17 @@ def test_balance_reaches_the_target_and_writes_a_manifest(
 
 
 def test_min_confidence_rejects_unconvincing_fakes(
-    tmp_path: Path, tiny_checkpoint: Path, make_folder: Callable[[dict[str, int]], Path]
+    tmp_path: Path, make_checkpoint: MakeCheckpoint, make_folder: Callable[[dict[str, int]], Path]
 ) -> None:
     root = make_folder({"happy": 4, "sad": 1})
-    report = balance(load_checkpoint(tiny_checkpoint), load_records("folder", root, "all"), tmp_path / "s",
+    report = balance(load_checkpoint(make_checkpoint()), load_records("folder", root, "all"), tmp_path / "s",
                      min_confidence=1.01, progress=False)
     assert report.written == {"sad": 0} and report.rejected == {"sad": 4}
 
 
-def test_single_task_model_cannot_balance(tmp_path: Path, make_folder: Callable[[dict[str, int]], Path]) -> None:
-    model = create_model("fersnet_tiny", sharing="none")
-    folder = save_checkpoint(tmp_path / "none", model, build_card(model, FER2013_CLASSES, Preprocess()))
+def test_single_task_model_cannot_balance(
+    tmp_path: Path, make_checkpoint: MakeCheckpoint, make_folder: Callable[[dict[str, int]], Path]
+) -> None:
+    folder = make_checkpoint("none", sharing="none")
     with pytest.raises(ValueError, match="no synthesis branch"):
         balance(load_checkpoint(folder), load_records("folder", make_folder({"happy": 2, "sad": 1}), "all"), tmp_path / "x")

@@ -12,12 +12,12 @@ from model_core import CheckpointError, Preprocess, create_model, load_checkpoin
 from model_core.checkpoint import build_card, load_state, save_state
 from model_core.expressions import FER2013_CLASSES
 
+from .conftest import MakeCheckpoint
+
 
 @pytest.fixture
-def checkpoint(tmp_path: Path) -> Path:
-    torch.manual_seed(0)
-    model = create_model("fersnet_tiny")
-    return save_checkpoint(tmp_path / "ckpt", model, build_card(model, FER2013_CLASSES, Preprocess(), name="t"))
+def checkpoint(make_checkpoint: MakeCheckpoint) -> Path:
+    return make_checkpoint()
 
 
 def test_round_trip_gives_identical_outputs(tmp_path: Path) -> None:

@@ -10,6 +10,8 @@ import pytest
 
 from training import ckplus_cv
 
+from .conftest import MakeCheckpoint
+
 
 def _main(monkeypatch: pytest.MonkeyPatch, root: Path, out: Path, *extra: str) -> None:
     argv = ["ckplus_cv", "--root", str(root), "--out", str(out), "--variant", "fersnet_tiny", "--folds", "3",
@@ -110,24 +112,15 @@ def test_table_of_some_folds_and_seeds(
     assert "| none | 2 (2 x 1) | 85.00 ± 7.07 |" in capsys.readouterr().out
 
 
-def _pretrained(tmp_path: Path) -> list[str]:
+def _pretrained(make_checkpoint: MakeCheckpoint) -> list[str]:
     """One tiny FER2013-class checkpoint per sharing mode, as ``SHARING=PATH`` arguments."""
-    from model_core import Preprocess, create_model, save_checkpoint
-    from model_core.checkpoint import build_card
-    from model_core.expressions import FER2013_CLASSES
-
-    specs = []
-    for sharing in ckplus_cv.SHARING:
-        model = create_model("fersnet_tiny", sharing=sharing, num_classes=len(FER2013_CLASSES))
-        folder = save_checkpoint(tmp_path / f"pre_{sharing}", model, build_card(model, FER2013_CLASSES, Preprocess()))
-        specs.append(f"{sharing}={folder}")
-    return specs
+    return [f"{sharing}={make_checkpoint(f'pre_{sharing}', sharing=sharing)}" for sharing in ckplus_cv.SHARING]
 
 
 def test_pretrained_rows_start_from_the_checkpoint_of_their_sharing(
-    tmp_path: Path, ckplus_root: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, ckplus_root: Path, make_checkpoint: MakeCheckpoint, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    specs = _pretrained(tmp_path)
+    specs = _pretrained(make_checkpoint)
     out = tmp_path / "cv"
     _main(monkeypatch, ckplus_root, out, "--keep", "--pretrained", *specs)
     expected = dict(spec.split("=", 1) for spec in specs)
@@ -141,9 +134,13 @@ def test_pretrained_rows_start_from_the_checkpoint_of_their_sharing(
 
 
 def test_pretraining_must_be_the_same_for_every_row_and_a_log_holds_one_setting(
-    tmp_path: Path, ckplus_root: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    ckplus_root: Path,
+    make_checkpoint: MakeCheckpoint,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    none, hard, _ = _pretrained(tmp_path)
+    none, hard, _ = _pretrained(make_checkpoint)
     out = tmp_path / "cv"
     for args, message in (
         ([none, hard], "--pretrained lacks selective"),

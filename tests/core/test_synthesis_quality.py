@@ -7,19 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from bench import synthesis_quality
-from model_core import Preprocess, create_model, save_checkpoint
-from model_core.checkpoint import build_card
 from model_core.expressions import FER2013_CLASSES
 
-
-def _checkpoint(folder: Path, sharing: str, seed: int) -> Path:
-    torch.manual_seed(seed)
-    model = create_model("fersnet_tiny", sharing=sharing)
-    return save_checkpoint(folder, model, build_card(model, FER2013_CLASSES, Preprocess()))
+from .conftest import MakeCheckpoint
 
 
 def _run(monkeypatch: pytest.MonkeyPatch, *argv: str) -> None:
@@ -28,10 +21,14 @@ def _run(monkeypatch: pytest.MonkeyPatch, *argv: str) -> None:
 
 
 def test_judged_table_and_grid(
-    tmp_path: Path, fer2013_folder: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    fer2013_folder: Path,
+    make_checkpoint: MakeCheckpoint,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    generator = _checkpoint(tmp_path / "generator", "selective", 0)
-    judge = _checkpoint(tmp_path / "judge", "none", 1)
+    generator = make_checkpoint("generator")
+    judge = make_checkpoint("judge", sharing="none", seed=1)
     grid = tmp_path / "figures" / "grid.png"
     _run(monkeypatch, "--checkpoint", str(generator), "--judge", str(judge), "--root", str(fer2013_folder),
          "--limit", "100", "--grid", str(grid))
@@ -47,8 +44,10 @@ def test_judged_table_and_grid(
     assert np.asarray(Image.open(grid)).ndim == 3
 
 
-def test_the_generator_cannot_judge_itself(tmp_path: Path, fer2013_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    generator = _checkpoint(tmp_path / "generator", "selective", 0)
+def test_the_generator_cannot_judge_itself(
+    fer2013_folder: Path, make_checkpoint: MakeCheckpoint, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    generator = make_checkpoint("generator")
     with pytest.raises(SystemExit, match="another model"):
         _run(monkeypatch, "--checkpoint", str(generator), "--judge", str(generator), "--root", str(fer2013_folder),
              "--limit", "7")

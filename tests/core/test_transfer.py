@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 import torch
 
-from model_core import Preprocess, create_model, load_checkpoint, save_checkpoint
-from model_core.checkpoint import build_card
+from model_core import create_model, load_checkpoint
 from model_core.expressions import CKPLUS_CLASSES, FER2013_CLASSES, FERPLUS_CLASSES
 from model_core.transfer import init_from_checkpoint
 
-
-def _checkpoint(tmp_path: Path, classes: tuple[str, ...], sharing: str = "selective") -> Path:
-    torch.manual_seed(0)
-    model = create_model("fersnet_tiny", sharing=sharing, num_classes=len(classes))
-    return save_checkpoint(tmp_path / f"src_{len(classes)}_{sharing}", model, build_card(model, classes, Preprocess()))
+from .conftest import MakeCheckpoint
 
 
 def _class_slice(tensor: torch.Tensor, axis: int, n_classes: int, index: int) -> torch.Tensor:
@@ -25,11 +19,11 @@ def _class_slice(tensor: torch.Tensor, axis: int, n_classes: int, index: int) ->
 
 
 @pytest.mark.parametrize("source_classes", [FER2013_CLASSES, FERPLUS_CLASSES])
-def test_class_tensors_are_copied_by_class_name(tmp_path: Path, source_classes: tuple[str, ...]) -> None:
+def test_class_tensors_are_copied_by_class_name(make_checkpoint: MakeCheckpoint, source_classes: tuple[str, ...]) -> None:
     """FER2013 (7 classes, neutral) or FER+ (8) into CK+ (7, contempt): the six shared classes carry
     over entry by entry, whatever their position; contempt keeps the fresh model's values unless
     the source knows it; every other tensor is copied whole."""
-    folder = _checkpoint(tmp_path, source_classes)
+    folder = make_checkpoint(classes=source_classes)
     torch.manual_seed(1)
     target = create_model("fersnet_tiny", sharing="selective", num_classes=len(CKPLUS_CLASSES))
     fresh = {k: v.clone() for k, v in target.state_dict().items()}
@@ -56,9 +50,9 @@ def test_class_tensors_are_copied_by_class_name(tmp_path: Path, source_classes: 
     assert report["classes_fresh"] == ([] if "contempt" in source_classes else ["contempt"])
 
 
-def test_tensors_the_checkpoint_lacks_are_left_fresh(tmp_path: Path) -> None:
+def test_tensors_the_checkpoint_lacks_are_left_fresh(make_checkpoint: MakeCheckpoint) -> None:
     """A hard-sharing checkpoint into a selective model: the gates it lacks stay fresh and are reported."""
-    folder = _checkpoint(tmp_path, FER2013_CLASSES, sharing="hard")
+    folder = make_checkpoint(sharing="hard")
     torch.manual_seed(1)
     target = create_model("fersnet_tiny", sharing="selective", num_classes=len(CKPLUS_CLASSES))
     gates_before = {k: v.clone() for k, v in target.state_dict().items() if k.startswith("gates.")}
