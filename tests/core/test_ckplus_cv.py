@@ -77,7 +77,7 @@ def test_table_compares_rows_seed_by_seed_and_selective_with_hard(tmp_path: Path
     runs.append({"row": "none", "fold": 0, "seed": 2, "accuracy": 0.5, "seconds": 1.0})
     log.write_text("\n".join(json.dumps(r) for r in runs) + "\n")
     table = ckplus_cv.table(log)
-    assert "Paired with `hard`" in table and "| selective | 4 | +3.75 ± 9.46 | 3 / 0 / 1 |" in table
+    assert "Paired with `hard`" in table and "| selective | 4 | +3.75 ± 9.46 | [+0.00, +7.50] | 3 / 0 / 1 |" in table
     assert "over the 1 fold every seed ran" in table
     assert "| none | 90.00 | 80.00 | 50.00 |  |  |  |" in table
     assert "| hard | 80.00 | 80.00 | - | -10.00 | +0.00 |  |" in table
@@ -173,3 +173,14 @@ def test_an_older_log_resumes_where_it_lacks_a_setting(tmp_path: Path) -> None:
     ckplus_cv.check_settings(log, settings)
     with pytest.raises(ValueError, match="pretrained=None"):
         ckplus_cv.check_settings(log, {**settings, "pretrained": {"none": "a", "hard": "b", "selective": "c"}})
+
+
+def test_the_paired_interval_resamples_folds_not_fold_seeds() -> None:
+    """Seeds of one fold test the same subjects: two folds that disagree leave the sign open, however many seeds
+    agree within each fold (resampling the six fold-seeds as independent pairs would exclude -10)."""
+    assert ckplus_cv.fold_bootstrap_ci({0: [10.0] * 3, 1: [-10.0] * 3}) == (-10.0, 10.0)
+    consistent = {fold: [1.0 + fold / 10, 1.5] for fold in range(10)}
+    low, high = ckplus_cv.fold_bootstrap_ci(consistent)
+    assert 1.0 < low < high < 1.95 and ckplus_cv.fold_bootstrap_ci(consistent) == (low, high)
+    low, high = ckplus_cv.fold_bootstrap_ci({fold: [(-1.0) ** fold] for fold in range(10)})
+    assert low < 0 < high
