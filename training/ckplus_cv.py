@@ -262,7 +262,8 @@ def fold_bootstrap_ci(by_fold: dict[int, list[float]], resamples: int = 10_000, 
     The seeds of one fold test the same subjects, so they are not independent pairs: resampling folds (each
     with all its seeds) lets the interval widen with the fold-to-fold spread instead of treating 30 fold-seeds
     as 30 independent trials. Seeded, so a table prints the same interval every time. With a single fold the
-    interval shrinks to that fold's mean: one fold says nothing of the spread between folds.
+    interval shrinks to that fold's mean: one fold says nothing of the spread between folds, and with few
+    folds (six, say) a percentile interval comes out too narrow, so read it beside the number of folds.
     """
     folds = list(by_fold.values())
     rng = random.Random(seed)
