@@ -118,8 +118,6 @@ def make_folder(tmp_path: Path) -> Callable[[dict[str, int]], Path]:
     return make
 
 
-
-
 MakeCheckpoint = Callable[..., Path]
 
 
