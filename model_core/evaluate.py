@@ -10,6 +10,7 @@ as ``unsupported``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -112,6 +113,87 @@ def evaluate_records(
     # Re-index onto the dataset's classes so that unsupported classes keep their row in the report.
     to_dataset = np.array([dataset_classes.index(c) for c in shared])
     return compute_metrics(to_dataset[labels.numpy()], to_dataset[pred_shared], dataset_classes, unsupported)
+
+
+# --------------------------------------------------------------------------- two models on the same images
+
+
+def correct_per_image(
+    model: FERSNet,
+    model_classes: Sequence[str],
+    preprocess: Preprocess,
+    records: Records,
+    device: torch.device | str = "cpu",
+    batch_size: int = 256,
+    skip_bad: bool = False,
+) -> np.ndarray:
+    """Whether the model gets each usable image of ``records`` right, in record order.
+
+    Scored as :func:`evaluate_records` scores (a class the model lacks is always
+    wrong, the model's extra classes are masked out), so ``mean()`` is its
+    accuracy; kept per image because two models are compared on the *same*
+    faces, and the pairing is what makes a small difference measurable.
+    """
+    dataset_classes = list(records.classes)
+    dataset = FaceDataset(records, preprocess, classes=dataset_classes, skip_bad=skip_bad)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, generator=torch.Generator())
+    probs, labels = predict(model, loader, device)
+    shared = [c for c in dataset_classes if c in model_classes]
+    columns = [list(model_classes).index(c) for c in shared]
+    to_dataset = torch.tensor([dataset_classes.index(c) for c in shared])
+    return (to_dataset[probs[:, columns].argmax(1)] == labels).numpy()
+
+
+@dataclass
+class PairedComparison:
+    """Model A against model B on the same images: the accuracy difference and how sure it is."""
+
+    n: int
+    accuracy_a: float
+    accuracy_b: float
+    low: float  # 95 % paired-bootstrap interval of accuracy_a - accuracy_b
+    high: float
+    a_only: int  # images only A gets right
+    b_only: int
+    mcnemar_p: float  # exact two-sided McNemar test on the a_only / b_only split
+
+    @property
+    def difference(self) -> float:
+        return self.accuracy_a - self.accuracy_b
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "difference": self.difference}
+
+
+def paired_comparison(correct_a: np.ndarray, correct_b: np.ndarray, resamples: int = 10_000, seed: int = 0) -> PairedComparison:
+    """Compare two models' per-image correctness (from :func:`correct_per_image`) on the same images.
+
+    The interval resamples images with replacement, keeping each image's pair
+    of verdicts together. It measures the *test set's* sampling noise only:
+    another training seed moves a row as well, which only more seeds show.
+    """
+    a, b = np.asarray(correct_a, dtype=bool), np.asarray(correct_b, dtype=bool)
+    if a.shape != b.shape or a.ndim != 1 or not len(a):
+        raise ValueError(f"the two models must be scored on the same images (got {a.shape} and {b.shape})")
+    diff = a.astype(np.float64) - b.astype(np.float64)
+    rng = np.random.default_rng(seed)
+    means = np.concatenate([
+        diff[rng.integers(0, len(diff), size=(min(1000, resamples - start), len(diff)))].mean(1)
+        for start in range(0, resamples, 1000)
+    ])
+    low, high = np.quantile(means, [0.025, 0.975])
+    a_only, b_only = int((a & ~b).sum()), int((b & ~a).sum())
+    return PairedComparison(len(a), float(a.mean()), float(b.mean()), float(low), float(high), a_only, b_only,
+                            _mcnemar_exact(a_only, b_only))
+
+
+def _mcnemar_exact(a_only: int, b_only: int) -> float:
+    """Two-sided exact McNemar p-value: under "no difference" each discordant image is a fair coin."""
+    n = a_only + b_only
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, k) for k in range(min(a_only, b_only) + 1))
+    return min(1.0, 2 * tail / 2**n)
 
 
 # --------------------------------------------------------------------------- figures

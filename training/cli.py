@@ -3,6 +3,7 @@
     fersnet info                       variants, parameter counts, FLOPs
     fersnet train --config FILE        run a recipe (training/configs/*.yaml)
     fersnet evaluate --checkpoint ...  accuracy, macro-F1, recall, confusion
+    fersnet compare A --against B ...  two models on the same images: the difference and its interval
     fersnet synthesize ...             redraw faces with other expressions
     fersnet balance ...                synthesise rare expressions into a folder
     fersnet export ...                 re-save a checkpoint (float16) or export the classifier (.pt2)
@@ -123,6 +124,28 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     else:
         print(f"{loaded.card.get('name')} ({loaded.sha256[:12]}) on {args.dataset}/{args.split}")
         print(metrics.table())
+
+
+def cmd_compare(args: argparse.Namespace) -> None:
+    """Two checkpoints on the same split: is their accuracy difference more than the test set's sampling noise?"""
+    from model_core.evaluate import correct_per_image, paired_comparison
+
+    device = _device(args.device)
+    records = load_records(args.dataset, args.root, args.split, label_mode=args.label_mode, folds=args.folds, skip_bad=args.skip_bad)
+    models = [load_checkpoint(name, device) for name in (args.checkpoint, args.against)]
+    correct = [correct_per_image(m.model, m.classes, m.preprocess, records, device, args.batch_size, args.skip_bad) for m in models]
+    result = paired_comparison(*correct, resamples=args.resamples, seed=args.seed)
+    names = [f"{m.card.get('name')} ({m.sha256[:12]})" for m in models]
+    if args.json:
+        print(json.dumps({"a": str(models[0].path), "b": str(models[1].path), "dataset": args.dataset, "split": args.split,
+                          **result.to_dict()}))
+        return
+    print(f"A: {names[0]}\nB: {names[1]}\non {args.dataset}/{args.split}, {result.n} images")
+    print(f"accuracy A {100 * result.accuracy_a:.2f} %, B {100 * result.accuracy_b:.2f} %")
+    print(f"A - B: {100 * result.difference:+.2f} points, 95 % interval [{100 * result.low:+.2f}, {100 * result.high:+.2f}] "
+          f"({args.resamples:,} paired bootstrap resamples of the images)")
+    print(f"right only by A: {result.a_only}, only by B: {result.b_only} (exact McNemar p = {result.mcnemar_p:.3g})")
+    print("The interval covers the test images' sampling noise, not the training seed's.")
 
 
 # --------------------------------------------------------------------------- synthesize
@@ -269,6 +292,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("compare", help="two checkpoints on the same split: accuracy difference, interval, McNemar test")
+    p.add_argument("checkpoint", help="model A: " + CHECKPOINT_HELP)
+    p.add_argument("--against", required=True, help="model B, the same forms as A")
+    _data_args(p)
+    p.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples of the images")
+    p.add_argument("--seed", type=int, default=0, help="seed of the resampling, so the interval is reproducible")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("synthesize", help="redraw face crops with target expressions")
     p.add_argument("inputs", nargs="+", help="face images (crops, any size; converted as the model was trained)")

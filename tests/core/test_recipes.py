@@ -44,11 +44,12 @@ def test_the_ablation_rows_differ_only_in_sharing() -> None:
 
 
 def test_the_ferplus_rows_differ_only_in_sharing() -> None:
-    """The FER+ table compares ``ferplus_ablation_none`` with ``ferplus_small`` (selective): same data, budget, seed."""
-    none, selective = (load_config(CONFIGS / f"{name}.yaml") for name in ("ferplus_ablation_none", "ferplus_small"))
-    assert (none.model.sharing, selective.model.sharing) == ("none", "selective")
-    assert _all_but_sharing(none) == _all_but_sharing(selective)
-    assert none.train[0].label_mode == "soft"
+    """The FER+ table compares ``ferplus_ablation_{none,hard}`` with ``ferplus_small`` (selective): same data, budget, seed."""
+    rows = {mode: load_config(CONFIGS / f"{name}.yaml") for mode, name in
+            (("none", "ferplus_ablation_none"), ("hard", "ferplus_ablation_hard"), ("selective", "ferplus_small"))}
+    assert [rows[m].model.sharing for m in rows] == ["none", "hard", "selective"]
+    assert _all_but_sharing(rows["none"]) == _all_but_sharing(rows["hard"]) == _all_but_sharing(rows["selective"])
+    assert rows["none"].train[0].label_mode == "soft"
 
 
 def test_the_balancing_control_is_the_default_models_second_stage() -> None:
