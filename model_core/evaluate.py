@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
+from .checkpoint import LoadedModel
 from .data import FaceDataset, Records
 from .fersnet import FERSNet
 from .preprocess import Preprocess
@@ -91,6 +92,25 @@ def predict(model: FERSNet, loader: DataLoader, device: torch.device | str = "cp
     return torch.cat(probs), torch.cat(labels)
 
 
+def _predict_onto_dataset_classes(
+    model: FERSNet, model_classes: Sequence[str], dataset: FaceDataset, device: torch.device | str, batch_size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """True and predicted labels of ``dataset`` as indices into its *dataset's* classes.
+
+    The prediction is the best of the model's classes the dataset also has:
+    a class the dataset never uses is not a valid answer.
+    """
+    dataset_classes = list(dataset.dataset_classes)
+    shared = [c for c in dataset_classes if c in model_classes]
+    # A private generator: building a loader draws a seed, and measuring must not shift training's RNG.
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, generator=torch.Generator())
+    probs, labels = predict(model, loader, device)
+    pred_shared = probs[:, [list(model_classes).index(c) for c in shared]].argmax(1).numpy()
+    to_dataset = np.array([dataset_classes.index(c) for c in shared])
+    true = np.array([dataset_classes.index(c) for c in dataset.classes])[labels.numpy()]
+    return true, to_dataset[pred_shared]
+
+
 def evaluate_records(
     model: FERSNet,
     model_classes: Sequence[str],
@@ -101,31 +121,19 @@ def evaluate_records(
     skip_bad: bool = False,
 ) -> Metrics:
     """Evaluate on a dataset split, scoring over the dataset's own classes (see module docstring)."""
-    dataset_classes = list(records.classes)
-    shared = [c for c in dataset_classes if c in model_classes]
+    shared = [c for c in records.classes if c in model_classes]
     dataset = FaceDataset(records, preprocess, classes=shared, skip_bad=skip_bad, drop_unknown_labels=True)
     unsupported = sum(1 for _, why in dataset.skipped if "not in model classes" in why)
-    # A private generator: building a loader draws a seed, and measuring must not shift training's RNG.
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, generator=torch.Generator())
-    probs, labels = predict(model, loader, device)
-    columns = [list(model_classes).index(c) for c in shared]
-    pred_shared = probs[:, columns].argmax(1).numpy()
-    # Re-index onto the dataset's classes so that unsupported classes keep their row in the report.
-    to_dataset = np.array([dataset_classes.index(c) for c in shared])
-    return compute_metrics(to_dataset[labels.numpy()], to_dataset[pred_shared], dataset_classes, unsupported)
+    # Labels come back on the dataset's classes, so that unsupported classes keep their row in the report.
+    true, pred = _predict_onto_dataset_classes(model, model_classes, dataset, device, batch_size)
+    return compute_metrics(true, pred, records.classes, unsupported)
 
 
 # --------------------------------------------------------------------------- two models on the same images
 
 
 def correct_per_image(
-    model: FERSNet,
-    model_classes: Sequence[str],
-    preprocess: Preprocess,
-    records: Records,
-    device: torch.device | str = "cpu",
-    batch_size: int = 256,
-    skip_bad: bool = False,
+    loaded: LoadedModel, records: Records, device: torch.device | str = "cpu", batch_size: int = 256, skip_bad: bool = False
 ) -> np.ndarray:
     """Whether the model gets each usable image of ``records`` right, in record order.
 
@@ -134,14 +142,9 @@ def correct_per_image(
     accuracy; kept per image because two models are compared on the *same*
     faces, and the pairing is what makes a small difference measurable.
     """
-    dataset_classes = list(records.classes)
-    dataset = FaceDataset(records, preprocess, classes=dataset_classes, skip_bad=skip_bad)
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, generator=torch.Generator())
-    probs, labels = predict(model, loader, device)
-    shared = [c for c in dataset_classes if c in model_classes]
-    columns = [list(model_classes).index(c) for c in shared]
-    to_dataset = torch.tensor([dataset_classes.index(c) for c in shared])
-    return (to_dataset[probs[:, columns].argmax(1)] == labels).numpy()
+    dataset = FaceDataset(records, loaded.preprocess, classes=records.classes, skip_bad=skip_bad)
+    true, pred = _predict_onto_dataset_classes(loaded.model, loaded.classes, dataset, device, batch_size)
+    return true == pred
 
 
 @dataclass

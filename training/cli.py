@@ -133,7 +133,7 @@ def cmd_compare(args: argparse.Namespace) -> None:
     device = _device(args.device)
     records = load_records(args.dataset, args.root, args.split, label_mode=args.label_mode, folds=args.folds, skip_bad=args.skip_bad)
     models = [load_checkpoint(name, device) for name in (args.checkpoint, args.against)]
-    correct = [correct_per_image(m.model, m.classes, m.preprocess, records, device, args.batch_size, args.skip_bad) for m in models]
+    correct = [correct_per_image(m, records, device, args.batch_size, args.skip_bad) for m in models]
     result = paired_comparison(*correct, resamples=args.resamples, seed=args.seed)
     names = [f"{m.card.get('name')} ({m.sha256[:12]})" for m in models]
     if args.json:

@@ -56,7 +56,7 @@ def test_per_image_scoring_agrees_with_evaluate(
     """On FER+ (contempt included) a seven-class model's contempt faces are wrong in both views."""
     loaded = load_checkpoint(make_checkpoint(**({"classes": classes} if classes else {})))
     records = load_records("ferplus", ferplus_root, "test")
-    correct = correct_per_image(loaded.model, loaded.classes, loaded.preprocess, records)
+    correct = correct_per_image(loaded, records)
     metrics = evaluate_records(loaded.model, loaded.classes, loaded.preprocess, records)
     assert len(correct) == metrics.n and correct.mean() == pytest.approx(metrics.accuracy)
 
