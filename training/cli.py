@@ -295,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("compare", help="two checkpoints on the same split: accuracy difference, interval, McNemar test")
     p.add_argument("checkpoint", help="model A: " + CHECKPOINT_HELP)
-    p.add_argument("--against", required=True, help="model B, the same forms as A")
+    p.add_argument("--against", required=True, help="model B: a checkpoint folder or a bundled name, as for A")
     _data_args(p)
     p.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples of the images")
     p.add_argument("--seed", type=int, default=0, help="seed of the resampling, so the interval is reproducible")
