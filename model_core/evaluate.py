@@ -190,6 +190,67 @@ def paired_comparison(correct_a: np.ndarray, correct_b: np.ndarray, resamples: i
                             _mcnemar_exact(a_only, b_only))
 
 
+@dataclass
+class SeededComparison:
+    """Two recipes, each trained with several seeds, on the same images: the mean accuracy difference and how sure it is."""
+
+    n: int
+    accuracies_a: list[float]  # one per seed (checkpoint) of recipe A
+    accuracies_b: list[float]
+    low: float  # 95 % interval of mean(accuracies_a) - mean(accuracies_b), seeds and images resampled
+    high: float
+
+    @property
+    def accuracy_a(self) -> float:
+        return float(np.mean(self.accuracies_a))
+
+    @property
+    def accuracy_b(self) -> float:
+        return float(np.mean(self.accuracies_b))
+
+    @property
+    def difference(self) -> float:
+        return self.accuracy_a - self.accuracy_b
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "accuracy_a": self.accuracy_a, "accuracy_b": self.accuracy_b, "difference": self.difference}
+
+
+def seeded_comparison(
+    correct_a: Sequence[np.ndarray], correct_b: Sequence[np.ndarray], resamples: int = 10_000, seed: int = 0
+) -> SeededComparison:
+    """Compare two recipes from the per-image correctness of several seeds of each, on the same images.
+
+    A single pair of checkpoints shows the test images' noise only
+    (:func:`paired_comparison`); a recipe's accuracy also moves with its
+    training seed. This two-level bootstrap resamples, in every round, each
+    side's seeds with replacement (independently: seed *i* of A and of B share
+    nothing that matters) and the images (together, since both sides see the
+    same faces), and takes the difference of the mean accuracies. With three
+    seeds a side the seed level is coarse (a bootstrap of k units shrinks
+    their spread by (k - 1) / k): an interval that clears zero is evidence,
+    not proof.
+    """
+    a = np.asarray(correct_a, dtype=bool)
+    b = np.asarray(correct_b, dtype=bool)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or not a.shape[1] or not len(a) or not len(b):
+        raise ValueError(f"every model must be scored on the same images (got {a.shape} and {b.shape})")
+    n = a.shape[1]
+    rng = np.random.default_rng(seed)
+    diffs = []
+    for start in range(0, resamples, 500):
+        rounds = min(500, resamples - start)
+        images = rng.integers(0, n, size=(rounds, n))
+        side_means = []
+        for side in (a, b):
+            seeds = rng.integers(0, len(side), size=(rounds, len(side)))
+            per_seed = side[:, images].mean(axis=2).T  # (rounds, seeds): each seed's accuracy on the resampled images
+            side_means.append(np.take_along_axis(per_seed, seeds, axis=1).mean(axis=1))
+        diffs.append(side_means[0] - side_means[1])
+    low, high = np.quantile(np.concatenate(diffs), [0.025, 0.975])
+    return SeededComparison(n, [float(x) for x in a.mean(1)], [float(x) for x in b.mean(1)], float(low), float(high))
+
+
 def _mcnemar_exact(a_only: int, b_only: int) -> float:
     """Two-sided exact McNemar p-value: under "no difference" each discordant image is a fair coin."""
     n = a_only + b_only

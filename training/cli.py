@@ -22,7 +22,7 @@ import shlex
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -30,6 +30,10 @@ from model_core import CheckpointError, create_model, list_variants, load_checkp
 from model_core.checkpoint import bundled_checkpoints
 from model_core.data import DataError, load_records
 from model_core.fersnet import SHARING_MODES, FERSNet
+
+if TYPE_CHECKING:  # the evaluation module is imported by the commands that need it
+    from model_core.checkpoint import LoadedModel
+    from model_core.evaluate import PairedComparison, SeededComparison
 
 EXIT_USAGE = 2
 CHECKPOINT_HELP = "a checkpoint folder, or a bundled one by name: " + ", ".join(bundled_checkpoints())
@@ -127,25 +131,47 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def cmd_compare(args: argparse.Namespace) -> None:
-    """Two checkpoints on the same split: is their accuracy difference more than the test set's sampling noise?"""
-    from model_core.evaluate import correct_per_image, paired_comparison
+    """Two checkpoints (or two recipes, several seeds each) on the same split: is the difference more than the noise?"""
+    from model_core.evaluate import correct_per_image, paired_comparison, seeded_comparison
 
     device = _device(args.device)
     records = load_records(args.dataset, args.root, args.split, label_mode=args.label_mode, folds=args.folds, skip_bad=args.skip_bad)
-    models = [load_checkpoint(name, device) for name in (args.checkpoint, args.against)]
-    correct = [correct_per_image(m, records, device, args.batch_size, args.skip_bad) for m in models]
-    result = paired_comparison(*correct, resamples=args.resamples, seed=args.seed)
-    names = [f"{m.card.get('name')} ({m.sha256[:12]})" for m in models]
+    sides = [[load_checkpoint(name, device) for name in names] for names in (args.checkpoint, args.against)]
+    correct = [[correct_per_image(m, records, device, args.batch_size, args.skip_bad) for m in side] for side in sides]
+    if len(sides[0]) == len(sides[1]) == 1:
+        _print_pair(args, [side[0] for side in sides], paired_comparison(correct[0][0], correct[1][0], args.resamples, args.seed))
+    else:
+        _print_seeds(args, sides, seeded_comparison(*correct, resamples=args.resamples, seed=args.seed))
+
+
+def _print_pair(args: argparse.Namespace, models: list[LoadedModel], result: PairedComparison) -> None:
     if args.json:
         print(json.dumps({"a": str(models[0].path), "b": str(models[1].path), "dataset": args.dataset, "split": args.split,
                           **result.to_dict()}))
         return
+    names = [f"{m.card.get('name')} ({m.sha256[:12]})" for m in models]
     print(f"A: {names[0]}\nB: {names[1]}\non {args.dataset}/{args.split}, {result.n} images")
     print(f"accuracy A {100 * result.accuracy_a:.2f} %, B {100 * result.accuracy_b:.2f} %")
     print(f"A - B: {100 * result.difference:+.2f} points, 95 % interval [{100 * result.low:+.2f}, {100 * result.high:+.2f}] "
           f"({args.resamples:,} paired bootstrap resamples of the images)")
     print(f"right only by A: {result.a_only}, only by B: {result.b_only} (exact McNemar p = {result.mcnemar_p:.3g})")
-    print("The interval covers the test images' sampling noise, not the training seed's.")
+    print("The interval covers the test images' sampling noise, not the training seed's: "
+          "give each side several seeds' checkpoints for that.")
+
+
+def _print_seeds(args: argparse.Namespace, sides: list[list[LoadedModel]], result: SeededComparison) -> None:
+    if args.json:
+        print(json.dumps({"a": [str(m.path) for m in sides[0]], "b": [str(m.path) for m in sides[1]],
+                          "dataset": args.dataset, "split": args.split, **result.to_dict()}))
+        return
+    print(f"on {args.dataset}/{args.split}, {result.n} images")
+    for label, side, accuracies in (("A", sides[0], result.accuracies_a), ("B", sides[1], result.accuracies_b)):
+        print(f"{label}: mean accuracy {100 * sum(accuracies) / len(accuracies):.2f} % over {len(side)} checkpoint(s)")
+        for model, accuracy in zip(side, accuracies):
+            print(f"   {100 * accuracy:.2f} %  {model.path}")
+    print(f"mean A - mean B: {100 * result.difference:+.2f} points, 95 % interval [{100 * result.low:+.2f}, "
+          f"{100 * result.high:+.2f}] ({args.resamples:,} bootstrap rounds, each resampling every side's seeds and the images)")
+    print("The interval covers the training seeds' noise and the images'; with few seeds a side it is a rough one.")
 
 
 # --------------------------------------------------------------------------- synthesize
@@ -293,11 +319,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("compare", help="two checkpoints on the same split: accuracy difference, interval, McNemar test")
-    p.add_argument("checkpoint", help="model A: " + CHECKPOINT_HELP)
-    p.add_argument("--against", required=True, help="model B: a checkpoint folder or a bundled name, as for A")
+    p = sub.add_parser("compare", help="two checkpoints (or several seeds a side) on the same split: difference, interval")
+    p.add_argument("checkpoint", nargs="+",
+                   help="model A: " + CHECKPOINT_HELP + "; several (one recipe's seeds) compare the recipes' mean accuracy")
+    p.add_argument("--against", nargs="+", required=True,
+                   help="model B: a checkpoint folder or a bundled name, as for A; several for B's seeds")
     _data_args(p)
-    p.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples of the images")
+    p.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples (of the images, and the seeds)")
     p.add_argument("--seed", type=int, default=0, help="seed of the resampling, so the interval is reproducible")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--batch-size", type=int, default=256)

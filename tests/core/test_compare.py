@@ -1,4 +1,4 @@
-"""Two models on the same images: per-image scoring, the paired interval, McNemar, and `fersnet compare`."""
+"""Two models (or two recipes, several seeds each) on the same images: per-image scoring, the intervals, McNemar, and `fersnet compare`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from model_core import load_checkpoint
 from model_core.data import load_records
-from model_core.evaluate import correct_per_image, evaluate_records, paired_comparison
+from model_core.evaluate import correct_per_image, evaluate_records, paired_comparison, seeded_comparison
 from model_core.expressions import FERPLUS_CLASSES
 from training.cli import main
 
@@ -49,6 +49,44 @@ def test_models_must_be_scored_on_the_same_images() -> None:
         paired_comparison(np.ones(10, bool), np.ones(11, bool))
 
 
+def test_seeds_that_agree_differ_by_nothing_and_seeds_that_vary_show_it() -> None:
+    """Three copies of one model a side: no seed noise. The same three seeds a side: no difference, but noise."""
+    seeds = [np.random.default_rng(s).random(400) < 0.7 for s in range(3)]
+    copies = seeded_comparison([seeds[0]] * 3, [seeds[0].copy()] * 3)
+    assert copies.difference == 0 and copies.low == copies.high == 0
+
+    same_recipe = seeded_comparison(seeds, [s.copy() for s in seeds])
+    assert same_recipe.difference == 0 and same_recipe.low < -0.02 and same_recipe.high > 0.02
+
+
+def test_seed_noise_widens_the_interval_and_a_steady_lead_clears_it() -> None:
+    """A lead that one seed shows and the others reverse is not a lead; one that every seed shows is."""
+    rng = np.random.default_rng(2)
+    b = [rng.random(3000) < 0.6 for _ in range(3)]
+
+    def moved(correct: np.ndarray, points: int) -> np.ndarray:
+        """``correct`` with ``points`` more (or, negative, fewer) images right, from 3,000."""
+        out = correct.copy()
+        pool = np.flatnonzero(~out if points > 0 else out)
+        out[pool[: 30 * abs(points)]] = points > 0
+        return out
+
+    steady = seeded_comparison([moved(x, 4) for x in b], b)
+    assert steady.difference == pytest.approx(0.04) and steady.low > 0.02
+
+    wobbly_a = [moved(b[0], 8), moved(b[1], -3), moved(b[2], -3)]
+    wobbly = seeded_comparison(wobbly_a, b)
+    assert wobbly.low < 0 < wobbly.high
+    one_pair = paired_comparison(wobbly_a[0], b[0])
+    assert wobbly.high - wobbly.low > one_pair.high - one_pair.low
+    assert wobbly.accuracies_a == pytest.approx([x.mean() for x in wobbly_a])
+
+
+def test_every_seed_must_be_scored_on_the_same_images() -> None:
+    with pytest.raises(ValueError, match="same images"):
+        seeded_comparison([np.ones(10, bool)] * 2, [np.ones(11, bool)] * 2)
+
+
 @pytest.mark.parametrize("classes", [None, FERPLUS_CLASSES], ids=["seven-class model", "eight-class model"])
 def test_per_image_scoring_agrees_with_evaluate(
     classes: tuple[str, ...] | None, ferplus_root: Path, make_checkpoint: MakeCheckpoint
@@ -81,3 +119,23 @@ def test_compare_names_a_missing_checkpoint(ferplus_root: Path, capsys: pytest.C
         main(["compare", "default", "--against", "/no/such/ckpt", "--dataset", "ferplus", "--root", str(ferplus_root),
               "--split", "test"])
     assert exit_info.value.code == 2 and "/no/such/ckpt" in capsys.readouterr().err
+
+
+def test_compare_command_with_several_seeds_a_side(
+    ferplus_root: Path, make_checkpoint: MakeCheckpoint, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a = [make_checkpoint(f"a{seed}", seed=seed) for seed in (0, 1)]
+    b = [make_checkpoint(f"b{seed}", seed=seed) for seed in (2, 3)]
+    data = ["--dataset", "ferplus", "--root", str(ferplus_root), "--split", "test"]
+    main(["compare", *map(str, a), "--against", *map(str, b), *data, "--json"])
+    result = json.loads(capsys.readouterr().out)
+    for key, checkpoints in (("accuracies_a", a), ("accuracies_b", b)):
+        for accuracy, checkpoint in zip(result[key], checkpoints, strict=True):
+            main(["evaluate", "--checkpoint", str(checkpoint), *data, "--json"])
+            assert accuracy == pytest.approx(json.loads(capsys.readouterr().out)["accuracy"])
+    assert result["difference"] == pytest.approx(sum(result["accuracies_a"]) / 2 - sum(result["accuracies_b"]) / 2)
+    assert result["low"] <= result["difference"] <= result["high"]
+
+    main(["compare", *map(str, a), "--against", *map(str, a), *data])
+    text = capsys.readouterr().out
+    assert "mean A - mean B: +0.00 points" in text and "over 2 checkpoint(s)" in text
