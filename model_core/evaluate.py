@@ -228,7 +228,7 @@ def seeded_comparison(
     nothing that matters) and the images (together, since both sides see the
     same faces), and takes the difference of the mean accuracies. With three
     seeds a side the seed level is coarse (a bootstrap of k units shrinks
-    their spread by (k - 1) / k): an interval that clears zero is evidence,
+    their variance by (k - 1) / k): an interval that clears zero is evidence,
     not proof.
     """
     a = np.asarray(correct_a, dtype=bool)

@@ -165,9 +165,10 @@ def _print_seeds(args: argparse.Namespace, sides: list[list[LoadedModel]], resul
                           "dataset": args.dataset, "split": args.split, **result.to_dict()}))
         return
     print(f"on {args.dataset}/{args.split}, {result.n} images")
-    for label, side, accuracies in (("A", sides[0], result.accuracies_a), ("B", sides[1], result.accuracies_b)):
-        print(f"{label}: mean accuracy {100 * sum(accuracies) / len(accuracies):.2f} % over {len(side)} checkpoint(s)")
-        for model, accuracy in zip(side, accuracies):
+    for label, side, mean, accuracies in (("A", sides[0], result.accuracy_a, result.accuracies_a),
+                                          ("B", sides[1], result.accuracy_b, result.accuracies_b)):
+        print(f"{label}: mean accuracy {100 * mean:.2f} % over {len(side)} checkpoint(s)")
+        for model, accuracy in zip(side, accuracies, strict=True):
             print(f"   {100 * accuracy:.2f} %  {model.path}")
     print(f"mean A - mean B: {100 * result.difference:+.2f} points, 95 % interval [{100 * result.low:+.2f}, "
           f"{100 * result.high:+.2f}] ({args.resamples:,} bootstrap rounds, each resampling every side's seeds and the images)")
