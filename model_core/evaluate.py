@@ -233,7 +233,7 @@ def seeded_comparison(
     """
     a = np.asarray(correct_a, dtype=bool)
     b = np.asarray(correct_b, dtype=bool)
-    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or not a.shape[1] or not len(a) or not len(b):
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or not a.shape[1]:  # an empty side has ndim 1
         raise ValueError(f"every model must be scored on the same images (got {a.shape} and {b.shape})")
     n = a.shape[1]
     rng = np.random.default_rng(seed)
