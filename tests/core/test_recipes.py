@@ -23,6 +23,7 @@ def _all_but_sharing(config: TrainConfig) -> dict[str, object]:
 def test_the_recipes_the_issues_ask_for_are_shipped() -> None:
     names = {p.stem for p in RECIPES}
     assert {"fer2013_small", "fer2013_small_ft", "ferplus_small", "ckplus_fold", "fer2013_balanced", "fer2013_paper_gpu"} <= names
+    assert {"ferplus_small_ft", "ferplus_balanced"} <= names
     assert {f"fer2013_ablation_{mode}" for mode in ("none", "hard", "selective")} <= names
 
 
@@ -52,10 +53,12 @@ def test_the_ferplus_rows_differ_only_in_sharing() -> None:
     assert rows["none"].train[0].label_mode == "soft"
 
 
-def test_the_balancing_control_is_the_default_models_second_stage() -> None:
-    """The bundled model's stage 2 is the balancing control: the balanced run differs only by its synthetic faces."""
-    control, balanced = (load_config(CONFIGS / f"{n}.yaml") for n in ("fer2013_small_ft", "fer2013_balanced"))
-    assert control.model.init_from == load_config(CONFIGS / "fer2013_small.yaml").run_dir.joinpath("best").as_posix()
+@pytest.mark.parametrize("dataset", ["fer2013", "ferplus"])
+def test_each_balanced_run_differs_from_its_control_only_by_synthetic_faces(dataset: str) -> None:
+    """``<dataset>_small_ft`` (for FER2013 the bundled model's stage 2) is the control of ``<dataset>_balanced``:
+    both start from ``<dataset>_small``'s best epoch and differ only by the synthetic faces added to training."""
+    control, balanced = (load_config(CONFIGS / f"{dataset}_{n}.yaml") for n in ("small_ft", "balanced"))
+    assert control.model.init_from == load_config(CONFIGS / f"{dataset}_small.yaml").run_dir.joinpath("best").as_posix()
     assert control.model_dump(exclude={"name", "train"}) == balanced.model_dump(exclude={"name", "train"})
     assert balanced.train[: len(control.train)] == control.train and len(balanced.train) == len(control.train) + 1
 
