@@ -5,6 +5,7 @@ and selective sharing plus synthetic balancing, with several seeds and the same 
     python -m training.ckplus_cv --out runs/ckplus_cv --table    # print the table of what has finished
     python -m training.ckplus_cv --out runs/ckplus_cv --table --seeds 0 --only-folds 0 1   # of these runs only
     python -m training.ckplus_cv --out runs/ckplus_cv_pre --pretrained none=A hard=B selective=C   # pretrained
+    python -m training.ckplus_cv --out runs/ckplus_cv_pre --rows selective+ft --pretrained selective=C  # some rows
 
 Rows (every one trains ``--epochs`` epochs on the fold's training subjects, from scratch or, with
 ``--pretrained``, from a checkpoint of the same sharing mode trained on another dataset):
@@ -19,9 +20,13 @@ Rows (every one trains ``--epochs`` epochs on the fold's training subjects, from
     faces of the other classes as each rare class until all classes are as large as the largest.
 
 Pretraining (the paper pretrained on BU-4DFE) must give every row the same start: ``--pretrained``
-takes one checkpoint per sharing mode, all three or none, each trained with the same recipe on,
-say, FER2013; their class-indexed tensors are matched to CK+'s classes by name
+takes one checkpoint per sharing mode, one for each mode the rows use, each trained with the same
+recipe on, say, FER2013; their class-indexed tensors are matched to CK+'s classes by name
 (:mod:`model_core.transfer`), so contempt starts fresh and FER2013's neutral is dropped.
+
+``--rows`` runs some rows only, so that a budget too large for one sitting can be spent on the row a
+question is about first (the ``selective+`` rows bring ``selective`` along: they fine-tune its model).
+The other rows can join the same log later, as long as each sharing mode keeps its start.
 
 Each fold is tested once on subjects the model never saw; nothing is selected on the test fold (the
 last epoch is kept). Results go to ``<out>/results.jsonl``, one line a run, so an interrupted
@@ -47,6 +52,8 @@ from model_core.train.trainer import hardware
 
 ROWS = ("none", "hard", "selective", "selective+ft", "selective+balance")
 SHARING = ("none", "hard", "selective")
+#: The rows that fine-tune the ``selective`` row's model of the same fold and seed.
+FROM_SELECTIVE = ("selective+ft", "selective+balance")
 #: What a log line records about the budget; a log holds runs of one setting only, or its table would mix them.
 SETTINGS = ("variant", "epochs", "finetune_epochs", "pretrained")
 DEFAULT_SEEDS = (0, 1, 2)
@@ -81,7 +88,25 @@ def _run(config: TrainConfig) -> tuple[Path, dict[str, Any], float]:
     return best, card["metrics"][key], time.time() - start
 
 
+def sharing_of(row: str) -> str:
+    """The sharing mode a row trains: ``selective+ft`` and ``selective+balance`` fine-tune a selective model."""
+    return row.partition("+")[0]
+
+
+def parse_rows(rows: list[str] | None) -> tuple[str, ...]:
+    """The rows to run in :data:`ROWS` order, all by default; a ``selective+`` row brings ``selective`` along.
+    Raises ``ValueError`` for an unknown row."""
+    if not rows:
+        return ROWS
+    unknown = [row for row in rows if row not in ROWS]
+    if unknown:
+        raise ValueError(f"--rows: unknown {', '.join(map(repr, unknown))}; the rows are {', '.join(ROWS)}")
+    chosen = set(rows) | ({"selective"} if set(rows) & set(FROM_SELECTIVE) else set())
+    return tuple(row for row in ROWS if row in chosen)
+
+
 def run_fold(args: argparse.Namespace, fold: int, seed: int, done: set[tuple[str, int, int]], log: Path) -> None:
+    """Train and log the rows of ``args.rows`` that ``done`` lacks for this fold and seed."""
     work = Path(args.out) / "work"
 
     def record(row: str, metrics: dict[str, Any], seconds: float, **extra: Any) -> None:
@@ -93,7 +118,9 @@ def run_fold(args: argparse.Namespace, fold: int, seed: int, done: set[tuple[str
         print(f"fold {fold} seed {seed} {row:<18} accuracy {100 * metrics['accuracy']:.2f} %  ({seconds:.0f} s)", flush=True)
 
     for sharing in SHARING:
-        if (sharing, fold, seed) in done and not (sharing == "selective" and _needs_selective(done, fold, seed)):
+        if sharing not in args.rows:
+            continue
+        if (sharing, fold, seed) in done and not (sharing == "selective" and _needs_selective(args.rows, done, fold, seed)):
             continue
         out = work / f"{sharing}_f{fold}_s{seed}"
         start = {"model": {"init_from": args.pretrained[sharing]}} if args.pretrained else {}
@@ -106,14 +133,14 @@ def run_fold(args: argparse.Namespace, fold: int, seed: int, done: set[tuple[str
     base = work / f"selective_f{fold}_s{seed}" / "best"
     no_synthesis = {"adversarial": 0, "classification": 0, "cycle": 0, "identity": 0}
     finetune = {"epochs": args.finetune_epochs, "batch_size": args.batch_size, "lr": args.lr / 4, "warmup_epochs": 0}
-    if ("selective+ft", fold, seed) not in done:
+    if "selective+ft" in args.rows and ("selective+ft", fold, seed) not in done:
         out = work / f"ft_f{fold}_s{seed}"
         config = _recipe(args, "ck_selective_ft", fold, seed, "selective", out,
                          model={"init_from": str(base)}, loss=no_synthesis, optim=finetune)
         _, metrics, seconds = _run(config)
         record("selective+ft", metrics, seconds)
         shutil.rmtree(out, ignore_errors=True)
-    if ("selective+balance", fold, seed) not in done:
+    if "selective+balance" in args.rows and ("selective+balance", fold, seed) not in done:
         start = time.time()
         synthetic = work / f"synthetic_f{fold}_s{seed}"
         records = load_records("ckplus", args.root, f"fold{fold}/train", folds=args.folds)
@@ -131,14 +158,15 @@ def run_fold(args: argparse.Namespace, fold: int, seed: int, done: set[tuple[str
         shutil.rmtree(base.parent, ignore_errors=True)
 
 
-def _needs_selective(done: set[tuple[str, int, int]], fold: int, seed: int) -> bool:
-    """The selective checkpoint is needed again only if a fine-tuning row of this fold is missing."""
-    return ("selective+ft", fold, seed) not in done or ("selective+balance", fold, seed) not in done
+def _needs_selective(rows: tuple[str, ...], done: set[tuple[str, int, int]], fold: int, seed: int) -> bool:
+    """The selective checkpoint is needed again only if a fine-tuning row of this fold is to run and missing."""
+    return any(row in rows and (row, fold, seed) not in done for row in FROM_SELECTIVE)
 
 
-def parse_pretrained(specs: list[str] | None) -> dict[str, str] | None:
+def parse_pretrained(specs: list[str] | None, rows: tuple[str, ...] = ROWS) -> dict[str, str] | None:
     """``["none=PATH", "hard=PATH", "selective=PATH"]`` as a map, checked: one checkpoint per sharing
-    mode, each of that mode, so no row starts from more or less than another. Raises ``ValueError``."""
+    mode the rows train, each of that mode, so no row starts from more or less than another. Raises
+    ``ValueError``."""
     if not specs:
         return None
     pretrained: dict[str, str] = {}
@@ -153,7 +181,7 @@ def parse_pretrained(specs: list[str] | None) -> dict[str, str] | None:
         if card_sharing != sharing:
             raise ValueError(f"{spec!r}: {path} is a {card_sharing!r} model, not {sharing!r}")
         pretrained[sharing] = path
-    missing = [s for s in SHARING if s not in pretrained]
+    missing = [s for s in SHARING if s not in pretrained and any(sharing_of(row) == s for row in rows)]
     if missing:
         raise ValueError(f"--pretrained lacks {', '.join(missing)}: every row must start from the same pretraining")
     return pretrained
@@ -168,13 +196,22 @@ def check_settings(log: Path, expected: dict[str, Any]) -> None:
     """Refuse to add runs of another budget or start to a log that holds some: the table would average them.
 
     A setting an older line lacks is not compared (the first logs did not record ``finetune_epochs``),
-    except ``pretrained``: runs from before pretraining existed started from scratch.
+    except ``pretrained``: runs from before pretraining existed started from scratch. Two calls that ran
+    different ``--rows`` may name different sharing modes' starts; they agree if no mode has two starts.
     """
     for r in _runs(log):
         logged = {"pretrained": None, **{key: r[key] for key in SETTINGS if key in r}}
-        differ = [f"{key}={value!r} (this call: {expected[key]!r})" for key, value in logged.items() if value != expected[key]]
+        differ = [f"{key}={value!r} (this call: {expected[key]!r})" for key, value in logged.items()
+                  if not (_same_start(value, expected[key]) if key == "pretrained" else value == expected[key])]
         if differ:
             raise ValueError(f"{log} holds runs with {', '.join(differ)}; give another --out")
+
+
+def _same_start(a: dict[str, str] | None, b: dict[str, str] | None) -> bool:
+    """Both from scratch, or both pretrained with no sharing mode started from two different checkpoints."""
+    if a is None or b is None:
+        return a is b
+    return all(a[mode] == b[mode] for mode in a.keys() & b.keys())
 
 
 def _runs(log: Path) -> list[dict[str, Any]]:
@@ -227,8 +264,11 @@ def table(log: Path, folds: list[int] | None = None, seeds: list[int] | None = N
         )
     # Sharing against single-task training; selective against hard sharing (the paper's claim); balancing
     # against its control, the same extra epochs on real faces. Then the rows seed by seed.
-    lines += ["", *_paired(by_row, "none", ROWS[1:]), "", *_paired(by_row, "hard", ("selective",)),
-              "", *_paired(by_row, "selective+ft", ("selective+balance",)), *_per_seed(by_row), *_per_class(by_row)]
+    # A block without pairs (a log of some rows only) is left out.
+    for block in (_paired(by_row, "none", ROWS[1:]), _paired(by_row, "hard", ("selective",)),
+                  _paired(by_row, "selective+ft", ("selective+balance",))):
+        lines += ["", *block] if block else []
+    lines += [*_per_seed(by_row), *_per_class(by_row)]
     return "\n".join(lines)
 
 
@@ -253,7 +293,7 @@ def _paired(by_row: dict[str, list[dict[str, Any]]], base_row: str, rows: tuple[
         low, high = fold_bootstrap_ci(by_fold)
         lines.append(f"| {row} | {len(diffs)} | {statistics.mean(diffs):+.2f} ± {std:.2f} | "
                      f"[{low:+.2f}, {high:+.2f}] | {better} / {len(diffs) - better - worse} / {worse} |")
-    return lines
+    return lines if len(lines) > 4 else []
 
 
 def fold_bootstrap_ci(by_fold: dict[int, list[float]], resamples: int = 10_000, seed: int = 0) -> tuple[float, float]:
@@ -365,8 +405,12 @@ def main() -> None:
     parser.add_argument("--finetune-epochs", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--rows", nargs="+", metavar="ROW",
+                        help=f"run these rows only (default: all of {' '.join(ROWS)}); the selective+ rows "
+                        "bring selective along")
     parser.add_argument("--pretrained", nargs="+", metavar="SHARING=CHECKPOINT",
-                        help="start each row from a checkpoint of its sharing mode (none=, hard=, selective=)")
+                        help="start each row from a checkpoint of its sharing mode (none=, hard=, selective=: "
+                        "one for each mode the rows train)")
     parser.add_argument("--keep", action="store_true", help="keep checkpoints and synthetic faces")
     parser.add_argument("--table", action="store_true",
                         help="only print the table of finished runs (of --only-folds and --seeds where given, "
@@ -377,7 +421,8 @@ def main() -> None:
     log = Path(args.out) / "results.jsonl"
     if not args.table:
         try:
-            args.pretrained = parse_pretrained(args.pretrained)
+            args.rows = parse_rows(args.rows)
+            args.pretrained = parse_pretrained(args.pretrained, args.rows)
             check_settings(log, settings(args))
         except ValueError as exc:
             parser.error(str(exc))
@@ -385,7 +430,7 @@ def main() -> None:
         for seed in args.seeds if args.seeds is not None else DEFAULT_SEEDS:
             for fold in args.only_folds if args.only_folds is not None else range(args.folds):
                 done = {(r["row"], r["fold"], r["seed"]) for r in _runs(log)}
-                if all((row, fold, seed) in done for row in ROWS):
+                if all((row, fold, seed) in done for row in args.rows):
                     continue
                 run_fold(args, fold, seed, done, log)
     # After a run the table shows the whole log; --table alone can narrow it to some folds and seeds.

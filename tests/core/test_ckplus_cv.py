@@ -163,6 +163,43 @@ def test_pretraining_must_be_the_same_for_every_row_and_a_log_holds_one_setting(
     assert len(log.read_text().splitlines()) == 1
 
 
+def test_some_rows_first_and_the_others_later_into_the_same_log(
+    tmp_path: Path,
+    ckplus_root: Path,
+    make_checkpoint: MakeCheckpoint,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``--rows`` spends a budget on the rows a question is about first: ``selective+ft`` brings ``selective``
+    along and needs only the selective start; the other rows join the log later if each mode keeps its start."""
+    specs = _pretrained(make_checkpoint)
+    selective = specs[2]
+    out = tmp_path / "cv"
+    log = out / "results.jsonl"
+    _main(monkeypatch, ckplus_root, out, "--rows", "selective+ft", "--pretrained", selective)
+    runs = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [r["row"] for r in runs] == ["selective", "selective+ft"]
+    assert all(r["pretrained"] == {"selective": selective.split("=", 1)[1]} for r in runs)
+    table = capsys.readouterr().out
+    assert "| selective+ft | 1 (1 x 1) |" in table and "Paired with" not in table  # no `none` or `hard` to pair with
+
+    for args, message in (
+        (["--rows", "none", "--pretrained", selective], "--pretrained lacks none"),
+        (["--rows", "happy", "--pretrained", selective], "--rows: unknown 'happy'"),
+        (["--pretrained", specs[0], specs[1], "selective=" + str(make_checkpoint("other", sharing="selective"))],
+         "give another --out"),  # the selective row would start from another checkpoint
+    ):
+        with pytest.raises(SystemExit):
+            _main(monkeypatch, ckplus_root, out, *args)
+        assert message in capsys.readouterr().err
+    assert len(log.read_text().splitlines()) == 2
+
+    _main(monkeypatch, ckplus_root, out, "--pretrained", *specs)
+    rows = [json.loads(line)["row"] for line in log.read_text().splitlines()]
+    assert rows == ["selective", "selective+ft", "none", "hard", "selective+balance"]
+    assert "Paired with `none`" in capsys.readouterr().out
+
+
 def test_an_older_log_resumes_where_it_lacks_a_setting(tmp_path: Path) -> None:
     """The first logs recorded neither ``finetune_epochs`` nor ``pretrained``: their runs still count as from
     scratch with any fine-tuning budget, but not as pretrained ones."""
