@@ -20,6 +20,14 @@ def _main(monkeypatch: pytest.MonkeyPatch, root: Path, out: Path, *extra: str) -
     ckplus_cv.main()
 
 
+def _refused(monkeypatch: pytest.MonkeyPatch, root: Path, out: Path, capsys: pytest.CaptureFixture[str],
+             args: list[str], message: str) -> None:
+    """The driver stops with a usage error that says ``message``."""
+    with pytest.raises(SystemExit):
+        _main(monkeypatch, root, out, *args)
+    assert message in capsys.readouterr().err
+
+
 def test_one_fold_runs_every_row_and_resumes(
     tmp_path: Path, ckplus_root: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -148,26 +156,19 @@ def test_pretraining_must_be_the_same_for_every_row_and_a_log_holds_one_setting(
         ([none, hard, f"selective={tmp_path / 'missing'}"], "missing"),
         ([none, hard, "shared=x"], "expected SHARING=CHECKPOINT"),
     ):
-        with pytest.raises(SystemExit):
-            _main(monkeypatch, ckplus_root, out, "--pretrained", *args)
-        assert message in capsys.readouterr().err
+        _refused(monkeypatch, ckplus_root, out, capsys, ["--pretrained", *args], message)
     assert not (out / "results.jsonl").exists()
 
     log = out / "results.jsonl"
     log.parent.mkdir()
     log.write_text(json.dumps({"row": "none", "fold": 0, "seed": 0, "accuracy": 0.9, "variant": "fersnet_tiny",
                                "epochs": 2, "finetune_epochs": 1}) + "\n")
-    with pytest.raises(SystemExit):
-        _main(monkeypatch, ckplus_root, out)  # --epochs 1 into a log of 2-epoch runs
-    assert "give another --out" in capsys.readouterr().err
+    _refused(monkeypatch, ckplus_root, out, capsys, [], "give another --out")  # --epochs 1 into a log of 2-epoch runs
     assert len(log.read_text().splitlines()) == 1
 
 
 def test_some_rows_first_and_the_others_later_into_the_same_log(
-    tmp_path: Path,
-    ckplus_root: Path,
-    make_checkpoint: MakeCheckpoint,
-    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path, ckplus_root: Path, make_checkpoint: MakeCheckpoint, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """``--rows`` spends a budget on the rows a question is about first: ``selective+ft`` brings ``selective``
@@ -189,9 +190,7 @@ def test_some_rows_first_and_the_others_later_into_the_same_log(
         (["--pretrained", specs[0], specs[1], "selective=" + str(make_checkpoint("other", sharing="selective"))],
          "give another --out"),  # the selective row would start from another checkpoint
     ):
-        with pytest.raises(SystemExit):
-            _main(monkeypatch, ckplus_root, out, *args)
-        assert message in capsys.readouterr().err
+        _refused(monkeypatch, ckplus_root, out, capsys, args, message)
     assert len(log.read_text().splitlines()) == 2
 
     _main(monkeypatch, ckplus_root, out, "--pretrained", *specs)
