@@ -117,6 +117,7 @@ def run_fold(args: argparse.Namespace, fold: int, seed: int, done: set[tuple[str
             f.write(json.dumps(line) + "\n")
         print(f"fold {fold} seed {seed} {row:<18} accuracy {100 * metrics['accuracy']:.2f} %  ({seconds:.0f} s)", flush=True)
 
+    trained: set[str] = set()
     for sharing in SHARING:
         if sharing not in args.rows:
             continue
@@ -125,6 +126,7 @@ def run_fold(args: argparse.Namespace, fold: int, seed: int, done: set[tuple[str
         out = work / f"{sharing}_f{fold}_s{seed}"
         start = {"model": {"init_from": args.pretrained[sharing]}} if args.pretrained else {}
         _, metrics, seconds = _run(_recipe(args, f"ck_{sharing}", fold, seed, sharing, out, **start))
+        trained.add(sharing)
         if (sharing, fold, seed) not in done:
             record(sharing, metrics, seconds)
         if sharing != "selective" and not args.keep:
@@ -154,7 +156,9 @@ def run_fold(args: argparse.Namespace, fold: int, seed: int, done: set[tuple[str
         if not args.keep:
             for path in (out, synthetic):
                 shutil.rmtree(path, ignore_errors=True)
-    if not args.keep:
+    # Only the call that trained the selective model deletes it: another call, running other rows of this
+    # fold side by side (``--rows none``, say), may still be fine-tuning from it.
+    if "selective" in trained and not args.keep:
         shutil.rmtree(base.parent, ignore_errors=True)
 
 

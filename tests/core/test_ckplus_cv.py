@@ -193,10 +193,18 @@ def test_some_rows_first_and_the_others_later_into_the_same_log(
         _refused(monkeypatch, ckplus_root, out, capsys, args, message)
     assert len(log.read_text().splitlines()) == 2
 
+    # A call of other rows leaves the selective model of the fold alone: a call beside it may be using it.
+    in_use = out / "work" / "selective_f0_s0" / "best"
+    in_use.mkdir(parents=True)
+    _main(monkeypatch, ckplus_root, out, "--rows", "none", "--pretrained", specs[0])
+    assert in_use.is_dir()
+    in_use.rmdir()
+
     _main(monkeypatch, ckplus_root, out, "--pretrained", *specs)
     rows = [json.loads(line)["row"] for line in log.read_text().splitlines()]
     assert rows == ["selective", "selective+ft", "none", "hard", "selective+balance"]
     assert "Paired with `none`" in capsys.readouterr().out
+    assert not any((out / "work").iterdir())  # the call that trained the selective model deleted it
 
 
 def test_an_older_log_resumes_where_it_lacks_a_setting(tmp_path: Path) -> None:
