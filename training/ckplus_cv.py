@@ -281,9 +281,7 @@ def _paired(by_row: dict[str, list[dict[str, Any]]], base_row: str, rows: tuple[
     with a 95 % interval for its mean (:func:`fold_bootstrap_ci`); an interval that excludes 0 is an ordering
     beyond the fold and seed noise."""
     base = {(r["fold"], r["seed"]): 100 * r["accuracy"] for r in by_row.get(base_row, [])}
-    lines = [f"Paired with `{base_row}` on the same fold and seed (points):", "",
-             "| row | pairs | mean difference ± std | 95 % interval (folds resampled) | better / equal / worse |",
-             "|---|---|---|---|---|"]
+    lines: list[str] = []
     for row in rows:
         by_fold: dict[int, list[float]] = defaultdict(list)
         for r in by_row.get(row, []):
@@ -297,7 +295,11 @@ def _paired(by_row: dict[str, list[dict[str, Any]]], base_row: str, rows: tuple[
         low, high = fold_bootstrap_ci(by_fold)
         lines.append(f"| {row} | {len(diffs)} | {statistics.mean(diffs):+.2f} ± {std:.2f} | "
                      f"[{low:+.2f}, {high:+.2f}] | {better} / {len(diffs) - better - worse} / {worse} |")
-    return lines if len(lines) > 4 else []
+    if not lines:
+        return []
+    return [f"Paired with `{base_row}` on the same fold and seed (points):", "",
+            "| row | pairs | mean difference ± std | 95 % interval (folds resampled) | better / equal / worse |",
+            "|---|---|---|---|---|", *lines]
 
 
 def fold_bootstrap_ci(by_fold: dict[int, list[float]], resamples: int = 10_000, seed: int = 0) -> tuple[float, float]:

@@ -24,7 +24,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from model_core import CheckpointError, load_checkpoint
+from model_core import CheckpointError
+from model_core.checkpoint import read_card, resolve_checkpoint
 
 
 class RunError(ValueError):
@@ -37,7 +38,7 @@ def collect(row: str, run: Path, hardware: str | None = None) -> dict[str, Any]:
     if not log_path.is_file():
         raise RunError(f"{run}: no metrics.jsonl (is this a run folder of `fersnet train`?)")
     try:
-        card = load_checkpoint(run / "best").card
+        card = read_card(resolve_checkpoint(run / "best"))  # the card alone: no weights to load for a record
     except CheckpointError as exc:
         raise RunError(f"{run}: {exc}") from None
     epochs = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
