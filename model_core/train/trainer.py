@@ -297,7 +297,7 @@ class Trainer:
         if self.discriminator is not None:
             self.discriminator.train()
         sums: dict[str, float] = {}
-        correct = seen = 0
+        correct = seen = steps = 0
         start = time.time()
         bar = tqdm(
             total=self.steps_per_epoch,
@@ -331,10 +331,13 @@ class Trainer:
                 sums[key] = sums.get(key, 0.0) + float(value.detach())
             correct += int((out.logits.argmax(1) == labels).sum())
             seen += len(labels)
+            steps += 1
             bar.update(1)
-            bar.set_postfix({k: f"{v / (step + 1):.3f}" for k, v in sums.items()}, refresh=False)
+            bar.set_postfix({k: f"{v / steps:.3f}" for k, v in sums.items()}, refresh=False)
         bar.close()
-        steps = max(1, bar.n)
+        # Counted here, not read from the bar: a disabled bar (progress: false) never counts, and
+        # the log then held each loss summed over the epoch instead of its mean a step.
+        steps = max(1, steps)
         elapsed = time.time() - start
         return {
             "train": {k: v / steps for k, v in sums.items()},

@@ -78,6 +78,27 @@ def test_fit_writes_checkpoint_log_and_figures(tmp_path: Path, fer2013_folder: P
         assert (run / "figures" / figure).stat().st_size > 1000
 
 
+@pytest.mark.parametrize("progress", [False, True])
+def test_the_log_holds_each_loss_as_its_mean_over_the_steps(tmp_path: Path, fer2013_folder: Path, progress: bool) -> None:
+    """A loss is logged as its mean a step, with the progress bar on or off (off, it once logged the epoch's sum)."""
+    recipe = tiny_recipe(tmp_path, fer2013_folder, report=[], progress=progress)
+    recipe["optim"]["epochs"] = 1
+    trainer = Trainer(TrainConfig.model_validate(recipe))
+    seen: list[float] = []
+    objective = trainer.objective
+
+    def recording(*args: object) -> object:
+        out = objective(*args)
+        seen.append(float(out.losses["fer"].detach()))
+        return out
+
+    trainer.objective = recording  # type: ignore[assignment]
+    trainer.fit()
+    logged = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[0])["train"]["fer"]
+    assert len(seen) > 1
+    assert logged == pytest.approx(sum(seen) / len(seen), rel=1e-6)
+
+
 def test_resume_continues_exactly_where_it_stopped(tmp_path: Path, fer2013_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from model_core.checkpoint import load_state
 
