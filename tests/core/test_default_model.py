@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +14,7 @@ from .fakes import SHARED_DATA
 
 FER2013 = SHARED_DATA / "fer2013"
 FERPLUS = SHARED_DATA / "ferplus"
+CKPLUS = SHARED_DATA / "ckplus48"
 needs_data = pytest.mark.skipif(not FER2013.is_dir(), reason="../shared/data/fer2013 is not present")
 
 
@@ -26,8 +28,11 @@ def test_default_checkpoint_loads_and_is_small() -> None:
 
 @pytest.mark.realdata
 @needs_data
-@pytest.mark.parametrize("dataset,root,split", [("fer2013", FER2013, "val"), ("fer2013", FER2013, "test"), ("ferplus", FERPLUS, "test")])
-def test_card_accuracy_is_reproduced(dataset: str, root: str, split: str, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("dataset,root,split", [("fer2013", FER2013, "val"), ("fer2013", FER2013, "test"), ("ferplus", FERPLUS, "test"),
+                                                ("ckplus", CKPLUS, "all")])
+def test_card_accuracy_is_reproduced(dataset: str, root: Path, split: str, capsys: pytest.CaptureFixture[str]) -> None:
+    if not root.is_dir():
+        pytest.skip(f"{root} is not present")
     card = load_checkpoint(None).card
     key = f"{dataset}/{split}"
     if key not in card["metrics"]:

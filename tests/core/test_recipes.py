@@ -67,3 +67,15 @@ def test_the_gpu_script_runs_the_gpu_recipe() -> None:
     script = (ROOT / "training" / "gpu_paper.sh").read_text()
     assert "training/configs/fer2013_paper_gpu.yaml" in script
     assert load_config(CONFIGS / "fer2013_paper_gpu.yaml").model.variant == "fersnet_paper"
+
+
+def test_the_default_models_card_names_the_shipped_recipe_that_trained_it() -> None:
+    """The bundled card's command is a recipe in this repository, and the recipe still says what the card recorded."""
+    from model_core import load_checkpoint
+
+    training = load_checkpoint(None).card["training"]
+    config = re.search(r"--config (\S+\.yaml)", training["command"])
+    assert config, training["command"]
+    shipped = load_config(ROOT / config.group(1))
+    recorded = TrainConfig.model_validate(training["recipe"])
+    assert shipped.model_dump(exclude={"progress"}) == recorded.model_dump(exclude={"progress"})
