@@ -15,7 +15,6 @@ from .fakes import SHARED_DATA
 FER2013 = SHARED_DATA / "fer2013"
 FERPLUS = SHARED_DATA / "ferplus"
 CKPLUS = SHARED_DATA / "ckplus48"
-needs_data = pytest.mark.skipif(not FER2013.is_dir(), reason="../shared/data/fer2013 is not present")
 
 
 def test_default_checkpoint_loads_and_is_small() -> None:
@@ -27,7 +26,6 @@ def test_default_checkpoint_loads_and_is_small() -> None:
 
 
 @pytest.mark.realdata
-@needs_data
 @pytest.mark.parametrize("dataset,root,split", [("fer2013", FER2013, "val"), ("fer2013", FER2013, "test"), ("ferplus", FERPLUS, "test"),
                                                 ("ckplus", CKPLUS, "all")])
 def test_card_accuracy_is_reproduced(dataset: str, root: Path, split: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from model_core import list_variants
+from model_core import list_variants, load_checkpoint
 from model_core.train import TrainConfig, load_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,8 +71,6 @@ def test_the_gpu_script_runs_the_gpu_recipe() -> None:
 
 def test_the_default_models_card_names_the_shipped_recipe_that_trained_it() -> None:
     """The bundled card's command is a recipe in this repository, and the recipe still says what the card recorded."""
-    from model_core import load_checkpoint
-
     training = load_checkpoint(None).card["training"]
     config = re.search(r"--config (\S+\.yaml)", training["command"])
     assert config, training["command"]
