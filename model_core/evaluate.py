@@ -111,6 +111,28 @@ def _predict_onto_dataset_classes(
     return true, to_dataset[pred_shared]
 
 
+def evaluation_set(
+    records: Records, preprocess: Preprocess, model_classes: Sequence[str], skip_bad: bool = False
+) -> FaceDataset:
+    """The faces of ``records`` that a model of ``model_classes`` is scored on, decoded once.
+
+    Kept apart from :func:`evaluate_dataset` so that a trainer, which validates after every
+    epoch, decodes its validation split once rather than every epoch.
+    """
+    shared = [c for c in records.classes if c in model_classes]
+    return FaceDataset(records, preprocess, classes=shared, skip_bad=skip_bad, drop_unknown_labels=True)
+
+
+def evaluate_dataset(
+    model: FERSNet, model_classes: Sequence[str], dataset: FaceDataset, device: torch.device | str = "cpu", batch_size: int = 256
+) -> Metrics:
+    """Evaluate on an :func:`evaluation_set`, scoring over the dataset's own classes (see module docstring)."""
+    unsupported = sum(1 for _, why in dataset.skipped if "not in model classes" in why)
+    # Labels come back on the dataset's classes, so that unsupported classes keep their row in the report.
+    true, pred = _predict_onto_dataset_classes(model, model_classes, dataset, device, batch_size)
+    return compute_metrics(true, pred, dataset.dataset_classes, unsupported)
+
+
 def evaluate_records(
     model: FERSNet,
     model_classes: Sequence[str],
@@ -121,12 +143,8 @@ def evaluate_records(
     skip_bad: bool = False,
 ) -> Metrics:
     """Evaluate on a dataset split, scoring over the dataset's own classes (see module docstring)."""
-    shared = [c for c in records.classes if c in model_classes]
-    dataset = FaceDataset(records, preprocess, classes=shared, skip_bad=skip_bad, drop_unknown_labels=True)
-    unsupported = sum(1 for _, why in dataset.skipped if "not in model classes" in why)
-    # Labels come back on the dataset's classes, so that unsupported classes keep their row in the report.
-    true, pred = _predict_onto_dataset_classes(model, model_classes, dataset, device, batch_size)
-    return compute_metrics(true, pred, records.classes, unsupported)
+    dataset = evaluation_set(records, preprocess, model_classes, skip_bad)
+    return evaluate_dataset(model, model_classes, dataset, device, batch_size)
 
 
 # --------------------------------------------------------------------------- two models on the same images

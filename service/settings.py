@@ -42,7 +42,8 @@ class Settings(BaseSettings):
     checkpoint: str = Field(
         "default",
         description="Checkpoint folder (or its card.json / model.safetensors), or the name of a checkpoint bundled in "
-        "model_core/weights: 'default' (the served default) or 'fer2013_paper_gpu' (the full-size network, in a source checkout).",
+        "model_core/weights: 'default' (the served default), or in a source checkout 'fer2013_paper_gpu' (the full-size network) or "
+        "'fer2013_paper_none_gpu' (its recognition branch alone: the most accurate classifier, no /v1/synthesize).",
     )
     device: Device = Field("auto", description="Where the model runs: 'auto' picks CUDA when a GPU is present, else the CPU.")
     precision: Precision = Field(

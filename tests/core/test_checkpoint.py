@@ -104,7 +104,7 @@ def test_bundled_checkpoints_are_found_by_name() -> None:
     from model_core.checkpoint import BUNDLED_CHECKPOINTS, bundled_checkpoints
 
     names = bundled_checkpoints()
-    assert "default" in names and "fer2013_paper_gpu" in names
+    assert {"default", "fer2013_paper_gpu", "fer2013_paper_none_gpu"} <= set(names)
     card = json.loads((BUNDLED_CHECKPOINTS / "fer2013_paper_gpu" / "card.json").read_text())
     assert card["variant"] == "fersnet_paper" and card["sharing"] == "selective"
     with pytest.raises(CheckpointError, match="bundled checkpoint: default, fer2013_paper_gpu"):
@@ -115,6 +115,15 @@ def test_bundled_checkpoints_are_found_by_name() -> None:
 def test_the_sharded_full_size_model_loads_by_name() -> None:
     loaded = load_checkpoint("fer2013_paper_gpu")
     assert loaded.model.config.img_size == 96 and loaded.model.has_synthesis
+    assert sum(p.numel() for p in loaded.model.parameters()) == loaded.card["parameters"]
+
+
+@pytest.mark.slow
+def test_the_recognition_only_full_size_model_loads_by_name_and_cannot_synthesise() -> None:
+    """The single-task row trained on the GPU: the full-size recognition branch alone, no decoder to serve."""
+    loaded = load_checkpoint("fer2013_paper_none_gpu")
+    assert loaded.model.config.img_size == 96 and loaded.card["sharing"] == "none"
+    assert not loaded.model.has_synthesis
     assert sum(p.numel() for p in loaded.model.parameters()) == loaded.card["parameters"]
 
 

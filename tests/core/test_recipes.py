@@ -63,10 +63,23 @@ def test_each_balanced_run_differs_from_its_control_only_by_synthetic_faces(data
     assert balanced.train[: len(control.train)] == control.train and len(balanced.train) == len(control.train) + 1
 
 
-def test_the_gpu_script_runs_the_gpu_recipe() -> None:
-    script = (ROOT / "training" / "gpu_paper.sh").read_text()
-    assert "training/configs/fer2013_paper_gpu.yaml" in script
-    assert load_config(CONFIGS / "fer2013_paper_gpu.yaml").model.variant == "fersnet_paper"
+@pytest.mark.parametrize(("script", "recipe", "variant"), [
+    ("gpu_paper.sh", "fer2013_paper_gpu", "fersnet_paper"),
+    ("gpu_small.sh", "fer2013_small_gpu", "fersnet_small"),
+])
+def test_each_gpu_script_runs_its_gpu_recipe(script: str, recipe: str, variant: str) -> None:
+    assert f"training/configs/{recipe}.yaml" in (ROOT / "training" / script).read_text()
+    config = load_config(CONFIGS / f"{recipe}.yaml")
+    assert config.model.variant == variant and config.device == "cuda" and config.time_budget_s
+
+
+def test_the_lease_script_runs_both_gpu_scripts_on_the_data_it_unpacks() -> None:
+    """gpu_lease.sh unpacks FER2013 where the recipes look for it (../shared/data), then runs both scripts."""
+    script = (ROOT / "training" / "gpu_lease.sh").read_text()
+    assert "bash training/gpu_small.sh" in script and "bash training/gpu_paper.sh --set model.sharing=none" in script
+    assert "shared/data" in script
+    for recipe in ("fer2013_small_gpu", "fer2013_paper_gpu"):
+        assert load_config(CONFIGS / f"{recipe}.yaml").train[0].root == "../shared/data/fer2013"
 
 
 def test_the_default_models_card_names_the_shipped_recipe_that_trained_it() -> None:

@@ -99,6 +99,28 @@ def test_the_log_holds_each_loss_as_its_mean_over_the_steps(tmp_path: Path, fer2
     assert logged == pytest.approx(sum(seen) / len(seen), rel=1e-6)
 
 
+def test_the_validation_split_is_decoded_once_not_every_epoch(
+    tmp_path: Path, fer2013_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a GPU an epoch of the small network takes seconds; decoding the validation JPEGs each time cost one."""
+    import model_core.train.trainer as trainer_module
+
+    decoded: list[object] = []
+    original = trainer_module.evaluation_set
+
+    def counting(*args: object, **kwargs: object) -> object:
+        decoded.append(args[0])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(trainer_module, "evaluation_set", counting)
+    recipe = tiny_recipe(tmp_path, fer2013_folder, report=[], figures=False)
+    recipe["optim"]["epochs"] = 3
+    _fit(recipe)
+    log = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert len(log) == 3 and all("val" in r for r in log)
+    assert len(decoded) == 1
+
+
 def test_resume_continues_exactly_where_it_stopped(tmp_path: Path, fer2013_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from model_core.checkpoint import load_state
 

@@ -17,6 +17,7 @@ def test_pattern_semantics():
     assert is_excluded("training/runs/x/model.safetensors", rules)
     assert is_excluded("model_core/weights/experiment/model.safetensors", rules)
     assert is_excluded("model_core/weights/fer2013_paper_gpu/model.safetensors.part-00", rules)
+    assert is_excluded("model_core/weights/fer2013_paper_none_gpu/model.safetensors.part-00", rules)
     assert is_excluded("tests/deploy/test_dockerignore.py", rules)
     assert not is_excluded("model_core/weights/default/model.safetensors", rules)
     assert not is_excluded("model_core/weights/default/card.json", rules)
