@@ -18,20 +18,5 @@
 # Put the shards beside the exported card.json ($RUN/half/card.json): load_checkpoint joins them itself and checks
 # the sha256 (model_core/weights/fer2013_paper_gpu/ is such a folder).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-out=${OUT:-runs/gpu_out}
-run=${RUN:-runs/fer2013_paper_gpu}
-mkdir -p "$(dirname "$run")"
-command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$run.gpu.txt"
-start=$(date +%s)
-PYTHONUNBUFFERED=1 fersnet train --config training/configs/fer2013_paper_gpu.yaml --set out_dir="$run" "$@" 2>&1 \
-    | tr '\r' '\n' | grep -v '^epoch .*it/s' | tee "$run.train.log"
-echo "wall time: $(( $(date +%s) - start )) s" | tee -a "$run.train.log"
-fersnet export --checkpoint "$run/best" --out "$run/half" --half
-rm -rf "$run/shards" && mkdir -p "$run/shards" "$out"
-split -b 15M -d "$run/half/model.safetensors" "$run/shards/model.safetensors.part-"
-tar -czf "$out/run.tar.gz" $(ls "$run".gpu.txt 2>/dev/null) "$run.train.log" "$run/metrics.jsonl" "$run/best/card.json" \
-    "$run/half/card.json" "$run/figures"
-ls "$run"/shards/* | head -n "${SHARDS_NOW:-4}" | xargs -I{} cp {} "$out/"
-sha256sum "$run/half/model.safetensors" | tee "$out/model.sha256"
-ls -l "$out" "$run/shards"
+CONFIG=training/configs/fer2013_paper_gpu.yaml RUN=${RUN:-runs/fer2013_paper_gpu} OUT=${OUT:-runs/gpu_out} HALF=1 \
+    SHARDS_NOW=${SHARDS_NOW:-4} exec bash "$(dirname "$0")/gpu_train.sh" "$@"
