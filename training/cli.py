@@ -6,6 +6,7 @@
     fersnet compare A --against B ...  two models on the same images: the difference and its interval
     fersnet synthesize ...             redraw faces with other expressions
     fersnet balance ...                synthesise rare expressions into a folder
+    fersnet teacher-targets ...        a teacher's probabilities for a split, for distillation
     fersnet export ...                 re-save a checkpoint (float16) or export the classifier (.pt2)
     fersnet serve --host --port        the REST service
 
@@ -246,6 +247,18 @@ def cmd_balance(args: argparse.Namespace) -> None:
     print(f"wrote {sum(report.written.values())} faces and manifest.csv to {report.out_dir}")
 
 
+def cmd_teacher_targets(args: argparse.Namespace) -> None:
+    from model_core.train.teacher import write_teacher_targets
+
+    device = _device(args.device)
+    loaded = load_checkpoint(args.checkpoint, device)
+    records = load_records(args.dataset, args.root, args.split, label_mode=args.label_mode, folds=args.folds, skip_bad=args.skip_bad)
+    out = write_teacher_targets(loaded, records, args.root, args.out, temperature=args.temperature, device=device,
+                                batch_size=args.batch_size)
+    print(f"wrote {out}: {loaded.card.get('name')} ({loaded.sha256[:12]}) on {args.dataset}/{args.split}, "
+          f"{len(records)} images, temperature {args.temperature:g}")
+
+
 # --------------------------------------------------------------------------- export
 
 
@@ -351,6 +364,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.set_defaults(func=cmd_balance)
+
+    p = sub.add_parser("teacher-targets", help="write a teacher model's probabilities for a split (distillation targets)")
+    p.add_argument("--checkpoint", required=True, help="the teacher: " + CHECKPOINT_HELP)
+    _data_args(p, split_default="train")
+    p.add_argument("--out", required=True, help="CSV to write: image,<class>,... (a recipe's train[].teacher)")
+    p.add_argument("--temperature", type=float, default=1.0, help="softmax temperature; above 1 softens the teacher")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.set_defaults(func=cmd_teacher_targets)
 
     p = sub.add_parser("export", help="re-save a checkpoint (float16 safetensors) or export the classifier with torch.export")
     p.add_argument("--checkpoint", default="default", help=CHECKPOINT_HELP)

@@ -10,7 +10,7 @@ a CPU. Labels are re-indexed from the dataset's classes onto the model's.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -41,7 +41,8 @@ def decode(record: Record, preprocess: Preprocess) -> np.ndarray:
 
 class FaceDataset(Dataset[tuple[Tensor, int, Tensor]]):
     """Items are ``(image, label, target)``: the normalised image, the model-class index, and a
-    label distribution over the model's classes (one-hot for hard labels, votes for FER+)."""
+    label distribution over the model's classes (one-hot for hard labels, votes for FER+;
+    either mixed with a teacher's probabilities when one is given)."""
 
     def __init__(
         self,
@@ -51,7 +52,12 @@ class FaceDataset(Dataset[tuple[Tensor, int, Tensor]]):
         augment: Callable[[Tensor], Tensor] | None = None,
         skip_bad: bool = False,
         drop_unknown_labels: bool = False,
+        teacher: Mapping[str, np.ndarray] | None = None,
+        teacher_weight: float = 0.0,
     ) -> None:
+        """``teacher`` maps a record's source to a teacher's probabilities over ``classes``
+        (see :mod:`model_core.train.teacher`); each target becomes
+        ``(1 - teacher_weight) * label + teacher_weight * teacher``."""
         self.preprocess = preprocess
         self.augment = augment
         self.classes = tuple(classes or records.classes)
@@ -80,6 +86,8 @@ class FaceDataset(Dataset[tuple[Tensor, int, Tensor]]):
                     if i in mapping:
                         target[mapping[i]] += v
                 target /= target.sum()
+            if teacher is not None:
+                target = (1 - teacher_weight) * target + teacher_weight * teacher[record.source]
             try:
                 images.append(decode(record, preprocess))
             except DataError as e:

@@ -29,13 +29,18 @@ class DataSpec(_Strict):
     label_mode: Literal["hard", "soft"] = "hard"
     folds: int = 10
     skip_bad: bool = False
+    teacher: str | None = None
+    """A teacher-targets CSV (``fersnet teacher-targets``): its probabilities are mixed into each face's
+    target, ``(1 - teacher_weight) * label + teacher_weight * teacher`` (offline distillation)."""
+    teacher_weight: float = Field(0.5, ge=0, le=1)
 
     def options(self) -> dict[str, Any]:
         return {"label_mode": self.label_mode, "folds": self.folds, "skip_bad": self.skip_bad}
 
     def describe(self) -> str:
         soft = " (vote distributions)" if self.label_mode == "soft" else ""
-        return f"{self.dataset}:{self.split}{soft} from {self.root}"
+        taught = f" + {self.teacher_weight:g} x teacher {self.teacher}" if self.teacher else ""
+        return f"{self.dataset}:{self.split}{soft} from {self.root}{taught}"
 
 
 class ModelSpec(_Strict):

@@ -2,7 +2,8 @@
 
 Recognition (FER branch)
     cross-entropy against a label *distribution*: a one-hot label for hard
-    datasets, the raters' votes for FER+, smoothed by ``label_smoothing``
+    datasets, the raters' votes for FER+, or either mixed with a stronger
+    model's probabilities (offline distillation, :mod:`.teacher`), smoothed by ``label_smoothing``
     (FER2013's labels are noisy; smoothing keeps the net from over-trusting them).
 
 Synthesis (FES branch), the StarGAN recipe for unpaired expression editing, the

@@ -48,6 +48,7 @@ from ..preprocess import Preprocess
 from ..transfer import init_from_checkpoint
 from .config import DataSpec, TrainConfig
 from .losses import MultiTaskObjective, discriminator_loss
+from .teacher import teacher_targets_for
 
 
 @dataclass
@@ -192,7 +193,9 @@ class Trainer:
     def _dataset(self, spec: DataSpec, augment: bool) -> FaceDataset:
         records = load_records(spec.dataset, spec.root, spec.split, **spec.options())
         transform = train_augmentation(self.preprocess.img_size, self.config.augment) if augment else None
-        return FaceDataset(records, self.preprocess, classes=self.classes, augment=transform, skip_bad=spec.skip_bad)
+        teacher = teacher_targets_for(records, spec.root, spec.teacher, self.classes) if spec.teacher else None
+        return FaceDataset(records, self.preprocess, classes=self.classes, augment=transform, skip_bad=spec.skip_bad,
+                           teacher=teacher, teacher_weight=spec.teacher_weight)
 
     def _build_train_set(self) -> ConcatDataset[Any]:
         parts = [self._dataset(spec, augment=True) for spec in self.config.train]

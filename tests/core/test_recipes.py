@@ -63,6 +63,17 @@ def test_each_balanced_run_differs_from_its_control_only_by_synthetic_faces(data
     assert balanced.train[: len(control.train)] == control.train and len(balanced.train) == len(control.train) + 1
 
 
+def test_the_distilled_run_differs_from_its_control_only_by_the_teacher() -> None:
+    """``fer2013_small_distill`` is ``fer2013_small_long`` (its control: the same data, budget and seed) plus
+    a teacher's probabilities mixed into the training targets."""
+    control, taught = (load_config(CONFIGS / f"fer2013_small_{n}.yaml") for n in ("long", "distill"))
+    teacher_fields = {"teacher", "teacher_weight"}
+    assert control.model_dump(exclude={"name", "train"}) == taught.model_dump(exclude={"name", "train"})
+    assert [t.model_dump(exclude=teacher_fields) for t in taught.train] == [c.model_dump(exclude=teacher_fields) for c in control.train]
+    assert control.train[0].teacher is None and taught.train[0].teacher and 0 < taught.train[0].teacher_weight < 1
+    assert taught.train[0].teacher in (CONFIGS / "fer2013_small_distill.yaml").read_text().split("--out ")[1]
+
+
 @pytest.mark.parametrize(("script", "recipe", "variant"), [
     ("gpu_paper.sh", "fer2013_paper_gpu", "fersnet_paper"),
     ("gpu_small.sh", "fer2013_small_gpu", "fersnet_small"),
