@@ -63,10 +63,14 @@ def test_each_balanced_run_differs_from_its_control_only_by_synthetic_faces(data
     assert balanced.train[: len(control.train)] == control.train and len(balanced.train) == len(control.train) + 1
 
 
-def test_the_distilled_run_differs_from_its_control_only_by_the_teacher() -> None:
-    """``fer2013_small_distill`` is ``fer2013_small_long`` (its control: the same data, budget and seed) plus
-    a teacher's probabilities mixed into the training targets."""
-    control, taught = (load_config(CONFIGS / f"fer2013_small_{n}.yaml") for n in ("long", "distill"))
+@pytest.mark.parametrize(("control_name", "taught_name"), [
+    ("fer2013_small_long", "fer2013_small_distill"),
+    ("fer2013_small_long_ft", "fer2013_small_long_ft_distill"),
+])
+def test_each_distilled_run_differs_from_its_control_only_by_the_teacher(control_name: str, taught_name: str) -> None:
+    """A distilled recipe is its control (the same data, budget and seed) plus a teacher's probabilities
+    mixed into the training targets, from the file ``fer2013_small_distill.yaml`` says how to write."""
+    control, taught = (load_config(CONFIGS / f"{n}.yaml") for n in (control_name, taught_name))
     teacher_fields = {"teacher", "teacher_weight"}
     assert control.model_dump(exclude={"name", "train"}) == taught.model_dump(exclude={"name", "train"})
     assert [t.model_dump(exclude=teacher_fields) for t in taught.train] == [c.model_dump(exclude=teacher_fields) for c in control.train]
