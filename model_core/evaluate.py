@@ -11,7 +11,7 @@ as ``unsupported``.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -81,13 +81,15 @@ def compute_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence[st
 
 
 @torch.inference_mode()
-def predict(model: FERSNet, loader: DataLoader, device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
-    """Class probabilities and labels for every item of ``loader``."""
+def predict(
+    model: FERSNet, loader: Iterable[tuple[Tensor, Tensor, Tensor]], device: torch.device | str = "cpu", temperature: float = 1.0
+) -> tuple[Tensor, Tensor]:
+    """Class probabilities (``softmax(logits / temperature)``) and labels for every item of ``loader``."""
     model.eval()
     probs, labels = [], []
     for images, label, _ in loader:
         logits = model.classify(images.to(device))
-        probs.append(logits.float().softmax(1).cpu())
+        probs.append((logits.float() / temperature).softmax(1).cpu())
         labels.append(label)
     return torch.cat(probs), torch.cat(labels)
 

@@ -8,9 +8,10 @@ training split, keep its probabilities in a CSV, and let the trainer mix them
 into each face's target (offline knowledge distillation, Hinton et al. 2015)::
 
     fersnet teacher-targets --checkpoint fer2013_paper_none_gpu \\
-        --dataset fer2013 --root ../shared/data/fer2013 --split train --out runs/teacher/fer2013_train.csv
+        --dataset fer2013 --root ../shared/data/fer2013 --split train --temperature 2 \\
+        --out runs/teacher/fer2013_train_t2.csv
 
-    # recipe: train: [{dataset: fer2013, ..., teacher: runs/teacher/fer2013_train.csv, teacher_weight: 0.6}]
+    # recipe: train: [{dataset: fer2013, ..., teacher: runs/teacher/fer2013_train_t2.csv, teacher_weight: 0.5}]
 
 The file is keyed by each image's path relative to the dataset root (or by
 ``file.csv:line`` for inline pixels), so it survives the dataset moving. The
@@ -33,6 +34,7 @@ from tqdm import tqdm
 
 from ..checkpoint import LoadedModel
 from ..data import DataError, FaceDataset, Records
+from ..evaluate import predict
 from ..expressions import canonical
 
 KEY_COLUMN = "image"
@@ -123,7 +125,6 @@ def teacher_targets_for(records: Records, root: str | Path, path: str | Path, cl
     return out
 
 
-@torch.no_grad()
 def write_teacher_targets(
     teacher: LoadedModel,
     records: Records,
@@ -145,12 +146,9 @@ def write_teacher_targets(
     dataset = FaceDataset(records, teacher.preprocess, classes=records.classes, drop_unknown_labels=True)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
     # Channels-last convolutions run about 1.5 times faster on a CPU too (measured on this project's 2-core machine).
-    model = teacher.model.eval().to(memory_format=torch.channels_last)
-    chunks = []
-    for images, _, _ in tqdm(loader, desc=f"teacher on {records.dataset}/{records.split}", disable=not progress):
-        logits = model.classify(images.to(device, memory_format=torch.channels_last)).float()
-        chunks.append((logits / temperature).softmax(1).cpu().numpy())
-    probs = np.concatenate(chunks)
+    model = teacher.model.to(memory_format=torch.channels_last)
+    batches = tqdm(loader, desc=f"teacher on {records.dataset}/{records.split}", disable=not progress)
+    probs = predict(model, batches, device, temperature)[0].numpy()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(out.suffix + ".tmp")
