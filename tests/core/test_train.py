@@ -187,6 +187,11 @@ def test_recipe_errors_name_the_file_and_field(tmp_path: Path) -> None:
     assert load_config(path, ["optim.epochs=3", "model.sharing=hard"]).optim.epochs == 3
     with pytest.raises(ConfigError, match="sharing"):
         load_config(path, ["model.sharing=soft"])
+    assert load_config(path, ["train.0.teacher_weight=0.9"]).train[0].teacher_weight == 0.9  # a number indexes a list
+    with pytest.raises(ConfigError, match=r"--set train\.1\.split: 1 is not an index of a list of 1"):
+        load_config(path, ["train.1.split=val"])
+    with pytest.raises(ConfigError, match=r"--set name\.x: name is not a section"):
+        load_config(path, ["name.x=1"])
 
 
 def test_every_shipped_recipe_validates() -> None:
