@@ -320,7 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a recipe")
     p.add_argument("--config", required=True, help="YAML recipe, e.g. training/configs/fer2013_small.yaml")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe field, e.g. optim.epochs=5 (a number indexes a list: train.0.teacher_weight=0.9)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a recipe field, e.g. optim.epochs=5 (a number indexes a list: train.0.teacher_weight=0.9)")
     p.add_argument("--resume", action="store_true", help="continue from <out_dir>/last if present")
     p.set_defaults(func=cmd_train)
 

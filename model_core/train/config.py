@@ -132,21 +132,17 @@ def _set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
     keys = dotted.split(".")
     node: Any = data
     for i, key in enumerate(keys):
-        last = i == len(keys) - 1
+        slot: str | int = key
         if isinstance(node, list):
             if not key.isdigit() or int(key) >= len(node):
                 raise ConfigError(f"--set {dotted}: {key} is not an index of a list of {len(node)}")
-            if last:
-                node[int(key)] = value
-            else:
-                node = node[int(key)]
-        elif isinstance(node, dict):
-            if last:
-                node[key] = value
-            else:
-                node = node.setdefault(key, {})
-        else:
+            slot = int(key)
+        elif not isinstance(node, dict):
             raise ConfigError(f"--set {dotted}: {keys[i - 1]} is not a section")
+        if i == len(keys) - 1:
+            node[slot] = value
+        else:
+            node = node.setdefault(slot, {}) if isinstance(node, dict) else node[slot]
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
