@@ -41,6 +41,15 @@ class Metrics:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def summary(self) -> dict[str, Any]:
+        """The rounded figures a model card states (accuracy, macro-F1, recalls, images)."""
+        return {
+            "accuracy": round(self.accuracy, 5),
+            "macro_f1": round(self.macro_f1, 5),
+            "per_class_recall": {k: round(v, 4) for k, v in self.per_class_recall.items()},
+            "images": self.n,
+        }
+
     def table(self) -> str:
         """A plain-text report for the terminal."""
         width = max(len(c) for c in self.classes) + 2

@@ -7,6 +7,7 @@
     fersnet synthesize ...             redraw faces with other expressions
     fersnet balance ...                synthesise rare expressions into a folder
     fersnet teacher-targets ...        a teacher's probabilities for a split, for distillation
+    fersnet soup A B ... --out DIR     average fine-tunings of one model into one (greedy on a validation split)
     fersnet export ...                 re-save a checkpoint (float16) or export the classifier (.pt2)
     fersnet serve --host --port        the REST service
 
@@ -259,6 +260,64 @@ def cmd_teacher_targets(args: argparse.Namespace) -> None:
           f"{len(records)} images, temperature {args.temperature:g}")
 
 
+def cmd_soup(args: argparse.Namespace) -> None:
+    from model_core.checkpoint import build_card, save_checkpoint
+    from model_core.evaluate import evaluate_dataset, evaluation_set
+    from model_core.train.soup import check_compatible, greedy_soup, uniform_soup
+
+    reports = [_report_spec(spec) for spec in args.report]  # a typo fails now, not after the soup is made
+    device = _device(args.device)
+    ingredients = [load_checkpoint(path, device) for path in args.checkpoints]
+    check_compatible(ingredients)
+    first = ingredients[0]
+    val_records = load_records(args.dataset, args.root, args.split, label_mode=args.label_mode, skip_bad=args.skip_bad)
+    val_set = evaluation_set(val_records, first.preprocess, first.classes, args.skip_bad)
+
+    def accuracy(model: FERSNet) -> float:
+        return evaluate_dataset(model, first.classes, val_set, device, args.batch_size).accuracy
+
+    selected_on = f"{args.dataset}:{args.split} from {args.root}"
+    if args.method == "greedy":
+        result = greedy_soup(ingredients, accuracy)
+        model, chosen, own = result.model, result.chosen, result.ingredient_scores
+        for i in sorted(range(len(ingredients)), key=lambda i: -own[i]):
+            print(f"  {100 * own[i]:6.2f} %  {ingredients[i].path}")
+        for candidate, score, kept in result.trials:
+            print(f"  + {ingredients[candidate].path}: {100 * score:.2f} % ({'kept' if kept else 'left out'})")
+    else:
+        model, chosen, own = uniform_soup(ingredients), list(range(len(ingredients))), [accuracy(i.model) for i in ingredients]
+
+    metrics = {}
+    for dataset, split, root in [(args.dataset, args.split, args.root), *reports]:
+        records = load_records(dataset, root, split, label_mode=args.label_mode, skip_bad=args.skip_bad)
+        m = evaluate_dataset(model, first.classes, evaluation_set(records, first.preprocess, first.classes, args.skip_bad),
+                             device, args.batch_size)
+        metrics[f"{dataset}/{split}"] = m.summary()
+        print(f"soup of {len(chosen)} on {dataset}/{split}: accuracy {100 * m.accuracy:.2f} %, macro-F1 {100 * m.macro_f1:.2f} %")
+    training = {
+        "command": "fersnet " + shlex.join(args.argv),
+        "soup": {
+            "method": args.method,
+            "selected_on": selected_on,
+            "ingredients": [{"checkpoint": str(i.path), "name": i.card.get("name"), "sha256": i.sha256,
+                             "accuracy": round(own[k], 5), "in_soup": k in chosen} for k, i in enumerate(ingredients)],
+        },
+        "base": first.card.get("training", {}),
+    }
+    card = build_card(model, first.classes, first.preprocess, name=args.name or Path(args.out).name,
+                      training=training, metrics=metrics)
+    save_checkpoint(args.out, model, card)
+    print(f"wrote {args.out}: the average of {len(chosen)} of {len(ingredients)} checkpoints")
+
+
+def _report_spec(spec: str) -> tuple[str, str, str]:
+    """``dataset:split:root`` (the root may itself contain colons)."""
+    parts = spec.split(":", 2)
+    if len(parts) != 3 or not all(parts):
+        raise DataError(f"--report {spec!r}: expected dataset:split:root, e.g. fer2013:test:../shared/data/fer2013")
+    return parts[0], parts[1], parts[2]
+
+
 # --------------------------------------------------------------------------- export
 
 
@@ -374,6 +433,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.set_defaults(func=cmd_teacher_targets)
+
+    p = sub.add_parser("soup", help="average fine-tunings of one model into one network, chosen on a validation split")
+    p.add_argument("checkpoints", nargs="+", help="checkpoints fine-tuned from the same model (same network and classes)")
+    _data_args(p, split_default="val")
+    p.add_argument("--method", choices=["greedy", "uniform"], default="greedy",
+                   help="greedy: add ingredients best first while validation accuracy does not drop; uniform: average all")
+    p.add_argument("--report", action="append", default=[], metavar="DATASET:SPLIT:ROOT",
+                   help="also measure the soup here and write it on its card (test splits: measured, never used to choose)")
+    p.add_argument("--out", required=True, help="checkpoint folder to write")
+    p.add_argument("--name", help="the card's name (default: the --out folder's name)")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.set_defaults(func=cmd_soup)
 
     p = sub.add_parser("export", help="re-save a checkpoint (float16 safetensors) or export the classifier with torch.export")
     p.add_argument("--checkpoint", default="default", help=CHECKPOINT_HELP)

@@ -401,7 +401,7 @@ class Trainer:
         improved = score > self.best_score
         if improved:
             self.best_score = score
-            val_metrics = {f"{c.val.dataset}/{c.val.split}": _summary(metrics)} if metrics and c.val else {}
+            val_metrics = {f"{c.val.dataset}/{c.val.split}": metrics.summary()} if metrics and c.val else {}
             save_checkpoint(self.run_dir / "best", self.model, self._card(val_metrics, epoch + 1))
         save_state(self.run_dir / "last", self._state(epoch))
         val_text = f", val accuracy {100 * metrics.accuracy:.2f} %, macro-F1 {100 * metrics.macro_f1:.2f} %" if metrics else ""
@@ -446,7 +446,7 @@ class Trainer:
             records = load_records(spec.dataset, spec.root, spec.split, **spec.options())
             metrics = evaluate_records(loaded.model, self.classes, self.preprocess, records, self.device, skip_bad=spec.skip_bad)
             key = f"{spec.dataset}/{spec.split}"
-            card["metrics"][key] = _summary(metrics)
+            card["metrics"][key] = metrics.summary()
             if draw:
                 plot_confusion(metrics, figures / f"confusion_{spec.dataset}_{spec.split.replace('/', '-')}.png", title=f"{key}: "
                                f"accuracy {100 * metrics.accuracy:.2f} %, macro-F1 {100 * metrics.macro_f1:.2f} %")
@@ -457,15 +457,6 @@ class Trainer:
         card["figures"] = sorted(str(p.relative_to(self.run_dir)) for p in figures.glob("*.png"))
         save_checkpoint(best, loaded.model, card)
         self._log(f"selected checkpoint: {best}")
-
-
-def _summary(metrics: Metrics) -> dict[str, Any]:
-    return {
-        "accuracy": round(metrics.accuracy, 5),
-        "macro_f1": round(metrics.macro_f1, 5),
-        "per_class_recall": {k: round(v, 4) for k, v in metrics.per_class_recall.items()},
-        "images": metrics.n,
-    }
 
 
 def grid_faces(spec: DataSpec, preprocess: Preprocess, classes: tuple[str, ...], per_class: int = 1) -> tuple[torch.Tensor, list[str]]:

@@ -1,0 +1,119 @@
+"""Model soups: the average of several fine-tunings is one network, chosen on a validation split."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from model_core import CheckpointError, load_checkpoint
+from model_core.checkpoint import LoadedModel, save_checkpoint
+from model_core.fersnet import FERSNet
+from model_core.train.soup import average_state_dicts, check_compatible, greedy_soup, uniform_soup
+from training.cli import main
+
+from .conftest import MakeCheckpoint
+
+
+def _flat(model: FERSNet) -> torch.Tensor:
+    return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+
+def _perturbed(base: Path, scale: float, seed: int) -> LoadedModel:
+    """A copy of ``base`` with Gaussian noise on every parameter: a stand-in for one fine-tuning of it."""
+    loaded = load_checkpoint(base)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in loaded.model.parameters():
+            p.add_(scale * torch.randn(p.shape, generator=generator))
+    return loaded
+
+
+def test_floating_tensors_are_averaged_and_counters_taken_from_the_first() -> None:
+    a = {"w": torch.tensor([1.0, 2.0]), "n": torch.tensor(3)}
+    b = {"w": torch.tensor([3.0, 6.0]), "n": torch.tensor(7)}
+    out = average_state_dicts([a, b])
+    assert torch.equal(out["w"], torch.tensor([2.0, 4.0]))
+    assert out["n"].item() == 3 and out["n"].dtype == a["n"].dtype
+
+
+def test_a_soup_of_one_model_with_itself_is_that_model(make_checkpoint: MakeCheckpoint) -> None:
+    path = make_checkpoint("a")
+    one = load_checkpoint(path)
+    soup = uniform_soup([one, load_checkpoint(path)])
+    x = torch.randn(3, 1, one.model.config.img_size, one.model.config.img_size)
+    with torch.no_grad():
+        assert torch.allclose(soup.classify(x), one.model.eval().classify(x), atol=1e-6)
+
+
+def test_greedy_soup_keeps_ingredients_that_help_and_leaves_out_one_that_hurts(make_checkpoint: MakeCheckpoint) -> None:
+    base = make_checkpoint("base", seed=0)
+    target = _flat(load_checkpoint(base).model)
+    # Two independent perturbations of one model: their average is closer to it than either. A model of
+    # another initialisation is far from it, and averaging it in moves the soup away.
+    ingredients = [
+        _perturbed(base, 0.01, seed=1),
+        load_checkpoint(make_checkpoint("stranger", seed=5)),
+        _perturbed(base, 0.01, seed=2),
+    ]
+
+    def score(model: FERSNet) -> float:
+        return -float((_flat(model) - target).norm())
+
+    result = greedy_soup(ingredients, score)
+    assert sorted(result.chosen) == [0, 2]
+    (_, _, second_kept), (last, _, last_kept) = result.trials  # the stranger scores worst alone, so it is tried last
+    assert second_kept and last == 1 and not last_kept
+    assert result.score > max(result.ingredient_scores)
+    expected = (_flat(ingredients[0].model) + _flat(ingredients[2].model)) / 2
+    assert torch.allclose(_flat(result.model), expected, atol=1e-6)
+
+
+def test_different_networks_or_classes_cannot_share_a_soup(make_checkpoint: MakeCheckpoint) -> None:
+    selective = load_checkpoint(make_checkpoint("selective"))
+    hard = load_checkpoint(make_checkpoint("hard", sharing="hard"))
+    with pytest.raises(CheckpointError, match=r"hard.*network differs"):
+        check_compatible([selective, hard])
+    fewer = load_checkpoint(make_checkpoint("six", classes=("angry", "disgust", "fear", "happy", "sad", "surprise")))
+    with pytest.raises(CheckpointError, match="differs"):
+        check_compatible([selective, fewer])
+    with pytest.raises(CheckpointError, match="at least two"):
+        check_compatible([selective])
+
+
+def test_cli_writes_the_soup_with_its_ingredients_and_measurements_on_its_card(
+    fer2013_folder: Path, make_checkpoint: MakeCheckpoint, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = make_checkpoint("base")
+    paths = []
+    for seed in (1, 2, 3):
+        loaded = _perturbed(base, 0.005, seed)
+        paths.append(save_checkpoint(tmp_path / f"ft{seed}", loaded.model, loaded.card))
+    out = tmp_path / "soup"
+    main(["soup", *map(str, paths), "--dataset", "fer2013", "--root", str(fer2013_folder), "--split", "val",
+          "--report", f"fer2013:test:{fer2013_folder}", "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert "fer2013/val" in printed and "fer2013/test" in printed
+
+    card = json.loads((out / "card.json").read_text())
+    soup = card["training"]["soup"]
+    assert [i["checkpoint"] for i in soup["ingredients"]] == [str(p) for p in paths]
+    assert soup["selected_on"].startswith("fer2013:val")
+    assert set(card["metrics"]) == {"fer2013/val", "fer2013/test"}
+    # The weights on disk are the average of exactly the ingredients the card says are in the soup.
+    chosen = [load_checkpoint(p).model for p, i in zip(paths, soup["ingredients"]) if i["in_soup"]]
+    expected = torch.stack([_flat(m) for m in chosen]).mean(0)
+    assert torch.allclose(_flat(load_checkpoint(out).model), expected, atol=1e-6)
+
+
+def test_cli_names_a_bad_report_spec(fer2013_folder: Path, make_checkpoint: MakeCheckpoint, tmp_path: Path,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    a, b = make_checkpoint("a"), make_checkpoint("b", seed=1)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["soup", str(a), str(b), "--dataset", "fer2013", "--root", str(fer2013_folder), "--split", "val",
+              "--method", "uniform", "--report", "fer2013-test", "--out", str(tmp_path / "s")])
+    assert exit_info.value.code == 2
+    assert "expected dataset:split:root" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()
