@@ -300,7 +300,9 @@ def cmd_soup(args: argparse.Namespace) -> None:
             "method": args.method,
             "selected_on": selected_on,
             "ingredients": [{"checkpoint": str(i.path), "name": i.card.get("name"), "sha256": i.sha256,
-                             "accuracy": round(own[k], 5), "in_soup": k in chosen} for k, i in enumerate(ingredients)],
+                             "accuracy": round(own[k], 5), "in_soup": k in chosen,
+                             "command": i.card.get("training", {}).get("command"),
+                             "recipe": i.card.get("training", {}).get("recipe")} for k, i in enumerate(ingredients)],
         },
         "base": first.card.get("training", {}),
     }

@@ -100,8 +100,31 @@ def test_the_lease_script_runs_both_gpu_scripts_on_the_data_it_unpacks() -> None
 def test_the_default_models_card_names_the_shipped_recipe_that_trained_it() -> None:
     """The bundled card's command is a recipe in this repository, and the recipe still says what the card recorded."""
     training = load_checkpoint(None).card["training"]
+    if "soup" in training:
+        _check_soup_ingredients(training["soup"])
+        training = training["base"]  # the model the ingredients were fine-tuned from
     config = re.search(r"--config (\S+\.yaml)", training["command"])
     assert config, training["command"]
     shipped = load_config(ROOT / config.group(1))
     recorded = TrainConfig.model_validate(training["recipe"])
     assert shipped.model_dump(exclude={"progress"}) == recorded.model_dump(exclude={"progress"})
+
+
+def _check_soup_ingredients(soup: dict) -> None:
+    """Every ingredient in a bundled soup was trained by the shipped ingredient recipe, at a seed, teacher weight
+    and learning rate that ``training/soup_default.sh`` trains, so that the script remakes the soup."""
+    script = (ROOT / "training" / "soup_default.sh").read_text()
+    shipped = load_config(CONFIGS / "fer2013_small_soup_ingredient.yaml")
+    # What a run's own settings may change without changing what it learns, and what the script sets per ingredient.
+    free = {"name", "out_dir", "seed", "progress", "figures", "threads", "num_workers"}
+    in_soup = [i for i in soup["ingredients"] if i["in_soup"]]
+    assert len(in_soup) >= 2
+    for ingredient in in_soup:
+        recorded = TrainConfig.model_validate(ingredient["recipe"])
+        assert recorded.model_dump(exclude=free | {"train", "optim"}) == shipped.model_dump(exclude=free | {"train", "optim"})
+        assert recorded.optim.model_dump(exclude={"lr"}) == shipped.optim.model_dump(exclude={"lr"})
+        assert [t.model_dump(exclude={"teacher_weight"}) for t in recorded.train] == \
+            [t.model_dump(exclude={"teacher_weight"}) for t in shipped.train]
+        line = re.search(rf"ingredient {recorded.seed} (\S+) (\S+) {Path(ingredient['checkpoint']).parent.name} ", script)
+        assert line, f"soup_default.sh does not train {ingredient['checkpoint']}"
+        assert float(line.group(1)) == recorded.train[0].teacher_weight and float(line.group(2)) == recorded.optim.lr
