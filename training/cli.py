@@ -265,6 +265,8 @@ def cmd_soup(args: argparse.Namespace) -> None:
     from model_core.evaluate import evaluate_dataset, evaluation_set
     from model_core.train.soup import check_compatible, greedy_soup, uniform_soup
 
+    if "test" in args.split:
+        raise DataError(f"--split {args.split}: a soup is chosen on a validation split; measure test splits with --report")
     reports = [_report_spec(spec) for spec in args.report]  # a typo fails now, not after the soup is made
     device = _device(args.device)
     ingredients = [load_checkpoint(path, device) for path in args.checkpoints]
@@ -277,6 +279,7 @@ def cmd_soup(args: argparse.Namespace) -> None:
         return evaluate_dataset(model, first.classes, val_set, device, args.batch_size).accuracy
 
     selected_on = f"{args.dataset}:{args.split} from {args.root}"
+    trials: list[dict[str, Any]] = []
     if args.method == "greedy":
         result = greedy_soup(ingredients, accuracy)
         model, chosen, own = result.model, result.chosen, result.ingredient_scores
@@ -284,6 +287,7 @@ def cmd_soup(args: argparse.Namespace) -> None:
             print(f"  {100 * own[i]:6.2f} %  {ingredients[i].path}")
         for candidate, score, kept in result.trials:
             print(f"  + {ingredients[candidate].path}: {100 * score:.2f} % ({'kept' if kept else 'left out'})")
+            trials.append({"added": str(ingredients[candidate].path), "accuracy": round(score, 5), "kept": kept})
     else:
         model, chosen, own = uniform_soup(ingredients), list(range(len(ingredients))), [accuracy(i.model) for i in ingredients]
 
@@ -303,6 +307,7 @@ def cmd_soup(args: argparse.Namespace) -> None:
                              "accuracy": round(own[k], 5), "in_soup": k in chosen,
                              "command": i.card.get("training", {}).get("command"),
                              "recipe": i.card.get("training", {}).get("recipe")} for k, i in enumerate(ingredients)],
+            "greedy_trials": trials,
         },
         "base": first.card.get("training", {}),
     }
@@ -437,7 +442,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_teacher_targets)
 
     p = sub.add_parser("soup", help="average fine-tunings of one model into one network, chosen on a validation split")
-    p.add_argument("checkpoints", nargs="+", help="checkpoints fine-tuned from the same model (same network and classes)")
+    p.add_argument("checkpoints", nargs="+",
+                   help="the model the others were fine-tuned from (its training is recorded as the soup's base), "
+                        "then its fine-tunings: same network, input and classes")
     _data_args(p, split_default="val")
     p.add_argument("--method", choices=["greedy", "uniform"], default="greedy",
                    help="greedy: add ingredients best first while validation accuracy does not drop; uniform: average all")

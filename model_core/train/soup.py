@@ -6,8 +6,8 @@ better than any of them, and it costs nothing at inference: it is one network
 with one forward pass, not an ensemble (Wortsman et al., *Model soups*, ICML
 2022; Izmailov et al., *Averaging weights leads to wider optima*, UAI 2018).
 Networks trained from scratch do not share a basin, and their average is
-useless (measured here: the default averaged with a second from-scratch run of
-the same recipe scores 14 % on PublicTest).
+useless (measured here: the 30-epoch model averaged with its distilled twin,
+same seed and data order, scores 13.8 % on PublicTest).
 
 The *greedy* soup keeps an ingredient only if it helps: ingredients are
 sorted by their own validation accuracy, the best starts the soup, and each
@@ -15,7 +15,7 @@ next one is added if the average with it scores at least as well on the
 validation split. Only a validation split may be used, since the soup is
 selected on it::
 
-    fersnet soup runs/fer2013_small_long/best runs/soup/ing_s1_w0.5/last ... \\
+    fersnet soup runs/fer2013_small_long/best runs/soup/ing_s1_w0.5/best ... \\
         --dataset fer2013 --root ../shared/data/fer2013 --split val --out runs/soup/greedy
 
 Batch-norm running statistics are averaged with the weights, as the soups

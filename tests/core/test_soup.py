@@ -101,6 +101,7 @@ def test_cli_writes_the_soup_with_its_ingredients_and_measurements_on_its_card(
     soup = card["training"]["soup"]
     assert [i["checkpoint"] for i in soup["ingredients"]] == [str(p) for p in paths]
     assert soup["selected_on"].startswith("fer2013:val")
+    assert len(soup["greedy_trials"]) == len(paths) - 1  # every ingredient after the best was tried once
     assert set(card["metrics"]) == {"fer2013/val", "fer2013/test"}
     # The weights on disk are the average of exactly the ingredients the card says are in the soup.
     chosen = [load_checkpoint(p).model for p, i in zip(paths, soup["ingredients"]) if i["in_soup"]]
@@ -116,4 +117,14 @@ def test_cli_names_a_bad_report_spec(fer2013_folder: Path, make_checkpoint: Make
               "--method", "uniform", "--report", "fer2013-test", "--out", str(tmp_path / "s")])
     assert exit_info.value.code == 2
     assert "expected dataset:split:root" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()
+
+
+def test_cli_refuses_to_choose_a_soup_on_a_test_split(fer2013_folder: Path, make_checkpoint: MakeCheckpoint, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    a, b = make_checkpoint("a"), make_checkpoint("b", seed=1)
+    with pytest.raises(SystemExit):
+        main(["soup", str(a), str(b), "--dataset", "fer2013", "--root", str(fer2013_folder), "--split", "test",
+              "--out", str(tmp_path / "s")])
+    assert "chosen on a validation split" in capsys.readouterr().err
     assert not (tmp_path / "s").exists()
