@@ -11,7 +11,7 @@
 # An ingredient that finished before is reused, so an interrupted run picks up where it stopped.
 set -euo pipefail
 SOUP=${SOUP:-runs/soup}
-DATA=${DATA:-../shared/data}
+DATA=../shared/data  # where the ingredient recipe reads its data too
 RECIPE=training/configs/fer2013_small_soup_ingredient.yaml
 mkdir -p "$SOUP"
 
