@@ -290,13 +290,14 @@ def cmd_soup(args: argparse.Namespace) -> None:
     else:
         model, chosen, own = uniform_soup(ingredients), list(range(len(ingredients))), [accuracy(i.model) for i in ingredients]
 
-    metrics = {}
-    for dataset, split, root in [(args.dataset, args.split, args.root), *reports]:
+    measured = {f"{args.dataset}/{args.split}": evaluate_dataset(model, first.classes, val_set, device, args.batch_size)}
+    for dataset, split, root in reports:
         records = load_records(dataset, root, split, label_mode=args.label_mode, skip_bad=args.skip_bad)
-        m = evaluate_dataset(model, first.classes, evaluation_set(records, first.preprocess, first.classes, args.skip_bad),
-                             device, args.batch_size)
-        metrics[f"{dataset}/{split}"] = m.summary()
-        print(f"soup of {len(chosen)} on {dataset}/{split}: accuracy {100 * m.accuracy:.2f} %, macro-F1 {100 * m.macro_f1:.2f} %")
+        faces = evaluation_set(records, first.preprocess, first.classes, args.skip_bad)
+        measured[f"{dataset}/{split}"] = evaluate_dataset(model, first.classes, faces, device, args.batch_size)
+    for key, m in measured.items():
+        print(f"soup of {len(chosen)} on {key}: accuracy {100 * m.accuracy:.2f} %, macro-F1 {100 * m.macro_f1:.2f} %")
+    metrics = {key: m.summary() for key, m in measured.items()}
     training = {
         "command": "fersnet " + shlex.join(args.argv),
         "soup": {
