@@ -60,7 +60,7 @@ def measure(args: argparse.Namespace) -> tuple[list[str], dict[str, dict[str, fl
         judge.model.eval()
 
     def load(batch: list[Record]) -> torch.Tensor:
-        return torch.stack([preprocess.to_tensor(decode(r, preprocess)) for r in batch]).to(args.device)
+        return torch.stack([preprocess.to_tensor(decode(r, preprocess)[0]) for r in batch]).to(args.device)
 
     sums: dict[str, dict[str, float]] = {t: {"hit": 0.0, "input_hit": 0.0, "cycle": 0.0, "changed": 0.0, "n": 0.0} for t in classes}
     for start in range(0, len(faces), args.batch_size):

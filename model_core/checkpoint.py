@@ -71,6 +71,11 @@ class LoadedModel:
     def sha256(self) -> str:
         return str(self.card["weights"]["sha256"])
 
+    @property
+    def temperature(self) -> float:
+        """The logits' divisor that makes the softmax calibrated (``fersnet calibrate``); 1 where none was fitted."""
+        return float(self.card.get("calibration", {}).get("temperature", 1.0))
+
 
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
@@ -138,8 +143,13 @@ def save_checkpoint(folder: str | Path, model: FERSNet, card: dict[str, Any], ha
         "dtype": str(dtype).removeprefix("torch."),
     }
     card.setdefault("created", dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
-    _atomic_write_text(folder / CARD_FILE, json.dumps(card, indent=2) + "\n")
+    write_card(folder, card)
     return folder
+
+
+def write_card(folder: str | Path, card: dict[str, Any]) -> None:
+    """Replace a checkpoint's card (its weights untouched, so their hash still holds), atomically."""
+    _atomic_write_text(Path(folder) / CARD_FILE, json.dumps(card, indent=2) + "\n")
 
 
 def resolve_checkpoint(path: str | Path | None) -> Path:

@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader
 
 from .checkpoint import LoadedModel
 from .data import FaceDataset, Records
+from .data.dataset import FaceFinder
 from .fersnet import FERSNet
 from .preprocess import Preprocess
 
@@ -37,6 +38,8 @@ class Metrics:
     classes: list[str]
     n: int
     unsupported: int = 0
+    #: Images in which face detection (``--detect``) found no face and which were classified whole; None without detection.
+    faceless: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -50,11 +53,16 @@ class Metrics:
             "images": self.n,
         }
 
+    def _detection_line(self) -> str:
+        decoded = self.n - self.unsupported
+        return f"face detection: a face found in {decoded - (self.faceless or 0)} of {decoded} images; the others classified whole"
+
     def table(self) -> str:
         """A plain-text report for the terminal."""
         width = max(len(c) for c in self.classes) + 2
         lines = [
             f"images: {self.n}" + (f"  (of which {self.unsupported} with a class the model lacks)" if self.unsupported else ""),
+            *([] if self.faceless is None else [self._detection_line()]),
             f"accuracy: {100 * self.accuracy:.2f} %   macro-F1: {100 * self.macro_f1:.2f} %",
             "",
             f"{'class':<{width}}{'recall':>8}{'F1':>8}",
@@ -123,15 +131,20 @@ def _predict_onto_dataset_classes(
 
 
 def evaluation_set(
-    records: Records, preprocess: Preprocess, model_classes: Sequence[str], skip_bad: bool = False
+    records: Records,
+    preprocess: Preprocess,
+    model_classes: Sequence[str],
+    skip_bad: bool = False,
+    find_face: FaceFinder | None = None,
 ) -> FaceDataset:
     """The faces of ``records`` that a model of ``model_classes`` is scored on, decoded once.
 
     Kept apart from :func:`evaluate_dataset` so that a trainer, which validates after every
-    epoch, decodes its validation split once rather than every epoch.
+    epoch, decodes its validation split once rather than every epoch. ``find_face``
+    (:class:`~model_core.faces.LargestFace`) measures photos as the service sees them.
     """
     shared = [c for c in records.classes if c in model_classes]
-    return FaceDataset(records, preprocess, classes=shared, skip_bad=skip_bad, drop_unknown_labels=True)
+    return FaceDataset(records, preprocess, classes=shared, skip_bad=skip_bad, drop_unknown_labels=True, find_face=find_face)
 
 
 def evaluate_dataset(
@@ -141,7 +154,9 @@ def evaluate_dataset(
     unsupported = sum(1 for _, why in dataset.skipped if "not in model classes" in why)
     # Labels come back on the dataset's classes, so that unsupported classes keep their row in the report.
     true, pred = _predict_onto_dataset_classes(model, model_classes, dataset, device, batch_size)
-    return compute_metrics(true, pred, dataset.dataset_classes, unsupported)
+    metrics = compute_metrics(true, pred, dataset.dataset_classes, unsupported)
+    metrics.faceless = None if dataset.faceless is None else len(dataset.faceless)
+    return metrics
 
 
 def evaluate_records(
@@ -152,9 +167,10 @@ def evaluate_records(
     device: torch.device | str = "cpu",
     batch_size: int = 256,
     skip_bad: bool = False,
+    find_face: FaceFinder | None = None,
 ) -> Metrics:
     """Evaluate on a dataset split, scoring over the dataset's own classes (see module docstring)."""
-    dataset = evaluation_set(records, preprocess, model_classes, skip_bad)
+    dataset = evaluation_set(records, preprocess, model_classes, skip_bad, find_face)
     return evaluate_dataset(model, model_classes, dataset, device, batch_size)
 
 
@@ -162,7 +178,12 @@ def evaluate_records(
 
 
 def correct_per_image(
-    loaded: LoadedModel, records: Records, device: torch.device | str = "cpu", batch_size: int = 256, skip_bad: bool = False
+    loaded: LoadedModel,
+    records: Records,
+    device: torch.device | str = "cpu",
+    batch_size: int = 256,
+    skip_bad: bool = False,
+    find_face: FaceFinder | None = None,
 ) -> np.ndarray:
     """Whether the model gets each usable image of ``records`` right, in record order.
 
@@ -171,7 +192,7 @@ def correct_per_image(
     accuracy; kept per image because two models are compared on the *same*
     faces, and the pairing is what makes a small difference measurable.
     """
-    dataset = FaceDataset(records, loaded.preprocess, classes=records.classes, skip_bad=skip_bad)
+    dataset = FaceDataset(records, loaded.preprocess, classes=records.classes, skip_bad=skip_bad, find_face=find_face)
     true, pred = _predict_onto_dataset_classes(loaded.model, loaded.classes, dataset, device, batch_size)
     return true == pred
 

@@ -37,12 +37,14 @@ ALIASES: dict[str, str] = {
     "anger": "angry",
     "disgusted": "disgust",
     "fearful": "fear",
+    "afraid": "fear",
     "scared": "fear",
     "happiness": "happy",
     "joy": "happy",
     "sadness": "sad",
     "surprised": "surprise",
     "calm": "neutral",
+    "contemptuous": "contempt",
 }
 
 

@@ -3,7 +3,8 @@
 A route that declares ``engine: ReadyEngine`` only runs once the model is
 warmed up (503 before); ``deadline: RequestDeadline`` starts the request's
 timeout clock; routers that include :func:`require_api_key` answer 401 when a
-key is configured and the request lacks it.
+key is configured and the request lacks it; :func:`reject_unknown_parameters`
+answers 422 for a parameter the route does not read.
 
 Every dependency is ``async def`` although none awaits anything: FastAPI runs
 plain ``def`` dependencies in a worker thread, one hop per dependency per
@@ -20,7 +21,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from .batching import Deadline
 from .engine import Engine
-from .errors import Unauthorized, UnsupportedMediaType
+from .errors import InvalidParameter, Unauthorized, UnsupportedMediaType
 from .runtime import Runtime
 from .settings import Settings
 
@@ -75,3 +76,27 @@ async def require_multipart(request: Request) -> None:
     if not content_type.lower().startswith("multipart/form-data"):
         shown = content_type.split(";")[0] or "no content type"
         raise UnsupportedMediaType(f"send the image(s) as multipart/form-data, not {shown}")
+
+
+async def reject_unknown_parameters(request: Request) -> None:
+    """422 naming any query parameter or form field the route does not read.
+
+    Without it a misspelt option (``detct=false``), or one a route does not
+    have, is ignored in silence and the client gets an answer to a question
+    it did not ask. The known names are read off the route's own signature,
+    so they cannot drift from it. Runs after FastAPI has parsed the form,
+    which Starlette caches: the upload is not read twice.
+    """
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return
+    known = {f.alias for f in dependant.query_params} | {f.alias for f in dependant.body_params}
+    sent = [("query parameter", k) for k in request.query_params] + [("form field", k) for k in (await request.form())]
+    unknown = sorted({(kind, name) for kind, name in sent if name not in known})
+    if unknown:
+        kind, name = unknown[0]
+        raise InvalidParameter(
+            f"unknown {kind} {name!r}; {request.url.path} reads {', '.join(sorted(known))}",
+            details=[{"loc": ["query" if k == "query parameter" else "body", n], "msg": "unknown parameter", "type": "unknown_parameter"} for k, n in unknown],
+        )

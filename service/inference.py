@@ -24,11 +24,12 @@ from fastapi.responses import JSONResponse, Response
 from PIL import Image
 from torch import Tensor
 
+from model_core.faces import Face, FaceDetector, crop_faces, whole_image
+
 from .batching import BatchedAPI, Decoded
 from .encoding import base64_png, labelled_grid, png_bytes
 from .engine import Engine
 from .errors import InvalidParameter, NoFaceFound
-from .faces import Face, FaceDetector, crop_faces, whole_image
 from .images import Photo, Upload, decode_image
 from .metrics import Metrics
 from .schemas import (

@@ -21,10 +21,11 @@ from typing import Literal
 
 import anyio
 
+from model_core.faces import FaceDetector
+
 from .batching import Batcher
 from .engine import Engine
 from .errors import NotReady, ShuttingDown
-from .faces import FaceDetector
 from .inference import ClassifyAPI, SynthesizeAPI
 from .metrics import Metrics
 from .settings import Settings

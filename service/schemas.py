@@ -41,7 +41,11 @@ class FaceExpression(BaseModel):
         description="YuNet's confidence that this is a face (0..1); null when detection was skipped.", examples=[0.91]
     )
     expression: str = Field(description="The most probable expression.", examples=["happy"])
-    confidence: float = Field(description="Probability of that expression.", examples=[0.2127])
+    confidence: float = Field(
+        description="Probability of that expression, calibrated on the model's validation split where its card has a "
+        "temperature (see /v1/models `calibration`).",
+        examples=[0.2127],
+    )
     probabilities: dict[str, float] = Field(
         description="Probability of every expression the model knows, in the model's class order; they sum to 1.",
         examples=[_PROBABILITIES_EXAMPLE],
@@ -196,6 +200,11 @@ class ModelInfo(BaseModel):
     sha256: str = Field(description="SHA-256 of the checkpoint's weights file.")
     parameters: int | None = None
     metrics: dict[str, Any] = Field(description="Test metrics recorded in the card when the model was evaluated.")
+    calibration: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The temperature that calibrates the probabilities (empty: none fitted), where it was fitted, and "
+        "the calibration measured before and after (NLL, expected calibration error, mean confidence).",
+    )
     training: dict[str, Any] = Field(description="How the model was trained, as recorded in the card.")
     created: str | None = None
     config: dict[str, Any] = Field(description="The network's configuration (FERSNetConfig).")

@@ -35,7 +35,9 @@ from model_core.fersnet import SHARING_MODES, FERSNet
 
 if TYPE_CHECKING:  # the evaluation module is imported by the commands that need it
     from model_core.checkpoint import LoadedModel
+    from model_core.data import Records
     from model_core.evaluate import PairedComparison, SeededComparison
+    from model_core.faces import LargestFace
 
 EXIT_USAGE = 2
 CHECKPOINT_HELP = "a checkpoint folder, or a bundled one by name: " + ", ".join(bundled_checkpoints())
@@ -121,7 +123,10 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     device = _device(args.device)
     loaded = load_checkpoint(args.checkpoint, device)
     records = load_records(args.dataset, args.root, args.split, label_mode=args.label_mode, folds=args.folds, skip_bad=args.skip_bad)
-    metrics = evaluate_records(loaded.model, loaded.classes, loaded.preprocess, records, device, args.batch_size, args.skip_bad)
+    if not args.detect:
+        _hint_if_photos(records, loaded.preprocess.img_size)
+    metrics = evaluate_records(loaded.model, loaded.classes, loaded.preprocess, records, device, args.batch_size, args.skip_bad,
+                               _face_finder(args, loaded))
     if args.figure:
         plot_confusion(metrics, Path(args.figure), title=f"{args.dataset}/{args.split}: accuracy {100 * metrics.accuracy:.2f} %")
     if args.json:
@@ -132,6 +137,39 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         print(metrics.table())
 
 
+def _face_finder(args: argparse.Namespace, loaded: LoadedModel) -> LargestFace | None:
+    """With ``--detect``: each image's largest face, framed for this model as the service frames it."""
+    if not args.detect:
+        return None
+    from model_core.faces import FaceDetector, LargestFace
+
+    return LargestFace(loaded.preprocess, FaceDetector())
+
+
+def _hint_if_photos(records: Records, img_size: int, sample: int = 20) -> None:
+    """Say so when a split's images look like photos rather than face crops, which only ``--detect`` measures fairly.
+
+    Reads the headers of a few images (no pixels). A face crop is classified
+    whole; a photo classified whole is mostly background, and its score says
+    little about the model.
+    """
+    from PIL import Image
+
+    sides = []
+    for record in records.records[:: max(1, len(records.records) // sample)][:sample]:
+        if record.pixels is not None:
+            return
+        try:
+            with Image.open(record.source) as f:
+                sides.append(max(f.size))
+        except OSError:
+            continue  # reported by the evaluation itself, with the file's name
+    if sides and sorted(sides)[len(sides) // 2] >= 4 * img_size:
+        print(f"note: these images are about {sorted(sides)[len(sides) // 2]} pixels across, the model's input {img_size}; "
+              "if they are photos rather than face crops, add --detect to find and frame each face as the service does",
+              file=sys.stderr)
+
+
 def cmd_compare(args: argparse.Namespace) -> None:
     """Two checkpoints (or two recipes, several seeds each) on the same split: is the difference more than the noise?"""
     from model_core.evaluate import correct_per_image, paired_comparison, seeded_comparison
@@ -139,7 +177,7 @@ def cmd_compare(args: argparse.Namespace) -> None:
     device = _device(args.device)
     records = load_records(args.dataset, args.root, args.split, label_mode=args.label_mode, folds=args.folds, skip_bad=args.skip_bad)
     sides = [[load_checkpoint(name, device) for name in names] for names in (args.checkpoint, args.against)]
-    correct = [[correct_per_image(m, records, device, args.batch_size, args.skip_bad) for m in side] for side in sides]
+    correct = [[correct_per_image(m, records, device, args.batch_size, args.skip_bad, _face_finder(args, m)) for m in side] for side in sides]
     if len(sides[0]) == len(sides[1]) == 1:
         _print_pair(args, [side[0] for side in sides], paired_comparison(correct[0][0], correct[1][0], args.resamples, args.seed))
     else:
@@ -198,7 +236,7 @@ def _targets(spec: str, classes: Sequence[str]) -> list[str]:
 
 
 def cmd_synthesize(args: argparse.Namespace) -> None:
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     from model_core.evaluate import synthesis_grid
 
@@ -206,13 +244,20 @@ def cmd_synthesize(args: argparse.Namespace) -> None:
     if not loaded.model.has_synthesis:
         raise CheckpointError(f"{loaded.path}: this model has no synthesis branch (sharing='none')")
     targets = _targets(args.target, loaded.classes)
+    find_face = _face_finder(args, loaded)
     faces, names = [], []
     for path in args.inputs:
         try:
-            with Image.open(path) as image:
-                faces.append(loaded.preprocess(image))
+            with Image.open(path) as f:
+                image = ImageOps.exif_transpose(f)
         except (FileNotFoundError, UnidentifiedImageError, OSError) as e:
             raise DataError(f"{path}: cannot read image ({e})") from None
+        if find_face is not None:
+            crop = find_face(image)
+            if crop is None:
+                raise DataError(f"{path}: no face found; leave out --detect if the image already is a face crop")
+            image = crop
+        faces.append(loaded.preprocess(image))
         names.append(Path(path).stem)
     images = torch.stack(faces).to(_device(args.device))
     out = Path(args.out)
@@ -315,6 +360,52 @@ def cmd_soup(args: argparse.Namespace) -> None:
                       training=training, metrics=metrics)
     save_checkpoint(args.out, model, card)
     print(f"wrote {args.out}: the average of {len(chosen)} of {len(ingredients)} checkpoints")
+    _calibrate(load_checkpoint(args.out, device), args, [(args.dataset, args.split, args.root), *reports], device)
+
+
+# --------------------------------------------------------------------------- calibrate
+
+
+def cmd_calibrate(args: argparse.Namespace) -> None:
+    """Fit the temperature that calibrates a checkpoint's probabilities on a validation split; write it on its card."""
+    from model_core.calibration import reliability_diagram
+
+    if "test" in args.split:
+        raise DataError(f"--split {args.split}: a temperature is fitted on a validation split; measure test splits with --report")
+    reports = [_report_spec(spec) for spec in args.report]
+    device = _device(args.device)
+    loaded = load_checkpoint(args.checkpoint, device)
+    splits = _calibrate(loaded, args, [(args.dataset, args.split, args.root), *reports], device)
+    calibration = loaded.card["calibration"]
+    print(f"{'split':<18}{'images':>8}{'accuracy':>10}{'NLL':>16}{'ECE':>18}{'mean confidence':>22}")
+    for key, m in calibration["measured"].items():
+        b, a = m["before"], m["after"]
+        print(f"{key:<18}{a['images']:>8}{100 * a['accuracy']:>9.2f}%{b['nll']:>8.3f} -> {a['nll']:.3f}"
+              f"{100 * b['ece']:>8.2f} -> {100 * a['ece']:5.2f}%{100 * b['mean_confidence']:>10.1f} -> {100 * a['mean_confidence']:.1f}%")
+    print(f"wrote the temperature on {loaded.path / 'card.json'} (the weights are unchanged)")
+    if args.figure:
+        reliability_diagram(splits, calibration["temperature"], Path(args.figure))
+        print(f"wrote {args.figure}")
+
+
+def _calibrate(loaded: LoadedModel, args: argparse.Namespace, splits: list[tuple[str, str, str]],
+               device: torch.device) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Fit ``loaded``'s temperature on the first of ``splits`` (dataset, split, root), measure it on all, and write
+    it on the checkpoint's card; returns each split's logits and labels."""
+    from model_core.calibration import calibrate, split_logits
+    from model_core.checkpoint import write_card
+
+    logits = {}
+    for dataset, split, root in splits:
+        records = load_records(dataset, root, split, label_mode=args.label_mode, skip_bad=args.skip_bad)
+        logits[f"{dataset}/{split}"] = split_logits(loaded, records, device, args.batch_size, args.skip_bad)
+    dataset, split, root = splits[0]
+    loaded.card["calibration"] = calibrate(logits, f"{dataset}/{split}", f"{dataset}:{split} from {root}",
+                                           "fersnet " + shlex.join(args.argv))
+    write_card(loaded.path, loaded.card)
+    print(f"{loaded.card.get('name')} ({loaded.sha256[:12]}): temperature {loaded.card['calibration']['temperature']:g}, "
+          f"fitted on {dataset}/{split}")
+    return logits
 
 
 def _report_spec(spec: str) -> tuple[str, str, str]:
@@ -342,7 +433,7 @@ def cmd_export(args: argparse.Namespace) -> None:
     cfg = loaded.model.config
     example = torch.zeros(2, cfg.in_chans, cfg.img_size, cfg.img_size)
     batch = torch.export.Dim("batch", min=1, max=1024)
-    program = torch.export.export(_Classifier(loaded.model).eval(), (example,), dynamic_shapes=({0: batch},))
+    program = torch.export.export(_Classifier(loaded.model, loaded.temperature).eval(), (example,), dynamic_shapes=({0: batch},))
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.export.save(program, str(out))
     print(f"wrote {out}: torch.export program (load with torch.export.load), input (N, {cfg.in_chans}, {cfg.img_size}, "
@@ -351,14 +442,15 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 
 class _Classifier(torch.nn.Module):
-    """The recognition path alone, returning probabilities: what an exported classifier needs."""
+    """The recognition path alone, returning calibrated probabilities: what an exported classifier needs."""
 
-    def __init__(self, model: FERSNet) -> None:
+    def __init__(self, model: FERSNet, temperature: float = 1.0) -> None:
         super().__init__()
         self.model = model
+        self.temperature = temperature
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.model.classify(images).softmax(1)
+        return (self.model.classify(images) / self.temperature).softmax(1)
 
 
 # --------------------------------------------------------------------------- parser
@@ -394,6 +486,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="measure a checkpoint on a dataset split")
     p.add_argument("--checkpoint", default="default", help=CHECKPOINT_HELP)
     _data_args(p)
+    p.add_argument("--detect", action="store_true",
+                   help="find the largest face in each image (YuNet) and frame it as the service does, for photos "
+                        "rather than face crops; images without a face are classified whole and counted")
     p.add_argument("--json", action="store_true", help="print one JSON object (keys include accuracy and macro_f1)")
     p.add_argument("--figure", help="also save the confusion matrix as this PNG")
     p.add_argument("--batch-size", type=int, default=256)
@@ -408,17 +503,22 @@ def build_parser() -> argparse.ArgumentParser:
     _data_args(p)
     p.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples (of the images, and the seeds)")
     p.add_argument("--seed", type=int, default=0, help="seed of the resampling, so the interval is reproducible")
+    p.add_argument("--detect", action="store_true",
+                   help="find the largest face in each image (YuNet) and frame it as the service does, for photos "
+                        "rather than face crops; images without a face are classified whole and counted")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("synthesize", help="redraw face crops with target expressions")
-    p.add_argument("inputs", nargs="+", help="face images (crops, any size; converted as the model was trained)")
+    p.add_argument("inputs", nargs="+", help="face images (crops, any size; converted as the model was trained), or photos with --detect")
     p.add_argument("--checkpoint", default="default", help=CHECKPOINT_HELP)
     p.add_argument("--target", default="all", help="comma-separated expressions, or all")
     p.add_argument("--out", required=True, help="output folder (or PNG file with --grid)")
     p.add_argument("--grid", action="store_true", help="one PNG: inputs down, target expressions across")
+    p.add_argument("--detect", action="store_true",
+                   help="find the largest face in each input (YuNet) and frame it as the service does, for photos rather than crops")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.set_defaults(func=cmd_synthesize)
 
@@ -455,6 +555,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.set_defaults(func=cmd_soup)
+
+    p = sub.add_parser("calibrate", help="fit the temperature that makes a checkpoint's probabilities calibrated, on a validation split")
+    p.add_argument("checkpoint", help=CHECKPOINT_HELP + "; its card.json is rewritten with the temperature")
+    _data_args(p, split_default="val")
+    p.add_argument("--report", action="append", default=[], metavar="DATASET:SPLIT:ROOT",
+                   help="also measure calibration here, before and after, and write it on the card (never used to fit)")
+    p.add_argument("--figure", help="also save a reliability diagram of every split as this PNG")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser("export", help="re-save a checkpoint (float16 safetensors) or export the classifier with torch.export")
     p.add_argument("--checkpoint", default="default", help=CHECKPOINT_HELP)

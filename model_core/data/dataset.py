@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 from torch.utils.data import Dataset
 
@@ -23,20 +23,30 @@ from ..preprocess import Preprocess
 from .records import DataError, Record, Records
 
 
-def decode(record: Record, preprocess: Preprocess) -> np.ndarray:
-    """One record's image, prepared for the model, as an HxW or HxWxC uint8 array."""
+#: Finds the face in a decoded image and returns its crop, or None when there is none
+#: (:class:`model_core.faces.LargestFace`).
+FaceFinder = Callable[[Image.Image], Image.Image | None]
+
+
+def decode(record: Record, preprocess: Preprocess, find_face: FaceFinder | None = None) -> tuple[np.ndarray, bool]:
+    """One record's image, prepared for the model, as an HxW or HxWxC uint8 array.
+
+    With ``find_face`` the image is first replaced by its face crop; the flag
+    says whether a face was found (an image without one is prepared whole).
+    """
     try:
         if record.pixels is not None:
             image = Image.fromarray(record.pixels)
         else:
             with Image.open(record.source) as f:
-                f.load()
-                image = f.copy()
+                # Upright as a viewer shows it (a phone photo's EXIF orientation), as the service decodes uploads.
+                image = ImageOps.exif_transpose(f)
     except FileNotFoundError:
         raise DataError(f"{record.source}: file missing") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
         raise DataError(f"{record.source}: cannot decode image ({e})") from None
-    return np.asarray(preprocess.prepare(image))
+    face = find_face(image) if find_face is not None else None
+    return np.asarray(preprocess.prepare(face if face is not None else image)), face is not None
 
 
 class FaceDataset(Dataset[tuple[Tensor, int, Tensor]]):
@@ -54,15 +64,21 @@ class FaceDataset(Dataset[tuple[Tensor, int, Tensor]]):
         drop_unknown_labels: bool = False,
         teacher: Mapping[str, np.ndarray] | None = None,
         teacher_weight: float = 0.0,
+        find_face: FaceFinder | None = None,
     ) -> None:
         """``teacher`` maps a record's source to a teacher's probabilities over ``classes``
         (see :mod:`model_core.train.teacher`); each target becomes
-        ``(1 - teacher_weight) * label + teacher_weight * teacher``."""
+        ``(1 - teacher_weight) * label + teacher_weight * teacher``.
+
+        ``find_face`` (photos rather than crops) replaces each image by its face crop
+        before it is prepared; the sources where it found none, prepared whole, are
+        listed in ``faceless`` (None without ``find_face``)."""
         self.preprocess = preprocess
         self.augment = augment
         self.classes = tuple(classes or records.classes)
         self.dataset_classes = records.classes
         self.skipped = list(records.skipped)
+        self.faceless: list[str] | None = [] if find_face is not None else None
         mapping = index_map(records.classes, self.classes)
 
         kept: list[Record] = []
@@ -89,11 +105,14 @@ class FaceDataset(Dataset[tuple[Tensor, int, Tensor]]):
             if teacher is not None:
                 target = (1 - teacher_weight) * target + teacher_weight * teacher[record.source]
             try:
-                images.append(decode(record, preprocess))
+                image, face_found = decode(record, preprocess, find_face)
             except DataError as e:
                 records.skip_or_raise(record.source, str(e).split(": ", 1)[-1], skip_bad)
                 self.skipped.append(records.skipped[-1])
                 continue
+            if self.faceless is not None and not face_found:
+                self.faceless.append(record.source)
+            images.append(image)
             kept.append(record)
             labels.append(mapping[record.label])
             targets.append(target)

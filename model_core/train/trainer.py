@@ -12,9 +12,10 @@ After every epoch it measures the validation split, logs one JSON line to
 ``metrics.jsonl``, saves the full training state to ``last/`` (for
 ``--resume``) and, when the validation metric improves, the servable model to
 ``best/``. Only the validation split is ever used to select. At the end it
-measures the ``report`` splits (test sets) once, on the selected model, and
-draws the figures beside the checkpoint: training curves, the confusion
-matrix and a synthesis grid.
+measures the ``report`` splits (test sets) once, on the selected model, fits
+the temperature that calibrates its probabilities on the validation split
+(:mod:`model_core.calibration`), and draws the figures beside the checkpoint:
+training curves, the confusion matrix and a synthesis grid.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import ConcatDataset, DataLoader, DistributedSampler
 from tqdm import tqdm
 
-from ..checkpoint import build_card, load_checkpoint, load_state, save_checkpoint, save_state
+from ..calibration import calibrate, split_logits
+from ..checkpoint import LoadedModel, build_card, load_checkpoint, load_state, save_checkpoint, save_state
 from ..data import FaceDataset, load_records, train_augmentation
 from ..discriminator import discriminator_for
 from ..evaluate import Metrics, evaluate_dataset, evaluate_records, evaluation_set, plot_confusion, plot_curves, synthesis_grid
@@ -433,7 +435,7 @@ class Trainer:
             self.epochs = int(epochs)
 
     def finish(self, best: Path) -> None:
-        """Measure the selected model on the report splits and draw the figures beside it."""
+        """Measure the selected model on the report splits, calibrate it, and draw the figures beside it."""
         loaded = load_checkpoint(best, self.device)
         card = loaded.card
         card["training"]["epochs"] = self.epochs  # a time budget may have cut the run after this card was written
@@ -451,12 +453,26 @@ class Trainer:
                 plot_confusion(metrics, figures / f"confusion_{spec.dataset}_{spec.split.replace('/', '-')}.png", title=f"{key}: "
                                f"accuracy {100 * metrics.accuracy:.2f} %, macro-F1 {100 * metrics.macro_f1:.2f} %")
             self._log(f"{key}: accuracy {100 * metrics.accuracy:.2f} %, macro-F1 {100 * metrics.macro_f1:.2f} %")
+        if self.config.val is not None:
+            card["calibration"] = self._calibration(loaded)
         if draw and loaded.model.has_synthesis and self.config.val is not None:
             images, labels = grid_faces(self.config.val, self.preprocess, self.classes)
             synthesis_grid(loaded.model, images, self.classes, self.preprocess, figures / "synthesis_grid.png", labels)
         card["figures"] = sorted(str(p.relative_to(self.run_dir)) for p in figures.glob("*.png"))
         save_checkpoint(best, loaded.model, card)
         self._log(f"selected checkpoint: {best}")
+
+    def _calibration(self, loaded: LoadedModel) -> dict[str, Any]:
+        """The temperature that calibrates the selected model, fitted on the validation split (see model_core.calibration)."""
+        val = self.config.val
+        assert val is not None
+        splits = {}
+        for spec in [val, *self.config.report]:
+            records = load_records(spec.dataset, spec.root, spec.split, **spec.options())
+            splits[f"{spec.dataset}/{spec.split}"] = split_logits(loaded, records, self.device, skip_bad=spec.skip_bad)
+        calibration = calibrate(splits, f"{val.dataset}/{val.split}", f"{val.dataset}:{val.split} from {val.root}", self.command)
+        self._log(f"calibration: temperature {calibration['temperature']:g} (fitted on {val.dataset}/{val.split})")
+        return calibration
 
 
 def grid_faces(spec: DataSpec, preprocess: Preprocess, classes: tuple[str, ...], per_class: int = 1) -> tuple[torch.Tensor, list[str]]:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Query, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 
-from ..deps import ReadyEngine, RequestDeadline, RuntimeDep, SettingsDep, require_api_key, require_multipart
+from ..deps import ReadyEngine, RequestDeadline, RuntimeDep, SettingsDep, reject_unknown_parameters, require_api_key, require_multipart
 from ..errors import PayloadTooLarge
 from ..images import Upload
 from ..inference import ClassifyRequest
 from ..schemas import ClassifyResponse, error_responses
+from .options import query_or_form
 
 router = APIRouter(prefix="/v1", tags=["inference"], dependencies=[Depends(require_api_key)])
 
@@ -25,8 +26,10 @@ Each image in the answer lists its faces, largest first, each with its box
 expression and the probability of every expression (they sum to 1). A photo
 without a face has an empty `faces` list.
 
-With `detect=false` each image is taken as an already cropped face (such as
-a FER2013 image) and classified whole.
+With `detect=false` (a query parameter, or a form field beside the images)
+each image is taken as an already cropped face (such as a FER2013 image) and
+classified whole. A parameter or form field the route does not know is
+refused (422) rather than ignored.
 
 ```
 curl -F images=@photo.jpg http://localhost:8000/v1/classify
@@ -40,7 +43,7 @@ curl -F images=@photo.jpg http://localhost:8000/v1/classify
     summary="Recognise the expression of every face in one or more photos",
     description=DESCRIPTION,
     responses=error_responses(400, 401, 413, 415, 422, 429, 503, 504),
-    dependencies=[Depends(require_multipart)],
+    dependencies=[Depends(require_multipart), Depends(reject_unknown_parameters)],
 )
 async def classify(
     runtime: RuntimeDep,
@@ -48,10 +51,13 @@ async def classify(
     settings: SettingsDep,
     deadline: RequestDeadline,
     images: Annotated[list[UploadFile], File(description="One or more photos (JPEG, PNG or WebP), each in a part named `images`.")],
-    detect: Annotated[bool, Query(description="Find faces in each image (default). `false`: each image already is one face crop.")] = True,
+    detect: Annotated[
+        bool | None, Query(description="Find faces in each image (default: true). `false`: each image already is one face crop.")
+    ] = None,
+    form_detect: Annotated[bool | None, Form(alias="detect", description="The same as the `detect` query parameter.")] = None,
 ) -> ClassifyResponse:
     if len(images) > settings.max_images_per_request:
         raise PayloadTooLarge(f"{len(images)} images in one request; the limit is {settings.max_images_per_request}")
     uploads = [Upload(await f.read(), f.filename, f.content_type, i) for i, f in enumerate(images)]
     assert runtime.classifier is not None  # ReadyEngine guarantees a started runtime
-    return await runtime.classifier.handle(ClassifyRequest(uploads, detect), deadline)
+    return await runtime.classifier.handle(ClassifyRequest(uploads, query_or_form("detect", detect, form_detect, True)), deadline)

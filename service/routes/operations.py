@@ -79,6 +79,7 @@ async def models(runtime: RuntimeDep) -> ModelInfo:
         sha256=engine.loaded.sha256,
         parameters=card.get("parameters"),
         metrics=card.get("metrics") or {},
+        calibration=card.get("calibration") or {},
         training=card.get("training") or {},
         created=card.get("created"),
         config=card.get("config") or {},

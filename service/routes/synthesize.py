@@ -9,18 +9,20 @@ from fastapi.responses import Response
 
 from model_core import canonical
 
-from ..deps import ReadyEngine, RequestDeadline, RuntimeDep, require_api_key, require_multipart
+from ..deps import ReadyEngine, RequestDeadline, RuntimeDep, reject_unknown_parameters, require_api_key, require_multipart
 from ..errors import InvalidParameter, SynthesisUnavailable
 from ..images import Upload
 from ..inference import OutputFormat, SynthesizeRequest
 from ..schemas import SynthesizeResponse, error_responses
+from .options import query_or_form
 
 router = APIRouter(prefix="/v1", tags=["inference"], dependencies=[Depends(require_api_key)])
 
 DESCRIPTION = """
 Upload one image as a `multipart/form-data` part named `image` and name the
-target expressions in `targets` (comma-separated or repeated, or `all`),
-as a query parameter or as a form field beside the image.
+target expressions in `targets` (comma-separated or repeated, or `all`).
+Every parameter may be sent as a query parameter or as a form field beside
+the image; one the route does not know is refused (422) rather than ignored.
 The service finds the faces, takes the largest (or the one `face` names),
 and redraws it with each target expression at the model's input size.
 
@@ -85,7 +87,7 @@ def choose_format(requested: str, targets: list[str]) -> OutputFormat:
     summary="Redraw a face with one or more target expressions",
     description=DESCRIPTION,
     responses={**_PNG_AND_JSON, **error_responses(400, 401, 413, 415, 422, 429, 501, 503, 504)},
-    dependencies=[Depends(require_multipart)],
+    dependencies=[Depends(require_multipart), Depends(reject_unknown_parameters)],
 )
 async def synthesize(
     runtime: RuntimeDep,
@@ -101,12 +103,17 @@ async def synthesize(
     form_targets: Annotated[
         list[str] | None, Form(alias="targets", description="The same as the `targets` query parameter, sent as form fields.")
     ] = None,
-    detect: Annotated[bool, Query(description="Find the face (default). `false`: the image already is a face crop.")] = True,
-    face: Annotated[int, Query(ge=0, le=1000, description="Which detected face to redraw: 0 is the largest.")] = 0,
+    detect: Annotated[bool | None, Query(description="Find the face (default: true). `false`: the image already is a face crop.")] = None,
+    face: Annotated[int | None, Query(ge=0, le=1000, description="Which detected face to redraw: 0 (the default) is the largest.")] = None,
     format: Annotated[
-        Literal["auto", "png", "json", "grid"],
-        Query(description="`auto`: PNG for one target, JSON for several. `grid`: one labelled PNG of all of them."),
-    ] = "auto",
+        Literal["auto", "png", "json", "grid"] | None,
+        Query(description="`auto` (the default): PNG for one target, JSON for several. `grid`: one labelled PNG of all of them."),
+    ] = None,
+    form_detect: Annotated[bool | None, Form(alias="detect", description="The same as the `detect` query parameter.")] = None,
+    form_face: Annotated[int | None, Form(alias="face", ge=0, le=1000, description="The same as the `face` query parameter.")] = None,
+    form_format: Annotated[
+        Literal["auto", "png", "json", "grid"] | None, Form(alias="format", description="The same as the `format` query parameter.")
+    ] = None,
 ) -> Response:
     if not engine.has_synthesis:
         raise SynthesisUnavailable("this model was trained without the synthesis branch (sharing='none'); only /v1/classify is served")
@@ -114,9 +121,9 @@ async def synthesize(
     request = SynthesizeRequest(
         upload=Upload(await image.read(), image.filename, image.content_type, 0),
         targets=expressions,
-        detect=detect,
-        face_index=face,
-        output=choose_format(format, expressions),
+        detect=query_or_form("detect", detect, form_detect, True),
+        face_index=query_or_form("face", face, form_face, 0),
+        output=choose_format(query_or_form("format", format, form_format, "auto"), expressions),
     )
     assert runtime.synthesizer is not None  # ReadyEngine guarantees a started runtime
     return await runtime.synthesizer.handle(request, deadline)

@@ -38,3 +38,22 @@ def test_card_accuracy_is_reproduced(dataset: str, root: Path, split: str, capsy
     main(["evaluate", "--dataset", dataset, "--root", str(root), "--split", split, "--json"])
     measured = json.loads(capsys.readouterr().out)
     assert measured["accuracy"] == pytest.approx(card["metrics"][key]["accuracy"], abs=0.005)
+
+
+@pytest.mark.realdata
+def test_card_calibration_is_reproduced() -> None:
+    """The card's temperature is the one that fits FER2013's validation split, and does on the test split what the
+    card says (ECE and NLL after scaling)."""
+    from model_core.calibration import CalibrationMetrics, fit_temperature, split_logits
+    from model_core.data import load_records
+
+    if not FER2013.is_dir():
+        pytest.skip(f"{FER2013} is not present")
+    loaded = load_checkpoint(None)
+    calibration = loaded.card["calibration"]
+    val = split_logits(loaded, load_records("fer2013", FER2013, "val"))
+    assert fit_temperature(*val) == pytest.approx(calibration["temperature"], abs=0.01)
+    test = CalibrationMetrics.measure(*split_logits(loaded, load_records("fer2013", FER2013, "test")), loaded.temperature)
+    stated = calibration["measured"]["fer2013/test"]["after"]
+    assert test.ece == pytest.approx(stated["ece"], abs=0.005) and test.nll == pytest.approx(stated["nll"], abs=0.005)
+    assert test.ece < calibration["measured"]["fer2013/test"]["before"]["ece"]

@@ -103,6 +103,8 @@ def test_cli_writes_the_soup_with_its_ingredients_and_measurements_on_its_card(
     assert soup["selected_on"].startswith("fer2013:val")
     assert len(soup["greedy_trials"]) == len(paths) - 1  # every ingredient after the best was tried once
     assert set(card["metrics"]) == {"fer2013/val", "fer2013/test"}
+    assert card["calibration"]["fitted_on"].startswith("fer2013:val")  # a new set of weights gets its own temperature
+    assert set(card["calibration"]["measured"]) == {"fer2013/val", "fer2013/test"}
     # The weights on disk are the average of exactly the ingredients the card says are in the soup.
     chosen = [load_checkpoint(p).model for p, i in zip(paths, soup["ingredients"]) if i["in_soup"]]
     expected = torch.stack([_flat(m) for m in chosen]).mean(0)

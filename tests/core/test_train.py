@@ -74,6 +74,9 @@ def test_fit_writes_checkpoint_log_and_figures(tmp_path: Path, fer2013_folder: P
     best_epoch = max(log, key=lambda r: r["val"]["accuracy"])["epoch"]
     assert card["training"]["epoch"] == best_epoch  # selected on validation, not on test
     assert card["metrics"]["fer2013/val"]["accuracy"] == pytest.approx(log[best_epoch - 1]["val"]["accuracy"], abs=1e-4)
+    calibration = card["calibration"]  # fitted on validation, measured on both
+    assert calibration["fitted_on"].startswith("fer2013:val") and set(calibration["measured"]) == {"fer2013/val", "fer2013/test"}
+    assert calibration["measured"]["fer2013/val"]["after"]["nll"] <= calibration["measured"]["fer2013/val"]["before"]["nll"] + 1e-4
     for figure in ("curves.png", "confusion_fer2013_val.png", "confusion_fer2013_test.png", "synthesis_grid.png"):
         assert (run / "figures" / figure).stat().st_size > 1000
 

@@ -43,6 +43,15 @@ def _bad_requests() -> Iterator[tuple[str, dict[str, Any], int, str]]:
     )
     yield "no image part", {"url": "/v1/classify", "files": {"other": ("a.png", noise_png(), "image/png")}}, 422, "invalid_parameter"
     yield "bad detect flag", {"url": "/v1/classify", "params": {"detect": "perhaps"}, "files": GOOD}, 422, "invalid_parameter"
+    yield "misspelt option", {"url": "/v1/classify", "params": {"detct": "false"}, "files": GOOD}, 422, "invalid_parameter"
+    yield "unknown form field", {"url": "/v1/classify", "data": {"mode": "fast"}, "files": GOOD}, 422, "invalid_parameter"
+    yield (
+        "detect sent twice, differently",
+        {"url": "/v1/classify", "params": {"detect": "false"}, "data": {"detect": "true"}, "files": GOOD},
+        422,
+        "invalid_parameter",
+    )
+    yield "bad form detect flag", {"url": "/v1/classify", "data": {"detect": "perhaps"}, "files": GOOD}, 422, "invalid_parameter"
     synth = {"image": ("face.png", noise_png(3), "image/png")}
     yield (
         "no face in photo",
@@ -99,6 +108,18 @@ async def test_validation_errors_list_the_offending_fields(make_settings: Callab
         response = await client.post("/v1/classify", params={"detect": "perhaps"}, files=GOOD)
         error = assert_error(response, 422, "invalid_parameter")
         assert error["details"][0]["loc"] == ["query", "detect"]
+
+
+async def test_unknown_parameters_are_named_with_what_the_route_reads(make_settings: Callable[..., Settings]) -> None:
+    """?target=happy (singular) would otherwise be dropped in silence; the answer names it and the right names."""
+    synth = {"image": ("face.png", noise_png(3), "image/png")}
+    async with serve(make_settings()) as (app, client):
+        response = await client.post("/v1/synthesize", params={"target": "happy", "detect": "false"}, files=synth)
+        form = await client.post("/v1/synthesize", data={"targets": "happy", "detect": "false", "size": "96"}, files=synth)
+    error = assert_error(response, 422, "invalid_parameter")
+    assert error["message"] == "unknown query parameter 'target'; /v1/synthesize reads detect, face, format, image, targets"
+    assert error["details"] == [{"loc": ["query", "target"], "msg": "unknown parameter", "type": "unknown_parameter"}]
+    assert assert_error(form, 422, "invalid_parameter")["message"].startswith("unknown form field 'size';")
 
 
 async def test_unknown_routes_and_methods_answer_the_same_shape(make_settings: Callable[..., Settings]) -> None:

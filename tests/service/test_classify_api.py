@@ -38,6 +38,17 @@ async def test_face_crops_without_detection(make_settings: Callable[..., Setting
         assert face["confidence"] == face["probabilities"][face["expression"]]
 
 
+async def test_detect_may_come_as_a_form_field(make_settings: Callable[..., Settings]) -> None:
+    """curl -F images=@crop.png -F detect=false: the same answer as ?detect=false, not a silent detection."""
+    files = {"images": ("crop.png", noise_png(5), "image/png")}
+    async with serve(make_settings()) as (app, client):
+        as_form = await client.post("/v1/classify", data={"detect": "false"}, files=files)
+        as_query = await client.post("/v1/classify", params={"detect": "false"}, files=files)
+    assert as_form.status_code == 200, as_form.text
+    assert as_form.json()["detect"] is False
+    assert as_form.json()["images"] == as_query.json()["images"]
+
+
 async def test_a_photo_without_a_face_has_no_faces(make_settings: Callable[..., Settings]) -> None:
     async with serve(make_settings()) as (app, client):
         response = await client.post("/v1/classify", files={"images": ("empty.jpg", blank_photo((320, 240)), "image/jpeg")})
@@ -114,7 +125,8 @@ async def test_the_bundled_default_checkpoint_serves(make_settings: Callable[...
 
 @pytest.mark.realdata
 async def test_served_probabilities_match_the_evaluation_path(make_settings: Callable[..., Settings], fer2013_test: Path) -> None:
-    """One preprocessing path: real FER2013 crops sent with detect=false get the probabilities `fersnet evaluate` computes."""
+    """One preprocessing path: real FER2013 crops sent with detect=false get the probabilities the model computes,
+    calibrated with its card's temperature."""
     from model_core import load_checkpoint
 
     faces = [path for expression in FER_CLASSES for path in fer_faces(fer2013_test, expression, 2)]
@@ -126,6 +138,7 @@ async def test_served_probabilities_match_the_evaluation_path(make_settings: Cal
 
     loaded = load_checkpoint(None)
     with torch.no_grad():
-        expected = loaded.model.classify(loaded.preprocess.batch([Image.open(path) for path in faces])).softmax(1)
+        logits = loaded.model.classify(loaded.preprocess.batch([Image.open(path) for path in faces]))
+        expected = (logits / loaded.temperature).softmax(1)
     for got, want in zip(served, expected, strict=True):
         assert [got[name] for name in loaded.classes] == pytest.approx(want.tolist(), abs=1e-4)

@@ -49,3 +49,26 @@ def test_cuda_without_a_gpu_is_a_clear_error(make_settings: Callable[..., Settin
         pytest.skip("this machine has a GPU")
     with pytest.raises(RuntimeError, match="no CUDA GPU"):
         Engine.load(make_settings(device="cuda"))
+
+
+def test_the_cards_temperature_calibrates_the_probabilities(make_settings: Callable[..., Settings], tmp_path: Path) -> None:
+    """A card with temperature 0.5 answers softmax(2 x logits): the same order, sharper probabilities."""
+    import json
+    import shutil
+
+    plain = Engine.load(make_settings())
+    calibrated_dir = tmp_path / "calibrated"
+    shutil.copytree(plain.loaded.path, calibrated_dir)
+    card = json.loads((calibrated_dir / "card.json").read_text())
+    card["calibration"] = {"temperature": 0.5}
+    (calibrated_dir / "card.json").write_text(json.dumps(card))
+    calibrated = Engine.load(make_settings(checkpoint=str(calibrated_dir)))
+    try:
+        torch.manual_seed(2)
+        images = torch.rand(4, 1, 48, 48) * 2 - 1
+        p, q = plain.classify(images), calibrated.classify(images)
+        assert torch.equal(p.argmax(1), q.argmax(1))
+        assert torch.allclose(q, (2 * p.log()).softmax(1), atol=1e-5)
+    finally:
+        plain.close()
+        calibrated.close()

@@ -26,6 +26,7 @@ async def test_the_model_card(make_settings: Callable[..., Settings], tiny_check
     assert info["classes"] == list(FER_CLASSES)
     assert info["input"]["img_size"] == 48 and info["input"]["in_chans"] == 1
     assert info["sha256"] == card["weights"]["sha256"]
+    assert info["calibration"] == {}  # no temperature fitted: the softmax is served as it is
     assert info["runtime"] == {"device": "cpu", "precision": "float32", "batch_sizes": None, "max_batch_size": 8, "max_wait_ms": 2.0}
 
 

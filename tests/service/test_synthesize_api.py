@@ -60,6 +60,17 @@ async def test_targets_may_come_as_form_fields(make_settings: Callable[..., Sett
     assert [item["expression"] for item in response.json()["images"]] == ["happy", "sad"]
 
 
+async def test_every_option_may_come_as_a_form_field(make_settings: Callable[..., Settings]) -> None:
+    """curl -F image=@face.png -F targets=all -F detect=false -F format=grid: nothing sent is ignored."""
+    form = {"targets": "all", "detect": "false", "format": "grid", "face": "0"}
+    async with serve(make_settings()) as (app, client):
+        response = await client.post("/v1/synthesize", data=form, files=CROP)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "image/png"  # a grid, not the default JSON for several targets
+    assert response.headers["x-face-box"] == "0,0,48,48" and "x-face-score" not in response.headers  # detection skipped
+    assert png(response.content).width > 48 * len(FER_CLASSES)
+
+
 async def test_all_targets_as_a_grid(make_settings: Callable[..., Settings]) -> None:
     async with serve(make_settings()) as (app, client):
         response = await client.post("/v1/synthesize", params={"targets": "all", "format": "grid", "detect": "false"}, files=CROP)

@@ -1,0 +1,74 @@
+"""Temperature scaling: the fit recovers a known temperature, the error measure sees miscalibration, and
+``fersnet calibrate`` writes a temperature every loader of the card then applies."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from model_core import load_checkpoint
+from model_core.calibration import CalibrationMetrics, expected_calibration_error, fit_temperature
+from training.cli import main
+
+from .conftest import MakeCheckpoint
+
+
+def sampled(temperature: float, n: int = 6000, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits, and labels drawn from softmax(logits / temperature): calibrated exactly at that temperature."""
+    generator = torch.Generator().manual_seed(seed)
+    logits = torch.randn(n, 7, generator=generator) * 3
+    labels = torch.multinomial((logits / temperature).softmax(1), 1, generator=generator).squeeze(1)
+    return logits, labels
+
+
+@pytest.mark.parametrize("true_temperature", [0.5, 1.0, 2.0])
+def test_the_fit_recovers_the_temperature_the_labels_were_drawn_at(true_temperature: float) -> None:
+    assert fit_temperature(*sampled(true_temperature)) == pytest.approx(true_temperature, rel=0.1)
+
+
+def test_the_error_is_small_when_calibrated_and_large_when_not() -> None:
+    logits, labels = sampled(1.0)
+    assert expected_calibration_error(logits.softmax(1), labels) < 0.03
+    assert expected_calibration_error((logits * 3).softmax(1), labels) > 0.1  # overconfident
+    assert expected_calibration_error((logits / 3).softmax(1), labels) > 0.1  # underconfident
+
+
+def test_scaling_keeps_every_prediction_and_lowers_the_nll() -> None:
+    logits, labels = sampled(2.0)
+    before = CalibrationMetrics.measure(logits, labels)
+    after = CalibrationMetrics.measure(logits, labels, fit_temperature(logits, labels))
+    assert after.accuracy == before.accuracy
+    assert after.nll < before.nll and after.ece < before.ece
+    assert after.nll == pytest.approx(float(F.cross_entropy(logits / after.temperature, labels)), abs=1e-3)
+
+
+def test_calibrate_command_writes_the_temperature_on_the_card(
+    make_checkpoint: MakeCheckpoint, fer2013_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    checkpoint = make_checkpoint()
+    assert load_checkpoint(checkpoint).temperature == 1.0  # none fitted yet
+    main(["calibrate", str(checkpoint), "--dataset", "fer2013", "--root", str(fer2013_folder), "--split", "val",
+          "--report", f"fer2013:test:{fer2013_folder}", "--figure", str(tmp_path / "reliability.png")])
+    assert "temperature" in capsys.readouterr().out
+
+    card = json.loads((checkpoint / "card.json").read_text())
+    calibration = card["calibration"]
+    assert set(calibration["measured"]) == {"fer2013/val", "fer2013/test"}
+    val = calibration["measured"]["fer2013/val"]
+    assert val["after"]["nll"] <= val["before"]["nll"] + 1e-4
+    assert val["after"]["accuracy"] == val["before"]["accuracy"]
+    assert calibration["command"].startswith("fersnet calibrate")
+    loaded = load_checkpoint(checkpoint)  # the weights' hash still holds: only the card changed
+    assert loaded.temperature == calibration["temperature"] > 0
+    assert (tmp_path / "reliability.png").stat().st_size > 1000
+
+
+def test_calibrate_refuses_to_fit_on_a_test_split(make_checkpoint: MakeCheckpoint, fer2013_folder: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["calibrate", str(make_checkpoint()), "--dataset", "fer2013", "--root", str(fer2013_folder), "--split", "test"])
+    assert "fitted on a validation split" in capsys.readouterr().err
