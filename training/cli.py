@@ -41,6 +41,8 @@ if TYPE_CHECKING:  # the evaluation module is imported by the commands that need
 
 EXIT_USAGE = 2
 CHECKPOINT_HELP = "a checkpoint folder, or a bundled one by name: " + ", ".join(bundled_checkpoints())
+DETECT_HELP = ("find the largest face in each image (YuNet) and frame it as the service does, for photos rather than "
+               "face crops; images without a face are classified whole and counted")
 
 
 # --------------------------------------------------------------------------- info
@@ -164,8 +166,9 @@ def _hint_if_photos(records: Records, img_size: int, sample: int = 20) -> None:
                 sides.append(max(f.size))
         except OSError:
             continue  # reported by the evaluation itself, with the file's name
-    if sides and sorted(sides)[len(sides) // 2] >= 4 * img_size:
-        print(f"note: these images are about {sorted(sides)[len(sides) // 2]} pixels across, the model's input {img_size}; "
+    median = sorted(sides)[len(sides) // 2] if sides else 0
+    if median >= 4 * img_size:
+        print(f"note: these images are about {median} pixels across, the model's input {img_size}; "
               "if they are photos rather than face crops, add --detect to find and frame each face as the service does",
               file=sys.stderr)
 
@@ -486,9 +489,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="measure a checkpoint on a dataset split")
     p.add_argument("--checkpoint", default="default", help=CHECKPOINT_HELP)
     _data_args(p)
-    p.add_argument("--detect", action="store_true",
-                   help="find the largest face in each image (YuNet) and frame it as the service does, for photos "
-                        "rather than face crops; images without a face are classified whole and counted")
+    p.add_argument("--detect", action="store_true", help=DETECT_HELP)
     p.add_argument("--json", action="store_true", help="print one JSON object (keys include accuracy and macro_f1)")
     p.add_argument("--figure", help="also save the confusion matrix as this PNG")
     p.add_argument("--batch-size", type=int, default=256)
@@ -503,9 +504,7 @@ def build_parser() -> argparse.ArgumentParser:
     _data_args(p)
     p.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples (of the images, and the seeds)")
     p.add_argument("--seed", type=int, default=0, help="seed of the resampling, so the interval is reproducible")
-    p.add_argument("--detect", action="store_true",
-                   help="find the largest face in each image (YuNet) and frame it as the service does, for photos "
-                        "rather than face crops; images without a face are classified whole and counted")
+    p.add_argument("--detect", action="store_true", help=DETECT_HELP)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
