@@ -18,6 +18,7 @@ faces fall in each: 0 when "80 % sure" is right 80 % of the time.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -28,8 +29,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from .checkpoint import LoadedModel
-from .data import FaceDataset, Records
+from .data import FaceDataset
+from .fersnet import FERSNet
 
 ECE_BINS = 15
 
@@ -68,17 +69,18 @@ def expected_calibration_error(probs: Tensor, labels: Tensor, bins: int = ECE_BI
 
 
 @torch.no_grad()  # not inference_mode: its tensors could not enter fit_temperature's autograd
-def split_logits(
-    loaded: LoadedModel, records: Records, device: torch.device | str = "cpu", batch_size: int = 256, skip_bad: bool = False
+def dataset_logits(
+    model: FERSNet, model_classes: Sequence[str], dataset: FaceDataset, device: torch.device | str = "cpu", batch_size: int = 256
 ) -> tuple[Tensor, Tensor]:
-    """The model's logits (float32, CPU) and the labels as indices into the model's classes, for every image of
-    ``records`` whose class the model has (a class it lacks has no probability to calibrate)."""
-    dataset = FaceDataset(records, loaded.preprocess, classes=loaded.classes, skip_bad=skip_bad, drop_unknown_labels=True)
-    loaded.model.eval()
+    """The model's logits (float32, CPU) and the labels as indices into the model's classes, for an
+    :func:`~model_core.evaluate.evaluation_set` (the images whose class the model has: a class it lacks has no
+    probability to calibrate). Takes the set a caller already decoded to measure accuracy, so nothing is decoded twice."""
+    to_model = torch.tensor([list(model_classes).index(c) for c in dataset.classes])
+    model.eval()
     logits, labels = [], []
     for images, label, _ in DataLoader(dataset, batch_size=batch_size, shuffle=False, generator=torch.Generator()):
-        logits.append(loaded.model.classify(images.to(device)).float().cpu())
-        labels.append(label)
+        logits.append(model.classify(images.to(device)).float().cpu())
+        labels.append(to_model[label])
     return torch.cat(logits), torch.cat(labels)
 
 

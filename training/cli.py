@@ -35,7 +35,7 @@ from model_core.fersnet import SHARING_MODES, FERSNet
 
 if TYPE_CHECKING:  # the evaluation module is imported by the commands that need it
     from model_core.checkpoint import LoadedModel
-    from model_core.data import Records
+    from model_core.data import FaceDataset, Records
     from model_core.evaluate import PairedComparison, SeededComparison
     from model_core.faces import LargestFace
 
@@ -338,11 +338,11 @@ def cmd_soup(args: argparse.Namespace) -> None:
     else:
         model, chosen, own = uniform_soup(ingredients), list(range(len(ingredients))), [accuracy(i.model) for i in ingredients]
 
-    measured = {f"{args.dataset}/{args.split}": evaluate_dataset(model, first.classes, val_set, device, args.batch_size)}
+    faces = {f"{args.dataset}/{args.split}": val_set}
     for dataset, split, root in reports:
         records = load_records(dataset, root, split, label_mode=args.label_mode, skip_bad=args.skip_bad)
-        faces = evaluation_set(records, first.preprocess, first.classes, args.skip_bad)
-        measured[f"{dataset}/{split}"] = evaluate_dataset(model, first.classes, faces, device, args.batch_size)
+        faces[f"{dataset}/{split}"] = evaluation_set(records, first.preprocess, first.classes, args.skip_bad)
+    measured = {key: evaluate_dataset(model, first.classes, split_faces, device, args.batch_size) for key, split_faces in faces.items()}
     for key, m in measured.items():
         print(f"soup of {len(chosen)} on {key}: accuracy {100 * m.accuracy:.2f} %, macro-F1 {100 * m.macro_f1:.2f} %")
     metrics = {key: m.summary() for key, m in measured.items()}
@@ -363,7 +363,7 @@ def cmd_soup(args: argparse.Namespace) -> None:
                       training=training, metrics=metrics)
     save_checkpoint(args.out, model, card)
     print(f"wrote {args.out}: the average of {len(chosen)} of {len(ingredients)} checkpoints")
-    _calibrate(load_checkpoint(args.out, device), args, [(args.dataset, args.split, args.root), *reports], device)
+    _calibrate(load_checkpoint(args.out, device), args, faces, selected_on, device)
 
 
 # --------------------------------------------------------------------------- calibrate
@@ -372,13 +372,18 @@ def cmd_soup(args: argparse.Namespace) -> None:
 def cmd_calibrate(args: argparse.Namespace) -> None:
     """Fit the temperature that calibrates a checkpoint's probabilities on a validation split; write it on its card."""
     from model_core.calibration import reliability_diagram
+    from model_core.evaluate import evaluation_set
 
     if "test" in args.split:
         raise DataError(f"--split {args.split}: a temperature is fitted on a validation split; measure test splits with --report")
     reports = [_report_spec(spec) for spec in args.report]
     device = _device(args.device)
     loaded = load_checkpoint(args.checkpoint, device)
-    splits = _calibrate(loaded, args, [(args.dataset, args.split, args.root), *reports], device)
+    faces = {}
+    for dataset, split, root in [(args.dataset, args.split, args.root), *reports]:
+        records = load_records(dataset, root, split, label_mode=args.label_mode, skip_bad=args.skip_bad)
+        faces[f"{dataset}/{split}"] = evaluation_set(records, loaded.preprocess, loaded.classes, args.skip_bad)
+    splits = _calibrate(loaded, args, faces, f"{args.dataset}:{args.split} from {args.root}", device)
     calibration = loaded.card["calibration"]
     print(f"{'split':<18}{'images':>8}{'accuracy':>10}{'NLL':>16}{'ECE':>18}{'mean confidence':>22}")
     for key, m in calibration["measured"].items():
@@ -391,23 +396,19 @@ def cmd_calibrate(args: argparse.Namespace) -> None:
         print(f"wrote {args.figure}")
 
 
-def _calibrate(loaded: LoadedModel, args: argparse.Namespace, splits: list[tuple[str, str, str]],
+def _calibrate(loaded: LoadedModel, args: argparse.Namespace, faces: dict[str, FaceDataset], fitted_from: str,
                device: torch.device) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """Fit ``loaded``'s temperature on the first of ``splits`` (dataset, split, root), measure it on all, and write
-    it on the checkpoint's card; returns each split's logits and labels."""
-    from model_core.calibration import calibrate, split_logits
+    """Fit ``loaded``'s temperature on the first of the decoded splits ``faces`` (``fitted_from`` says where it came
+    from), measure it on all, and write it on the checkpoint's card; returns each split's logits and labels."""
+    from model_core.calibration import calibrate, dataset_logits
     from model_core.checkpoint import write_card
 
-    logits = {}
-    for dataset, split, root in splits:
-        records = load_records(dataset, root, split, label_mode=args.label_mode, skip_bad=args.skip_bad)
-        logits[f"{dataset}/{split}"] = split_logits(loaded, records, device, args.batch_size, args.skip_bad)
-    dataset, split, root = splits[0]
-    loaded.card["calibration"] = calibrate(logits, f"{dataset}/{split}", f"{dataset}:{split} from {root}",
-                                           "fersnet " + shlex.join(args.argv))
+    logits = {key: dataset_logits(loaded.model, loaded.classes, split_faces, device, args.batch_size) for key, split_faces in faces.items()}
+    fit_on = next(iter(faces))
+    loaded.card["calibration"] = calibrate(logits, fit_on, fitted_from, "fersnet " + shlex.join(args.argv))
     write_card(loaded.path, loaded.card)
     print(f"{loaded.card.get('name')} ({loaded.sha256[:12]}): temperature {loaded.card['calibration']['temperature']:g}, "
-          f"fitted on {dataset}/{split}")
+          f"fitted on {fit_on}")
     return logits
 
 

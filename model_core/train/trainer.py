@@ -40,11 +40,11 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import ConcatDataset, DataLoader, DistributedSampler
 from tqdm import tqdm
 
-from ..calibration import calibrate, split_logits
-from ..checkpoint import LoadedModel, build_card, load_checkpoint, load_state, save_checkpoint, save_state
+from ..calibration import calibrate, dataset_logits
+from ..checkpoint import build_card, load_checkpoint, load_state, save_checkpoint, save_state
 from ..data import FaceDataset, load_records, train_augmentation
 from ..discriminator import discriminator_for
-from ..evaluate import Metrics, evaluate_dataset, evaluate_records, evaluation_set, plot_confusion, plot_curves, synthesis_grid
+from ..evaluate import Metrics, evaluate_dataset, evaluation_set, plot_confusion, plot_curves, synthesis_grid
 from ..fersnet import FERSNet, create_model
 from ..preprocess import Preprocess
 from ..transfer import init_from_checkpoint
@@ -444,35 +444,31 @@ class Trainer:
         figures.mkdir(exist_ok=True)
         if self.history and draw:
             plot_curves(self.history, figures / "curves.png")
+        logits = {}
         for spec in ([self.config.val] if self.config.val else []) + list(self.config.report):
-            records = load_records(spec.dataset, spec.root, spec.split, **spec.options())
-            metrics = evaluate_records(loaded.model, self.classes, self.preprocess, records, self.device, skip_bad=spec.skip_bad)
+            if spec is self.config.val and self._val_set is not None:
+                faces = self._val_set  # decoded once for the whole run (validate)
+            else:
+                records = load_records(spec.dataset, spec.root, spec.split, **spec.options())
+                faces = evaluation_set(records, self.preprocess, self.classes, skip_bad=spec.skip_bad)
+            metrics = evaluate_dataset(loaded.model, self.classes, faces, self.device)
             key = f"{spec.dataset}/{spec.split}"
             card["metrics"][key] = metrics.summary()
+            logits[key] = dataset_logits(loaded.model, self.classes, faces, self.device)
             if draw:
                 plot_confusion(metrics, figures / f"confusion_{spec.dataset}_{spec.split.replace('/', '-')}.png", title=f"{key}: "
                                f"accuracy {100 * metrics.accuracy:.2f} %, macro-F1 {100 * metrics.macro_f1:.2f} %")
             self._log(f"{key}: accuracy {100 * metrics.accuracy:.2f} %, macro-F1 {100 * metrics.macro_f1:.2f} %")
-        if self.config.val is not None:
-            card["calibration"] = self._calibration(loaded)
+        if (val := self.config.val) is not None:  # the temperature that calibrates the selected model, fitted on validation
+            card["calibration"] = calibrate(logits, f"{val.dataset}/{val.split}", f"{val.dataset}:{val.split} from {val.root}",
+                                            self.command)
+            self._log(f"calibration: temperature {card['calibration']['temperature']:g} (fitted on {val.dataset}/{val.split})")
         if draw and loaded.model.has_synthesis and self.config.val is not None:
             images, labels = grid_faces(self.config.val, self.preprocess, self.classes)
             synthesis_grid(loaded.model, images, self.classes, self.preprocess, figures / "synthesis_grid.png", labels)
         card["figures"] = sorted(str(p.relative_to(self.run_dir)) for p in figures.glob("*.png"))
         save_checkpoint(best, loaded.model, card)
         self._log(f"selected checkpoint: {best}")
-
-    def _calibration(self, loaded: LoadedModel) -> dict[str, Any]:
-        """The temperature that calibrates the selected model, fitted on the validation split (see model_core.calibration)."""
-        val = self.config.val
-        assert val is not None
-        splits = {}
-        for spec in [val, *self.config.report]:
-            records = load_records(spec.dataset, spec.root, spec.split, **spec.options())
-            splits[f"{spec.dataset}/{spec.split}"] = split_logits(loaded, records, self.device, skip_bad=spec.skip_bad)
-        calibration = calibrate(splits, f"{val.dataset}/{val.split}", f"{val.dataset}:{val.split} from {val.root}", self.command)
-        self._log(f"calibration: temperature {calibration['temperature']:g} (fitted on {val.dataset}/{val.split})")
-        return calibration
 
 
 def grid_faces(spec: DataSpec, preprocess: Preprocess, classes: tuple[str, ...], per_class: int = 1) -> tuple[torch.Tensor, list[str]]:

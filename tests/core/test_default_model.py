@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from model_core import DEFAULT_CHECKPOINT, load_checkpoint
 from training.cli import main
@@ -44,16 +45,21 @@ def test_card_accuracy_is_reproduced(dataset: str, root: Path, split: str, capsy
 def test_card_calibration_is_reproduced() -> None:
     """The card's temperature is the one that fits FER2013's validation split, and does on the test split what the
     card says (ECE and NLL after scaling)."""
-    from model_core.calibration import CalibrationMetrics, fit_temperature, split_logits
+    from model_core.calibration import CalibrationMetrics, dataset_logits, fit_temperature
     from model_core.data import load_records
+    from model_core.evaluate import evaluation_set
 
     if not FER2013.is_dir():
         pytest.skip(f"{FER2013} is not present")
     loaded = load_checkpoint(None)
     calibration = loaded.card["calibration"]
-    val = split_logits(loaded, load_records("fer2013", FER2013, "val"))
-    assert fit_temperature(*val) == pytest.approx(calibration["temperature"], abs=0.01)
-    test = CalibrationMetrics.measure(*split_logits(loaded, load_records("fer2013", FER2013, "test")), loaded.temperature)
+
+    def logits(split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        faces = evaluation_set(load_records("fer2013", FER2013, split), loaded.preprocess, loaded.classes)
+        return dataset_logits(loaded.model, loaded.classes, faces)
+
+    assert fit_temperature(*logits("val")) == pytest.approx(calibration["temperature"], abs=0.01)
+    test = CalibrationMetrics.measure(*logits("test"), loaded.temperature)
     stated = calibration["measured"]["fer2013/test"]["after"]
     assert test.ece == pytest.approx(stated["ece"], abs=0.005) and test.nll == pytest.approx(stated["nll"], abs=0.005)
     assert test.ece < calibration["measured"]["fer2013/test"]["before"]["ece"]
