@@ -23,6 +23,34 @@ from PIL import Image
 from torch import Tensor
 
 
+def viewable(image: Image.Image) -> Image.Image:
+    """``image`` as 8-bit grey (``L``) or ``RGB``, as an image viewer shows it.
+
+    Every decoder path (datasets, the CLI, the service) passes through here before a face is
+    looked for or prepared, because PIL's own ``convert`` gets two common cases wrong: it clips
+    16-bit grey pixels at 255 instead of scaling them, so a 16-bit PNG or TIFF (as some face
+    databases and scientific cameras write) turns white; and it drops an alpha channel, so
+    transparent pixels turn black. Here high-bit-depth grey is scaled by its range (float
+    pixels in [0, 1] by 255), and transparency is composited onto white.
+    """
+    if image.mode in ("L", "RGB"):
+        return image
+    if image.mode.startswith("I") or image.mode == "F":
+        pixels = np.asarray(image, dtype=np.float64)
+        peak = float(pixels.max()) if pixels.size else 0.0
+        if image.mode == "F":
+            top = 1.0 if peak <= 1.0 else 255.0  # float pictures hold [0, 1] or [0, 255]
+        elif image.mode == "I" and peak <= 255:
+            top = 255.0  # an 8-bit picture widened to 32 bits
+        else:
+            top = 65535.0  # 16-bit grey: PNG and TIFF open as I;16 (I in older Pillow)
+        return Image.fromarray(np.clip(np.rint(pixels * (255.0 / top)), 0, 255).astype(np.uint8), mode="L")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        return Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB")
+    return image.convert("L" if image.mode == "1" else "RGB")  # CMYK, YCbCr, palettes ...
+
+
 @dataclass(frozen=True)
 class Preprocess:
     """Image size, colour mode and normalisation of a model, plus how to frame a detected face.
@@ -51,6 +79,7 @@ class Preprocess:
 
     def prepare(self, image: Image.Image) -> Image.Image:
         """Convert to the model's colour mode and resize to its input size."""
+        image = viewable(image)
         if image.mode != self.mode:
             image = image.convert(self.mode)
         if image.size != (self.img_size, self.img_size):

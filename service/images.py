@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from model_core.preprocess import viewable
+
 from .errors import BadImage, EmptyImage, TooManyPixels, UnsupportedMediaType
 
 #: Longest side a JPEG is decoded at; bigger ones are decoded at 1/2, 1/4 or 1/8 scale (never below this).
@@ -127,15 +129,6 @@ def _check_type(upload: Upload) -> str:
     raise BadImage(f"{upload.label} is not a decodable JPEG, PNG or WebP image")
 
 
-def _flatten_alpha(image: Image.Image) -> Image.Image:
-    """RGB on a white background: transparent pixels would otherwise turn black."""
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
-    return image.convert("RGB")
-
-
 def decode_image(upload: Upload, *, max_pixels: int, max_side: int | None = DECODE_MAX_SIDE) -> Photo:
     """Decode one upload into an upright RGB :class:`Photo`, or raise the matching 400/413/415 error.
 
@@ -159,7 +152,7 @@ def decode_image(upload: Upload, *, max_pixels: int, max_side: int | None = DECO
             if upright is None:  # pragma: no cover - only with in_place=True
                 upright = image
             swapped = upright.size != image.size
-            rgb = _flatten_alpha(upright)
+            rgb = viewable(upright).convert("RGB")  # 16-bit grey scaled, transparency on white
     except Image.DecompressionBombError as e:  # PIL's own guard, for headers far beyond any sane limit
         raise TooManyPixels(f"{upload.label} is too large ({e}); the limit is {max_pixels:,} pixels") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as e:

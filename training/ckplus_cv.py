@@ -21,8 +21,9 @@ Rows (every one trains ``--epochs`` epochs on the fold's training subjects, from
 
 Pretraining (the paper pretrained on BU-4DFE) must give every row the same start: ``--pretrained``
 takes one checkpoint per sharing mode, one for each mode the rows use, each trained with the same
-recipe on, say, FER2013; their class-indexed tensors are matched to CK+'s classes by name
-(:mod:`model_core.transfer`), so contempt starts fresh and FER2013's neutral is dropped.
+recipe on, say, FER2013 or FER+; their class-indexed tensors are matched to CK+'s classes by name
+(:mod:`model_core.transfer`): from FER2013 contempt starts fresh, from FER+ it carries over, and
+neutral is dropped.
 
 ``--rows`` runs some rows only, so that a budget too large for one sitting can be spent on the row a
 question is about first (the ``selective+`` rows bring ``selective`` along: they fine-tune its model).

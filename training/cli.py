@@ -242,6 +242,7 @@ def cmd_synthesize(args: argparse.Namespace) -> None:
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     from model_core.evaluate import synthesis_grid
+    from model_core.preprocess import viewable
 
     loaded = load_checkpoint(args.checkpoint, _device(args.device))
     if not loaded.model.has_synthesis:
@@ -252,7 +253,7 @@ def cmd_synthesize(args: argparse.Namespace) -> None:
     for path in args.inputs:
         try:
             with Image.open(path) as f:
-                image = ImageOps.exif_transpose(f)
+                image = viewable(ImageOps.exif_transpose(f))
         except (FileNotFoundError, UnidentifiedImageError, OSError) as e:
             raise DataError(f"{path}: cannot read image ({e})") from None
         if find_face is not None:

@@ -19,7 +19,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from ..expressions import index_map
-from ..preprocess import Preprocess
+from ..preprocess import Preprocess, viewable
 from .records import DataError, Record, Records
 
 
@@ -40,7 +40,7 @@ def decode(record: Record, preprocess: Preprocess, find_face: FaceFinder | None 
         else:
             with Image.open(record.source) as f:
                 # Upright as a viewer shows it (a phone photo's EXIF orientation), as the service decodes uploads.
-                image = ImageOps.exif_transpose(f)
+                image = viewable(ImageOps.exif_transpose(f))
     except FileNotFoundError:
         raise DataError(f"{record.source}: file missing") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:

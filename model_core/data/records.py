@@ -15,7 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
+#: What a folder of faces may hold: every still-image format Pillow reads that face databases use
+#: (JAFFE ships TIFF, older ones PGM); the first frame of a GIF.
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".pgm", ".ppm", ".pnm"})
 
 
 class DataError(Exception):

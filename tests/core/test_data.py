@@ -7,9 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from model_core import Preprocess
 from model_core.data import DataError, FaceDataset, load_records
+from model_core.data.dataset import decode
 from model_core.data.ckplus import fold_of_subjects
 
 
@@ -127,3 +129,18 @@ def test_folder_tree_and_split_folders(make_folder: Callable[[dict[str, int]], P
 def test_unknown_dataset_is_refused() -> None:
     with pytest.raises(DataError, match="unknown dataset"):
         load_records("affectnet", "/nowhere", "train")
+
+
+def test_face_databases_in_tiff_and_pgm_are_read_as_a_viewer_shows_them(tmp_path: Path) -> None:
+    """JAFFE ships TIFF, older databases PGM, some cameras 16-bit PNG: none may be skipped, none may turn white."""
+    gradient = np.linspace(0, 1, 48 * 48).reshape(48, 48)
+    (tmp_path / "happy").mkdir()
+    (tmp_path / "sadness").mkdir()
+    Image.fromarray((gradient * 255).astype(np.uint8)).save(tmp_path / "happy" / "KA.HA1.29.tiff")
+    Image.fromarray((gradient * 255).astype(np.uint8)).save(tmp_path / "sadness" / "s1.pgm")
+    Image.fromarray((gradient * 65535).astype(np.uint16)).save(tmp_path / "sadness" / "s2.png")
+    records = load_records("folder", tmp_path, "all")
+    assert len(records) == 3
+    for record in records.records:
+        pixels, _ = decode(record, Preprocess())
+        assert abs(float(pixels.mean()) - 127.5) < 2, record.source  # PIL's own convert("L") gives ~255 for 16 bits

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
@@ -44,3 +45,21 @@ def test_face_crop_is_square_scaled_and_padded_with_grey() -> None:
     left, top, right, bottom = pre.face_box((10, 20, 30, 40), (100, 100))
     assert right - left == bottom - top == 60
     assert (left + right) / 2 == 25 and (top + bottom) / 2 == 40
+
+
+@pytest.mark.parametrize(
+    ("image", "expected"),
+    [
+        (Image.fromarray(np.full((4, 4), 32768, dtype=np.uint16)), 128),  # 16-bit grey: scaled, not clipped to 255
+        (Image.fromarray(np.full((4, 4), 0.5, dtype=np.float32)), 128),  # float grey in [0, 1]
+        (Image.new("LA", (4, 4), (0, 0)), 255),  # transparent: white, not black
+        (Image.new("RGBA", (4, 4), (0, 0, 0, 0)), 255),
+        (Image.new("CMYK", (4, 4), (0, 0, 0, 255)), 0),  # full black ink
+        (Image.new("1", (4, 4), 1), 255),
+    ],
+    ids=["I;16", "F", "LA", "RGBA", "CMYK", "1"],
+)
+def test_every_pixel_format_is_prepared_as_a_viewer_shows_it(image: Image.Image, expected: int) -> None:
+    prepared = Preprocess(img_size=4).prepare(image)
+    assert prepared.mode == "L"
+    assert abs(int(np.asarray(prepared)[0, 0]) - expected) <= 1

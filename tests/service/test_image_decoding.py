@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -89,6 +90,14 @@ def test_transparency_is_flattened_onto_white() -> None:
     rgba = Image.new("RGBA", (8, 8), (0, 0, 0, 0))
     photo = decode(encode(rgba, "PNG"))
     assert photo.image.getpixel((0, 0)) == (255, 255, 255)
+
+
+def test_sixteen_bit_grey_is_scaled_to_eight_bits_not_clipped() -> None:
+    # PIL's own convert("RGB") clips a 16-bit pixel at 255: a mid-grey 16-bit PNG would arrive white.
+    grey = Image.fromarray(np.full((8, 8), 32768, dtype=np.uint16))
+    photo = decode(encode(grey, "PNG"))
+    assert photo.image.mode == "RGB"
+    assert photo.image.getpixel((0, 0)) == (128, 128, 128)
 
 
 def test_exif_orientation_is_applied() -> None:
