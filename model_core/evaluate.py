@@ -112,21 +112,31 @@ def predict(
 
 
 def _predict_onto_dataset_classes(
-    model: FERSNet, model_classes: Sequence[str], dataset: FaceDataset, device: torch.device | str, batch_size: int
+    model: FERSNet,
+    model_classes: Sequence[str],
+    dataset: FaceDataset,
+    device: torch.device | str,
+    batch_size: int,
+    logits: tuple[Tensor, Tensor] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """True and predicted labels of ``dataset`` as indices into its *dataset's* classes.
 
     The prediction is the best of the model's classes the dataset also has:
-    a class the dataset never uses is not a valid answer.
+    a class the dataset never uses is not a valid answer. ``logits`` are the set's
+    :func:`~model_core.calibration.dataset_logits` when the caller has them already.
     """
     dataset_classes = list(dataset.dataset_classes)
     shared = [c for c in dataset_classes if c in model_classes]
-    # A private generator: building a loader draws a seed, and measuring must not shift training's RNG.
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, generator=torch.Generator())
-    probs, labels = predict(model, loader, device)
-    pred_shared = probs[:, [list(model_classes).index(c) for c in shared]].argmax(1).numpy()
+    if logits is None:
+        # A private generator: building a loader draws a seed, and measuring must not shift training's RNG.
+        loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, generator=torch.Generator())
+        scores, labels = predict(model, loader, device)
+        true = np.array([dataset_classes.index(c) for c in dataset.classes])[labels.numpy()]
+    else:
+        scores, model_labels = logits  # labels as indices into the model's classes
+        true = np.array([dataset_classes.index(model_classes[i]) for i in model_labels.tolist()], dtype=np.int64)
+    pred_shared = scores[:, [list(model_classes).index(c) for c in shared]].argmax(1).numpy()
     to_dataset = np.array([dataset_classes.index(c) for c in shared])
-    true = np.array([dataset_classes.index(c) for c in dataset.classes])[labels.numpy()]
     return true, to_dataset[pred_shared]
 
 
@@ -148,12 +158,21 @@ def evaluation_set(
 
 
 def evaluate_dataset(
-    model: FERSNet, model_classes: Sequence[str], dataset: FaceDataset, device: torch.device | str = "cpu", batch_size: int = 256
+    model: FERSNet,
+    model_classes: Sequence[str],
+    dataset: FaceDataset,
+    device: torch.device | str = "cpu",
+    batch_size: int = 256,
+    logits: tuple[Tensor, Tensor] | None = None,
 ) -> Metrics:
-    """Evaluate on an :func:`evaluation_set`, scoring over the dataset's own classes (see module docstring)."""
+    """Evaluate on an :func:`evaluation_set`, scoring over the dataset's own classes (see module docstring).
+
+    A caller that also calibrates passes the set's ``logits`` (:func:`~model_core.calibration.dataset_logits`),
+    so that the model runs over the set once for both.
+    """
     unsupported = sum(1 for _, why in dataset.skipped if "not in model classes" in why)
     # Labels come back on the dataset's classes, so that unsupported classes keep their row in the report.
-    true, pred = _predict_onto_dataset_classes(model, model_classes, dataset, device, batch_size)
+    true, pred = _predict_onto_dataset_classes(model, model_classes, dataset, device, batch_size, logits)
     metrics = compute_metrics(true, pred, dataset.dataset_classes, unsupported)
     metrics.faceless = None if dataset.faceless is None else len(dataset.faceless)
     return metrics

@@ -35,7 +35,7 @@ from model_core.fersnet import SHARING_MODES, FERSNet
 
 if TYPE_CHECKING:  # the evaluation module is imported by the commands that need it
     from model_core.checkpoint import LoadedModel
-    from model_core.data import FaceDataset, Records
+    from model_core.data import Records
     from model_core.evaluate import PairedComparison, SeededComparison
     from model_core.faces import LargestFace
 
@@ -310,6 +310,7 @@ def cmd_teacher_targets(args: argparse.Namespace) -> None:
 
 
 def cmd_soup(args: argparse.Namespace) -> None:
+    from model_core.calibration import dataset_logits
     from model_core.checkpoint import build_card, save_checkpoint
     from model_core.evaluate import evaluate_dataset, evaluation_set
     from model_core.train.soup import greedy_soup, uniform_soup
@@ -343,7 +344,9 @@ def cmd_soup(args: argparse.Namespace) -> None:
     for dataset, split, root in reports:
         records = load_records(dataset, root, split, label_mode=args.label_mode, skip_bad=args.skip_bad)
         faces[f"{dataset}/{split}"] = evaluation_set(records, first.preprocess, first.classes, args.skip_bad)
-    measured = {key: evaluate_dataset(model, first.classes, split_faces, device, args.batch_size) for key, split_faces in faces.items()}
+    # The soup runs over each split once: its logits give the accuracy here and the temperature below.
+    logits = {key: dataset_logits(model, first.classes, split_faces, device, args.batch_size) for key, split_faces in faces.items()}
+    measured = {key: evaluate_dataset(model, first.classes, split_faces, logits=logits[key]) for key, split_faces in faces.items()}
     for key, m in measured.items():
         print(f"soup of {len(chosen)} on {key}: accuracy {100 * m.accuracy:.2f} %, macro-F1 {100 * m.macro_f1:.2f} %")
     metrics = {key: m.summary() for key, m in measured.items()}
@@ -364,7 +367,7 @@ def cmd_soup(args: argparse.Namespace) -> None:
                       training=training, metrics=metrics)
     save_checkpoint(args.out, model, card)
     print(f"wrote {args.out}: the average of {len(chosen)} of {len(ingredients)} checkpoints")
-    _calibrate(load_checkpoint(args.out, device), args, faces, selected_on, device)
+    _calibrate(load_checkpoint(args.out, device), args, logits, selected_on)
 
 
 # --------------------------------------------------------------------------- calibrate
@@ -372,7 +375,7 @@ def cmd_soup(args: argparse.Namespace) -> None:
 
 def cmd_calibrate(args: argparse.Namespace) -> None:
     """Fit the temperature that calibrates a checkpoint's probabilities on a validation split; write it on its card."""
-    from model_core.calibration import reliability_diagram
+    from model_core.calibration import dataset_logits, reliability_diagram
     from model_core.evaluate import evaluation_set
 
     if "test" in args.split:
@@ -384,7 +387,8 @@ def cmd_calibrate(args: argparse.Namespace) -> None:
     for dataset, split, root in [(args.dataset, args.split, args.root), *reports]:
         records = load_records(dataset, root, split, label_mode=args.label_mode, skip_bad=args.skip_bad)
         faces[f"{dataset}/{split}"] = evaluation_set(records, loaded.preprocess, loaded.classes, args.skip_bad)
-    splits = _calibrate(loaded, args, faces, f"{args.dataset}:{args.split} from {args.root}", device)
+    splits = {key: dataset_logits(loaded.model, loaded.classes, split_faces, device, args.batch_size) for key, split_faces in faces.items()}
+    _calibrate(loaded, args, splits, f"{args.dataset}:{args.split} from {args.root}")
     calibration = loaded.card["calibration"]
     print(f"{'split':<18}{'images':>8}{'accuracy':>10}{'NLL':>16}{'ECE':>18}{'mean confidence':>22}")
     for key, m in calibration["measured"].items():
@@ -397,20 +401,18 @@ def cmd_calibrate(args: argparse.Namespace) -> None:
         print(f"wrote {args.figure}")
 
 
-def _calibrate(loaded: LoadedModel, args: argparse.Namespace, faces: dict[str, FaceDataset], fitted_from: str,
-               device: torch.device) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """Fit ``loaded``'s temperature on the first of the decoded splits ``faces`` (``fitted_from`` says where it came
-    from), measure it on all, and write it on the checkpoint's card; returns each split's logits and labels."""
-    from model_core.calibration import calibrate, dataset_logits
+def _calibrate(loaded: LoadedModel, args: argparse.Namespace, logits: dict[str, tuple[torch.Tensor, torch.Tensor]],
+               fitted_from: str) -> None:
+    """Fit ``loaded``'s temperature on the first split of ``logits`` (the model's logits and labels per split;
+    ``fitted_from`` says where that split came from), measure it on all, and write it on the checkpoint's card."""
+    from model_core.calibration import calibrate
     from model_core.checkpoint import write_card
 
-    logits = {key: dataset_logits(loaded.model, loaded.classes, split_faces, device, args.batch_size) for key, split_faces in faces.items()}
-    fit_on = next(iter(faces))
+    fit_on = next(iter(logits))
     loaded.card["calibration"] = calibrate(logits, fit_on, fitted_from, "fersnet " + shlex.join(args.argv))
     write_card(loaded.path, loaded.card)
     print(f"{loaded.card.get('name')} ({loaded.sha256[:12]}): temperature {loaded.card['calibration']['temperature']:g}, "
           f"fitted on {fit_on}")
-    return logits
 
 
 def _report_spec(spec: str) -> tuple[str, str, str]:

@@ -451,10 +451,10 @@ class Trainer:
             else:
                 records = load_records(spec.dataset, spec.root, spec.split, **spec.options())
                 faces = evaluation_set(records, self.preprocess, self.classes, skip_bad=spec.skip_bad)
-            metrics = evaluate_dataset(loaded.model, self.classes, faces, self.device)
             key = f"{spec.dataset}/{spec.split}"
+            logits[key] = dataset_logits(loaded.model, self.classes, faces, self.device)  # once, for accuracy and calibration
+            metrics = evaluate_dataset(loaded.model, self.classes, faces, self.device, logits=logits[key])
             card["metrics"][key] = metrics.summary()
-            logits[key] = dataset_logits(loaded.model, self.classes, faces, self.device)
             if draw:
                 plot_confusion(metrics, figures / f"confusion_{spec.dataset}_{spec.split.replace('/', '-')}.png", title=f"{key}: "
                                f"accuracy {100 * metrics.accuracy:.2f} %, macro-F1 {100 * metrics.macro_f1:.2f} %")
