@@ -6,8 +6,8 @@ faces:
 
 * the crops, classified whole (how the training data was framed);
 * the crops through face detection (the service's default path on a crop);
-* the photos, classified whole (what an evaluation without ``--detect`` does);
-* the photos through face detection (``fersnet evaluate --detect``, and the service).
+* the photos, classified whole (what ``fersnet evaluate --detect no`` does);
+* the photos through face detection (``fersnet evaluate``, which detects on images this large, and the service).
 
     python -m bench.photos --dataset ckplus --root ../shared/data/ckplus48 --split all
     python -m bench.photos --dataset fer2013 --root ../shared/data/fer2013 --split test --limit 2000

@@ -45,6 +45,16 @@ ALIASES: dict[str, str] = {
     "surprised": "surprise",
     "calm": "neutral",
     "contemptuous": "contempt",
+    # The two-letter codes of JAFFE (AN DI FE HA NE SA SU) and KDEF (AF for afraid), which
+    # folders sorted from those sets' file names are often named by.
+    "an": "angry",
+    "di": "disgust",
+    "fe": "fear",
+    "af": "fear",
+    "ha": "happy",
+    "sa": "sad",
+    "su": "surprise",
+    "ne": "neutral",
 }
 
 

@@ -44,7 +44,7 @@ class ServiceError(StarletteHTTPException):
 
 
 class BadImage(ServiceError):
-    """An upload that is empty or not a decodable JPEG, PNG or WebP image."""
+    """An upload that is empty, or not a decodable image of a supported format (``service.images.SUPPORTED_FORMATS``)."""
 
     status_code = 400
     code = "bad_image"

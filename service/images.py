@@ -3,8 +3,9 @@
 Every image a client sends passes three gates before a pixel is decoded:
 
 1. the body-size limit (:class:`service.middleware.BodySizeLimit`) has already bounded its bytes;
-2. its first bytes must be JPEG, PNG or WebP (415 for another format, 400 for
-   bytes that are no image at all);
+2. its first bytes must be one of :data:`SUPPORTED_FORMATS` (JPEG, PNG, WebP,
+   and BMP, GIF and TIFF, which face databases ship: JAFFE is TIFF); 415 for
+   another format, 400 for bytes that are no image at all;
 3. its header's width x height must be within ``max_image_pixels`` (413). PIL's
    ``Image.open`` reads only the header, so a decompression bomb (a few KB
    that would inflate to gigabytes) is refused here, before ``load()``.
@@ -30,19 +31,37 @@ from .errors import BadImage, EmptyImage, TooManyPixels, UnsupportedMediaType
 #: Longest side a JPEG is decoded at; bigger ones are decoded at 1/2, 1/4 or 1/8 scale (never below this).
 DECODE_MAX_SIDE = 2048
 
-#: The image formats the service decodes, by PIL format name, with their media types.
-SUPPORTED_FORMATS: dict[str, str] = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+#: The image formats the service decodes, by PIL format name, with their media types. A GIF or a
+#: multi-page TIFF is read at its first frame. The command line reads the same formats (and PGM/PPM).
+SUPPORTED_FORMATS: dict[str, str] = {
+    "JPEG": "image/jpeg",
+    "PNG": "image/png",
+    "WEBP": "image/webp",
+    "BMP": "image/bmp",
+    "GIF": "image/gif",
+    "TIFF": "image/tiff",
+}
+#: How error messages and the API docs list :data:`SUPPORTED_FORMATS`.
+ACCEPTED = "JPEG, PNG, WebP, BMP, GIF or TIFF"
 
 #: Declared part content types that do not contradict a supported image (curl and browsers send these).
-_NEUTRAL_CONTENT_TYPES = frozenset({"", "application/octet-stream", "image/jpg", "image/pjpeg", *SUPPORTED_FORMATS.values()})
+_NEUTRAL_CONTENT_TYPES = frozenset(
+    {"", "application/octet-stream", "image/jpg", "image/pjpeg", "image/x-ms-bmp", "image/x-bmp", *SUPPORTED_FORMATS.values()}
+)
 
-#: Signatures of image formats we recognise but do not serve (answered 415, not 400).
-_OTHER_IMAGE_SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
+#: The first bytes of each supported format: (offset, signature, PIL format name).
+_SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
+    (0, b"\xff\xd8\xff", "JPEG"),
+    (0, b"\x89PNG\r\n\x1a\n", "PNG"),
     (0, b"GIF87a", "GIF"),
     (0, b"GIF89a", "GIF"),
     (0, b"BM", "BMP"),
     (0, b"II*\x00", "TIFF"),
     (0, b"MM\x00*", "TIFF"),
+)
+
+#: Signatures of image formats we recognise but do not serve (answered 415, not 400).
+_OTHER_IMAGE_SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
     (0, b"\x00\x00\x01\x00", "ICO"),
     (0, b"8BPS", "PSD"),
     (0, b"%PDF", "PDF"),
@@ -97,17 +116,17 @@ class Photo:
 
 def sniff_format(data: bytes) -> str | None:
     """The supported format the bytes start with (PIL's name), or None."""
-    if data.startswith(b"\xff\xd8\xff"):
-        return "JPEG"
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "PNG"
     if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "WEBP"
-    return None
+    return _match(data, _SIGNATURES)
 
 
 def _other_image_format(data: bytes) -> str | None:
-    for offset, signature, name in _OTHER_IMAGE_SIGNATURES:
+    return _match(data, _OTHER_IMAGE_SIGNATURES)
+
+
+def _match(data: bytes, signatures: tuple[tuple[int, bytes, str], ...]) -> str | None:
+    for offset, signature, name in signatures:
         if data[offset : offset + len(signature)] == signature:
             return name
     return None
@@ -122,11 +141,11 @@ def _check_type(upload: Upload) -> str:
         return fmt  # the bytes decide, not a client's guess of the content type
     other = _other_image_format(upload.data)
     if other is not None:
-        raise UnsupportedMediaType(f"{upload.label} is {other}; send JPEG, PNG or WebP")
+        raise UnsupportedMediaType(f"{upload.label} is {other}; send {ACCEPTED}")
     declared = (upload.content_type or "").split(";")[0].strip().lower()
     if declared not in _NEUTRAL_CONTENT_TYPES:
-        raise UnsupportedMediaType(f"{upload.label} was sent as {declared!r}; send JPEG, PNG or WebP")
-    raise BadImage(f"{upload.label} is not a decodable JPEG, PNG or WebP image")
+        raise UnsupportedMediaType(f"{upload.label} was sent as {declared!r}; send {ACCEPTED}")
+    raise BadImage(f"{upload.label} is not a decodable {ACCEPTED} image")
 
 
 def decode_image(upload: Upload, *, max_pixels: int, max_side: int | None = DECODE_MAX_SIDE) -> Photo:

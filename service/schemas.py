@@ -251,7 +251,7 @@ _ERROR_EXAMPLES: dict[int, tuple[str, str, str]] = {
         "too_many_pixels",
         "image 0 is 30000x30000 = 900,000,000 pixels; the limit is 40,000,000",
     ),
-    415: ("Not JPEG, PNG or WebP", "unsupported_media_type", "image 0 (anim.gif) is GIF; send JPEG, PNG or WebP"),
+    415: ("Not JPEG, PNG, WebP, BMP, GIF or TIFF", "unsupported_media_type", "image 0 (photo.heic) is HEIC; send JPEG, PNG, WebP, BMP, GIF or TIFF"),
     422: ("Invalid parameter", "invalid_parameter", "query.targets: unknown expression 'smug'"),
     429: (
         "Queue full; retry after the Retry-After header's seconds",

@@ -41,8 +41,14 @@ if TYPE_CHECKING:  # the evaluation module is imported by the commands that need
 
 EXIT_USAGE = 2
 CHECKPOINT_HELP = "a checkpoint folder, or a bundled one by name: " + ", ".join(bundled_checkpoints())
-DETECT_HELP = ("find the largest face in each image (YuNet) and frame it as the service does, for photos rather than "
-               "face crops; images without a face are classified whole and counted")
+DETECT_HELP = ("find the largest face in each image (YuNet) and frame it as the service does: yes (or --detect alone) for "
+               "photos, no for face crops, auto (the default) for yes when the split's images are at least twice the "
+               "model's input across, as photos are and the datasets' crops are not; images without a face are "
+               "classified whole and counted")
+#: ``--detect auto`` finds faces when a split's typical image is this many times the model's input across or more.
+#: The datasets' crops are the input's size (48 pixels); photos and loosely framed faces (JAFFE's 256, KDEF's 562) are
+#: larger. Detection on crops costs little either way (FER2013 PrivateTest +0.95, CK+48 -0.71 points, docs/results.md).
+PHOTO_SIDE_FACTOR = 2
 
 
 # --------------------------------------------------------------------------- info
@@ -125,52 +131,68 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     device = _device(args.device)
     loaded = load_checkpoint(args.checkpoint, device)
     records = load_records(args.dataset, args.root, args.split, label_mode=args.label_mode, folds=args.folds, skip_bad=args.skip_bad)
-    if not args.detect:
-        _hint_if_photos(records, loaded.preprocess.img_size)
+    detect = _detect_faces(args.detect, records, loaded.preprocess.img_size)
     metrics = evaluate_records(loaded.model, loaded.classes, loaded.preprocess, records, device, args.batch_size, args.skip_bad,
-                               _face_finder(args, loaded))
+                               _face_finder(detect, loaded))
     if args.figure:
         plot_confusion(metrics, Path(args.figure), title=f"{args.dataset}/{args.split}: accuracy {100 * metrics.accuracy:.2f} %")
     if args.json:
-        print(json.dumps({"checkpoint": str(loaded.path), "dataset": args.dataset, "split": args.split,
+        print(json.dumps({"checkpoint": str(loaded.path), "dataset": args.dataset, "split": args.split, "detect": detect,
                           "skipped": len(records.skipped), **metrics.to_dict()}))
     else:
         print(f"{loaded.card.get('name')} ({loaded.sha256[:12]}) on {args.dataset}/{args.split}")
         print(metrics.table())
 
 
-def _face_finder(args: argparse.Namespace, loaded: LoadedModel) -> LargestFace | None:
-    """With ``--detect``: each image's largest face, framed for this model as the service frames it."""
-    if not args.detect:
+def _face_finder(detect: bool, loaded: LoadedModel) -> LargestFace | None:
+    """With detection: each image's largest face, framed for this model as the service frames it."""
+    if not detect:
         return None
     from model_core.faces import FaceDetector, LargestFace
 
     return LargestFace(loaded.preprocess, FaceDetector())
 
 
-def _hint_if_photos(records: Records, img_size: int, sample: int = 20) -> None:
-    """Say so when a split's images look like photos rather than face crops, which only ``--detect`` measures fairly.
+def _detect_faces(mode: str, records: Records, img_size: int) -> bool:
+    """Whether to find the face in each image of a split: as ``--detect`` says, or under ``auto`` when they look like photos.
 
-    Reads the headers of a few images (no pixels). A face crop is classified
-    whole; a photo classified whole is mostly background, and its score says
-    little about the model.
+    The datasets here are face crops of the model's input size, and their
+    published numbers are measured on the crops as they are. A folder of
+    photos (or of loosely framed faces) classified whole is mostly background,
+    and its score says little about the model, so ``auto`` measures such a
+    folder as the service would answer for it, and says so. Only a few image
+    headers are read to decide.
+    """
+    side = _typical_side(records)
+    looks_like_photos = side >= PHOTO_SIDE_FACTOR * img_size
+    if mode == "auto" and looks_like_photos:
+        print(f"note: these images are about {side} pixels across, the model's input {img_size}: finding and framing "
+              "the face in each as the service does (--detect no classifies them whole)", file=sys.stderr)
+        return True
+    if mode == "no" and looks_like_photos:
+        print(f"note: these images are about {side} pixels across, the model's input {img_size}; "
+              "if they are photos rather than face crops, add --detect to find and frame each face as the service does",
+              file=sys.stderr)
+    return mode == "yes"
+
+
+def _typical_side(records: Records, sample: int = 20) -> int:
+    """The median longest side of a few of a split's images, read from their headers (0 for pixel arrays).
+
+    Images that cannot be opened are left to the evaluation, which names them.
     """
     from PIL import Image
 
     sides = []
     for record in records.records[:: max(1, len(records.records) // sample)][:sample]:
         if record.pixels is not None:
-            return
+            return 0
         try:
             with Image.open(record.source) as f:
                 sides.append(max(f.size))
         except OSError:
-            continue  # reported by the evaluation itself, with the file's name
-    median = sorted(sides)[len(sides) // 2] if sides else 0
-    if median >= 4 * img_size:
-        print(f"note: these images are about {median} pixels across, the model's input {img_size}; "
-              "if they are photos rather than face crops, add --detect to find and frame each face as the service does",
-              file=sys.stderr)
+            continue
+    return sorted(sides)[len(sides) // 2] if sides else 0
 
 
 def cmd_compare(args: argparse.Namespace) -> None:
@@ -180,7 +202,9 @@ def cmd_compare(args: argparse.Namespace) -> None:
     device = _device(args.device)
     records = load_records(args.dataset, args.root, args.split, label_mode=args.label_mode, folds=args.folds, skip_bad=args.skip_bad)
     sides = [[load_checkpoint(name, device) for name in names] for names in (args.checkpoint, args.against)]
-    correct = [[correct_per_image(m, records, device, args.batch_size, args.skip_bad, _face_finder(args, m)) for m in side] for side in sides]
+    detect = _detect_faces(args.detect, records, min(m.preprocess.img_size for side in sides for m in side))
+    correct = [[correct_per_image(m, records, device, args.batch_size, args.skip_bad, _face_finder(detect, m)) for m in side]
+               for side in sides]
     if len(sides[0]) == len(sides[1]) == 1:
         _print_pair(args, [side[0] for side in sides], paired_comparison(correct[0][0], correct[1][0], args.resamples, args.seed))
     else:
@@ -248,7 +272,7 @@ def cmd_synthesize(args: argparse.Namespace) -> None:
     if not loaded.model.has_synthesis:
         raise CheckpointError(f"{loaded.path}: this model has no synthesis branch (sharing='none')")
     targets = _targets(args.target, loaded.classes)
-    find_face = _face_finder(args, loaded)
+    find_face = _face_finder(args.detect, loaded)
     faces, names = [], []
     for path in args.inputs:
         try:
@@ -493,7 +517,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="measure a checkpoint on a dataset split")
     p.add_argument("--checkpoint", default="default", help=CHECKPOINT_HELP)
     _data_args(p)
-    p.add_argument("--detect", action="store_true", help=DETECT_HELP)
+    p.add_argument("--detect", nargs="?", const="yes", default="auto", choices=("auto", "yes", "no"), help=DETECT_HELP)
     p.add_argument("--json", action="store_true", help="print one JSON object (keys include accuracy and macro_f1)")
     p.add_argument("--figure", help="also save the confusion matrix as this PNG")
     p.add_argument("--batch-size", type=int, default=256)
@@ -508,7 +532,7 @@ def build_parser() -> argparse.ArgumentParser:
     _data_args(p)
     p.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples (of the images, and the seeds)")
     p.add_argument("--seed", type=int, default=0, help="seed of the resampling, so the interval is reproducible")
-    p.add_argument("--detect", action="store_true", help=DETECT_HELP)
+    p.add_argument("--detect", nargs="?", const="yes", default="auto", choices=("auto", "yes", "no"), help=DETECT_HELP)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])

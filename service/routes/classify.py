@@ -17,7 +17,7 @@ router = APIRouter(prefix="/v1", tags=["inference"], dependencies=[Depends(requi
 
 DESCRIPTION = """
 Upload one or more photos as `multipart/form-data` parts named `images`
-(JPEG, PNG or WebP). In each photo the service finds the faces (YuNet),
+(JPEG, PNG, WebP, BMP, GIF or TIFF). In each photo the service finds the faces (YuNet),
 crops each one the way the model was trained, and classifies all the crops
 of all concurrent requests together in batches.
 
@@ -50,7 +50,7 @@ async def classify(
     engine: ReadyEngine,
     settings: SettingsDep,
     deadline: RequestDeadline,
-    images: Annotated[list[UploadFile], File(description="One or more photos (JPEG, PNG or WebP), each in a part named `images`.")],
+    images: Annotated[list[UploadFile], File(description="One or more photos (JPEG, PNG, WebP, BMP, GIF or TIFF), each in a part named `images`.")],
     detect: Annotated[
         bool | None, Query(description="Find faces in each image (default: true). `false`: each image already is one face crop.")
     ] = None,

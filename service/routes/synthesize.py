@@ -93,7 +93,7 @@ async def synthesize(
     runtime: RuntimeDep,
     engine: ReadyEngine,
     deadline: RequestDeadline,
-    image: Annotated[UploadFile, File(description="One photo or face crop (JPEG, PNG or WebP).")],
+    image: Annotated[UploadFile, File(description="One photo or face crop (JPEG, PNG, WebP, BMP, GIF or TIFF).")],
     targets: Annotated[
         list[str] | None,
         Query(

@@ -144,3 +144,16 @@ def test_face_databases_in_tiff_and_pgm_are_read_as_a_viewer_shows_them(tmp_path
     for record in records.records:
         pixels, _ = decode(record, Preprocess())
         assert abs(float(pixels.mean()) - 127.5) < 2, record.source  # PIL's own convert("L") gives ~255 for 16 bits
+
+
+def test_folders_named_by_jaffe_and_kdef_codes(tmp_path: Path) -> None:
+    """JAFFE's file names code the expression (KA.AN1.39.tiff), KDEF's too (AF01AFS.JPG, AF for afraid): folders
+    sorted by those codes are read, upper or lower case, each onto its canonical expression."""
+    for code in ("AN", "di", "FE", "AF", "HA", "NE", "SA", "SU"):
+        (tmp_path / code).mkdir()
+        Image.new("L", (48, 48), 128).save(tmp_path / code / f"{code}.png")
+    records = load_records("folder", tmp_path, "all")
+    assert records.classes == ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+    labels = {Path(r.source).parent.name: records.classes[r.label] for r in records.records}
+    assert labels == {"AN": "angry", "di": "disgust", "FE": "fear", "AF": "fear", "HA": "happy", "NE": "neutral",
+                      "SA": "sad", "SU": "surprise"}

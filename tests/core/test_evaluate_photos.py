@@ -1,4 +1,5 @@
-"""``fersnet evaluate --detect``: a folder of photos (not face crops) measured the way the service sees them."""
+"""``fersnet evaluate --detect``: a folder of photos (not face crops) measured the way the service sees them,
+by default when its images are much larger than the model's input."""
 
 from __future__ import annotations
 
@@ -32,22 +33,43 @@ def test_photos_without_faces_are_classified_whole_and_counted(
         Image.new("RGB", (400, 300), (40 * i, 90, 150)).save(root / name / f"empty{i}.png")
     checkpoint = str(make_checkpoint())
 
-    plain, hint = evaluate(capsys, "--checkpoint", checkpoint, "--root", str(root))
-    assert plain["faceless"] is None
+    plain, hint = evaluate(capsys, "--checkpoint", checkpoint, "--root", str(root), "--detect", "no")
+    assert plain["faceless"] is None and plain["detect"] is False
     assert "add --detect" in hint and "400 pixels across" in hint
 
-    detected, hint = evaluate(capsys, "--checkpoint", checkpoint, "--root", str(root), "--detect")
-    assert detected["faceless"] == detected["n"] == 4 and hint == ""
-    # Nothing found: every image classified whole, exactly as without detection.
-    assert detected["confusion"] == plain["confusion"]
+    for flag in (["--detect"], ["--detect", "yes"]):
+        detected, hint = evaluate(capsys, "--checkpoint", checkpoint, "--root", str(root), *flag)
+        assert detected["faceless"] == detected["n"] == 4 and detected["detect"] is True and hint == ""
+        # Nothing found: every image classified whole, exactly as without detection.
+        assert detected["confusion"] == plain["confusion"]
 
     main(["evaluate", "--dataset", "folder", "--split", "all", "--checkpoint", checkpoint, "--root", str(root), "--detect"])
     assert "a face found in 0 of 4 images; the others classified whole" in capsys.readouterr().out
 
 
-def test_crops_get_no_hint(make_checkpoint: MakeCheckpoint, make_folder, capsys: pytest.CaptureFixture[str]) -> None:
-    _, hint = evaluate(capsys, "--checkpoint", str(make_checkpoint()), "--root", str(make_folder({"happy": 2, "sad": 2})))
-    assert hint == ""
+def test_auto_detects_in_photos_and_says_so(make_checkpoint: MakeCheckpoint, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Without --detect, images twice the model's input across or more are taken for photos: their faces are found."""
+    root = tmp_path / "photos"
+    for i, name in enumerate(EXPRESSIONS):
+        (root / name).mkdir(parents=True)
+        Image.new("RGB", (96, 80), (40 * i, 90, 150)).save(root / name / f"empty{i}.png")  # the checkpoint's input: 48
+    auto, note = evaluate(capsys, "--checkpoint", str(make_checkpoint()), "--root", str(root))
+    assert auto["detect"] is True and auto["faceless"] == 4
+    assert "96 pixels across, the model's input 48: finding and framing the face" in note and "--detect no" in note
+
+
+@pytest.mark.parametrize("argv", [[], ["--detect", "auto"], ["--detect", "no"]])
+def test_crops_are_classified_whole_without_a_note(
+    make_checkpoint: MakeCheckpoint, make_folder, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    result, note = evaluate(capsys, "--checkpoint", str(make_checkpoint()), "--root", str(make_folder({"happy": 2, "sad": 2})), *argv)
+    assert result["detect"] is False and result["faceless"] is None and note == ""
+
+
+def test_an_unknown_detect_mode_is_a_usage_error(make_folder, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["evaluate", "--dataset", "folder", "--split", "all", "--root", str(make_folder({"happy": 1})), "--detect", "maybe"])
+    assert exit_info.value.code == 2 and "invalid choice: 'maybe'" in capsys.readouterr().err
 
 
 @pytest.mark.realdata
@@ -68,9 +90,9 @@ def test_faces_in_photos_score_as_their_crops(fer2013_test: Path, tmp_path: Path
             photo.save(photos / name / f"{path.stem}.png")
 
     on_crops, _ = evaluate(capsys, "--root", str(crops))
-    whole, hint = evaluate(capsys, "--root", str(photos))
-    on_photos, _ = evaluate(capsys, "--root", str(photos), "--detect")
-    assert on_crops["n"] == on_photos["n"] == 60
+    whole, hint = evaluate(capsys, "--root", str(photos), "--detect", "no")
+    on_photos, _ = evaluate(capsys, "--root", str(photos))  # --detect auto: 480 pixels across, the model's 48
+    assert on_crops["n"] == on_photos["n"] == 60 and not on_crops["detect"] and on_photos["detect"]
     assert on_photos["faceless"] <= 3  # YuNet misses a few of FER2013's turned or covered faces
     assert on_photos["accuracy"] == pytest.approx(on_crops["accuracy"], abs=0.1)
     # Classified whole, a photo is mostly background: far worse, and the command says what to do.

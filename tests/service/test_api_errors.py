@@ -27,12 +27,12 @@ async def classify_crop(client: httpx.AsyncClient, seed: int = 7) -> httpx.Respo
 
 def _bad_requests() -> Iterator[tuple[str, dict[str, Any], int, str]]:
     """(what, request arguments, status, code) for every bad input the default limits catch."""
-    gif = encode(noise_image(1, (32, 32), "RGB"), "GIF")
+    heic = b"\x00\x00\x00\x18ftypheic" + b"\x00" * 64  # an iPhone's format, which the service does not decode
     jpeg = encode(noise_image(2, (120, 120), "RGB"), "JPEG")
     yield "empty image", {"url": "/v1/classify", "files": {"images": ("empty.jpg", b"", "image/jpeg")}}, 400, "empty_image"
     yield "corrupt image", {"url": "/v1/classify", "files": {"images": ("x.jpg", b"\x13\x37" * 500, "image/jpeg")}}, 400, "bad_image"
     yield "truncated jpeg", {"url": "/v1/classify", "files": {"images": ("t.jpg", jpeg[: len(jpeg) // 3], "image/jpeg")}}, 400, "bad_image"
-    yield "gif", {"url": "/v1/classify", "files": {"images": ("anim.gif", gif, "image/gif")}}, 415, "unsupported_media_type"
+    yield "heic", {"url": "/v1/classify", "files": {"images": ("photo.heic", heic, "image/heic")}}, 415, "unsupported_media_type"
     yield "text file", {"url": "/v1/classify", "files": {"images": ("notes.txt", b"hello", "text/plain")}}, 415, "unsupported_media_type"
     yield "json body", {"url": "/v1/classify", "json": {"image": "aGVsbG8="}}, 415, "unsupported_media_type"
     yield (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -47,6 +48,21 @@ async def test_detect_may_come_as_a_form_field(make_settings: Callable[..., Sett
     assert as_form.status_code == 200, as_form.text
     assert as_form.json()["detect"] is False
     assert as_form.json()["images"] == as_query.json()["images"]
+
+
+async def test_a_face_database_tiff_or_bmp_answers_as_its_png(make_settings: Callable[..., Settings]) -> None:
+    """JAFFE's faces are grey TIFF, older sets' BMP: the same pixels give the same answer in any supported format."""
+    crop = Image.open(io.BytesIO(noise_png(11)))
+    async with serve(make_settings()) as (app, client):
+        answers = {
+            fmt: await client.post("/v1/classify", params={"detect": "false"},
+                                   files={"images": (f"crop.{fmt.lower()}", encode(crop, fmt), f"image/{fmt.lower()}")})
+            for fmt in ("PNG", "TIFF", "BMP")
+        }
+    for fmt, response in answers.items():
+        assert response.status_code == 200, (fmt, response.text)
+    faces = {fmt: response.json()["images"][0]["faces"] for fmt, response in answers.items()}
+    assert faces["TIFF"] == faces["PNG"] == faces["BMP"]
 
 
 async def test_a_photo_without_a_face_has_no_faces(make_settings: Callable[..., Settings]) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -18,7 +20,7 @@ def decode(data: bytes, content_type: str | None = None, **kw: int) -> Photo:
     return decode_image(Upload(data, "upload", content_type), max_pixels=kw.pop("max_pixels", LIMIT), **kw)
 
 
-@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF"])
 def test_supported_formats_decode_to_rgb(fmt: str) -> None:
     data = encode(noise_image(1, (64, 40), "RGB"), fmt)
     assert sniff_format(data) == fmt
@@ -55,11 +57,32 @@ def test_a_truncated_jpeg_is_a_bad_image() -> None:
     assert refused.value.status_code == 400
 
 
-@pytest.mark.parametrize("fmt", ["GIF", "BMP", "TIFF"])
-def test_other_image_formats_are_415(fmt: str) -> None:
+def test_face_database_formats_decode_as_a_viewer_shows_them() -> None:
+    """JAFFE ships 8-bit grey TIFF, older sets BMP; a GIF is read at its first frame, a multi-page TIFF at its first page."""
+    grey = noise_image(5, (40, 30), "L")
+    photo = decode(encode(grey, "TIFF"), "image/tiff")
+    assert photo.format == "TIFF" and np.array_equal(np.asarray(photo.image)[:, :, 0], np.asarray(grey))
+    first, second = Image.new("RGB", (20, 20), (250, 250, 250)), Image.new("RGB", (20, 20), (5, 5, 5))
+    for fmt in ("GIF", "TIFF"):
+        buffer = io.BytesIO()
+        first.save(buffer, fmt, save_all=True, append_images=[second])
+        assert decode(buffer.getvalue()).image.getpixel((10, 10)) == (250, 250, 250), fmt
+
+
+@pytest.mark.parametrize(
+    ("data", "name"),
+    [
+        (b"\x00\x00\x00\x18ftypheic" + b"\x00" * 64, "HEIC"),
+        (b"\x00\x00\x00\x1cftypavif" + b"\x00" * 64, "AVIF"),
+        (b"%PDF-1.7\n" + b"\x00" * 64, "PDF"),
+        (b"\x00\x00\x01\x00" + b"\x00" * 64, "ICO"),
+    ],
+)
+def test_other_image_formats_are_415(data: bytes, name: str) -> None:
     with pytest.raises(UnsupportedMediaType) as refused:
-        decode(encode(noise_image(4, (32, 32), "RGB"), fmt), "image/png")
+        decode(data, "image/png")
     assert refused.value.status_code == 415
+    assert f"is {name}; send JPEG, PNG, WebP, BMP, GIF or TIFF" in refused.value.message
 
 
 def test_a_decompression_bomb_is_refused_from_its_header() -> None:
