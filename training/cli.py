@@ -272,7 +272,8 @@ def cmd_synthesize(args: argparse.Namespace) -> None:
     if not loaded.model.has_synthesis:
         raise CheckpointError(f"{loaded.path}: this model has no synthesis branch (sharing='none')")
     targets = _targets(args.target, loaded.classes)
-    find_face = _face_finder(args.detect, loaded)
+    find_face = _face_finder(args.detect != "no", loaded)
+    photo_side = PHOTO_SIDE_FACTOR * loaded.preprocess.img_size
     faces, names = [], []
     for path in args.inputs:
         try:
@@ -280,11 +281,13 @@ def cmd_synthesize(args: argparse.Namespace) -> None:
                 image = viewable(ImageOps.exif_transpose(f))
         except (FileNotFoundError, UnidentifiedImageError, OSError) as e:
             raise DataError(f"{path}: cannot read image ({e})") from None
-        if find_face is not None:
+        if find_face is not None and (args.detect == "yes" or max(image.size) >= photo_side):
             crop = find_face(image)
+            if crop is None and args.detect == "yes":
+                raise DataError(f"{path}: no face found; use --detect no if the image already is a face crop")
             if crop is None:
-                raise DataError(f"{path}: no face found; leave out --detect if the image already is a face crop")
-            image = crop
+                print(f"note: {path}: no face found; redrawing the whole image as a face crop", file=sys.stderr)
+            image = crop or image
         faces.append(loaded.preprocess(image))
         names.append(Path(path).stem)
     images = torch.stack(faces).to(_device(args.device))
@@ -539,13 +542,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("synthesize", help="redraw face crops with target expressions")
-    p.add_argument("inputs", nargs="+", help="face images (crops, any size; converted as the model was trained), or photos with --detect")
+    p.add_argument("inputs", nargs="+", help="face crops or photos (each face found and framed as the service does: see --detect)")
     p.add_argument("--checkpoint", default="default", help=CHECKPOINT_HELP)
     p.add_argument("--target", default="all", help="comma-separated expressions, or all")
     p.add_argument("--out", required=True, help="output folder (or PNG file with --grid)")
     p.add_argument("--grid", action="store_true", help="one PNG: inputs down, target expressions across")
-    p.add_argument("--detect", action="store_true",
-                   help="find the largest face in each input (YuNet) and frame it as the service does, for photos rather than crops")
+    p.add_argument("--detect", nargs="?", const="yes", default="auto", choices=("auto", "yes", "no"),
+                   help="find the largest face in each input (YuNet) and frame it as the service does: yes (or --detect "
+                        "alone) for photos, no for face crops, auto (the default) for inputs at least twice the model's "
+                        "input across, redrawn whole where no face is found")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.set_defaults(func=cmd_synthesize)
 

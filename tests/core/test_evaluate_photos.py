@@ -105,13 +105,17 @@ def test_synthesize_detect_names_a_photo_without_a_face(tmp_path: Path, capsys: 
     with pytest.raises(SystemExit) as exit_info:
         main(["synthesize", str(photo), "--detect", "--target", "happy", "--out", str(tmp_path / "out")])
     assert exit_info.value.code == 2
-    assert f"{photo}: no face found; leave out --detect" in capsys.readouterr().err
+    assert f"{photo}: no face found; use --detect no" in capsys.readouterr().err
+
+    main(["synthesize", str(photo), "--target", "happy", "--out", str(tmp_path / "out")])  # auto: redrawn whole
+    assert f"note: {photo}: no face found; redrawing the whole image" in capsys.readouterr().err
+    assert (tmp_path / "out" / "beach_happy.png").is_file()
 
 
 @pytest.mark.realdata
 def test_synthesize_detect_redraws_the_face_in_a_photo(fer2013_test: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Faces pasted into photos, redrawn with --detect, come out close to the same faces redrawn from their crops
-    (also through --detect, so both are framed the same way); without --detect the whole photo is squeezed into
+    (also through --detect, so both are framed the same way); with --detect no the whole photo is squeezed into
     the input and the results are far off."""
     crops, photos = [], []
     for i, source in enumerate(sorted((fer2013_test / "happy").glob("PublicTest_*.jpg"))[:4]):
@@ -123,7 +127,8 @@ def test_synthesize_detect_redraws_the_face_in_a_photo(fer2013_test: Path, tmp_p
         crops.append(str(tmp_path / f"crop{i}.png"))
         photos.append(str(tmp_path / f"photo{i}.png"))
 
-    for inputs, out, extra in ((crops, "detected", ["--detect"]), (photos, "detected", ["--detect"]), (photos, "whole", [])):
+    for inputs, out, extra in ((crops, "detected", ["--detect"]), (photos, "detected", ["--detect"]),
+                               (photos, "whole", ["--detect", "no"]), (photos, "auto", [])):
         main(["synthesize", *inputs, "--target", "sad", "--out", str(tmp_path / out), *extra])
     capsys.readouterr()
 
@@ -135,3 +140,4 @@ def test_synthesize_detect_redraws_the_face_in_a_photo(fer2013_test: Path, tmp_p
         ]))
 
     assert mean_difference("photo", "detected") < 0.5 * mean_difference("photo", "whole")
+    assert mean_difference("photo", "auto") == mean_difference("photo", "detected")  # 480 pixels across: found by default
