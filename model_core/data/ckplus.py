@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 
 from ..expressions import CKPLUS_CLASSES, canonical
-from .records import DataError, Record, Records, image_files, require_dir
+from .records import DataError, Record, Records, image_files, require_dir, subfolders
 
 _NAME = re.compile(r"^(S\d+)_\d+_\d+")
 _SPLIT = re.compile(r"^fold(\d+)/(train|test)$")
@@ -38,7 +38,7 @@ def _all_records(root: Path) -> list[Record]:
                     raise DataError(f"{source}: label {row['label']!r} is not a CK+ class") from None
                 records.append(Record(str(root / row["path"]), label, group=row["subject"]))
         return records
-    for class_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+    for class_dir in subfolders(root):
         try:
             label = CKPLUS_CLASSES.index(canonical(class_dir.name))
         except (KeyError, ValueError):

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..expressions import FER2013_CLASSES, canonical
-from .records import DataError, Record, Records, image_files, require_dir
+from .records import DataError, Record, Records, image_files, require_dir, subfolders
 
 USAGE = {"train": "Training", "val": "PublicTest", "test": "PrivateTest"}
 SPLIT_ALIASES = {v.lower(): k for k, v in USAGE.items()} | {"valid": "val", "validation": "val", "all": "all"}
@@ -49,7 +49,7 @@ def load_folders(root: Path, split: str, skip_bad: bool = False) -> Records:
     if not parts:
         raise DataError(f"{root}: no train/ or test/ folder and no fer2013.csv")
     for part in parts:
-        for class_dir in sorted(p for p in (root / part).iterdir() if p.is_dir()):
+        for class_dir in subfolders(root / part):
             try:
                 label = FER2013_CLASSES.index(canonical(class_dir.name))
             except (KeyError, ValueError):

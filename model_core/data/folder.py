@@ -11,11 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..expressions import CANONICAL, canonical
-from .records import DataError, Record, Records, image_files, require_dir
+from .records import DataError, Record, Records, image_files, require_dir, subfolders
 
 
 def _is_class_tree(root: Path) -> bool:
-    names = [p.name for p in root.iterdir() if p.is_dir()]
+    names = [p.name for p in subfolders(root)]
     try:
         return bool(names) and all(canonical(n) for n in names)
     except KeyError:
@@ -29,13 +29,13 @@ def load(root: str | Path, split: str = "all", skip_bad: bool = False, **_: obje
             raise DataError(f"{root}: is a class tree without split folders; use --split all")
         trees = [root]
     elif split == "all":
-        trees = [p for p in sorted(root.iterdir()) if p.is_dir()]
+        trees = subfolders(root)
     else:
         trees = [require_dir(root / split, f"split folder {split!r}")]
     present: set[str] = set()
     by_tree: list[tuple[Path, str]] = []
     for tree in trees:
-        for class_dir in sorted(p for p in tree.iterdir() if p.is_dir()):
+        for class_dir in subfolders(tree):
             try:
                 name = canonical(class_dir.name)
             except KeyError as e:

@@ -66,9 +66,19 @@ class Records:
         self.skipped.append((source, reason))
 
 
+def _hidden(path: Path) -> bool:
+    """Dot files and folders, and the ``__MACOSX`` folder (with its ``._name.png`` resource forks) of a zip made on a Mac."""
+    return path.name.startswith(".") or path.name == "__MACOSX"
+
+
 def image_files(folder: Path) -> list[Path]:
-    """Image files directly inside ``folder``, sorted so that every run sees the same order."""
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    """Image files directly inside ``folder``, sorted so that every run sees the same order; hidden files are skipped."""
+    return sorted(p for p in folder.iterdir() if p.is_file() and not _hidden(p) and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def subfolders(folder: Path) -> list[Path]:
+    """The folders directly inside ``folder``, sorted, without hidden ones (``.ipynb_checkpoints``, ``__MACOSX``)."""
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not _hidden(p))
 
 
 def require_dir(path: Path, what: str) -> Path:

@@ -157,3 +157,16 @@ def test_folders_named_by_jaffe_and_kdef_codes(tmp_path: Path) -> None:
     labels = {Path(r.source).parent.name: records.classes[r.label] for r in records.records}
     assert labels == {"AN": "angry", "di": "disgust", "FE": "fear", "AF": "fear", "HA": "happy", "NE": "neutral",
                       "SA": "sad", "SU": "surprise"}
+
+
+def test_a_folder_unzipped_on_a_mac_ignores_its_hidden_files(make_folder: Callable[[dict[str, int]], Path]) -> None:
+    """A zip made on a Mac unpacks a ``__MACOSX`` folder of ``._name.png`` resource forks beside the class folders;
+    notebooks leave ``.ipynb_checkpoints``: none of them is a class, none of their files an image."""
+    root = make_folder({"happy": 2, "sad": 1})
+    (root / "__MACOSX" / "happy").mkdir(parents=True)
+    (root / "__MACOSX" / "happy" / "._img0.png").write_bytes(b"\x00\x05\x16\x07 resource fork")
+    (root / ".ipynb_checkpoints").mkdir()
+    (root / "happy" / "._img0.png").write_bytes(b"\x00\x05\x16\x07 resource fork")
+    records = load_records("folder", root, "all")
+    assert records.classes == ("happy", "sad") and len(records) == 3
+    assert not any(Path(r.source).name.startswith(".") for r in records.records)
