@@ -1,5 +1,7 @@
 """Any class-per-folder tree of face crops: ``<root>/<expression>/*.png``.
 
+A class folder's images may also sit in subfolders of it (one per subject, say).
+
 Folder names are expression names (any spelling :func:`model_core.expressions.canonical`
 knows). If the root holds split folders instead (``train/``, ``val/``,
 ``test/``, each a class tree), ``split`` picks one; ``all`` takes every image
@@ -45,7 +47,7 @@ def load(root: str | Path, split: str = "all", skip_bad: bool = False, **_: obje
     classes = tuple(c for c in CANONICAL if c in present)
     out = Records("folder", split, classes, [])
     for class_dir, name in by_tree:
-        out.records.extend(Record(str(p), classes.index(name)) for p in image_files(class_dir))
+        out.records.extend(Record(str(p), classes.index(name)) for p in image_files(class_dir, recursive=True))
     if not out.records:
         raise DataError(f"{root}: no images found for split {split!r}")
     return out

@@ -71,9 +71,16 @@ def _hidden(path: Path) -> bool:
     return path.name.startswith(".") or path.name == "__MACOSX"
 
 
-def image_files(folder: Path) -> list[Path]:
-    """Image files directly inside ``folder``, sorted so that every run sees the same order; hidden files are skipped."""
-    return sorted(p for p in folder.iterdir() if p.is_file() and not _hidden(p) and p.suffix.lower() in IMAGE_SUFFIXES)
+def image_files(folder: Path, recursive: bool = False) -> list[Path]:
+    """Image files inside ``folder`` (``recursive``: at any depth), sorted so that every run sees the same order.
+
+    Hidden files, and everything inside hidden folders, are skipped.
+    """
+    found = folder.rglob("*") if recursive else folder.iterdir()
+    return sorted(
+        p for p in found
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not any(_hidden(Path(part)) for part in p.relative_to(folder).parts)
+    )
 
 
 def subfolders(folder: Path) -> list[Path]:

@@ -170,3 +170,16 @@ def test_a_folder_unzipped_on_a_mac_ignores_its_hidden_files(make_folder: Callab
     records = load_records("folder", root, "all")
     assert records.classes == ("happy", "sad") and len(records) == 3
     assert not any(Path(r.source).name.startswith(".") for r in records.records)
+
+
+def test_a_class_folder_may_hold_its_images_in_subfolders(make_folder: Callable[[dict[str, int]], Path]) -> None:
+    """Sets sorted by expression, then by subject (happy/S010/...), are read whole, not just their top level."""
+    root = make_folder({"happy": 1, "sad": 1})
+    (root / "happy" / "S010").mkdir()
+    (root / "happy" / "img0.png").rename(root / "happy" / "S010" / "img0.png")
+    (root / "sad" / "S011" / ".thumbnails").mkdir(parents=True)
+    Image.new("L", (48, 48), 90).save(root / "sad" / "S011" / "img2.png")
+    Image.new("L", (8, 8), 90).save(root / "sad" / "S011" / ".thumbnails" / "img2.png")
+    records = load_records("folder", root, "all")
+    assert sorted(Path(r.source).relative_to(root).as_posix() for r in records.records) == [
+        "happy/S010/img0.png", "sad/S011/img2.png", "sad/img1.png"]
