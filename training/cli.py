@@ -163,17 +163,19 @@ def _detect_faces(mode: str, records: Records, img_size: int) -> bool:
     folder as the service would answer for it, and says so. Only a few image
     headers are read to decide.
     """
+    if mode == "yes":
+        return True
     side = _typical_side(records)
-    looks_like_photos = side >= PHOTO_SIDE_FACTOR * img_size
-    if mode == "auto" and looks_like_photos:
+    if side < PHOTO_SIDE_FACTOR * img_size:
+        return False
+    if mode == "auto":
         print(f"note: these images are about {side} pixels across, the model's input {img_size}: finding and framing "
               "the face in each as the service does (--detect no classifies them whole)", file=sys.stderr)
         return True
-    if mode == "no" and looks_like_photos:
-        print(f"note: these images are about {side} pixels across, the model's input {img_size}; "
-              "if they are photos rather than face crops, add --detect to find and frame each face as the service does",
-              file=sys.stderr)
-    return mode == "yes"
+    print(f"note: these images are about {side} pixels across, the model's input {img_size}; "
+          "if they are photos rather than face crops, add --detect to find and frame each face as the service does",
+          file=sys.stderr)
+    return False
 
 
 def _typical_side(records: Records, sample: int = 20) -> int:

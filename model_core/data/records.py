@@ -66,9 +66,9 @@ class Records:
         self.skipped.append((source, reason))
 
 
-def _hidden(path: Path) -> bool:
+def _hidden(name: str) -> bool:
     """Dot files and folders, and the ``__MACOSX`` folder (with its ``._name.png`` resource forks) of a zip made on a Mac."""
-    return path.name.startswith(".") or path.name == "__MACOSX"
+    return name.startswith(".") or name == "__MACOSX"
 
 
 def image_files(folder: Path, recursive: bool = False) -> list[Path]:
@@ -79,13 +79,13 @@ def image_files(folder: Path, recursive: bool = False) -> list[Path]:
     found = folder.rglob("*") if recursive else folder.iterdir()
     return sorted(
         p for p in found
-        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not any(_hidden(Path(part)) for part in p.relative_to(folder).parts)
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not any(map(_hidden, p.relative_to(folder).parts))
     )
 
 
 def subfolders(folder: Path) -> list[Path]:
     """The folders directly inside ``folder``, sorted, without hidden ones (``.ipynb_checkpoints``, ``__MACOSX``)."""
-    return sorted(p for p in folder.iterdir() if p.is_dir() and not _hidden(p))
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not _hidden(p.name))
 
 
 def require_dir(path: Path, what: str) -> Path:
