@@ -1,26 +1,35 @@
-"""Measure synthesis: does a redrawn face show its target, and does the round trip give the face back?
+"""Measure synthesis, several generators side by side on the same faces: does an edit show its target,
+does it keep everything else, and can it be told from a real face?
 
-For faces of a split (the test split by default), the generator redraws every
-face with every target expression and prints, per target:
+For faces drawn from a split (the test split by default), every generator
+redraws every face with every other expression, and one row per generator says:
 
 * ``judged as target``: how often an *independent* classifier (``--judge``, a
-  model trained separately, for example ``fer2013_ablation_none``) recognises
-  the target in the fake. The generator's own FER branch is never the judge:
-  it was trained to be fooled by this very generator. Without ``--judge`` the
-  column is left out. Beside it, ``input judged as target`` is the control: how
-  often the judge already sees the target in the unedited face (its errors).
-* ``cycle L1``: the mean absolute pixel error (0-255 scale) between a face and
-  its round trip, face -> target -> the face's own expression.
-* ``changed``: the mean absolute pixel change the target made (a generator that
-  returns its input unchanged has a perfect cycle and is useless).
+  model trained separately, never one of the generators) recognises the target
+  in the edit; ``input judged`` is the control, how often it already sees the
+  target in the unedited face.
+* ``cycle L1``: mean absolute error (0-255) between a face and its round trip,
+  face -> target -> the face's own expression.
+* ``changed``: mean absolute change the edit made (0-255). A generator that
+  returns its input has a perfect cycle and is useless.
+* ``outside the expression``: mean absolute change where a masked generator's
+  mask is closed (below 0.05), i.e. away from what the expression moves. Every
+  row is measured on the same pixels, those of the first masked generator
+  given, so the paper's decoder can be compared with it.
+* ``photo outside the face``: the change, in a colour photo redrawn as the
+  service redraws it, of the pixels outside the face's square (scikit-image's
+  public-domain astronaut portrait, if scikit-image is installed).
+* ``real vs edited``: the held-out accuracy of a small CNN trained after the fact
+  to tell real faces from edits of *other* faces. 50 % means the edits cannot be
+  told from real faces; 100 % that every one can.
 
-    python -m bench.synthesis_quality --checkpoint default --limit 500
-    python -m bench.synthesis_quality --checkpoint default --judge runs/fer2013_ablation_none/best
-    python -m bench.synthesis_quality --checkpoint default --grid runs/synthesis_grid.png
+    python -m bench.synthesis_quality --checkpoint default --judge fer2013_paper_none_gpu
+    python -m bench.synthesis_quality --checkpoint OLD NEW --judge fer2013_paper_none_gpu --grid runs/grids.png \\
+        --photo-figure docs/figures/synthesis_photo.png
 
-``--grid`` also draws the figure of the issue: one real face of each expression (rows, the
-first of each class among the faces drawn) by every target expression (columns). It is written
-under ``runs/`` and never committed: the data's terms forbid shipping files derived from its faces.
+``--grid`` draws one real face of each expression (rows) by every target (columns), the generators side by
+side. It shows dataset faces, so it is written under ``runs/`` and never committed. ``--photo-figure`` draws
+the public-domain portrait before and redrawn with every target by each generator: that one may be committed.
 """
 
 from __future__ import annotations
@@ -32,109 +41,251 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image, ImageDraw, ImageFont
+from torch import Tensor, nn
 
 from model_core import load_checkpoint
-from model_core.data import Record, load_records
+from model_core.checkpoint import LoadedModel
+from model_core.data import load_records
 from model_core.data.dataset import decode
-from model_core.evaluate import synthesis_grid
+from model_core.faces import FaceDetector, crop_faces
+from model_core.photo_edit import changed_outside, crop_box, face_tile, grey_levels, redraw_in_photo
+
+GREY = 127.5  # images are in [-1, 1]: a difference of 2 is 255 grey levels
+CLOSED = 0.05  # a mask value below which a pixel counts as untouched
+
+
+def _as_judge_input(images: Tensor, generator: LoadedModel, judge: LoadedModel) -> Tensor:
+    """Hand the generator's tensors (faces or edits) to a judge that may expect another size or normalisation."""
+    pictures = [generator.preprocess.to_image(x) for x in images.cpu()]
+    return judge.preprocess.batch(pictures)
+
+
+def _faces(args: argparse.Namespace, generator: LoadedModel) -> tuple[Tensor, Tensor, list[str]]:
+    """Faces of the split (normalised as the generator expects), their labels as its class indices, the classes."""
+    split = load_records(args.dataset, args.root, args.split)
+    classes = list(generator.classes)
+    order = np.random.default_rng(args.seed).permutation(len(split.records))
+    records = [split.records[int(i)] for i in order if split.classes[split.records[int(i)].label] in classes]
+    records = records[: args.limit]
+    images = torch.stack([generator.preprocess.to_tensor(decode(r, generator.preprocess)[0]) for r in records])
+    labels = torch.tensor([classes.index(split.classes[r.label]) for r in records])
+    return images, labels, classes
 
 
 @torch.inference_mode()
-def measure(args: argparse.Namespace) -> tuple[list[str], dict[str, dict[str, float]], int]:
-    generator = load_checkpoint(args.checkpoint, args.device)
-    judge = load_checkpoint(args.judge, args.device) if args.judge else None
-    if judge is not None and judge.sha256 == generator.sha256:
-        raise SystemExit("--judge must be another model than --checkpoint")
-    classes = list(generator.classes)
+def edits(model: nn.Module, images: Tensor, labels: Tensor, k: int, batch_size: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Every face with every other target: (sources, targets, edits, masks or empty) in a fixed order."""
+    sources = torch.arange(len(images)).repeat_interleave(k)
+    targets = torch.arange(k).repeat(len(images))
+    keep = targets != labels[sources]
+    sources, targets = sources[keep], targets[keep]
+    fakes, masks = [], []
+    for start in range(0, len(sources), batch_size):
+        s, t = sources[start : start + batch_size], targets[start : start + batch_size]
+        features = model.forward_features(images[s])
+        parts = model.decode_parts(features, F.one_hot(t, k).float())
+        fakes.append(parts.face)
+        if parts.mask is not None:
+            masks.append(parts.mask)
+    return sources, targets, torch.cat(fakes), torch.cat(masks) if masks else torch.empty(0)
+
+
+class _RealOrEdited(nn.Module):
+    """A small CNN that tries to tell real faces from edited ones: the realism probe."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 2),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+
+def realism(real: Tensor, edited: Tensor, seed: int, epochs: int = 30) -> float:
+    """Held-out accuracy of a CNN trained on 70 % of ``real`` (label 0) and ``edited`` (label 1) faces."""
+    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    n = min(len(real), len(edited))
+    x = torch.cat((real[:n], edited[:n]))
+    y = torch.cat((torch.zeros(n, dtype=torch.long), torch.ones(n, dtype=torch.long)))
+    order = torch.randperm(2 * n, generator=generator)
+    cut = int(0.7 * 2 * n)
+    train, test = order[:cut], order[cut:]
+    probe = _RealOrEdited()
+    optimizer = torch.optim.Adam(probe.parameters(), lr=2e-3)
+    with torch.enable_grad():
+        for _ in range(epochs):
+            for batch in train[torch.randperm(len(train), generator=generator)].split(64):
+                loss = F.cross_entropy(probe(x[batch]), y[batch])
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+    with torch.inference_mode():
+        return float((probe(x[test]).argmax(1) == y[test]).float().mean())
+
+
+def _portrait() -> Image.Image | None:
+    try:
+        from skimage import data
+    except ImportError:
+        return None
+    return Image.fromarray(data.astronaut())
+
+
+@torch.inference_mode()
+def redraw_photo(generator: LoadedModel, photo: Image.Image, targets: list[str]) -> tuple[list[Image.Image], tuple[int, int, int, int]]:
+    """The photo's largest face redrawn with each target, as the service answers; and its square."""
+    faces = FaceDetector().detect(photo)
+    if not faces:
+        raise SystemExit("no face found in the portrait")
+    face, preprocess = faces[0], generator.preprocess
+    model_input = preprocess.prepare(crop_faces(photo, [face], preprocess)[0])
+    x = preprocess.to_tensor(model_input)[None]
+    k = len(generator.classes)
+    onehot = torch.eye(k)[[generator.classes.index(t) for t in targets]]
+    out = generator.model.redraw(x, onehot, torch.zeros(len(targets), dtype=torch.long))
+    box = crop_box(face, photo.size, preprocess)
+    before = grey_levels(x[0], preprocess)
+    return [redraw_in_photo(photo, box, before, grey_levels(o, preprocess)) for o in out], box
+
+
+def measure(args: argparse.Namespace) -> None:
+    started = time.time()
+    generators = [load_checkpoint(c) for c in args.checkpoint]
+    judge = load_checkpoint(args.judge) if args.judge else None
+    if judge is not None and judge.sha256 in {g.sha256 for g in generators}:
+        raise SystemExit("--judge must be another model than every --checkpoint")
+    for g in generators:
+        g.model.eval()
+    images, labels, classes = _faces(args, generators[0])
     k = len(classes)
-    pixels = 127.5  # images are in [-1, 1]: a difference of 2 is 255 grey levels
-    split = load_records(args.dataset, args.root, args.split)
-    records, record_classes = split.records, split.classes
-    chosen = np.random.default_rng(args.seed).permutation(len(records))[: args.limit]
-    faces = [records[int(i)] for i in chosen]
-    # Sources whose label the generator cannot express (contempt, for a 7-class model) are left out.
-    faces = [r for r in faces if record_classes[r.label] in classes]
-    preprocess = generator.preprocess
-    model = generator.model.eval()
+    judged_inputs = None
     if judge is not None:
         judge.model.eval()
-
-    def load(batch: list[Record]) -> torch.Tensor:
-        return torch.stack([preprocess.to_tensor(decode(r, preprocess)[0]) for r in batch]).to(args.device)
-
-    sums: dict[str, dict[str, float]] = {t: {"hit": 0.0, "input_hit": 0.0, "cycle": 0.0, "changed": 0.0, "n": 0.0} for t in classes}
-    for start in range(0, len(faces), args.batch_size):
-        batch = faces[start : start + args.batch_size]
-        images = load(batch)
-        own = torch.tensor([classes.index(record_classes[r.label]) for r in batch], device=args.device)
-        if judge is not None:  # the control: how often the judge sees the target in the unedited face
-            judged_input = judge.model.classify(_as_judge_input(images, generator, judge)).argmax(1)
-        for t, target_name in enumerate(classes):
-            keep = own != t  # a face already showing the target is not an edit
-            if not keep.any():
-                continue
-            x, source = images[keep], own[keep]
-            fake = model.synthesize(x, F.one_hot(torch.full_like(source, t), k).float())
-            back = model.synthesize(fake, F.one_hot(source, k).float())
-            s = sums[target_name]
-            s["cycle"] += float((back - x).abs().mean(dim=(1, 2, 3)).sum()) * pixels
-            s["changed"] += float((fake - x).abs().mean(dim=(1, 2, 3)).sum()) * pixels
-            s["n"] += int(keep.sum())
-            if judge is not None:
-                judged = judge.model.classify(_as_judge_input(fake, generator, judge)).argmax(1)
-                wanted = judge.classes.index(target_name)
-                s["hit"] += int((judged == wanted).sum())
-                s["input_hit"] += int((judged_input[keep] == wanted).sum())
-    table = {t: {k: v / max(s["n"], 1) for k, v in s.items() if k != "n"} | {"n": s["n"]} for t, s in sums.items()}
+        with torch.inference_mode():
+            judged_inputs = judge.model.classify(_as_judge_input(images[: args.judge_limit], generators[0], judge)).argmax(1)
+    results = [edits(g.model, images, labels, k, args.batch_size) for g in generators]
+    region = next((r[3] < CLOSED for r in results if len(r[3])), None)  # the first masked generator's closed pixels
+    half = len(images) // 2  # realism: real faces from the first half, edits of the second half's faces
+    portrait = _portrait()
+    rows = []
+    for name, g, (sources, targets, fakes, _) in zip(args.checkpoint, generators, results, strict=True):
+        x = images[sources]
+        with torch.inference_mode():
+            back = g.model.synthesize(fakes, F.one_hot(labels[sources], k).float())
+        change = (fakes - x).abs()
+        row: dict[str, str] = {
+            "generator": _short(name),
+            "edits": f"{len(fakes)}",
+            "cycle L1": f"{float((back - x).abs().mean()) * GREY:.1f}",
+            "changed": f"{float(change.mean()) * GREY:.1f}",
+            "outside the expression": "-" if region is None else f"{float(change[region].mean()) * GREY:.2f}",
+        }
+        if judge is not None and judged_inputs is not None:
+            judged = sources < args.judge_limit
+            with torch.inference_mode():
+                verdict = torch.cat([judge.model.classify(_as_judge_input(chunk, g, judge)).argmax(1)
+                                     for chunk in fakes[judged].split(args.batch_size)])
+            wanted = torch.tensor([judge.classes.index(classes[t]) for t in targets[judged].tolist()])
+            row["judged as target"] = f"{100 * float((verdict == wanted).float().mean()):.1f} %"
+            row["input judged"] = f"{100 * float((judged_inputs[sources[judged]] == wanted).float().mean()):.1f} %"
+        if portrait is not None:
+            photos, box = redraw_photo(g, portrait, classes[:3])
+            row["photo outside the face"] = f"{max(changed_outside(portrait, p, box) for p in photos):.2f}"
+        one_each = torch.stack([torch.nonzero(sources == i)[0, 0] for i in range(half, len(images))])
+        row["real vs edited"] = f"{100 * realism(images[:half], fakes[one_each], args.seed):.1f} %"
+        rows.append(row)
+    what = f"{len(images)} faces of {args.dataset}/{args.split}" + (f", judge {args.judge} on the first {args.judge_limit}" if judge else "")
+    print(what)
+    columns = list(rows[0])
+    print("| " + " | ".join(columns) + " |")
+    print("|---|" + "---:|" * (len(columns) - 1))
+    for row in rows:
+        print("| " + " | ".join(row.get(c, "-") for c in columns) + " |")
     if args.grid:
-        rows = {}  # one face per expression, in the model's class order
-        for r in faces:
-            rows.setdefault(record_classes[r.label], r)
-        shown = [rows[c] for c in classes if c in rows]
-        images = load(shown)
-        args.grid.parent.mkdir(parents=True, exist_ok=True)
-        synthesis_grid(model, images, classes, preprocess, args.grid, [record_classes[r.label] for r in shown])
-    return classes, table, len(faces)
+        draw_grid(generators, args.checkpoint, images, labels, classes, args.grid)
+        print(f"\ngrid: {args.grid} (dataset faces: not to be committed)")
+    if args.photo_figure and portrait is not None:
+        draw_photo_figure(generators, args.checkpoint, portrait, classes, args.photo_figure)
+        print(f"photo figure: {args.photo_figure}")
+    print(f"\n{time.time() - started:.0f} s")
 
 
-def _as_judge_input(images: torch.Tensor, generator, judge) -> torch.Tensor:  # noqa: ANN001 (LoadedModel pair)
-    """Hand the generator's tensors (faces or fakes) to a judge that may expect another size or normalisation."""
-    pictures = [generator.preprocess.to_image(x) for x in images.cpu()]
-    return judge.preprocess.batch(pictures).to(images.device)
+def _short(name: str) -> str:
+    """A generator's label: a bundled name, or the run folder of a ``runs/<run>/best`` path."""
+    path = Path(name)
+    return path.parent.name if path.name in ("best", "last") else path.name
+
+
+def _labelled_rows(rows: list[tuple[str, list[Image.Image]]], header: list[str], tile: int) -> Image.Image:
+    """Rows of equal square tiles with a label on the left and a header above."""
+    font = ImageFont.load_default()
+    label_w, head_h, gap = 130, 16, 2
+    cols = max(len(tiles) for _, tiles in rows)
+    sheet = Image.new("RGB", (label_w + cols * (tile + gap), head_h + len(rows) * (tile + gap)), (255, 255, 255))
+    draw = ImageDraw.Draw(sheet)
+    for c, text in enumerate(header):
+        draw.text((label_w + c * (tile + gap) + 4, 2), text, fill=(0, 0, 0), font=font)
+    for r, (label, tiles) in enumerate(rows):
+        top = head_h + r * (tile + gap)
+        draw.text((4, top + tile // 2 - 6), label, fill=(0, 0, 0), font=font)
+        for c, image in enumerate(tiles):
+            sheet.paste(image.convert("RGB").resize((tile, tile), Image.Resampling.LANCZOS), (label_w + c * (tile + gap), top))
+    return sheet
+
+
+@torch.inference_mode()
+def draw_grid(generators: list[LoadedModel], names: list[str], images: Tensor, labels: Tensor, classes: list[str], out: Path) -> None:
+    """One real face of each expression (rows; each generator a block of rows) by every target (columns)."""
+    chosen = [int(torch.nonzero(labels == c)[0, 0]) for c in range(len(classes)) if (labels == c).any()]
+    rows = []
+    for name, g in zip(names, generators, strict=True):
+        x = images[chosen]
+        for i, face in enumerate(x):
+            out_faces = g.model.synthesize(face[None].expand(len(classes), -1, -1, -1), torch.eye(len(classes)))
+            tiles = [g.preprocess.to_image(face)] + [g.preprocess.to_image(f) for f in out_faces]
+            rows.append((f"{_short(name)[:14]}: {classes[int(labels[chosen[i]])]}", tiles))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _labelled_rows(rows, ["input", *classes], 72).save(out)
+
+
+def draw_photo_figure(generators: list[LoadedModel], names: list[str], photo: Image.Image, classes: list[str], out: Path) -> None:
+    """The portrait's face before and redrawn with every target, one row per generator, plus the whole photo."""
+    rows = []
+    for name, g in zip(names, generators, strict=True):
+        photos, box = redraw_photo(g, photo, classes)
+        rows.append((_short(name)[:20], [face_tile(photo, box)] + [face_tile(p, box) for p in photos]))
+    sheet = _labelled_rows(rows, ["input", *classes], 112)
+    happy, _ = redraw_photo(generators[-1], photo, ["happy"] if "happy" in classes else classes[:1])
+    pair = Image.new("RGB", (2 * 256 + 4, 256), (255, 255, 255))
+    pair.paste(photo.resize((256, 256), Image.Resampling.LANCZOS), (0, 0))
+    pair.paste(happy[0].resize((256, 256), Image.Resampling.LANCZOS), (260, 0))
+    figure = Image.new("RGB", (max(sheet.width, pair.width), sheet.height + pair.height + 8), (255, 255, 255))
+    figure.paste(sheet, (0, 0))
+    figure.paste(pair, (0, sheet.height + 8))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure.save(out)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--checkpoint", default="default", help="the generator")
-    parser.add_argument("--judge", help="an independently trained classifier checkpoint (never the generator itself)")
+    parser.add_argument("--checkpoint", nargs="+", default=["default"], help="the generators, compared on the same faces")
+    parser.add_argument("--judge", help="an independently trained classifier checkpoint (never a generator)")
+    parser.add_argument("--judge-limit", type=int, default=200, help="faces whose edits the judge sees (it may be slow)")
     parser.add_argument("--dataset", default="fer2013")
     parser.add_argument("--root", default="../shared/data/fer2013")
     parser.add_argument("--split", default="test")
-    parser.add_argument("--limit", type=int, default=500, help="faces drawn at random from the split")
+    parser.add_argument("--limit", type=int, default=600, help="faces drawn at random from the split")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--grid", type=Path, help="also draw real faces (rows) x target expressions (columns) to this PNG")
-    args = parser.parse_args()
-    start = time.time()
-    classes, table, n = measure(args)
-    judged = args.judge is not None
-    print(f"{n} faces of {args.dataset}/{args.split}, generator {args.checkpoint}" + (f", judge {args.judge}" if judged else ""))
-    print()
-    print("| target | edits |" + (" judged as target | input judged as target |" if judged else "")
-          + " cycle L1 (0-255) | changed by the edit (0-255) |")
-    print("|---|---:|" + ("---:|---:|" if judged else "") + "---:|---:|")
-    for t in classes:
-        row = table[t]
-        hit = f" {100 * row['hit']:.1f} % | {100 * row['input_hit']:.1f} % |" if judged else ""
-        print(f"| {t} | {int(row['n'])} |{hit} {row['cycle']:.1f} | {row['changed']:.1f} |")
-    total = sum(table[t]["n"] for t in classes)
-    mean = {k: sum(table[t][k] * table[t]["n"] for t in classes) / max(total, 1) for k in ("hit", "input_hit", "cycle", "changed")}
-    hit = f" {100 * mean['hit']:.1f} % | {100 * mean['input_hit']:.1f} % |" if judged else ""
-    print(f"| all | {int(total)} |{hit} {mean['cycle']:.1f} | {mean['changed']:.1f} |")
-    if args.grid:
-        print(f"\ngrid: {args.grid}")
-    print(f"\n{time.time() - start:.0f} s")
+    parser.add_argument("--grid", type=Path, help="real faces (rows) x targets (columns), every generator, to this PNG")
+    parser.add_argument("--photo-figure", type=Path, help="the public-domain portrait redrawn by every generator, to this PNG")
+    measure(parser.parse_args())
 
 
 if __name__ == "__main__":

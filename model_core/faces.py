@@ -130,8 +130,11 @@ class LargestFace:
         self.preprocess = preprocess
         self.detector = detector or FaceDetector()
 
-    def __call__(self, image: Image.Image) -> Image.Image | None:
+    def find(self, image: Image.Image) -> Face | None:
+        """The largest face in ``image``, or None."""
         faces = self.detector.detect(image.convert("RGB"))
-        if not faces:
-            return None
-        return self.preprocess.crop_face(image, faces[0].box)
+        return faces[0] if faces else None
+
+    def __call__(self, image: Image.Image) -> Image.Image | None:
+        face = self.find(image)
+        return None if face is None else self.preprocess.crop_face(image, face.box)

@@ -35,13 +35,14 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .gates import GatePair
 
 SharingMode = Literal["none", "hard", "selective"]
 SHARING_MODES: tuple[SharingMode, ...] = ("none", "hard", "selective")
+SynthesisOutput = Literal["direct", "masked"]
+SYNTHESIS_OUTPUTS: tuple[SynthesisOutput, ...] = ("direct", "masked")
 
 
 # --------------------------------------------------------------------------- blocks
@@ -152,12 +153,18 @@ class FERSNetConfig:
     head_dropout: float = 0.3
     embed_channels: int = 64
     decoder_skips: bool = True
+    synthesis_output: SynthesisOutput = "direct"
+    """``direct``: the decoder paints the whole face (the paper). ``masked``: it paints a change and a soft
+    mask, and the face is ``mask * change + (1 - mask) * input`` (GANimation), so pixels the expression
+    does not touch stay exactly as they were."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "widths", tuple(self.widths))
         if self.sharing not in SHARING_MODES:
             raise ValueError(f"sharing must be one of {SHARING_MODES}, not {self.sharing!r}")
+        if self.synthesis_output not in SYNTHESIS_OUTPUTS:
+            raise ValueError(f"synthesis_output must be one of {SYNTHESIS_OUTPUTS}, not {self.synthesis_output!r}")
         if self.in_chans not in (1, 3):
             raise ValueError(f"in_chans must be 1 (grey) or 3 (colour), not {self.in_chans}")
         if self.img_size % self.downsample:
@@ -201,12 +208,21 @@ class Features(NamedTuple):
 
     ``fer`` feeds the classifier; ``fes`` is the synthesis bottleneck (None in
     ``none`` mode or when only classification was asked for); ``skips`` are the
-    FES-side feature maps at each resolution, finest first, for the decoder.
+    FES-side feature maps at each resolution, finest first, for the decoder;
+    ``images`` is the input itself, which a masked decoder keeps where it draws nothing.
     """
 
     fer: Tensor
     fes: Tensor | None
     skips: tuple[Tensor, ...]
+    images: Tensor | None = None
+
+
+class Synthesis(NamedTuple):
+    """A redrawn face in [-1, 1] and, for a masked decoder, where it was redrawn (B x 1 x H x W in [0, 1])."""
+
+    face: Tensor
+    mask: Tensor | None
 
 
 class FERSNetOutput(NamedTuple):
@@ -275,7 +291,9 @@ class FERSNet(nn.Module):
             skip_chans = self._level_channels(k - 1) if cfg.decoder_skips and k > 0 else 0
             blocks.append(UpBlock(in_chans, skip_chans, cfg.num_classes, out_chans))
             in_chans = out_chans
-        to_image = nn.Conv2d(in_chans, cfg.in_chans, kernel_size=3, padding=1)
+        # A masked decoder paints one more channel: the mask's logit.
+        out_chans = cfg.in_chans + int(cfg.synthesis_output == "masked")
+        to_image = nn.Conv2d(in_chans, out_chans, kernel_size=3, padding=1)
         return nn.ModuleDict({"blocks": blocks, "to_image": to_image})
 
     def _init_weights(self) -> None:
@@ -321,13 +339,17 @@ class FERSNet(nn.Module):
                 skips.append(fes)
         if fes is not None:
             skips.pop()  # the last map is the bottleneck itself, not a skip
-        return Features(fer=fer, fes=fes if synthesis else None, skips=tuple(skips))
+        return Features(fer=fer, fes=fes if synthesis else None, skips=tuple(skips), images=images)
 
     def forward_head(self, fer_features: Tensor) -> Tensor:
         return self.head(fer_features)
 
     def decode(self, features: Features, target: Tensor) -> Tensor:
         """Draw the face of ``features`` with the ``target`` expression (B x num_classes)."""
+        return self.decode_parts(features, target).face
+
+    def decode_parts(self, features: Features, target: Tensor) -> Synthesis:
+        """The redrawn face and, for a masked decoder, its mask (the losses keep the mask small and smooth)."""
         if not self.has_synthesis or features.fes is None:
             raise RuntimeError("this model has no synthesis branch (sharing='none'), or features lack it")
         target = target.to(features.fes.dtype)
@@ -336,7 +358,13 @@ class FERSNet(nn.Module):
         for k, block in zip(levels, self.decoder["blocks"], strict=True):
             skip = features.skips[k - 1] if self.config.decoder_skips and k > 0 else None
             x = block(x, skip, target)
-        return torch.tanh(self.decoder["to_image"](x))
+        out = self.decoder["to_image"](x)
+        if self.config.synthesis_output == "direct":
+            return Synthesis(torch.tanh(out), None)
+        if features.images is None:
+            raise RuntimeError("a masked decoder needs the input images (Features.images)")
+        change, mask = torch.tanh(out[:, :-1]), torch.sigmoid(out[:, -1:])
+        return Synthesis(mask * change + (1 - mask) * features.images.to(change.dtype), mask)
 
     def classify(self, images: Tensor) -> Tensor:
         """Expression logits, skipping the synthesis-only work."""
@@ -346,14 +374,27 @@ class FERSNet(nn.Module):
         """Faces of ``images`` redrawn with ``target`` expressions, in [-1, 1]."""
         return self.decode(self.forward_features(images), target)
 
+    def redraw(self, images: Tensor, targets: Tensor, sources: Tensor) -> Tensor:
+        """Face ``sources[i]`` of ``images`` redrawn with ``targets[i]``, for every i, in [-1, 1].
+
+        Each image is encoded once however many targets it is redrawn with;
+        only the decoder runs once per target.
+        """
+        f = self.forward_features(images)
+        if f.fes is None or f.images is None:
+            raise RuntimeError("this model has no synthesis branch (sharing='none')")
+
+        def pick(t: Tensor) -> Tensor:
+            return t.index_select(0, sources)
+
+        features = Features(fer=pick(f.fer), fes=pick(f.fes), skips=tuple(pick(s) for s in f.skips), images=pick(f.images))
+        return self.decode(features, targets)
+
     def forward(self, images: Tensor, target: Tensor | None = None) -> FERSNetOutput:
         features = self.forward_features(images, synthesis=target is not None)
         logits = self.forward_head(features.fer)
         fake = self.decode(features, target) if target is not None else None
         return FERSNetOutput(logits, fake)
-
-    def one_hot(self, labels: Tensor) -> Tensor:
-        return F.one_hot(labels, self.config.num_classes).float()
 
     def class_axes(self) -> dict[str, int]:
         """The tensors indexed by expression class, each with the axis the classes lie along.

@@ -1,8 +1,7 @@
-"""Pictures going out: PNG bytes, base64 text, and the labelled grid of synthesised faces."""
+"""Pictures going out: PNG bytes and the labelled grid of synthesised faces."""
 
 from __future__ import annotations
 
-import base64
 import io
 import math
 
@@ -18,10 +17,6 @@ def png_bytes(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
-
-
-def base64_png(image: Image.Image) -> str:
-    return base64.b64encode(png_bytes(image)).decode("ascii")
 
 
 def labelled_grid(tiles: list[tuple[str, Image.Image]]) -> Image.Image:

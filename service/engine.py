@@ -155,11 +155,17 @@ class Engine:
         return (logits.float() / self.loaded.temperature).softmax(dim=1).cpu()
 
     @torch.inference_mode()
-    def synthesize(self, images: Tensor, targets: Tensor) -> Tensor:
-        """Faces redrawn with ``targets`` (B x classes distributions): B x C x H x W float32 in [-1, 1], CPU."""
-        n = images.shape[0]
-        out = self.model.synthesize(self._to_device(images), self._to_device(targets))[:n]
-        return out.float().cpu()
+    def synthesize(self, images: Tensor, targets: Tensor, sources: Tensor | None = None) -> Tensor:
+        """Faces redrawn with ``targets`` (N x classes distributions): N x C x H x W float32 in [-1, 1], CPU.
+
+        ``sources[i]`` names the image that target i redraws (default: image i), so a face asked for
+        several expressions is encoded once and decoded once per expression.
+        """
+        n = targets.shape[0]
+        if sources is None:
+            sources = torch.arange(n)
+        out = self.model.redraw(self._to_device(images), targets.to(self.device, self.dtype), sources.to(self.device))
+        return out[:n].float().cpu()
 
     def warm_up(self) -> list[int]:
         """Run every batch shape once for each task, so no request pays for a first call; returns the sizes."""

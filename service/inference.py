@@ -6,15 +6,19 @@ classify
     probabilities; encode: the faces of each image with their boxes and
     probabilities.
 synthesize
-    decode: the upload -> photo -> the chosen face -> one item per target
-    expression; batch/predict/unbatch: stacked crops and one-hot targets ->
-    faces; encode: a PNG, base64 PNGs in JSON, or a labelled grid.
+    decode: the upload -> photo -> the chosen face -> one item, the face with
+    every target expression; batch/predict/unbatch: each face encoded once,
+    decoded once per target; encode: the network's change put back into the
+    photo at its own size and colours (:mod:`model_core.photo_edit`), as one
+    picture, base64 pictures in JSON, a labelled grid of the face, or the bare
+    model-sized face.
 
 Only :class:`model_core.Preprocess` turns pictures into tensors and back.
 """
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -25,9 +29,10 @@ from PIL import Image
 from torch import Tensor
 
 from model_core.faces import Face, FaceDetector, crop_faces, whole_image
+from model_core.photo_edit import crop_box, encode_like, face_tile, grey_levels, redraw_in_photo, scale_box
 
 from .batching import BatchedAPI, Decoded
-from .encoding import base64_png, labelled_grid, png_bytes
+from .encoding import labelled_grid, png_bytes
 from .engine import Engine
 from .errors import InvalidParameter, NoFaceFound
 from .images import Photo, Upload, decode_image
@@ -42,7 +47,7 @@ from .schemas import (
     UsedFace,
 )
 
-OutputFormat = Literal["png", "json", "grid"]
+OutputFormat = Literal["photo", "face", "json", "grid"]
 
 
 def _box(photo: Photo, face: Face) -> Box:
@@ -150,16 +155,15 @@ class SynthesizeRequest:
     targets: list[str]
     detect: bool = True
     face_index: int = 0
-    output: OutputFormat = "png"
+    output: OutputFormat = "photo"
 
 
 @dataclass(frozen=True)
-class TargetedFace:
-    """One face to redraw with one target expression."""
+class FaceToRedraw:
+    """One face and every expression to redraw it with: encoded once, decoded once per target."""
 
-    expression: str
     pixels: Tensor
-    target: Tensor
+    targets: Tensor  # T x classes, one-hot rows in request order
 
 
 @dataclass(frozen=True)
@@ -171,10 +175,20 @@ class SynthesizeContext:
     model_input: Image.Image
 
 
-class SynthesizeAPI(_PhotoPipeline, BatchedAPI[SynthesizeRequest, SynthesizeContext, TargetedFace, Tensor, Response]):
+@dataclass(frozen=True)
+class RedrawBatch:
+    """Faces of a batch, and the targets of all of them with the face each one redraws."""
+
+    images: Tensor
+    targets: Tensor
+    sources: Tensor
+    counts: list[int]
+
+
+class SynthesizeAPI(_PhotoPipeline, BatchedAPI[SynthesizeRequest, SynthesizeContext, FaceToRedraw, Tensor, Response]):
     name = "synthesize"
 
-    def decode(self, request: SynthesizeRequest) -> Decoded[SynthesizeContext, TargetedFace]:
+    def decode(self, request: SynthesizeRequest) -> Decoded[SynthesizeContext, FaceToRedraw]:
         preprocess = self.engine.preprocess
         photo = decode_image(request.upload, max_pixels=self.max_pixels)
         faces = _faces_in(photo, request.detect, self.detector)
@@ -188,25 +202,24 @@ class SynthesizeAPI(_PhotoPipeline, BatchedAPI[SynthesizeRequest, SynthesizeCont
             )
         face = faces[request.face_index]
         model_input = preprocess.prepare(crop_faces(photo.image, [face], preprocess)[0])
-        pixels = preprocess.to_tensor(model_input)
         classes = self.engine.classes
-        items = []
-        for expression in request.targets:
-            target = torch.zeros(len(classes))
-            target[classes.index(expression)] = 1.0
-            items.append(TargetedFace(expression, pixels, target))
+        targets = torch.zeros(len(request.targets), len(classes))
+        for row, expression in enumerate(request.targets):
+            targets[row, classes.index(expression)] = 1.0
         context = SynthesizeContext(request, photo, face, len(faces), model_input)
-        return Decoded(context, items)
+        return Decoded(context, [FaceToRedraw(preprocess.to_tensor(model_input), targets)])
 
-    def batch(self, items: Sequence[TargetedFace]) -> tuple[Tensor, Tensor]:
-        return torch.stack([item.pixels for item in items]), torch.stack([item.target for item in items])
+    def batch(self, items: Sequence[FaceToRedraw]) -> RedrawBatch:
+        counts = [len(item.targets) for item in items]
+        sources = torch.repeat_interleave(torch.arange(len(items)), torch.tensor(counts))
+        return RedrawBatch(torch.stack([item.pixels for item in items]), torch.cat([item.targets for item in items]), sources, counts)
 
-    def predict(self, batch: tuple[Tensor, Tensor]) -> Tensor:
-        images, targets = batch
-        return self.engine.synthesize(images, targets)
+    def predict(self, batch: RedrawBatch) -> list[Tensor]:
+        faces = self.engine.synthesize(batch.images, batch.targets, batch.sources)
+        return list(faces.split(batch.counts))
 
-    def unbatch(self, output: Tensor, count: int) -> list[Tensor]:
-        return list(output[:count].unbind(0))
+    def unbatch(self, output: list[Tensor], count: int) -> list[Tensor]:
+        return output[:count]
 
     def face_headers(self, context: SynthesizeContext) -> dict[str, str]:
         """Which face was used, for responses whose body is a picture."""
@@ -221,27 +234,44 @@ class SynthesizeAPI(_PhotoPipeline, BatchedAPI[SynthesizeRequest, SynthesizeCont
             headers["X-Face-Score"] = f"{context.face.score:.4f}"
         return headers
 
-    def encode(self, decoded: Decoded[SynthesizeContext, TargetedFace], outputs: Sequence[Tensor]) -> Response:
+    def _redrawn_photos(self, context: SynthesizeContext, faces: Tensor) -> tuple[Photo, tuple[int, int, int, int], list[Image.Image]]:
+        """The upload at its own size with the face redrawn once per target, and the crop box in its pixels.
+
+        Detection may have run on a reduced decode of a large JPEG; the answer is drawn on the full one.
+        """
+        preprocess = self.engine.preprocess
+        photo = context.photo
+        full = photo if photo.scale == 1.0 else decode_image(context.request.upload, max_pixels=self.max_pixels, max_side=None)
+        box = scale_box(crop_box(context.face, photo.image.size, preprocess), photo.scale)
+        before = grey_levels(preprocess.to_tensor(context.model_input), preprocess)
+        return full, box, [redraw_in_photo(full.image, box, before, grey_levels(face, preprocess)) for face in faces]
+
+    def encode(self, decoded: Decoded[SynthesizeContext, FaceToRedraw], outputs: Sequence[Tensor]) -> Response:
         context = decoded.context
         preprocess = self.engine.preprocess
-        faces = [preprocess.to_image(output) for output in outputs]
+        faces = outputs[0]
         headers = self.face_headers(context)
         output = context.request.output
-        if output == "png":
-            return Response(png_bytes(faces[0]), media_type="image/png", headers=headers)
+        if output == "face":
+            return Response(png_bytes(preprocess.to_image(faces[0])), media_type="image/png", headers=headers)
+        full, box, photos = self._redrawn_photos(context, faces)
+        if output == "photo":
+            body, media_type = encode_like(photos[0], full.format)
+            return Response(body, media_type=media_type, headers=headers)
         if output == "grid":
-            tiles = [("input", context.model_input)] + [(item.expression, face) for item, face in zip(decoded.items, faces, strict=True)]
+            tiles = [("input", face_tile(full.image, box))]
+            tiles += [(expression, face_tile(photo, box)) for expression, photo in zip(context.request.targets, photos, strict=True)]
             return Response(png_bytes(labelled_grid(tiles)), media_type="image/png", headers=headers)
-        box = _box(context.photo, context.face)
-        size = preprocess.img_size
+        encoded = [encode_like(photo, full.format) for photo in photos]
         body = SynthesizeResponse(
             model=str(self.engine.loaded.card.get("name", "fersnet")),
-            width=size,
-            height=size,
-            face=UsedFace(index=context.request.face_index, box=box, detection_score=context.face.score, faces_found=context.faces_found),
+            width=full.image.width,
+            height=full.image.height,
+            face=UsedFace(index=context.request.face_index, box=_box(context.photo, context.face),
+                          detection_score=context.face.score, faces_found=context.faces_found),
             images=[
-                SynthesizedFace(expression=item.expression, png_base64=base64_png(face))
-                for item, face in zip(decoded.items, faces, strict=True)
+                SynthesizedFace(expression=expression, media_type=media_type, image_base64=base64.b64encode(data).decode("ascii"))
+                for expression, (data, media_type) in zip(context.request.targets, encoded, strict=True)
             ],
         )
         return JSONResponse(body.model_dump(mode="json"), headers=headers)

@@ -110,8 +110,10 @@ class UsedFace(BaseModel):
 
 class SynthesizedFace(BaseModel):
     expression: str = Field(examples=["happy"])
-    png_base64: str = Field(
-        description="The face as a base64-encoded PNG, at the model's input size.", examples=["iVBORw0KGgoAAAANSUhEUgAA..."]
+    media_type: str = Field(description="The picture's type: the upload's family (JPEG, WebP) or PNG.", examples=["image/png"])
+    image_base64: str = Field(
+        description="The uploaded photo with the face redrawn, base64-encoded, at the photo's own size.",
+        examples=["iVBORw0KGgoAAAANSUhEUgAA..."],
     )
 
 
@@ -120,9 +122,9 @@ class SynthesizeResponse(BaseModel):
         json_schema_extra={
             "examples": [
                 {
-                    "model": "placeholder-untrained",
-                    "width": 48,
-                    "height": 48,
+                    "model": "fer2013_small_masked",
+                    "width": 640,
+                    "height": 480,
                     "face": {
                         "index": 0,
                         "box": {"x": 188, "y": 97, "width": 121, "height": 148},
@@ -130,8 +132,8 @@ class SynthesizeResponse(BaseModel):
                         "faces_found": 1,
                     },
                     "images": [
-                        {"expression": "happy", "png_base64": "iVBORw0KGgoAAAANSUhEUgAAADAAAAAwCAAAAAB..."},
-                        {"expression": "surprise", "png_base64": "iVBORw0KGgoAAAANSUhEUgAAADAAAAAwCAAAAAB..."},
+                        {"expression": "happy", "media_type": "image/png", "image_base64": "iVBORw0KGgoAAAANSUhEUgAAAoAAAAHg..."},
+                        {"expression": "surprise", "media_type": "image/png", "image_base64": "iVBORw0KGgoAAAANSUhEUgAAAoAAAAHg..."},
                     ],
                 }
             ]
@@ -139,10 +141,10 @@ class SynthesizeResponse(BaseModel):
     )
 
     model: str
-    width: int = Field(description="Width of every synthesised face in pixels (the model's input size).")
+    width: int = Field(description="Width of every returned picture in pixels: the uploaded photo's.")
     height: int
     face: UsedFace
-    images: list[SynthesizedFace] = Field(description="One synthesised face per requested target, in request order.")
+    images: list[SynthesizedFace] = Field(description="The photo redrawn once per requested target, in request order.")
 
 
 # --------------------------------------------------------------------------- operations

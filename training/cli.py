@@ -268,47 +268,61 @@ def cmd_synthesize(args: argparse.Namespace) -> None:
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     from model_core.evaluate import synthesis_grid
+    from model_core.faces import crop_faces, whole_image
+    from model_core.photo_edit import crop_box, encode_like, grey_levels, redraw_in_photo
     from model_core.preprocess import viewable
 
     loaded = load_checkpoint(args.checkpoint, _device(args.device))
     if not loaded.model.has_synthesis:
         raise CheckpointError(f"{loaded.path}: this model has no synthesis branch (sharing='none')")
     targets = _targets(args.target, loaded.classes)
+    preprocess = loaded.preprocess
     find_face = _face_finder(args.detect != "no", loaded)
-    photo_side = PHOTO_SIDE_FACTOR * loaded.preprocess.img_size
-    faces, names = [], []
+    photo_side = PHOTO_SIDE_FACTOR * preprocess.img_size
+    photos, boxes, inputs, names, formats = [], [], [], [], []
     for path in args.inputs:
         try:
             with Image.open(path) as f:
-                image = viewable(ImageOps.exif_transpose(f))
+                image, fmt = viewable(ImageOps.exif_transpose(f)), f.format or "PNG"
         except (FileNotFoundError, UnidentifiedImageError, OSError) as e:
             raise DataError(f"{path}: cannot read image ({e})") from None
+        image = image if image.mode in ("L", "RGB") else image.convert("RGB")
+        face = None
         if find_face is not None and (args.detect == "yes" or max(image.size) >= photo_side):
-            crop = find_face(image)
-            if crop is None and args.detect == "yes":
+            face = find_face.find(image)
+            if face is None and args.detect == "yes":
                 raise DataError(f"{path}: no face found; use --detect no if the image already is a face crop")
-            if crop is None:
+            if face is None:
                 print(f"note: {path}: no face found; redrawing the whole image as a face crop", file=sys.stderr)
-            image = crop or image
-        faces.append(loaded.preprocess(image))
+        face = face or whole_image(image)
+        photos.append(image)
+        boxes.append(crop_box(face, image.size, preprocess))
+        inputs.append(preprocess.prepare(crop_faces(image, [face], preprocess)[0]))
         names.append(Path(path).stem)
-    images = torch.stack(faces).to(_device(args.device))
+        formats.append(fmt)
+    images = torch.stack([preprocess.to_tensor(face) for face in inputs]).to(_device(args.device))
     out = Path(args.out)
     if args.grid:
         out.parent.mkdir(parents=True, exist_ok=True)
-        synthesis_grid(loaded.model, images, loaded.classes, loaded.preprocess, out, names)
+        synthesis_grid(loaded.model, images, loaded.classes, preprocess, out, names)
         print(f"wrote {out}")
         return
     out.mkdir(parents=True, exist_ok=True)
-    with torch.inference_mode():
-        features = loaded.model.forward_features(images)
-        for target in targets:
-            onehot = torch.zeros(len(images), len(loaded.classes), device=images.device)
-            onehot[:, loaded.classes.index(target)] = 1
-            for name, face in zip(names, loaded.model.decode(features, onehot), strict=True):
+    onehot = torch.eye(len(loaded.classes), device=images.device)[[loaded.classes.index(t) for t in targets]]
+    with torch.inference_mode():  # each input encoded once, decoded once per target
+        sources = torch.arange(len(images), device=images.device).repeat_interleave(len(targets))
+        redrawn = loaded.model.redraw(images, onehot.repeat(len(images), 1), sources).view(len(images), len(targets), *images.shape[1:])
+    for i, name in enumerate(names):
+        before = grey_levels(images[i], preprocess)
+        for target, face in zip(targets, redrawn[i], strict=True):
+            if args.format == "face":
                 file = out / f"{name}_{target}.png"
-                loaded.preprocess.to_image(face).save(file)
-                print(f"wrote {file}")
+                preprocess.to_image(face).save(file)
+            else:
+                data, media_type = encode_like(redraw_in_photo(photos[i], boxes[i], before, grey_levels(face, preprocess)), formats[i])
+                file = out / f"{name}_{target}.{media_type.removeprefix('image/').replace('jpeg', 'jpg')}"
+                file.write_bytes(data)
+            print(f"wrote {file}")
 
 
 # --------------------------------------------------------------------------- balance
@@ -543,12 +557,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.set_defaults(func=cmd_compare)
 
-    p = sub.add_parser("synthesize", help="redraw face crops with target expressions")
+    p = sub.add_parser("synthesize", help="redraw the face in each photo with target expressions")
     p.add_argument("inputs", nargs="+", help="face crops or photos (each face found and framed as the service does: see --detect)")
     p.add_argument("--checkpoint", default="default", help=CHECKPOINT_HELP)
     p.add_argument("--target", default="all", help="comma-separated expressions, or all")
     p.add_argument("--out", required=True, help="output folder (or PNG file with --grid)")
-    p.add_argument("--grid", action="store_true", help="one PNG: inputs down, target expressions across")
+    p.add_argument("--format", default="photo", choices=("photo", "face"),
+                   help="photo (the default): each input at its own size and colours with its face redrawn, saved as "
+                        "<name>_<target> in the input's format family; face: the bare model-sized face the network drew")
+    p.add_argument("--grid", action="store_true", help="one PNG of model-sized faces: inputs down, target expressions across")
     p.add_argument("--detect", nargs="?", const="yes", default="auto", choices=("auto", "yes", "no"),
                    help="find the largest face in each input (YuNet) and frame it as the service does: yes (or --detect "
                         "alone) for photos, no for face crops, auto (the default) for inputs at least twice the model's "

@@ -49,6 +49,10 @@ class ModelSpec(_Strict):
     overrides: dict[str, Any] = Field(default_factory=dict)
     classes: list[str] | None = None
     """The model's output classes; default: the first training dataset's classes."""
+    frozen: list[str] = Field(default_factory=list)
+    """Submodules held fixed, by name (``stem``, ``fer_stages``, ``gates``, ``head``, ...): their weights get no
+    updates and their batch-norm statistics no new batches. Freezing everything but ``embedding`` and
+    ``decoder`` retrains the generator while the recogniser answers exactly as before."""
     init_from: str | None = None
     """A checkpoint whose matching tensors initialise the model (pretraining, fine-tuning);
     tensors indexed by class are matched by class name (see :mod:`model_core.transfer`)."""
@@ -61,6 +65,8 @@ class OptimSpec(_Strict):
     weight_decay: float = 0.05
     warmup_epochs: float = 1.0
     lr_d: float = 2e-4
+    betas_d: tuple[float, float] = (0.5, 0.999)
+    """The discriminator's Adam betas: a low first moment, as GANs are usually trained."""
     grad_clip: float | None = 5.0
 
 
@@ -73,6 +79,10 @@ class LossSpec(_Strict):
     classification: float = 1.0
     cycle: float = 10.0
     identity: float = 5.0
+    mask: float = 0.1
+    """A masked decoder only: weight of the mask's mean (redraw as little of the face as the expression needs)."""
+    mask_smooth: float = 1.0
+    """A masked decoder only: weight of the mask's total variation (smooth regions, not speckles)."""
     synthesis_fraction: float = Field(0.25, gt=0, le=1)
     """Share of each batch that is also synthesised; the rest only trains recognition."""
 
@@ -80,6 +90,15 @@ class LossSpec(_Strict):
     def trains_synthesis(self) -> bool:
         """False when every synthesis weight is 0: recognition-only fine-tuning skips the FES work."""
         return any(w > 0 for w in (self.adversarial, self.classification, self.cycle, self.identity))
+
+
+class DiscriminatorSpec(_Strict):
+    """The PatchGAN that judges realism (:mod:`model_core.discriminator`)."""
+
+    width: int = Field(64, ge=8)
+    spectral_norm: bool = False
+    """Spectral normalisation of every convolution (Miyato et al., 2018): bounds how fast the judge's verdict
+    can change, which keeps adversarial training stable; it replaces instance norm."""
 
 
 class TrainConfig(_Strict):
@@ -94,10 +113,15 @@ class TrainConfig(_Strict):
     """Splits measured once, on the selected model, after training (test splits go here, never in ``val``)."""
     optim: OptimSpec = Field(default_factory=OptimSpec)
     loss: LossSpec = Field(default_factory=LossSpec)
+    discriminator: DiscriminatorSpec = Field(default_factory=DiscriminatorSpec)
     augment: float = 1.0
     select: Literal["accuracy", "macro_f1", "last"] = "accuracy"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: bool = True
+    """bfloat16 autocast on CUDA."""
+    cpu_bf16: bool = False
+    """bfloat16 autocast on a CPU that computes it natively (AVX-512 BF16, AMX); off by default until
+    ``python -m bench.train_speed`` shows it pays for the recipe's network on the machine at hand."""
     channels_last: bool = True
     num_workers: int = 2
     threads: int | None = None

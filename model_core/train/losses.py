@@ -65,11 +65,18 @@ def other_labels(labels: Tensor, num_classes: int, generator: torch.Generator | 
     return (labels + shift) % num_classes
 
 
+def total_variation(mask: Tensor) -> Tensor:
+    """Mean absolute difference between neighbouring mask values: small for smooth regions."""
+    mask = mask.float()
+    return (mask[..., 1:, :] - mask[..., :-1, :]).abs().mean() + (mask[..., :, 1:] - mask[..., :, :-1]).abs().mean()
+
+
 def _head(features: Features, n: int) -> Features:
     return Features(
         fer=features.fer[:n],
         fes=None if features.fes is None else features.fes[:n],
         skips=tuple(s[:n] for s in features.skips),
+        images=None if features.images is None else features.images[:n],
     )
 
 
@@ -113,13 +120,19 @@ class MultiTaskObjective(nn.Module):
         real, source = images[:n], F.one_hot(labels[:n], k).float()
         wanted = other_labels(labels[:n], k)
         subset = _head(features, n)
-        fake = model.decode(subset, F.one_hot(wanted, k).float())
-        same = model.decode(subset, source)
+        drawn = model.decode_parts(subset, F.one_hot(wanted, k).float())
+        kept = model.decode_parts(subset, source)
+        fake, same = drawn.face, kept.face
         judged = frozen_call(model, fake, source)  # the FER verdict on the fake, and its way back
         losses["cls"] = F.cross_entropy(judged.logits.float(), wanted)
         losses["cycle"] = F.l1_loss(judged.synthesis.float(), real.float())
         losses["identity"] = F.l1_loss(same.float(), real.float())
         total = total + w.classification * losses["cls"] + w.cycle * losses["cycle"] + w.identity * losses["identity"]
+        if drawn.mask is not None and kept.mask is not None:
+            masks = torch.cat((drawn.mask, kept.mask))
+            losses["mask"] = masks.float().mean()
+            losses["mask_tv"] = total_variation(masks)
+            total = total + w.mask * losses["mask"] + w.mask_smooth * losses["mask_tv"]
         discriminator = self._discriminator[0]
         if discriminator is not None and w.adversarial > 0:
             losses["adv"] = lsgan_loss(frozen_call(discriminator, fake), real=True)

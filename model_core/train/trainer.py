@@ -116,6 +116,36 @@ def _set_rng_state(state: dict[str, Any]) -> None:
     random.setstate((version, tuple(internal), gauss))
 
 
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX-512 BF16 or AMX): only there does autocast pay."""
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # torch's own CPU feature checks
+    return any(bool(getattr(torch.cpu, probe, lambda: False)()) for probe in probes)
+
+
+def autocast_for(device: torch.device, cpu: bool = True) -> Any:
+    """bfloat16 mixed precision where the hardware has it (CUDA, or with ``cpu`` a CPU with AVX-512 BF16), else nothing.
+
+    bfloat16 keeps float32's range, so unlike float16 it needs no loss scaling; the losses
+    themselves are computed in float32 (see :mod:`.losses`).
+    """
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    if device.type == "cpu" and cpu and cpu_has_bf16():
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return nullcontext()
+
+
+def freeze(model: nn.Module, names: list[str]) -> list[nn.Module]:
+    """Stop the named submodules from learning; returns them so that each epoch can put them in eval mode."""
+    modules = dict(model.named_children())
+    unknown = [n for n in names if n not in modules]
+    if unknown:
+        raise ValueError(f"model.frozen: no submodule {', '.join(unknown)}; the model has {', '.join(modules)}")
+    for name in names:
+        modules[name].requires_grad_(False)
+    return [modules[name] for name in names]
+
+
 class Trainer:
     """Runs one recipe end to end. ``fit()`` returns the folder of the selected checkpoint."""
 
@@ -134,16 +164,18 @@ class Trainer:
         cfg = self.model.config
         self.preprocess = Preprocess(img_size=cfg.img_size, in_chans=cfg.in_chans)
         self.train_set = self._build_train_set()
-        self.discriminator = discriminator_for(cfg.img_size, cfg.in_chans).to(self.device) if self.model.has_synthesis else None
+        d = config.discriminator
+        self.discriminator = (
+            discriminator_for(cfg.img_size, cfg.in_chans, width=d.width, spectral_norm=d.spectral_norm).to(self.device)
+            if self.model.has_synthesis else None
+        )
 
         use_cuda = self.device.type == "cuda"
         # Every training batch has the same shape, so cuDNN's one-off search for the fastest kernels pays.
         torch.backends.cudnn.benchmark = use_cuda
         self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
         self.model.to(self.device, memory_format=self.memory_format)
-        self.amp = nullcontext()
-        if config.amp and use_cuda:
-            self.amp = torch.autocast("cuda", dtype=torch.bfloat16)
+        self.amp = autocast_for(self.device, cpu=config.cpu_bf16) if config.amp else nullcontext()
 
         self.objective: nn.Module = MultiTaskObjective(self.model, self.discriminator, config.loss)
         self.disc_step: nn.Module | None = self.discriminator
@@ -156,9 +188,11 @@ class Trainer:
                 self.disc_step = DistributedDataParallel(self.discriminator, device_ids=ids)
 
         o = config.optim
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
+        self.frozen = freeze(self.model, config.model.frozen)
+        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(trainable, lr=o.lr, weight_decay=o.weight_decay)
         self.d_optimizer = (
-            torch.optim.Adam(self.discriminator.parameters(), lr=o.lr_d, betas=(0.5, 0.999)) if self.discriminator else None
+            torch.optim.Adam(self.discriminator.parameters(), lr=o.lr_d, betas=o.betas_d) if self.discriminator else None
         )
         self.steps_per_epoch = self._steps_per_epoch()
         self.epochs = o.epochs
@@ -300,6 +334,8 @@ class Trainer:
 
     def train_epoch(self, epoch: int) -> dict[str, Any]:
         self.model.train()
+        for module in self.frozen:
+            module.eval()  # frozen batch norms keep their statistics
         if self.discriminator is not None:
             self.discriminator.train()
         sums: dict[str, float] = {}

@@ -24,25 +24,34 @@ target expressions in `targets` (comma-separated or repeated, or `all`).
 Every parameter may be sent as a query parameter or as a form field beside
 the image; one the route does not know is refused (422) rather than ignored.
 The service finds the faces, takes the largest (or the one `face` names),
-and redraws it with each target expression at the model's input size.
+and redraws it with each target expression. The answer is the uploaded photo
+itself, at its own size and in its own colours, with that face redrawn:
+the network's change is enlarged to the face and blended in with a soft
+edge, pixels away from the face are returned unchanged. The face is encoded
+once, however many targets are asked for.
 
-* one target: the face as `image/png`;
-* several: JSON with one base64 PNG per target (`format=json`, the default),
-  or one labelled PNG grid, the input crop first (`format=grid`).
+* `format=photo` (the default for one target): the photo, as JPEG for a JPEG
+  upload, lossless WebP for WebP, PNG otherwise;
+* `format=json` (the default for several targets): one base64 photo per target;
+* `format=grid`: one labelled PNG of the face, before and with each target;
+* `format=face`: the bare face the network drew, grey, at its input size
+  (one target; `png` is its older name).
 
 Every answer says which face was used: the `face` object in JSON, and the
 headers `X-Face-Index`, `X-Face-Box` (`x,y,width,height` in the uploaded
 image's pixels), `X-Face-Score` and `X-Faces-Found`.
 
 ```
-curl -F image=@photo.jpg "http://localhost:8000/v1/synthesize?targets=happy" -o happy.png
+curl -F image=@photo.jpg "http://localhost:8000/v1/synthesize?targets=happy" -o happy.jpg
 ```
 """
 
 _PNG_AND_JSON = {
     200: {
-        "description": "The synthesised face(s): a PNG (one target, or format=grid) or JSON (several targets).",
-        "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
+        "description": "The redrawn photo (one target), JSON (several), a PNG grid or the bare face (format=face).",
+        "content": {
+            media: {"schema": {"type": "string", "format": "binary"}} for media in ("image/jpeg", "image/png", "image/webp")
+        },
         "headers": {
             "X-Face-Index": {"description": "Which detected face was used (0 = largest).", "schema": {"type": "integer"}},
             "X-Face-Box": {"description": "Its box: x,y,width,height.", "schema": {"type": "string"}},
@@ -73,12 +82,17 @@ def parse_targets(values: list[str], classes: tuple[str, ...]) -> list[str]:
     return targets
 
 
+FormatParameter = Literal["auto", "photo", "face", "png", "json", "grid"]
+
+
 def choose_format(requested: str, targets: list[str]) -> OutputFormat:
+    """The answer's form: ``auto`` is a photo for one target and JSON for several; ``png`` is ``face``'s older name."""
     if requested == "auto":
-        return "png" if len(targets) == 1 else "json"
-    if requested == "png" and len(targets) > 1:
-        raise InvalidParameter("format=png returns one face; ask for one target, or use format=json or format=grid")
-    return requested  # type: ignore[return-value]
+        return "photo" if len(targets) == 1 else "json"
+    chosen = "face" if requested == "png" else requested
+    if chosen in ("photo", "face") and len(targets) > 1:
+        raise InvalidParameter(f"format={requested} returns one picture; ask for one target, or use format=json or format=grid")
+    return chosen  # type: ignore[return-value]
 
 
 @router.post(
@@ -106,13 +120,14 @@ async def synthesize(
     detect: Annotated[bool | None, Query(description="Find the face (default: true). `false`: the image already is a face crop.")] = None,
     face: Annotated[int | None, Query(ge=0, le=1000, description="Which detected face to redraw: 0 (the default) is the largest.")] = None,
     format: Annotated[
-        Literal["auto", "png", "json", "grid"] | None,
-        Query(description="`auto` (the default): PNG for one target, JSON for several. `grid`: one labelled PNG of all of them."),
+        FormatParameter | None,
+        Query(description="`auto` (the default): the redrawn photo for one target, JSON for several. `grid`: one labelled "
+              "PNG of the face with every target. `face`: the bare model-sized face."),
     ] = None,
     form_detect: Annotated[bool | None, Form(alias="detect", description="The same as the `detect` query parameter.")] = None,
     form_face: Annotated[int | None, Form(alias="face", ge=0, le=1000, description="The same as the `face` query parameter.")] = None,
     form_format: Annotated[
-        Literal["auto", "png", "json", "grid"] | None, Form(alias="format", description="The same as the `format` query parameter.")
+        FormatParameter | None, Form(alias="format", description="The same as the `format` query parameter.")
     ] = None,
 ) -> Response:
     if not engine.has_synthesis:

@@ -55,7 +55,10 @@ def test_train_evaluate_synthesize_export(
     Image.fromarray(face(3, 0)).resize((120, 120)).save(face_path)
     run(capsys, "synthesize", str(face_path), "--checkpoint", str(trained), "--target", "happy,sadness", "--out", str(tmp_path / "syn"))
     assert sorted(p.name for p in (tmp_path / "syn").iterdir()) == ["face_happy.png", "face_sad.png"]
-    assert Image.open(tmp_path / "syn" / "face_sad.png").size == (48, 48)
+    assert Image.open(tmp_path / "syn" / "face_sad.png").size == (120, 120)  # the input redrawn at its own size
+    run(capsys, "synthesize", str(face_path), "--checkpoint", str(trained), "--target", "sad", "--format", "face",
+        "--out", str(tmp_path / "bare"))
+    assert Image.open(tmp_path / "bare" / "face_sad.png").size == (48, 48)  # the bare model-sized face
     run(capsys, "synthesize", str(face_path), "--checkpoint", str(trained), "--grid", "--out", str(tmp_path / "grid.png"))
     assert (tmp_path / "grid.png").stat().st_size > 1000
 

@@ -129,7 +129,8 @@ def test_synthesize_detect_redraws_the_face_in_a_photo(fer2013_test: Path, tmp_p
 
     for inputs, out, extra in ((crops, "detected", ["--detect"]), (photos, "detected", ["--detect"]),
                                (photos, "whole", ["--detect", "no"]), (photos, "auto", [])):
-        main(["synthesize", *inputs, "--target", "sad", "--out", str(tmp_path / out), *extra])
+        main(["synthesize", *inputs, "--target", "sad", "--format", "face", "--out", str(tmp_path / out), *extra])
+    main(["synthesize", *photos, "--target", "sad", "--out", str(tmp_path / "photos")])
     capsys.readouterr()
 
     def mean_difference(kind: str, folder: str) -> float:
@@ -141,3 +142,11 @@ def test_synthesize_detect_redraws_the_face_in_a_photo(fer2013_test: Path, tmp_p
 
     assert mean_difference("photo", "detected") < 0.5 * mean_difference("photo", "whole")
     assert mean_difference("photo", "auto") == mean_difference("photo", "detected")  # 480 pixels across: found by default
+    for i in range(4):  # by default the photo itself comes back, changed only on and around the face pasted at (250, 120)
+        before = np.asarray(Image.open(photos[i]), dtype=int)
+        after = np.asarray(Image.open(tmp_path / "photos" / f"photo{i}_sad.png"), dtype=int)
+        assert after.shape == before.shape
+        changed = np.argwhere(np.abs(after - before).max(-1) > 0)
+        assert len(changed) > 0
+        assert changed[:, 1].min() >= 250 - 20 and changed[:, 1].max() < 250 + 160 + 20
+        assert changed[:, 0].min() >= 120 - 20 and changed[:, 0].max() < 120 + 160 + 20

@@ -89,3 +89,34 @@ def test_config_round_trips_through_a_dict() -> None:
     assert FERSNetConfig.from_dict(config.to_dict()) == config
     with pytest.raises(ValueError, match="unknown"):
         FERSNetConfig.from_dict({**config.to_dict(), "colour": True})
+
+
+def test_a_masked_decoder_keeps_the_input_where_its_mask_is_closed() -> None:
+    model = create_model("fersnet_tiny", synthesis_output="masked").eval()
+    x = torch.rand(2, 1, 48, 48) * 2 - 1
+    parts = model.decode_parts(model.forward_features(x), torch.eye(7)[:2])
+    assert parts.mask is not None and parts.mask.shape == (2, 1, 48, 48)
+    assert 0 <= parts.mask.min() and parts.mask.max() <= 1
+    with torch.no_grad():
+        model.decoder["to_image"].bias[-1] = -40.0  # the mask's logit: closed everywhere
+    closed = model.synthesize(x, torch.eye(7)[:2])
+    assert torch.allclose(closed, x, atol=1e-6)  # nothing redrawn: the input, exactly
+    direct = create_model("fersnet_tiny").eval()
+    assert direct.decode_parts(direct.forward_features(x), torch.eye(7)[:2]).mask is None
+
+
+def test_redraw_encodes_each_face_once_and_matches_synthesize() -> None:
+    torch.manual_seed(0)
+    model = create_model("fersnet_tiny", synthesis_output="masked").eval()
+    faces = torch.rand(2, 1, 48, 48) * 2 - 1
+    targets = torch.eye(7)[[3, 4, 5, 0]]
+    sources = torch.tensor([0, 0, 0, 1])
+    with torch.inference_mode():
+        redrawn = model.redraw(faces, targets, sources)
+        one_by_one = torch.cat([model.synthesize(faces[[s]], targets[[i]]) for i, s in enumerate(sources.tolist())])
+    assert torch.allclose(redrawn, one_by_one, atol=1e-5)
+
+
+def test_an_unknown_synthesis_output_is_refused() -> None:
+    with pytest.raises(ValueError, match="synthesis_output"):
+        FERSNetConfig(synthesis_output="painted")  # type: ignore[arg-type]

@@ -222,3 +222,33 @@ def test_ddp_with_gloo_on_two_cpu_processes(tmp_path: Path, fer2013_folder: Path
     # Each process saw half of the 42 training images per epoch: 2 steps of 8 each, not 5.
     log = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[0])
     assert log["images_per_s"] > 0
+
+
+def test_a_frozen_recogniser_answers_exactly_as_before_while_the_generator_learns() -> None:
+    from model_core.discriminator import discriminator_for
+    from model_core.train.trainer import freeze
+
+    torch.manual_seed(0)
+    model = create_model("fersnet_tiny", synthesis_output="masked")
+    frozen = freeze(model, ["stem", "fer_stages", "fes_stages", "gates", "head"])
+    objective = MultiTaskObjective(model, discriminator_for(48, 1, width=8, spectral_norm=True), LossSpec(synthesis_fraction=1.0))
+    labels = torch.arange(7).repeat(2)
+    images = torch.stack([torch.from_numpy(face(int(c), i)).float()[None] / 127.5 - 1 for i, c in enumerate(labels)])
+    model.eval()
+    logits_before = model.classify(images).detach()
+    decoder_before = model.decoder["to_image"].weight.detach().clone()
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+    for _ in range(3):
+        model.train()
+        for module in frozen:
+            module.eval()
+        out = objective(images, labels, torch.eye(7)[labels])
+        assert {"mask", "mask_tv"} <= set(out.losses)
+        optimizer.zero_grad()
+        out.total.backward()
+        optimizer.step()
+    model.eval()
+    assert torch.equal(model.classify(images), logits_before)
+    assert not torch.equal(model.decoder["to_image"].weight, decoder_before)
+    with pytest.raises(ValueError, match="no submodule"):
+        freeze(model, ["encoder"])

@@ -1,4 +1,4 @@
-"""POST /v1/synthesize: PNG for one target, JSON or a grid for several, and which face was used."""
+"""POST /v1/synthesize: the photo redrawn for one target, JSON or a grid for several, the bare face, and which face was used."""
 
 from __future__ import annotations
 
@@ -12,9 +12,17 @@ from PIL import Image
 
 from service.settings import Settings
 
-from .helpers import FER_CLASSES, centre_inside, fer_faces, noise_png, photo_with_faces, serve
+import numpy as np
+
+from .helpers import FER_CLASSES, centre_inside, encode, fer_faces, noise_image, noise_png, photo_with_faces, serve
 
 CROP = {"image": ("face.png", noise_png(11), "image/png")}
+
+
+def colour_photo(size: tuple[int, int] = (160, 120)) -> Image.Image:
+    """A colour picture whose channels differ everywhere, so a change of chroma would show."""
+    grey = np.asarray(noise_image(5, size), dtype=np.int16)
+    return Image.fromarray(np.stack([grey // 2 + 60, grey // 3 + 20, grey // 4 + 100], axis=-1).astype(np.uint8), "RGB")
 
 
 def png(data: bytes) -> Image.Image:
@@ -24,10 +32,31 @@ def png(data: bytes) -> Image.Image:
     return image
 
 
-async def test_one_target_answers_a_png_face(make_settings: Callable[..., Settings]) -> None:
+async def test_one_target_answers_the_photo_redrawn_at_its_size_in_colour(make_settings: Callable[..., Settings]) -> None:
+    photo = colour_photo()
     async with serve(make_settings()) as (app, client):
-        response = await client.post("/v1/synthesize", params={"targets": "happy", "detect": "false"}, files=CROP)
+        as_png = await client.post("/v1/synthesize", params={"targets": "happy", "detect": "false"},
+                                   files={"image": ("p.png", encode(photo, "PNG"), "image/png")})
+        as_jpeg = await client.post("/v1/synthesize", params={"targets": "happy", "detect": "false"},
+                                    files={"image": ("p.jpg", encode(photo, "JPEG", quality=95), "image/jpeg")})
+    assert as_png.status_code == 200, as_png.text
+    assert as_png.headers["content-type"] == "image/png" and as_jpeg.headers["content-type"] == "image/jpeg"
+    redrawn = png(as_png.content)
+    assert redrawn.size == photo.size and redrawn.mode == "RGB"
+    before, after = np.asarray(photo, dtype=np.int16), np.asarray(redrawn, dtype=np.int16)
+    assert np.abs(after - before).max() > 0  # the face (here the whole picture) changed
+    unclipped = (after > 0).all(-1) & (after < 255).all(-1)
+    # Only brightness changes: the same amount is added to R, G and B, so their differences (chroma) hold.
+    assert np.array_equal((after[..., 0] - after[..., 1])[unclipped], (before[..., 0] - before[..., 1])[unclipped])
+    assert Image.open(io.BytesIO(as_jpeg.content)).size == photo.size
+
+
+async def test_format_face_answers_the_bare_model_sized_face(make_settings: Callable[..., Settings]) -> None:
+    async with serve(make_settings()) as (app, client):
+        response = await client.post("/v1/synthesize", params={"targets": "happy", "detect": "false", "format": "face"}, files=CROP)
+        older = await client.post("/v1/synthesize", params={"targets": "happy", "detect": "false", "format": "png"}, files=CROP)
     assert response.status_code == 200, response.text
+    assert older.content == response.content  # png is face's older name
     assert response.headers["content-type"] == "image/png"
     face = png(response.content)
     assert face.size == (48, 48) and face.mode == "L"
@@ -44,7 +73,8 @@ async def test_several_targets_answer_json_in_request_order(make_settings: Calla
     assert response.status_code == 200, response.text
     body = response.json()
     assert [item["expression"] for item in body["images"]] == ["surprise", "happy", "sad"]  # aliases canonicalised
-    faces = [png(base64.b64decode(item["png_base64"])) for item in body["images"]]
+    assert {item["media_type"] for item in body["images"]} == {"image/png"}
+    faces = [png(base64.b64decode(item["image_base64"])) for item in body["images"]]
     assert all(face.size == (body["width"], body["height"]) == (48, 48) for face in faces)
     assert len({face.tobytes() for face in faces}) == 3  # each target drew a different face
     assert body["face"] == {"index": 0, "box": {"x": 0, "y": 0, "width": 48, "height": 48}, "detection_score": None, "faces_found": 1}
@@ -68,7 +98,7 @@ async def test_every_option_may_come_as_a_form_field(make_settings: Callable[...
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == "image/png"  # a grid, not the default JSON for several targets
     assert response.headers["x-face-box"] == "0,0,48,48" and "x-face-score" not in response.headers  # detection skipped
-    assert png(response.content).width > 48 * len(FER_CLASSES)
+    assert png(response.content).width > 96 * len(FER_CLASSES)
 
 
 async def test_all_targets_as_a_grid(make_settings: Callable[..., Settings]) -> None:
@@ -77,14 +107,15 @@ async def test_all_targets_as_a_grid(make_settings: Callable[..., Settings]) -> 
     assert response.status_code == 200, response.text
     grid = png(response.content)
     assert response.headers["x-expressions"] == ",".join(FER_CLASSES)
-    assert grid.width >= 8 * 96 and grid.height < 2 * 96  # one row: the input and seven faces, enlarged to 96 px
+    assert grid.width >= 8 * 128 and grid.height < 2 * 128  # one row: the input and seven faces, 128 px tiles
+    assert grid.mode == "RGB"
 
 
 @pytest.mark.realdata
 async def test_the_face_found_in_a_photo_is_used_and_reported(make_settings: Callable[..., Settings], fer2013_test: Path) -> None:
     big, small = fer_faces(fer2013_test, "neutral", 2)
-    photo = photo_with_faces([big, small], [(20, 40, 170), (300, 100, 110)], size=(460, 300))
-    files = {"image": ("photo.jpg", photo, "image/jpeg")}
+    photo = photo_with_faces([big, small], [(20, 40, 170), (300, 100, 110)], size=(460, 300), fmt="PNG")
+    files = {"image": ("photo.png", photo, "image/png")}
     async with serve(make_settings()) as (app, client):
         largest = await client.post("/v1/synthesize", params={"targets": "all"}, files=files)
         second = await client.post("/v1/synthesize", params={"targets": "happy", "face": "1"}, files=files)
@@ -94,11 +125,21 @@ async def test_the_face_found_in_a_photo_is_used_and_reported(make_settings: Cal
     assert body["face"]["faces_found"] == 2 and body["face"]["index"] == 0
     assert centre_inside(body["face"]["box"], 20, 40, 170)
     assert [item["expression"] for item in body["images"]] == list(FER_CLASSES)
-    assert all(png(base64.b64decode(item["png_base64"])).size == (48, 48) for item in body["images"])
+    original = np.asarray(png(photo).convert("RGB"), dtype=np.int16)
+    box = body["face"]["box"]
+    for item in body["images"]:
+        redrawn = np.asarray(png(base64.b64decode(item["image_base64"])), dtype=np.int16)
+        assert redrawn.shape == original.shape  # the whole photo, at its size
+        changed = np.argwhere(np.abs(redrawn - original).max(-1) > 0)
+        assert len(changed) > 0
+        # Every changed pixel lies in the square the face was cut from (the box framed as in training, +/- rounding).
+        side = max(box["width"], box["height"])
+        cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+        assert (np.abs(changed[:, 1] - cx) <= side / 2 + 2).all() and (np.abs(changed[:, 0] - cy) <= side / 2 + 2).all()
     assert second.status_code == 200 and second.headers["content-type"] == "image/png"
     assert second.headers["x-face-index"] == "1" and second.headers["x-faces-found"] == "2"
     x, y, w, h = (int(v) for v in second.headers["x-face-box"].split(","))
     assert centre_inside({"x": x, "y": y, "width": w, "height": h}, 300, 100, 110)
     assert 0.5 <= float(second.headers["x-face-score"]) <= 1.0
-    # seven targets of one face plus one: eight images through the synthesis model
-    assert 'fersnet_images_total{endpoint="synthesize"} 8.0' in metrics
+    # one face with seven targets, one with one: two faces through the synthesis model, each encoded once
+    assert 'fersnet_images_total{endpoint="synthesize"} 2.0' in metrics

@@ -1,0 +1,118 @@
+"""Putting a redrawn face back into its photo: the network's change, at the face's size, on the photo's colours.
+
+The network sees a small grey crop of the face and redraws it. Handing that
+crop back would give a user a 48-pixel grey thumbnail of their colour photo.
+Instead the *change* the network made (redrawn minus input, in grey levels)
+is enlarged to the size the face has in the photo, faded out towards the
+crop's border so that no seam shows, and added equally to the red, green and
+blue of every pixel under it. Adding the same amount to R, G and B changes a
+pixel's brightness (its luma, which is what the grey network sees) and leaves
+its chroma exactly as it was, so skin keeps its colour. Pixels outside the
+crop, and pixels the change leaves below half a grey level, are returned
+byte for byte as they came.
+
+The CLI (``fersnet synthesize``) and the service (``/v1/synthesize``) both call
+:func:`redraw_in_photo`.
+"""
+
+from __future__ import annotations
+
+import io
+import numpy as np
+from PIL import Image
+from torch import Tensor
+
+from .faces import Face
+from .preprocess import Preprocess
+
+#: Share of the crop's side over which the change fades to nothing at each border.
+FEATHER = 0.12
+
+
+def crop_box(face: Face, image_size: tuple[int, int], preprocess: Preprocess) -> tuple[int, int, int, int]:
+    """The (left, top, right, bottom) pixels the model's input was cut from, as :func:`~model_core.faces.crop_faces` cuts it.
+
+    A skipped detection (the whole image is the face) is the whole image; a detected face is the
+    square that :meth:`Preprocess.face_box` frames, which may reach past the photo's edge.
+    """
+    if face.score is None and face.box == (0, 0, *image_size):
+        return 0, 0, *image_size
+    return preprocess.face_box(face.box, image_size)
+
+
+def scale_box(box: tuple[int, int, int, int], factor: float) -> tuple[int, int, int, int]:
+    """A box in pixels of a picture decoded at ``factor`` of its size, in the full picture's pixels."""
+    if factor == 1.0:
+        return box
+    return tuple(round(v / factor) for v in box)  # type: ignore[return-value]
+
+
+def feather(width: int, height: int, margin: float = FEATHER) -> np.ndarray:
+    """Weights 1 inside, falling smoothly (raised cosine) to 0 over ``margin`` of each side at the border."""
+
+    def ramp(n: int) -> np.ndarray:
+        edge = max(1.0, margin * n)
+        distance = np.minimum(np.arange(n) + 0.5, n - np.arange(n) - 0.5)
+        return 0.5 - 0.5 * np.cos(np.pi * np.clip(distance / edge, 0.0, 1.0))
+
+    return np.outer(ramp(height), ramp(width)).astype(np.float32)
+
+
+def grey_levels(tensor: Tensor, preprocess: Preprocess) -> np.ndarray:
+    """A 1 x H x W normalised tensor (the model's input or output) as H x W float grey levels 0-255, unrounded."""
+    array = tensor.detach().float().cpu().numpy()
+    return (array.reshape(array.shape[-2:]) * preprocess.std + preprocess.mean) * 255.0
+
+
+def redraw_in_photo(photo: Image.Image, box: tuple[int, int, int, int], before: np.ndarray, after: np.ndarray) -> Image.Image:
+    """``photo`` with the change ``after - before`` (model-sized grey levels) applied to the crop ``box``.
+
+    ``box`` is (left, top, right, bottom) in ``photo``'s pixels and may reach past its edges; only the
+    part inside the photo is changed. Returns a new picture in ``photo``'s mode (RGB or L).
+    """
+    left, top, right, bottom = box
+    width, height = right - left, bottom - top
+    delta = Image.fromarray((after - before).astype(np.float32), mode="F").resize((width, height), Image.Resampling.BICUBIC)
+    change = np.asarray(delta, dtype=np.float32) * feather(width, height)
+    x0, y0 = max(0, left), max(0, top)
+    x1, y1 = min(photo.width, right), min(photo.height, bottom)
+    result = photo.copy()
+    if x1 <= x0 or y1 <= y0:
+        return result
+    region = np.asarray(photo.crop((x0, y0, x1, y1)), dtype=np.float32)
+    local = change[y0 - top : y1 - top, x0 - left : x1 - left]
+    edited = region + (local[..., None] if region.ndim == 3 else local)
+    result.paste(Image.fromarray(np.clip(np.rint(edited), 0, 255).astype(np.uint8), mode=photo.mode), (x0, y0))
+    return result
+
+
+def face_tile(photo: Image.Image, box: tuple[int, int, int, int], side: int = 128) -> Image.Image:
+    """The crop ``box`` of a (redrawn) photo as a ``side``-pixel square tile, grey where it leaves the photo."""
+    left, top, right, bottom = box
+    canvas = Image.new(photo.mode, (right - left, bottom - top), color=128 if photo.mode == "L" else (128, 128, 128))
+    canvas.paste(photo, (-left, -top))
+    return canvas.resize((side, side), Image.Resampling.LANCZOS)
+
+
+#: Output encodings by upload format: the same family where it is lossless or the user sent a lossy one.
+_MEDIA = {"JPEG": ("JPEG", "image/jpeg"), "WEBP": ("WEBP", "image/webp")}
+
+
+def encode_like(image: Image.Image, upload_format: str) -> tuple[bytes, str]:
+    """``image`` encoded in the family of the upload: JPEG for JPEG (quality 95, no chroma subsampling),
+    lossless WebP for WebP, PNG for everything else (PNG, BMP, GIF, TIFF). Returns (bytes, media type)."""
+    fmt, media_type = _MEDIA.get(upload_format.upper(), ("PNG", "image/png"))
+    buffer = io.BytesIO()
+    options: dict[str, object] = {"JPEG": {"quality": 95, "subsampling": 0}, "WEBP": {"lossless": True}}.get(fmt, {})
+    image.save(buffer, format=fmt, **options)
+    return buffer.getvalue(), media_type
+
+
+def changed_outside(before: Image.Image, after: Image.Image, box: tuple[int, int, int, int]) -> float:
+    """Mean absolute change (0-255) of the pixels outside ``box``: 0 for an edit that kept them."""
+    a = np.asarray(before, dtype=np.int16)
+    b = np.asarray(after, dtype=np.int16)
+    outside = np.ones(a.shape[:2], dtype=bool)
+    left, top, right, bottom = box
+    outside[max(0, top) : max(0, bottom), max(0, left) : max(0, right)] = False
+    return float(np.abs(a - b)[outside].mean()) if outside.any() else 0.0

@@ -1,0 +1,84 @@
+"""Putting a redrawn face back into its photo (model_core.photo_edit): only the face's square changes, only in brightness."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from model_core.faces import Face, whole_image
+from model_core.photo_edit import changed_outside, crop_box, encode_like, face_tile, feather, redraw_in_photo, scale_box
+from model_core.preprocess import Preprocess
+
+
+def colour_photo(size: tuple[int, int] = (200, 150), seed: int = 0) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(40, 200, (size[1], size[0], 3), dtype=np.uint8), "RGB")
+
+
+def test_feather_is_one_inside_and_fades_to_nothing_at_the_border() -> None:
+    weights = feather(100, 80)
+    assert weights.shape == (80, 100)
+    assert weights[40, 50] == pytest.approx(1.0) and weights[0, 0] < 0.01 and weights[40, 0] < 0.05
+    assert np.all(np.diff(weights[40, :50]) >= 0)  # rising towards the centre
+
+
+def test_the_change_lands_in_the_box_and_keeps_every_other_pixel() -> None:
+    photo = colour_photo()
+    box = (60, 30, 124, 94)  # 64 x 64
+    before = np.full((48, 48), 100.0, dtype=np.float32)
+    after = before + 30.0  # the network brightened the whole crop
+    edited = redraw_in_photo(photo, box, before, after)
+    assert edited.size == photo.size and edited.mode == "RGB"
+    assert changed_outside(photo, edited, box) == 0.0
+    a, b = np.asarray(photo, dtype=int), np.asarray(edited, dtype=int)
+    assert (b[62, 92] - a[62, 92] >= 28).all()  # the centre of the box: about +30 on every channel
+    unclipped = b < 255
+    assert np.array_equal((b[..., 0] - b[..., 2])[unclipped.all(-1)], (a[..., 0] - a[..., 2])[unclipped.all(-1)])  # chroma kept
+
+
+def test_a_box_past_the_photo_edge_changes_only_the_part_inside() -> None:
+    photo = colour_photo()
+    before = np.zeros((48, 48), dtype=np.float32)
+    edited = redraw_in_photo(photo, (-30, -30, 50, 50), before, before + 20)
+    a, b = np.asarray(photo, dtype=int), np.asarray(edited, dtype=int)
+    assert (a[60:, :] == b[60:, :]).all() and (a[:, 60:] == b[:, 60:]).all()
+    assert (b[10, 10] > a[10, 10]).all()
+
+
+def test_no_change_gives_the_photo_back_byte_for_byte() -> None:
+    photo = colour_photo()
+    same = np.random.default_rng(1).uniform(0, 255, (48, 48)).astype(np.float32)
+    assert redraw_in_photo(photo, (10, 10, 110, 110), same, same).tobytes() == photo.tobytes()
+
+
+def test_grey_photos_stay_grey() -> None:
+    photo = colour_photo().convert("L")
+    edited = redraw_in_photo(photo, (0, 0, 100, 100), np.zeros((48, 48), np.float32), np.full((48, 48), 10, np.float32))
+    assert edited.mode == "L" and np.asarray(edited, int)[50, 50] - np.asarray(photo, int)[50, 50] == 10
+
+
+def test_crop_box_matches_how_faces_are_cut() -> None:
+    preprocess = Preprocess()
+    photo = colour_photo()
+    assert crop_box(whole_image(photo), photo.size, preprocess) == (0, 0, 200, 150)
+    face = Face(box=(50, 40, 60, 70), score=0.9)
+    assert crop_box(face, photo.size, preprocess) == preprocess.face_box(face.box, photo.size)
+    assert scale_box((10, 20, 30, 40), 0.5) == (20, 40, 60, 80)
+
+
+def test_encode_like_keeps_the_upload_family() -> None:
+    photo = colour_photo()
+    for upload, media in (("JPEG", "image/jpeg"), ("WEBP", "image/webp"), ("PNG", "image/png"), ("TIFF", "image/png")):
+        data, media_type = encode_like(photo, upload)
+        assert media_type == media
+        assert Image.open(io.BytesIO(data)).size == photo.size
+    lossless, _ = encode_like(photo, "WEBP")
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(lossless)).convert("RGB")), np.asarray(photo))
+
+
+def test_face_tile_is_a_square_of_the_box() -> None:
+    tile = face_tile(colour_photo(), (150, 100, 250, 200), side=64)
+    assert tile.size == (64, 64) and tile.mode == "RGB"
