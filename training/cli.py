@@ -135,7 +135,10 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     metrics = evaluate_records(loaded.model, loaded.classes, loaded.preprocess, records, device, args.batch_size, args.skip_bad,
                                _face_finder(detect, loaded))
     if args.figure:
-        plot_confusion(metrics, Path(args.figure), title=f"{args.dataset}/{args.split}: accuracy {100 * metrics.accuracy:.2f} %")
+        title = f"{args.dataset}/{args.split}: accuracy {100 * metrics.accuracy:.2f} %"
+        if metrics.extra_classes and metrics.accuracy_restricted is not None:
+            title += f" (restricted to its classes {100 * metrics.accuracy_restricted:.2f} %)"
+        plot_confusion(metrics, Path(args.figure), title=title)
     if args.json:
         print(json.dumps({"checkpoint": str(loaded.path), "dataset": args.dataset, "split": args.split, "detect": detect,
                           "skipped": len(records.skipped), **metrics.to_dict()}))
@@ -205,22 +208,26 @@ def cmd_compare(args: argparse.Namespace) -> None:
     records = load_records(args.dataset, args.root, args.split, label_mode=args.label_mode, folds=args.folds, skip_bad=args.skip_bad)
     sides = [[load_checkpoint(name, device) for name in names] for names in (args.checkpoint, args.against)]
     detect = _detect_faces(args.detect, records, min(m.preprocess.img_size for side in sides for m in side))
-    correct = [[correct_per_image(m, records, device, args.batch_size, args.skip_bad, _face_finder(detect, m)) for m in side]
-               for side in sides]
+    correct = [[correct_per_image(m, records, device, args.batch_size, args.skip_bad, _face_finder(detect, m), args.restricted)
+                for m in side] for side in sides]
     if len(sides[0]) == len(sides[1]) == 1:
         _print_pair(args, [side[0] for side in sides], paired_comparison(correct[0][0], correct[1][0], args.resamples, args.seed))
     else:
         _print_seeds(args, sides, seeded_comparison(*correct, resamples=args.resamples, seed=args.seed))
 
 
+#: How compare's text names the restricted protocol (``--restricted``).
+_RESTRICTED_NOTE = " (restricted to the set's classes)"
+
+
 def _print_pair(args: argparse.Namespace, models: list[LoadedModel], result: PairedComparison) -> None:
     if args.json:
         print(json.dumps({"a": str(models[0].path), "b": str(models[1].path), "dataset": args.dataset, "split": args.split,
-                          **result.to_dict()}))
+                          "restricted": args.restricted, **result.to_dict()}))
         return
     names = [f"{m.card.get('name')} ({m.sha256[:12]})" for m in models]
     print(f"A: {names[0]}\nB: {names[1]}\non {args.dataset}/{args.split}, {result.n} images")
-    print(f"accuracy A {100 * result.accuracy_a:.2f} %, B {100 * result.accuracy_b:.2f} %")
+    print(f"accuracy{_RESTRICTED_NOTE if args.restricted else ''} A {100 * result.accuracy_a:.2f} %, B {100 * result.accuracy_b:.2f} %")
     print(f"A - B: {100 * result.difference:+.2f} points, 95 % interval [{100 * result.low:+.2f}, {100 * result.high:+.2f}] "
           f"({args.resamples:,} paired bootstrap resamples of the images)")
     print(f"right only by A: {result.a_only}, only by B: {result.b_only} (exact McNemar p = {result.mcnemar_p:.3g})")
@@ -231,12 +238,13 @@ def _print_pair(args: argparse.Namespace, models: list[LoadedModel], result: Pai
 def _print_seeds(args: argparse.Namespace, sides: list[list[LoadedModel]], result: SeededComparison) -> None:
     if args.json:
         print(json.dumps({"a": [str(m.path) for m in sides[0]], "b": [str(m.path) for m in sides[1]],
-                          "dataset": args.dataset, "split": args.split, **result.to_dict()}))
+                          "dataset": args.dataset, "split": args.split,
+                          "restricted": args.restricted, **result.to_dict()}))
         return
     print(f"on {args.dataset}/{args.split}, {result.n} images")
     for label, side, mean, accuracies in (("A", sides[0], result.accuracy_a, result.accuracies_a),
                                           ("B", sides[1], result.accuracy_b, result.accuracies_b)):
-        print(f"{label}: mean accuracy {100 * mean:.2f} % over {len(side)} checkpoint(s)")
+        print(f"{label}: mean accuracy{_RESTRICTED_NOTE if args.restricted else ''} {100 * mean:.2f} % over {len(side)} checkpoint(s)")
         for model, accuracy in zip(side, accuracies, strict=True):
             print(f"   {100 * accuracy:.2f} %  {model.path}")
     print(f"mean A - mean B: {100 * result.difference:+.2f} points, 95 % interval [{100 * result.low:+.2f}, "
@@ -391,7 +399,7 @@ def cmd_soup(args: argparse.Namespace) -> None:
     logits = {key: dataset_logits(model, first.classes, split_faces, device, args.batch_size) for key, split_faces in faces.items()}
     measured = {key: evaluate_dataset(model, first.classes, split_faces, logits=logits[key]) for key, split_faces in faces.items()}
     for key, m in measured.items():
-        print(f"soup of {len(chosen)} on {key}: accuracy {100 * m.accuracy:.2f} %, macro-F1 {100 * m.macro_f1:.2f} %")
+        print(f"soup of {len(chosen)} on {key}: {m.headline()}")
     metrics = {key: m.summary() for key, m in measured.items()}
     training = {
         "command": "fersnet " + shlex.join(args.argv),
@@ -537,7 +545,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", default="default", help=CHECKPOINT_HELP)
     _data_args(p)
     p.add_argument("--detect", nargs="?", const="yes", default="auto", choices=("auto", "yes", "no"), help=DETECT_HELP)
-    p.add_argument("--json", action="store_true", help="print one JSON object (keys include accuracy and macro_f1)")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object (keys include accuracy, macro_f1 and accuracy_restricted: the best of the "
+                        "model's classes that the set contains)")
     p.add_argument("--figure", help="also save the confusion matrix as this PNG")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -549,6 +559,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--against", nargs="+", required=True,
                    help="model B: a checkpoint folder or a bundled name, as for A; several for B's seeds")
     _data_args(p)
+    p.add_argument("--restricted", action="store_true",
+                   help="score the best of each model's classes that the set contains (evaluate's accuracy_restricted) "
+                        "instead of the plain argmax over all its classes (evaluate's accuracy, the default)")
     p.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples (of the images, and the seeds)")
     p.add_argument("--seed", type=int, default=0, help="seed of the resampling, so the interval is reproducible")
     p.add_argument("--detect", nargs="?", const="yes", default="auto", choices=("auto", "yes", "no"), help=DETECT_HELP)

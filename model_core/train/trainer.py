@@ -494,7 +494,7 @@ class Trainer:
             if draw:
                 plot_confusion(metrics, figures / f"confusion_{spec.dataset}_{spec.split.replace('/', '-')}.png", title=f"{key}: "
                                f"accuracy {100 * metrics.accuracy:.2f} %, macro-F1 {100 * metrics.macro_f1:.2f} %")
-            self._log(f"{key}: accuracy {100 * metrics.accuracy:.2f} %, macro-F1 {100 * metrics.macro_f1:.2f} %")
+            self._log(f"{key}: {metrics.headline()}")
         if (val := self.config.val) is not None:  # the temperature that calibrates the selected model, fitted on validation
             card["calibration"] = calibrate(logits, f"{val.dataset}/{val.split}", f"{val.dataset}:{val.split} from {val.root}",
                                             self.command)

@@ -97,6 +97,26 @@ def test_per_image_scoring_agrees_with_evaluate(
     correct = correct_per_image(loaded, records)
     metrics = evaluate_records(loaded.model, loaded.classes, loaded.preprocess, records)
     assert len(correct) == metrics.n and correct.mean() == pytest.approx(metrics.accuracy)
+    assert correct_per_image(loaded, records, restricted=True).mean() == pytest.approx(metrics.accuracy_restricted)
+
+
+def test_compare_scores_the_headline_or_with_restricted_the_restricted_figure(
+    ckplus_root: Path, make_checkpoint: MakeCheckpoint, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """On CK+ (no neutral) a FER2013 model's neutral answers are wrong in compare as in evaluate's headline."""
+    a, b = make_checkpoint("a", seed=0), make_checkpoint("b", seed=1)
+    data = ["--dataset", "ckplus", "--root", str(ckplus_root), "--split", "all"]
+    evaluated = []
+    for checkpoint in (a, b):
+        main(["evaluate", "--checkpoint", str(checkpoint), *data, "--json"])
+        evaluated.append(json.loads(capsys.readouterr().out))
+    for flag, key in (([], "accuracy"), (["--restricted"], "accuracy_restricted")):
+        main(["compare", str(a), "--against", str(b), *data, "--json", *flag])
+        result = json.loads(capsys.readouterr().out)
+        assert result["restricted"] == bool(flag)
+        assert (result["accuracy_a"], result["accuracy_b"]) == pytest.approx([m[key] for m in evaluated])
+    main(["compare", str(a), "--against", str(b), *data, "--restricted"])
+    assert "accuracy (restricted to the set's classes) A" in capsys.readouterr().out
 
 
 def test_compare_command(ferplus_root: Path, make_checkpoint: MakeCheckpoint, capsys: pytest.CaptureFixture[str]) -> None:

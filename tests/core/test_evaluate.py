@@ -1,0 +1,150 @@
+"""What `fersnet evaluate` scores on a set that lacks some of the model's classes: the plain argmax over all the
+model's classes is the headline (an answer the set never uses is wrong), the best of the set's classes is reported
+beside it as ``accuracy_restricted``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from model_core import Preprocess, create_model, load_checkpoint, save_checkpoint
+from model_core.checkpoint import build_card
+from model_core.data import load_records
+from model_core.evaluate import compute_metrics, correct_per_image, evaluate_dataset, evaluate_records, evaluation_set
+from model_core.expressions import CKPLUS_CLASSES, FER2013_CLASSES, FERPLUS_CLASSES
+from training.cli import main
+
+from .conftest import MakeCheckpoint
+
+
+@pytest.fixture
+def always(tmp_path: Path) -> Callable[..., Path]:
+    """A checkpoint whose every answer is ``answer``: its head's weights zeroed, its bias one-hot.
+    Every other class ties at zero, so the best of a subset that lacks ``answer`` is that subset's first class."""
+
+    def make(answer: str, classes: tuple[str, ...] = FER2013_CLASSES) -> Path:
+        model = create_model("fersnet_tiny", num_classes=len(classes))
+        with torch.no_grad():
+            model.head.fc.weight.zero_()
+            model.head.fc.bias.zero_()
+            model.head.fc.bias[classes.index(answer)] = 10.0
+        return save_checkpoint(tmp_path / f"always_{answer}", model, build_card(model, classes, Preprocess()))
+
+    return make
+
+
+def _evaluate(capsys: pytest.CaptureFixture[str], checkpoint: Path, *data: str) -> dict:
+    main(["evaluate", "--checkpoint", str(checkpoint), *data, "--json"])
+    return json.loads(capsys.readouterr().out)
+
+
+def test_a_one_class_folder_no_longer_scores_every_model_perfect(
+    always: Callable[..., Path], make_folder: Callable[[dict[str, int]], Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Four happy faces and a model that answers sad to everything: wrong four times, not right four times."""
+    root = make_folder({"happy": 4})
+    result = _evaluate(capsys, always("sad"), "--dataset", "folder", "--root", str(root), "--split", "all")
+    assert result["accuracy"] == 0 and result["per_class_recall"] == {"happy": 0.0}
+    assert result["accuracy_restricted"] == 1.0  # the old protocol: happy is the only answer it allowed
+    assert result["classes"] == ["happy"] and result["extra_classes"] == ["angry", "disgust", "fear", "sad", "surprise", "neutral"]
+    assert result["predicted_classes"] == ["happy", *result["extra_classes"]]
+    assert result["confusion"] == [[0, 0, 0, 0, 4, 0, 0]]  # the four answers in the sad column
+
+    happy = _evaluate(capsys, always("happy"), "--dataset", "folder", "--root", str(root), "--split", "all")
+    assert happy["accuracy"] == happy["accuracy_restricted"] == 1.0
+
+
+def test_a_neutral_answer_on_a_set_without_neutral_is_wrong_in_the_headline_and_ignored_in_the_restricted_figure(
+    ckplus_root: Path,
+) -> None:
+    """CK+-like: no neutral, and contempt, which a FER2013 model lacks. Half the faces get neutral as the top
+    answer and their true class second: wrong in the headline, right in the restricted figure."""
+    model = create_model("fersnet_tiny", num_classes=7)
+    records = load_records("ckplus", ckplus_root, "all")
+    faces = evaluation_set(records, Preprocess(), FER2013_CLASSES)
+    # indices into the model's classes, as dataset_logits gives them (contempt dropped: unsupported)
+    labels = torch.tensor([FER2013_CLASSES.index(faces.classes[i]) for i in faces.labels])
+    logits = torch.zeros(len(labels), 7)
+    logits[torch.arange(len(labels)), labels] = 5.0
+    neutral_first = torch.arange(len(labels)) % 2 == 0
+    logits[neutral_first, FER2013_CLASSES.index("neutral")] = 9.0
+    metrics = evaluate_dataset(model, FER2013_CLASSES, faces, logits=(logits, labels))
+
+    n, contempt, supported = len(records), 6, len(labels)
+    assert metrics.n == n and metrics.unsupported == contempt == n - supported
+    assert metrics.accuracy == pytest.approx(int((~neutral_first).sum()) / n)
+    assert metrics.accuracy_restricted == pytest.approx(supported / n)  # every supported face right, contempt still wrong
+    assert metrics.extra_classes == ["neutral"] and metrics.predicted_classes == [*CKPLUS_CLASSES, "neutral"]
+    assert metrics.outside == int(neutral_first.sum())
+    assert [row[-1] for row in metrics.confusion][:6] == [
+        int((neutral_first & (labels == FER2013_CLASSES.index(c))).sum()) for c in CKPLUS_CLASSES[:6]
+    ]
+    assert metrics.confusion[CKPLUS_CLASSES.index("contempt")] == [0] * 8  # never decoded: counted, always wrong
+
+    summary = metrics.summary()
+    assert summary["accuracy"] < summary["accuracy_restricted"] and summary["restricted_excludes"] == ["neutral"]
+    table = metrics.table()
+    assert f"accuracy: {100 * metrics.accuracy:.2f} %" in table
+    assert f"accuracy restricted to the set's classes (neutral never an answer): {100 * metrics.accuracy_restricted:.2f} %" in table
+    assert f"answers of a class the set never uses (neutral): {metrics.outside}, counted wrong" in table
+
+
+def test_an_always_neutral_model_scores_nothing_on_ck_plus(
+    always: Callable[..., Path], ckplus_root: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """End to end: every answer neutral is every answer wrong; restricted, ties go to the first class (angry)."""
+    data = ["--dataset", "ckplus", "--root", str(ckplus_root), "--split", "all"]
+    result = _evaluate(capsys, always("neutral"), *data)
+    angry = sum(r.label == CKPLUS_CLASSES.index("angry") for r in load_records("ckplus", ckplus_root, "all").records)
+    assert result["accuracy"] == 0 and result["macro_f1"] == 0 and result["n"] == 36 and result["unsupported"] == 6
+    assert result["accuracy_restricted"] == pytest.approx(angry / 36)
+    figure = tmp_path / "confusion.png"
+    main(["evaluate", "--checkpoint", str(always("neutral")), *data, "--figure", str(figure)])
+    text = capsys.readouterr().out
+    assert "answers of a class the set never uses (neutral): 30, counted wrong" in text and figure.stat().st_size > 1000
+
+
+def test_a_set_with_every_class_of_the_model_scores_the_same_both_ways(fer2013_folder: Path, make_checkpoint: MakeCheckpoint) -> None:
+    """FER2013 for a FER2013 model, and FER2013 for a FER+ model whose contempt answers now count wrong."""
+    records = load_records("fer2013", fer2013_folder, "test")
+    seven = load_checkpoint(make_checkpoint("seven"))
+    metrics = evaluate_records(seven.model, seven.classes, seven.preprocess, records)
+    assert metrics.extra_classes == [] and metrics.accuracy_restricted == metrics.accuracy
+    assert "accuracy_restricted" not in metrics.summary() and "restricted" not in metrics.table()
+    assert np.array(metrics.confusion).shape == (7, 7)
+
+    eight = load_checkpoint(make_checkpoint("eight", classes=FERPLUS_CLASSES))
+    metrics = evaluate_records(eight.model, eight.classes, eight.preprocess, records)
+    assert metrics.extra_classes == ["contempt"] and np.array(metrics.confusion).shape == (7, 8)
+    assert metrics.accuracy <= metrics.accuracy_restricted
+    correct = correct_per_image(eight, records)
+    assert correct.mean() == pytest.approx(metrics.accuracy)
+    assert correct_per_image(eight, records, restricted=True).mean() == pytest.approx(metrics.accuracy_restricted)
+
+
+def test_compute_metrics_puts_the_models_other_classes_in_columns_of_their_own() -> None:
+    # classes a, b; the model also knows x. True: a a b b; answers: a x b a; restricted (x masked): a a b a.
+    m = compute_metrics(np.array([0, 0, 1, 1]), np.array([0, 2, 1, 0]), ["a", "b"], unsupported=1, extra_classes=["x"],
+                        y_pred_restricted=np.array([0, 0, 1, 0]))
+    assert m.confusion == [[1, 0, 1], [1, 1, 0]] and m.predicted_classes == ["a", "b", "x"] and m.outside == 1
+    assert m.n == 5 and m.accuracy == pytest.approx(2 / 5) and m.accuracy_restricted == pytest.approx(3 / 5)
+    assert m.per_class_recall == {"a": 0.5, "b": 0.5}
+    # precision of a: 1 of the 2 a answers; of b: 1 of 1. The x answer lowers a's recall, not its precision.
+    assert m.per_class_f1["a"] == pytest.approx(0.5) and m.per_class_f1["b"] == pytest.approx(2 / 3)
+    assert m.macro_f1 == pytest.approx((0.5 + 2 / 3) / 2)
+
+
+def test_a_ck_plus_fold_scores_a_ck_plus_model_the_same_both_ways(ckplus_root: Path, make_checkpoint: MakeCheckpoint) -> None:
+    """`training.ckplus_cv` trains on CK+'s own seven classes and tests on a fold: every fold declares all seven
+    (even one without a contempt subject), so the model has no class the set lacks and nothing changes."""
+    loaded = load_checkpoint(make_checkpoint("ck", classes=CKPLUS_CLASSES))
+    for fold in range(3):
+        records = load_records("ckplus", ckplus_root, f"fold{fold}/test", folds=3)
+        assert records.classes == CKPLUS_CLASSES
+        metrics = evaluate_records(loaded.model, loaded.classes, loaded.preprocess, records)
+        assert metrics.extra_classes == [] and metrics.accuracy_restricted == metrics.accuracy and metrics.unsupported == 0
