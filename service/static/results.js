@@ -9,7 +9,7 @@ const PASSING = new Set([0, 429, 503, 504]);
 /**
  * A card for a photo that is being classified. Returns {show(result), fail(error, retry)}.
  * `retry`, when given, is offered as a "Try again" button for errors that may pass.
- * `onRedraw(photo, image, faceIndex)` is called when a face's box or button is chosen.
+ * `onRedraw(photo, image, faceIndex, picture)` is called when a face's box or button is chosen.
  */
 export function photoCard(container, photo, { onRedraw, canRedraw }) {
   const status = el("p", { className: "status", role: "status" }, "Finding faces…");
