@@ -18,11 +18,10 @@ from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import RedirectResponse
 
 from .errors import install_error_handlers
 from .middleware import BodySizeLimit, RequestMetrics
-from .routes import classify, operations, synthesize
+from .routes import classify, operations, page, synthesize
 from .runtime import Runtime
 from .settings import Settings
 
@@ -33,6 +32,8 @@ Facial expression **recognition** and **synthesis** with FERSNet
 * `POST /v1/classify`: the expression of every face in one or more photos.
 * `POST /v1/synthesize`: a face redrawn with other expressions.
 * `GET /v1/models`: the served checkpoint's model card.
+
+The web page at `/` does the same for people, in a browser.
 
 Images from concurrent requests are merged into shared forward passes.
 Every error answers `{"error": {"code", "message", "status"}}`.
@@ -83,9 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(operations.models_router)
     app.include_router(operations.router)
 
-    @app.get("/", include_in_schema=False)
-    async def root() -> RedirectResponse:
-        return RedirectResponse("/docs")
+    page.install_page(app)  # / is the web page for people; /docs stays the API's reference
 
     # add_middleware wraps: the last added is the outermost.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)

@@ -1,1 +1,4 @@
-"""HTTP routes, one module per resource: classify, synthesize, and operations (health, metrics, model card)."""
+"""HTTP routes, one module per resource.
+
+classify, synthesize, operations (health, metrics, model card), and page (the web page at ``/``).
+"""

@@ -32,6 +32,9 @@ def test_context_contains_what_the_image_needs():
     assert "model_core/weights/default/card.json" in context
     for package in ("model_core", "training", "service"):
         assert f"{package}/__init__.py" in context
+    page = [p.relative_to(ROOT).as_posix() for p in (ROOT / "service" / "static").iterdir()]
+    assert "service/static/index.html" in page
+    assert set(page) <= context, "the web page's files must reach the image"
 
 
 def test_context_excludes_data_caches_and_environments():

@@ -1,0 +1,147 @@
+// Talking to the service: the same endpoints and error shape as any other client.
+//
+// Every request goes to this page's own origin (the Content-Security-Policy
+// allows nothing else), by a path relative to the page, so the page also works
+// behind a proxy that serves the service under a prefix. The API key, when the service has one, lives in this
+// tab's sessionStorage and is sent as the X-API-Key header, never in a URL.
+// A 401 answer fires the document event "fersnet:key-needed", which opens the key form.
+
+const KEY_STORAGE = "fersnet-api-key";
+
+/** An answer that was not 2xx, or no answer at all (status 0). */
+export class ApiError extends Error {
+  constructor(status, code, message, retryAfter = null) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.retryAfter = retryAfter;
+  }
+}
+
+let apiKey = readStoredKey();
+
+function readStoredKey() {
+  try {
+    return sessionStorage.getItem(KEY_STORAGE) || "";
+  } catch {
+    return ""; // storage disabled: the key lives in memory only
+  }
+}
+
+export function hasKey() {
+  return apiKey !== "";
+}
+
+/** Remember the key for this tab (an empty key forgets it). */
+export function setKey(key) {
+  apiKey = key.trim();
+  try {
+    if (apiKey) sessionStorage.setItem(KEY_STORAGE, apiKey);
+    else sessionStorage.removeItem(KEY_STORAGE);
+  } catch {
+    // storage disabled: keep it in memory
+  }
+}
+
+async function request(path, options = {}) {
+  const headers = new Headers(options.headers || {});
+  if (apiKey) headers.set("X-API-Key", apiKey);
+  let response;
+  try {
+    response = await fetch(path, { ...options, headers });
+  } catch {
+    throw new ApiError(0, "network", "no answer from the service");
+  }
+  if (response.ok) return response;
+  if (response.status === 401) document.dispatchEvent(new CustomEvent("fersnet:key-needed"));
+  let error = {};
+  try {
+    error = (await response.json()).error || {};
+  } catch {
+    // not the service's JSON error (a proxy's page, say): the status alone tells what happened
+  }
+  throw new ApiError(response.status, error.code || "http_error", error.message || response.statusText,
+    response.headers.get("Retry-After"));
+}
+
+/** The served model's card (GET /v1/models). */
+export async function modelCard() {
+  return (await request("v1/models")).json();
+}
+
+/** The faces and expressions of one photo (POST /v1/classify): the `images[0]` of the answer, and the model name. */
+export async function classify(blob, filename) {
+  const form = new FormData();
+  form.append("images", blob, filename);
+  const body = await (await request("v1/classify", { method: "POST", body: form })).json();
+  return { model: body.model, image: body.images[0] };
+}
+
+/**
+ * One face redrawn with every expression (POST /v1/synthesize, format=json).
+ *
+ * Returns the face that was used and a list of {expression, blob}. Accepts
+ * both `images: [{expression, png_base64}]` and `faces: [{expression, image}]`
+ * so the page keeps working whichever way the answer names them.
+ */
+export async function synthesize(blob, filename, faceIndex) {
+  const form = new FormData();
+  form.append("image", blob, filename);
+  const query = new URLSearchParams({ targets: "all", format: "json", face: String(faceIndex) });
+  const body = await (await request(`v1/synthesize?${query}`, { method: "POST", body: form })).json();
+  const items = body.images || body.faces || [];
+  return {
+    face: body.face || null,
+    images: items.map((item) => ({
+      expression: item.expression,
+      blob: base64Png(item.png_base64 || item.image || ""),
+    })),
+  };
+}
+
+function base64Png(text) {
+  const bytes = Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+  return new Blob([bytes], { type: "image/png" });
+}
+
+/** What went wrong, in plain words for a person (the service's own message is shown beside it). */
+export function plainWords(error) {
+  if (!(error instanceof ApiError)) return "Something went wrong in this page.";
+  const seconds = Number(error.retryAfter);
+  const wait = seconds > 0 ? ` Try again in ${seconds} second${seconds === 1 ? "" : "s"}.` : "";
+  switch (error.code) {
+    case "network":
+      return "The service did not answer. Is it still running?";
+    case "no_face":
+      return "No face was found in this photo. Try a sharper photo where the face looks at the camera.";
+    case "empty_image":
+    case "bad_image":
+      return "This file could not be read as a picture.";
+    case "too_many_pixels":
+      return "This photo has too many pixels for the service. Try a smaller one.";
+    case "synthesis_unavailable":
+      return "This model only recognises expressions; it cannot redraw faces.";
+    case "shutting_down":
+      return "The service is shutting down.";
+    default:
+      break;
+  }
+  switch (error.status) {
+    case 401:
+      return "The service needs an API key. Enter it under “API key”.";
+    case 413:
+      return "This photo is too large for the service. Try a smaller one.";
+    case 415:
+      return "This file is not a picture the service reads: use JPEG, PNG, WebP, BMP, GIF or TIFF.";
+    case 422:
+      return "The service did not understand the request.";
+    case 429:
+      return `The service is busy right now.${wait || " Try again in a moment."}`;
+    case 503:
+      return `The model is not ready yet (it may still be starting).${wait || " Try again in a moment."}`;
+    case 504:
+      return "The service took too long to answer. Try again.";
+    default:
+      return `The service answered with an error (${error.status}).`;
+  }
+}

@@ -1,0 +1,140 @@
+// The page's wiring: photos in (choose, drop, paste, camera), the model's card, the API key form.
+
+import { classify, hasKey, modelCard, plainWords, setKey } from "./api.js";
+import { cameraUnavailable, currentFrame, startCamera, stopCamera } from "./camera.js";
+import { openRedraw } from "./redraw.js";
+import { photoCard } from "./results.js";
+
+const $ = (id) => document.getElementById(id);
+const results = $("results");
+const drop = $("drop");
+const fileInput = $("files");
+const keyPanel = $("key-panel");
+const keyButton = $("key-button");
+
+let synthesis = true; // whether the served model can redraw faces (its card says)
+let queue = Promise.resolve(); // photos are classified one after another, in the order they came
+let photoUrls = [];
+
+function addPhotos(files) {
+  for (const file of files) {
+    const photo = { blob: file, name: file.name || "photo", url: URL.createObjectURL(file) };
+    photoUrls.push(photo.url);
+    const card = photoCard(results, photo, { onRedraw: openRedraw, canRedraw: () => synthesis });
+    classifyInto(card, photo);
+  }
+  $("clear").hidden = false;
+}
+
+function classifyInto(card, photo) {
+  queue = queue.then(async () => {
+    try {
+      card.show(await classify(photo.blob, photo.name));
+    } catch (error) {
+      card.fail(error, () => classifyInto(card, photo));
+    }
+  });
+}
+
+// ------------------------------------------------------------------ photos in
+
+$("choose").addEventListener("click", () => fileInput.click());
+fileInput.addEventListener("change", () => {
+  addPhotos([...fileInput.files]);
+  fileInput.value = ""; // choosing the same file again still counts
+});
+
+const carriesFiles = (event) => event.dataTransfer && [...event.dataTransfer.types].includes("Files");
+document.addEventListener("dragover", (event) => {
+  if (!carriesFiles(event)) return;
+  event.preventDefault(); // without it the browser would open the dropped file instead of this page keeping it
+  drop.classList.add("over");
+});
+document.addEventListener("dragleave", (event) => {
+  if (!event.relatedTarget) drop.classList.remove("over");
+});
+document.addEventListener("drop", (event) => {
+  if (!carriesFiles(event)) return;
+  event.preventDefault();
+  drop.classList.remove("over");
+  addPhotos([...event.dataTransfer.files]);
+});
+document.addEventListener("paste", (event) => {
+  const files = [...(event.clipboardData ? event.clipboardData.files : [])];
+  if (files.length > 0) addPhotos(files);
+});
+
+$("clear").addEventListener("click", () => {
+  results.replaceChildren();
+  photoUrls.forEach((url) => URL.revokeObjectURL(url));
+  photoUrls = [];
+  $("clear").hidden = true;
+  $("choose").focus();
+});
+
+// ------------------------------------------------------------------ camera
+
+const noCamera = cameraUnavailable();
+if (noCamera) {
+  $("camera-start").disabled = true;
+  $("camera-hint").textContent = noCamera;
+}
+$("camera-start").addEventListener("click", startCamera);
+$("camera-stop").addEventListener("click", () => stopCamera());
+$("camera-snap").addEventListener("click", async () => {
+  const blob = await currentFrame(1600);
+  if (!blob) return;
+  const stamp = new Date().toTimeString().slice(0, 8).replaceAll(":", "");
+  addPhotos([new File([blob], `camera-${stamp}.jpg`, { type: "image/jpeg" })]);
+});
+
+// ------------------------------------------------------------------ the model and the API key
+
+async function describeModel() {
+  const line = $("model");
+  try {
+    const card = await modelCard();
+    synthesis = card.synthesis;
+    const temperature = card.calibration && card.calibration.temperature;
+    const confidence = temperature
+      ? `confidences calibrated (temperature ${Number(temperature).toFixed(2)})`
+      : "confidences not calibrated";
+    line.textContent = `Model ${card.name}: ${card.classes.length} expressions, ${confidence}`
+      + (synthesis ? "." : ", recognition only (no redrawing).");
+  } catch (error) {
+    if (error.status === 401) {
+      line.textContent = "This service needs an API key.";
+    } else if (error.status === 503) {
+      line.textContent = "The model is still starting…";
+      setTimeout(describeModel, 2000);
+    } else {
+      line.textContent = plainWords(error);
+    }
+  }
+}
+
+function showKeyPanel(open) {
+  keyPanel.hidden = !open;
+  keyButton.setAttribute("aria-expanded", String(open));
+  $("key-state").textContent = hasKey() ? "A key is set for this tab." : "No key is set.";
+  if (open) $("key").focus();
+}
+
+keyButton.addEventListener("click", () => showKeyPanel(keyPanel.hidden));
+document.addEventListener("fersnet:key-needed", () => {
+  if (keyPanel.hidden) showKeyPanel(true);
+});
+$("key-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  setKey($("key").value);
+  $("key").value = "";
+  showKeyPanel(false);
+  keyButton.focus();
+  describeModel();
+});
+$("key-forget").addEventListener("click", () => {
+  setKey("");
+  showKeyPanel(true);
+});
+
+describeModel();

@@ -1,0 +1,85 @@
+// The redraw dialog: one face of a photo redrawn with every expression (POST /v1/synthesize), each downloadable.
+//
+// The service may answer either with small face crops (the model's input
+// size) or with the whole photo redrawn (same size as the upload, the face
+// in the same place). A whole photo is shown as a crop around the face, with
+// a link to download the whole picture; anything else is shown as returned.
+
+import { synthesize } from "./api.js";
+import { el, errorNodes } from "./dom.js";
+
+const dialog = document.getElementById("redraw");
+const title = document.getElementById("redraw-title");
+const status = document.getElementById("redraw-status");
+const tiles = document.getElementById("redraw-tiles");
+let urls = []; // object URLs of the open dialog, freed when it closes
+let current = 0; // which request the dialog shows: an older answer arriving late is dropped
+
+document.getElementById("redraw-close").addEventListener("click", () => dialog.close());
+dialog.addEventListener("close", () => {
+  current += 1;
+  urls.forEach((url) => URL.revokeObjectURL(url));
+  urls = [];
+  tiles.replaceChildren();
+});
+
+/** Open the dialog for face `faceIndex` of `photo` (`image` is its /v1/classify answer, `picture` its <img>). */
+export async function openRedraw(photo, image, faceIndex, picture) {
+  const request = ++current;
+  const face = image.faces[faceIndex];
+  title.textContent = `Face ${faceIndex + 1} of ${photo.name}, redrawn`;
+  status.textContent = "Redrawing the face with every expression…";
+  tiles.replaceChildren();
+  if (picture.naturalWidth > 0) {
+    tiles.append(tile(`as photographed (${face.expression})`, crop(picture, face.box, "Face as photographed"), null));
+  }
+  if (!dialog.open) dialog.showModal();
+  dialog.setAttribute("aria-busy", "true");
+  try {
+    // Both endpoints number faces the same way (largest first), so classify's index is synthesize's `face`.
+    const answer = await synthesize(photo.blob, photo.name, faceIndex);
+    if (request !== current) return;
+    const box = answer.face ? answer.face.box : face.box;
+    for (const item of answer.images) {
+      tiles.append(await redrawnTile(item, box, image, photo, faceIndex));
+      if (request !== current) return;
+    }
+    status.textContent = `${answer.images.length} expressions. Each can be downloaded as a PNG.`;
+  } catch (error) {
+    if (request !== current) return;
+    status.replaceChildren(...errorNodes(error).filter(Boolean));
+  } finally {
+    if (request === current) dialog.setAttribute("aria-busy", "false");
+  }
+}
+
+async function redrawnTile(item, box, image, photo, faceIndex) {
+  const url = URL.createObjectURL(item.blob);
+  urls.push(url);
+  const picture = el("img", { src: url, alt: `Face ${faceIndex + 1} redrawn as ${item.expression}` });
+  await picture.decode().catch(() => {});
+  const stem = `${photo.name.replace(/\.[^.]*$/, "")}-face${faceIndex + 1}-${item.expression}`;
+  const whole = picture.naturalWidth === image.width && picture.naturalHeight === image.height;
+  if (whole) {
+    const view = crop(picture, box, `Face ${faceIndex + 1} redrawn as ${item.expression}`);
+    return tile(item.expression, view, el("a", { href: url, download: `${stem}.png` }, "Download the photo"));
+  }
+  return tile(item.expression, picture, el("a", { href: url, download: `${stem}.png` }, "Download PNG"));
+}
+
+function tile(caption, view, link) {
+  return el("figure", { className: "tile" }, view, el("figcaption", {}, el("span", {}, caption), link));
+}
+
+/** A square canvas around a face box of a picture, framed about as the model sees the face. */
+function crop(picture, box, label) {
+  const side = Math.min(Math.max(box.width, box.height) * 1.25, picture.naturalWidth, picture.naturalHeight);
+  const cx = box.x + box.width / 2;
+  const cy = box.y + box.height / 2;
+  const left = Math.min(Math.max(0, cx - side / 2), picture.naturalWidth - side);
+  const top = Math.min(Math.max(0, cy - side / 2), picture.naturalHeight - side);
+  const size = Math.max(1, Math.round(Math.min(side, 384)));
+  const canvas = el("canvas", { width: size, height: size, role: "img", "aria-label": label });
+  canvas.getContext("2d").drawImage(picture, left, top, side, side, 0, 0, size, size);
+  return canvas;
+}

@@ -1,0 +1,78 @@
+// One card per photo: the photo with a box on every face, and each face's expression with a bar per probability.
+
+import { ApiError } from "./api.js";
+import { colourOf, count, drawBoxes, el, errorNodes, percent } from "./dom.js";
+
+// Worth trying again as they are: no answer, busy (429), not ready (503), too slow (504).
+const PASSING = new Set([0, 429, 503, 504]);
+
+/**
+ * A card for a photo that is being classified. Returns {show(result), fail(error, retry)}.
+ * `retry`, when given, is offered as a "Try again" button for errors that may pass.
+ * `onRedraw(photo, image, faceIndex, picture)` is called when a face's box or button is chosen.
+ */
+export function photoCard(container, photo, { onRedraw, canRedraw }) {
+  const status = el("p", { className: "status", role: "status" }, "Finding faces…");
+  const picture = el("img", { src: photo.url, alt: `${photo.name}, as uploaded` });
+  const stage = el("div", { className: "stage" }, picture);
+  picture.addEventListener("error", () => {
+    // A TIFF, say: the service reads it but the browser cannot show it. The boxes go on a blank of its shape.
+    stage.classList.add("no-preview");
+    picture.alt = `${photo.name}: this browser cannot show this kind of file, but the service reads it`;
+  });
+  const faces = el("ol", { className: "faces" });
+  const card = el("article", { className: "photo", "aria-busy": "true" },
+    el("h2", {}, photo.name), status, el("div", { className: "photo-body" }, stage, faces));
+  container.prepend(card);
+
+  return {
+    show({ model, image }) {
+      card.setAttribute("aria-busy", "false");
+      stage.style.aspectRatio = `${image.width} / ${image.height}`; // only matters when the browser cannot show it
+      const found = image.faces.length;
+      const invite = canRedraw() ? " Choose a face to redraw it." : "";
+      status.textContent = found === 0
+        ? "No face was found in this photo. Try a sharper photo where the face looks at the camera."
+        : `${count(found, "face")} found by ${model}.${invite}`;
+      const open = canRedraw() ? (index) => onRedraw(photo, image, index, picture) : null;
+      drawBoxes(stage, image, { onOpen: open });
+      faces.replaceChildren(...image.faces.map((face, index) => faceItem(face, index, open)));
+      card.classList.toggle("no-face", found === 0);
+    },
+    fail(error, retry = null) {
+      card.setAttribute("aria-busy", "false");
+      card.classList.add("failed");
+      status.replaceChildren(...errorNodes(error).filter(Boolean));
+      if (retry && error instanceof ApiError && PASSING.has(error.status)) {
+        const again = el("button", { type: "button", className: "button again" }, "Try again");
+        again.addEventListener("click", () => {
+          card.classList.remove("failed");
+          card.setAttribute("aria-busy", "true");
+          status.textContent = "Finding faces…";
+          retry();
+        });
+        status.append(" ", again);
+      }
+    },
+  };
+}
+
+function faceItem(face, index, open) {
+  const bars = el("ul", { className: "bars", "aria-label": `Probabilities of face ${index + 1}` },
+    ...Object.entries(face.probabilities).map(([expression, probability]) => {
+      const fill = el("span", { className: "fill" });
+      fill.style.width = `${probability * 100}%`;
+      fill.style.background = colourOf(expression);
+      return el("li", { className: expression === face.expression ? "best" : "" },
+        el("span", { className: "name" }, expression),
+        el("span", { className: "bar", "aria-hidden": "true" }, fill),
+        el("span", { className: "value" }, percent(probability)));
+    }));
+  const swatch = el("span", { className: "swatch", "aria-hidden": "true" });
+  swatch.style.background = colourOf(face.expression);
+  const heading = el("h3", {}, swatch, `Face ${index + 1}: ${face.expression}`,
+    el("span", { className: "confidence" }, ` ${percent(face.confidence)} confident`));
+  const button = open ? el("button", { type: "button", className: "button", onclick: () => open(index) },
+    `Redraw face ${index + 1}`) : null;
+  return el("li", { className: "face", "data-face": String(index) }, heading, bars, button);
+}

@@ -1,0 +1,238 @@
+"""The web page in a real browser: headless Chromium against a live server, as a person would use it.
+
+Skipped, with the reason, where Chromium, chromedriver or selenium is not
+installed (``apt-get install chromium chromium-driver`` on Debian). The server
+runs the tiny random test model: its expressions are noise, but the boxes come
+from the real face detector and every request takes the real path.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from service.settings import Settings
+
+from .browser import browser_missing, chromium, demo_photo, live_server, set_viewport, upload
+from .helpers import FER_CLASSES, blank_photo
+
+if TYPE_CHECKING:
+    from selenium.webdriver.remote.webdriver import WebDriver
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(browser_missing() is not None, reason=str(browser_missing()))]
+
+if browser_missing() is None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+WAIT_S = 60
+
+
+def settings_for(checkpoint: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {"checkpoint": str(checkpoint), "device": "cpu", "torch_threads": 1, "max_batch_size": 8,
+                              "max_wait_ms": 2, "decode_workers": 2, "api_key": None}
+    return Settings(**(values | overrides))
+
+
+@pytest.fixture(scope="module")
+def server(tiny_checkpoint: Path) -> Iterator[str]:
+    with live_server(settings_for(tiny_checkpoint)) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def chrome() -> Iterator[WebDriver]:
+    driver = chromium(1280, 800)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("photos")
+    files = {"two faces.jpg": demo_photo(), "wall.jpg": blank_photo(), "notes.txt": b"not a picture\n"}
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    return {name: folder / name for name in files}
+
+
+def wait(chrome: WebDriver, condition: Any, timeout: float = WAIT_S) -> Any:
+    return WebDriverWait(chrome, timeout).until(condition)
+
+
+def open_page(chrome: WebDriver, url: str) -> None:
+    chrome.get(url)
+    chrome.get_log("browser")  # start each test with an empty console
+    wait(chrome, lambda c: c.find_element(By.ID, "model").text.startswith("Model "))
+
+
+def texts(chrome: WebDriver, selector: str) -> list[str]:
+    return [e.text for e in chrome.find_elements(By.CSS_SELECTOR, selector)]
+
+
+def redrawn_tiles_ready(chrome: WebDriver) -> bool:
+    return "expressions" in chrome.find_element(By.ID, "redraw-status").text
+
+
+def assert_nothing_from_elsewhere(chrome: WebDriver, url: str) -> None:
+    """Every resource the page fetched came from the service (or from its own memory), and no console error."""
+    names = chrome.execute_script(
+        "return performance.getEntriesByType('navigation').concat(performance.getEntriesByType('resource'))"
+        ".map(e => e.name)"
+    )
+    assert names and all(n.startswith((url + "/", "blob:", "data:")) for n in names), names
+    errors = [entry["message"] for entry in chrome.get_log("browser") if entry["level"] == "SEVERE"]
+    assert errors == [], errors
+
+
+def test_upload_boxes_every_face_and_redraws_the_chosen_one(
+    chrome: WebDriver, server: str, photos: dict[str, Path]
+) -> None:
+    set_viewport(chrome, 1280, 800)
+    open_page(chrome, server)
+    assert "calibrated" in chrome.find_element(By.ID, "model").text  # the test model says it is not
+    upload(chrome, photos["two faces.jpg"])
+
+    # Two boxes on the photo, each labelled "N expression P %", and a bar per expression per face.
+    wait(chrome, lambda c: len(c.find_elements(By.CSS_SELECTOR, ".photo button.face-box")) == 2)
+    tags = texts(chrome, ".photo .face-box .tag")
+    assert [t.split()[0] for t in tags] == ["1", "2"]
+    assert all(re.fullmatch(rf"\d ({'|'.join(FER_CLASSES)}) \d+ %", t) for t in tags), tags
+    assert "2 faces found by test-tiny" in chrome.find_element(By.CSS_SELECTOR, ".photo .status").text
+    assert len(chrome.find_elements(By.CSS_SELECTOR, ".faces .face")) == 2
+    assert len(chrome.find_elements(By.CSS_SELECTOR, ".faces .face .bars li")) == 2 * len(FER_CLASSES)
+    big, small = (e.rect for e in chrome.find_elements(By.CSS_SELECTOR, ".photo .face-box"))
+    assert big["width"] > 1.5 * small["width"] and big["x"] < small["x"]  # the large face is on the left
+
+    # Click a face: every expression is drawn, each with a download link.
+    chrome.find_element(By.CSS_SELECTOR, ".photo .face-box").click()
+    dialog = chrome.find_element(By.ID, "redraw")
+    wait(chrome, redrawn_tiles_ready)
+    assert dialog.is_displayed() and "Face 1 of two faces.jpg" in chrome.find_element(By.ID, "redraw-title").text
+    tiles = chrome.find_elements(By.CSS_SELECTOR, "#redraw-tiles .tile")
+    assert len(tiles) == 1 + len(FER_CLASSES)  # the face as photographed, then each expression
+    assert [t.find_element(By.CSS_SELECTOR, "figcaption span").text for t in tiles[1:]] == list(FER_CLASSES)
+    drawn = chrome.execute_script(
+        "return [...document.querySelectorAll('#redraw-tiles .tile')].slice(1)"
+        ".map(t => { const v = t.querySelector('img, canvas'); return v.naturalWidth ?? v.width; })"
+    )
+    assert all(width > 0 for width in drawn), drawn
+    links = [t.find_element(By.CSS_SELECTOR, "a[download]") for t in tiles[1:]]
+    assert all(a.get_attribute("href").startswith("blob:") for a in links)
+    assert all(a.get_attribute("download").endswith(".png") for a in links)
+    size = chrome.execute_async_script(  # the download is a picture (loaded as an <img>: the CSP allows blob: images)
+        "const [href, done] = arguments; const image = new Image();"
+        "image.onload = () => done([image.naturalWidth, image.naturalHeight]); image.onerror = () => done(null);"
+        "image.src = href;",
+        links[0].get_attribute("href"),
+    )
+    assert size is not None and min(size) > 0
+
+    # Keyboard: Escape closes and gives focus back; Enter on a focused face box opens its redraw.
+    chrome.switch_to.active_element.send_keys(Keys.ESCAPE)
+    wait(chrome, lambda c: not dialog.is_displayed())
+    assert chrome.switch_to.active_element.get_attribute("data-face") == "0"
+    second = chrome.find_elements(By.CSS_SELECTOR, ".photo .face-box")[1]
+    second.send_keys(Keys.ENTER)
+    wait(chrome, redrawn_tiles_ready)
+    assert "Face 2 of" in chrome.find_element(By.ID, "redraw-title").text
+    chrome.find_element(By.ID, "redraw-close").click()
+    assert_nothing_from_elsewhere(chrome, server)
+
+
+def test_phone_sized_window(chrome: WebDriver, server: str, photos: dict[str, Path]) -> None:
+    set_viewport(chrome, 390, 844)
+    try:
+        open_page(chrome, server)
+        upload(chrome, photos["two faces.jpg"])
+        wait(chrome, lambda c: len(c.find_elements(By.CSS_SELECTOR, ".photo .face-box .tag")) == 2)
+        width = chrome.execute_script("return document.documentElement.scrollWidth")
+        assert width <= 390, f"the page is {width} px wide: it scrolls sideways on a phone"
+        chrome.find_elements(By.CSS_SELECTOR, ".faces .face button")[0].click()
+        wait(chrome, redrawn_tiles_ready)
+        box = chrome.find_element(By.ID, "redraw").rect
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 390
+    finally:
+        set_viewport(chrome, 1280, 800)
+
+
+def test_errors_are_said_in_plain_words(chrome: WebDriver, server: str, photos: dict[str, Path]) -> None:
+    open_page(chrome, server)
+    upload(chrome, photos["wall.jpg"])
+    wait(chrome, lambda c: "No face was found" in c.find_element(By.CSS_SELECTOR, ".photo .status").text)
+    upload(chrome, photos["notes.txt"])
+    wait(chrome, lambda c: "not a picture" in c.find_element(By.CSS_SELECTOR, ".photo.failed .status").text)
+
+    # A busy service (429, as its queue-full answer): said so, with a button that tries again once it has room.
+    chrome.execute_script("""
+        window.realFetch = window.fetch;
+        window.fetch = async () => new Response(
+          JSON.stringify({ error: { code: "queue_full", message: "classify: 512 images already queued", status: 429 } }),
+          { status: 429, headers: { "content-type": "application/json", "Retry-After": "2" } });""")
+    upload(chrome, photos["two faces.jpg"])
+    wait(chrome, lambda c: "busy" in c.find_element(By.CSS_SELECTOR, ".photo.failed .status").text)
+    assert "Try again in 2 seconds" in chrome.find_element(By.CSS_SELECTOR, ".photo .status").text
+    chrome.execute_script("window.fetch = window.realFetch")
+    chrome.find_element(By.CSS_SELECTOR, ".photo .again").click()
+    wait(chrome, lambda c: len(c.find_elements(By.CSS_SELECTOR, ".photo .face-box")) == 2)
+
+
+def test_camera_frames_go_through_classify(chrome: WebDriver, server: str) -> None:
+    """Chromium's fake camera (a test pattern, no face): frames are classified live, and one can be kept."""
+    open_page(chrome, server)
+    chrome.find_element(By.ID, "camera-start").click()
+    wait(chrome, lambda c: "frames a second" in c.find_element(By.ID, "camera-status").text)
+    chrome.find_element(By.ID, "camera-snap").click()
+    wait(chrome, lambda c: c.find_elements(By.CSS_SELECTOR, ".photo[aria-busy='false']"))
+    assert chrome.find_element(By.CSS_SELECTOR, ".photo h2").text.startswith("camera-")
+    chrome.find_element(By.ID, "camera-stop").click()
+    assert not chrome.find_element(By.ID, "camera").is_displayed()
+
+
+def test_api_key_is_asked_for_once_and_sent(chrome: WebDriver, tiny_checkpoint: Path, photos: dict[str, Path]) -> None:
+    with live_server(settings_for(tiny_checkpoint, api_key="page-test-key")) as url:
+        chrome.get(url)
+        wait(chrome, lambda c: c.find_element(By.ID, "key-panel").is_displayed())
+        assert "needs an API key" in chrome.find_element(By.ID, "model").text
+        chrome.find_element(By.ID, "key").send_keys("page-test-key", Keys.ENTER)
+        wait(chrome, lambda c: c.find_element(By.ID, "model").text.startswith("Model "))
+        upload(chrome, photos["two faces.jpg"])
+        wait(chrome, lambda c: len(c.find_elements(By.CSS_SELECTOR, ".photo .face-box")) == 2)
+        assert "page-test-key" not in chrome.current_url
+        assert chrome.execute_script("return sessionStorage.getItem('fersnet-api-key')") == "page-test-key"
+        chrome.execute_script("sessionStorage.clear()")
+
+
+def test_a_whole_photo_answer_is_shown_as_a_crop_around_the_face(
+    chrome: WebDriver, server: str, photos: dict[str, Path]
+) -> None:
+    """When /v1/synthesize answers with the whole photo redrawn, the page shows the face and offers the photo."""
+    open_page(chrome, server)
+    upload(chrome, photos["two faces.jpg"])
+    wait(chrome, lambda c: len(c.find_elements(By.CSS_SELECTOR, ".photo .face-box")) == 2)
+    # Stand in for such a service: answer every expression with the uploaded photo itself, at its full size.
+    chrome.execute_script("""
+        const real = window.fetch;
+        window.fetch = async (path, options) => {
+          const answer = await real(path, options);
+          if (!String(path).includes("v1/synthesize")) return answer;
+          const bytes = new Uint8Array(await options.body.get("image").arrayBuffer());
+          const png_base64 = btoa(Array.from(bytes, (b) => String.fromCharCode(b)).join(""));
+          const body = await answer.json();
+          body.images = body.images.map((item) => ({ expression: item.expression, png_base64 }));
+          return new Response(JSON.stringify(body), { headers: { "content-type": "application/json" } });
+        };""")
+    chrome.find_elements(By.CSS_SELECTOR, ".photo .face-box")[1].click()
+    wait(chrome, redrawn_tiles_ready)
+    tiles = chrome.find_elements(By.CSS_SELECTOR, "#redraw-tiles .tile")[1:]
+    assert len(tiles) == len(FER_CLASSES)
+    assert all(t.find_elements(By.TAG_NAME, "canvas") for t in tiles)  # a crop around the face
+    assert all(t.find_element(By.TAG_NAME, "a").text == "Download the photo" for t in tiles)
+    chrome.find_element(By.ID, "redraw-close").click()
