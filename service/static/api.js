@@ -80,28 +80,27 @@ export async function classify(blob, filename) {
 /**
  * One face redrawn with every expression (POST /v1/synthesize, format=json).
  *
- * Returns the face that was used and a list of {expression, blob}. Accepts
- * both `images: [{expression, png_base64}]` and `faces: [{expression, image}]`
- * so the page keeps working whichever way the answer names them.
+ * Returns the face that was used and a list of {expression, blob}: each blob
+ * is the whole uploaded photo with that face redrawn (`images: [{expression,
+ * media_type, image_base64}]`).
  */
 export async function synthesize(blob, filename, faceIndex) {
   const form = new FormData();
   form.append("image", blob, filename);
   const query = new URLSearchParams({ targets: "all", format: "json", face: String(faceIndex) });
   const body = await (await request(`v1/synthesize?${query}`, { method: "POST", body: form })).json();
-  const items = body.images || body.faces || [];
   return {
     face: body.face || null,
-    images: items.map((item) => ({
+    images: body.images.map((item) => ({
       expression: item.expression,
-      blob: base64Png(item.png_base64 || item.image || ""),
+      blob: base64Blob(item.image_base64, item.media_type),
     })),
   };
 }
 
-function base64Png(text) {
+function base64Blob(text, type) {
   const bytes = Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
-  return new Blob([bytes], { type: "image/png" });
+  return new Blob([bytes], { type });
 }
 
 /** What went wrong, in plain words for a person (the service's own message is shown beside it). */

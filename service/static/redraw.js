@@ -1,9 +1,8 @@
 // The redraw dialog: one face of a photo redrawn with every expression (POST /v1/synthesize), each downloadable.
 //
-// The service may answer either with small face crops (the model's input
-// size) or with the whole photo redrawn (same size as the upload, the face
-// in the same place). A whole photo is shown as a crop around the face, with
-// a link to download the whole picture; anything else is shown as returned.
+// The service answers with the whole photo redrawn (same size as the upload,
+// the face in the same place): each is shown as a crop around the face, with
+// a link to download the whole picture.
 
 import { synthesize } from "./api.js";
 import { el, errorNodes } from "./dom.js";
@@ -41,10 +40,10 @@ export async function openRedraw(photo, image, faceIndex, picture) {
     if (request !== current) return;
     const box = answer.face ? answer.face.box : face.box;
     for (const item of answer.images) {
-      tiles.append(await redrawnTile(item, box, image, photo, faceIndex));
+      tiles.append(await redrawnTile(item, box, photo, faceIndex));
       if (request !== current) return;
     }
-    status.textContent = `${answer.images.length} expressions. Each can be downloaded as a PNG.`;
+    status.textContent = `${answer.images.length} expressions. Each photo can be downloaded.`;
   } catch (error) {
     if (request !== current) return;
     status.replaceChildren(...errorNodes(error).filter(Boolean));
@@ -53,18 +52,15 @@ export async function openRedraw(photo, image, faceIndex, picture) {
   }
 }
 
-async function redrawnTile(item, box, image, photo, faceIndex) {
+async function redrawnTile(item, box, photo, faceIndex) {
   const url = URL.createObjectURL(item.blob);
   urls.push(url);
   const picture = el("img", { src: url, alt: `Face ${faceIndex + 1} redrawn as ${item.expression}` });
   await picture.decode().catch(() => {});
   const stem = `${photo.name.replace(/\.[^.]*$/, "")}-face${faceIndex + 1}-${item.expression}`;
-  const whole = picture.naturalWidth === image.width && picture.naturalHeight === image.height;
-  if (whole) {
-    const view = crop(picture, box, `Face ${faceIndex + 1} redrawn as ${item.expression}`);
-    return tile(item.expression, view, el("a", { href: url, download: `${stem}.png` }, "Download the photo"));
-  }
-  return tile(item.expression, picture, el("a", { href: url, download: `${stem}.png` }, "Download PNG"));
+  const extension = { "image/jpeg": "jpg", "image/webp": "webp" }[item.blob.type] || "png";
+  const view = crop(picture, box, `Face ${faceIndex + 1} redrawn as ${item.expression}`);
+  return tile(item.expression, view, el("a", { href: url, download: `${stem}.${extension}` }, "Download the photo"));
 }
 
 function tile(caption, view, link) {
