@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -128,9 +129,9 @@ def make_checkpoint(tmp_path: Path) -> MakeCheckpoint:
     checkpoints differ where a test needs two models."""
 
     def make(name: str = "ckpt", *, sharing: str = "selective", classes: tuple[str, ...] = FER2013_CLASSES,
-             seed: int = 0) -> Path:
+             seed: int = 0, **overrides: Any) -> Path:
         torch.manual_seed(seed)
-        model = create_model("fersnet_tiny", sharing=sharing, num_classes=len(classes))
+        model = create_model("fersnet_tiny", sharing=sharing, num_classes=len(classes), **overrides)
         return save_checkpoint(tmp_path / name, model, build_card(model, classes, Preprocess()))
 
     return make
