@@ -28,6 +28,7 @@ import sys
 import tarfile
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -65,38 +66,40 @@ def train(args: argparse.Namespace, argv: list[str]) -> int:
 
 def collect(args: argparse.Namespace) -> int:
     runs = Path(args.runs)
-    folders = [runs / n for n in args.teachers] if args.teachers else sorted(p.parent for p in runs.glob(f"*/{SUMMARY_FILE}"))
-    folders = [f for f in folders if (f / SUMMARY_FILE).is_file()]
-    if not folders:
-        print(f"error: no finished teacher under {runs}", file=sys.stderr)
-        return 1
-    faces = load_packed(args.pack, images=False)
-    if args.subset:
-        faces = faces.subset(args.subset)
-    splits = [split for split, _ in splits_of_pack(faces)]
-    rows = ensemble_table([(f.name, read_teacher_folder(f)) for f in folders], splits)
-    table = format_table(rows, splits)
-    print(table)
-    summaries = {f.name: json.loads((f / SUMMARY_FILE).read_text()) for f in folders}
-    report = {"teachers": [f.name for f in folders], "rows": [vars(r) for r in rows], "summaries": summaries}
-
+    given = [runs / n for n in args.teachers] if args.teachers else sorted(p.parent for p in runs.glob(f"*/{SUMMARY_FILE}"))
+    folders = [f for f in given if (f / SUMMARY_FILE).is_file()]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     packed = out / "teachers.tar.gz"
-    with tarfile.open(packed, "w:gz") as tar:
-        for folder in folders:
+    table, report = "", dict[str, Any]()
+    if folders:
+        faces = load_packed(args.pack, images=False)
+        if args.subset:
+            faces = faces.subset(args.subset)
+        splits = [split for split, _ in splits_of_pack(faces)]
+        rows = ensemble_table([(f.name, read_teacher_folder(f)) for f in folders], splits)
+        table = format_table(rows, splits)
+        print(table)
+        summaries = {f.name: json.loads((f / SUMMARY_FILE).read_text()) for f in folders}
+        report = {"teachers": [f.name for f in folders], "rows": [vars(r) for r in rows], "summaries": summaries}
+    with tarfile.open(packed, "w:gz") as tar:  # the console logs of failed teachers too: all a failed lease leaves
+        for folder in given:
             for rel in SMALL_FILES:
                 if (folder / rel).is_file():
                     tar.add(folder / rel, arcname=f"{folder.name}/{rel}")
         for extra in args.extra:
             if Path(extra).is_file():
                 tar.add(extra, arcname=Path(extra).name)
-        _add_text(tar, "ensemble.md", table + "\n")
-        _add_text(tar, "ensemble.json", json.dumps(report, indent=2) + "\n")
+        if folders:
+            _add_text(tar, "ensemble.md", table + "\n")
+            _add_text(tar, "ensemble.json", json.dumps(report, indent=2) + "\n")
+    if not folders:
+        print(f"error: no finished teacher under {runs}", file=sys.stderr)
+        return 1
 
     # Weights, best PublicTest first, while the whole answer stays within the lease's limits.
     room = args.max_mib * MIB - packed.stat().st_size - MIB // 2  # half a MiB for the tar's own headers
-    by_score = sorted(folders, key=lambda f: -summaries[f.name]["accuracy"].get("PublicTest", 0.0))
+    by_score = sorted(folders, key=lambda f: -report["summaries"][f.name]["accuracy"].get("PublicTest", 0.0))
     kept, left = [], []
     for folder in by_score:
         size = sum(p.stat().st_size for p in (folder / "weights").glob("*") if p.is_file())

@@ -57,8 +57,11 @@ for spec in $teachers; do
 done
 failed=0
 for i in "${!pids[@]}"; do
-    if wait "${pids[$i]}"; then echo "${names[$i]}: done"; else echo "${names[$i]}: FAILED"; failed=1; fi
-    tail -n 2 "$runs/${names[$i]}/console.log"
+    if wait "${pids[$i]}"; then
+        echo "${names[$i]}: done"; tail -n 2 "$runs/${names[$i]}/console.log"
+    else
+        echo "${names[$i]}: FAILED"; tail -n 25 "$runs/${names[$i]}/console.log"; failed=1
+    fi
 done
 echo "training: $(( $(date +%s) - start )) s"
 "$py" -m training.gpu_teachers collect --pack "$pack" --runs "$runs" --teachers "${names[@]}" --out "$out" \

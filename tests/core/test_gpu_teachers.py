@@ -264,18 +264,26 @@ sys.meta_path.insert(0, _Absent())
 '''
 
 
+def _lease_env(tmp_path: Path, packed: Path, teachers: str) -> dict[str, str]:
+    """The script's environment, with the modules the GPU image lacks made unimportable."""
+    site = tmp_path / "site"
+    site.mkdir(exist_ok=True)
+    (site / "sitecustomize.py").write_text(BLOCKER)
+    return os.environ | {
+        "OUT": str(tmp_path / "out"), "RUNS": str(tmp_path / "runs"), "PACK": str(packed), "TEACHERS": teachers,
+        "BUDGET_S": "60", "PYTHON": sys.executable, "PYTHONPATH": str(site), "OMP_NUM_THREADS": "1",
+    }
+
+
+CPU_ARGS = ["--device", "cpu", "--threads", "1", "--max-steps", "2", "--batch-size", "8"]
+
+
 @pytest.mark.slow
 def test_the_lease_script_brings_back_probabilities_table_and_weights_within_the_limits(packed: Path, tmp_path: Path) -> None:
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "sitecustomize.py").write_text(BLOCKER)
     out, runs = tmp_path / "out", tmp_path / "runs"
-    env = os.environ | {
-        "OUT": str(out), "RUNS": str(runs), "PACK": str(packed), "TEACHERS": "tiny:0 tiny:1 resnet18:0", "BUDGET_S": "60",
-        "PYTHON": sys.executable, "PYTHONPATH": str(site), "OMP_NUM_THREADS": "1",
-    }
-    done = subprocess.run(["bash", str(REPO / "training" / "gpu_teachers.sh"), "--device", "cpu", "--threads", "1",
-                           "--max-steps", "2", "--batch-size", "8"], env=env, capture_output=True, text=True, timeout=900)
+    env = _lease_env(tmp_path, packed, "tiny:0 tiny:1 resnet18:0")
+    done = subprocess.run(["bash", str(REPO / "training" / "gpu_teachers.sh"), *CPU_ARGS], env=env, capture_output=True,
+                          text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "| 3 | resnet18_s0 |" in done.stdout and "weights brought back: " in done.stdout
 
@@ -306,3 +314,13 @@ def test_the_lease_script_brings_back_probabilities_table_and_weights_within_the
         names = tar.getnames()
     assert not any(n.startswith("resnet18_s0") for n in names) and any(n.startswith("tiny_s") for n in names)
     assert math.isclose((small / "teachers.tar.gz").stat().st_size, (out / "teachers.tar.gz").stat().st_size, rel_tol=0.2)
+
+
+@pytest.mark.slow
+def test_a_failed_teacher_fails_the_script_but_the_others_and_its_log_come_back(packed: Path, tmp_path: Path) -> None:
+    done = subprocess.run(["bash", str(REPO / "training" / "gpu_teachers.sh"), *CPU_ARGS],
+                          env=_lease_env(tmp_path, packed, "tiny:0 nosuch:0"), capture_output=True, text=True, timeout=600)
+    assert done.returncode != 0 and "nosuch_s0: FAILED" in done.stdout and "invalid choice: 'nosuch'" in done.stdout
+    with tarfile.open(tmp_path / "out" / "teachers.tar.gz") as tar:
+        names = tar.getnames()
+    assert "nosuch_s0/console.log" in names and "tiny_s0/fer2013.csv.gz" in names and "ensemble.md" in names
