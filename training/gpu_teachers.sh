@@ -14,7 +14,8 @@
 # fill it better than one after another, and one teacher's failure leaves the others. Each trains for $BUDGET_S
 # seconds of wall-clock (its learning-rate schedule is fitted to that), is scored on PublicTest after every
 # epoch (the best averaged weights are kept) and then scores every face. About a minute more goes on start-up
-# (decoding the pack, CUDA) and the final scoring, so the default 330 s ends inside 7 minutes.
+# (decoding the pack, CUDA) and the final scoring, so the default 330 s should end inside 7 minutes
+# (an estimate until a GPU run measures it: see "wall time" at the end of the output).
 #
 #   TEACHERS="vgg:0 vgg:1 resnet18:0 small:0"   ARCH:SEED pairs (architectures: model_core/train/teacher_nets.py)
 #   BUDGET_S=330  PACK=.carry/fer2013.npz  RUNS=runs/teachers  PYTHON=python3  SUBSET=N (smoke runs: N faces a split)
