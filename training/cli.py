@@ -599,7 +599,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("teacher-targets", help="write a teacher model's probabilities for a split (distillation targets)")
     p.add_argument("--checkpoint", required=True, help="the teacher: " + CHECKPOINT_HELP)
     _data_args(p, split_default="train")
-    p.add_argument("--out", required=True, help="CSV to write: image,<class>,... (a recipe's train[].teacher)")
+    p.add_argument("--out", required=True, help="CSV to write: image,<class>,... (a recipe's train[].teacher); "
+                   "a name ending in .gz is gzipped")
     p.add_argument("--temperature", type=float, default=1.0, help="softmax temperature; above 1 softens the teacher")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])

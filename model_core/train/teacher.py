@@ -14,7 +14,9 @@ into each face's target (offline knowledge distillation, Hinton et al. 2015)::
     # recipe: train: [{dataset: fer2013, ..., teacher: runs/teacher/fer2013_train_t2.csv, teacher_weight: 0.5}]
 
 The file is keyed by each image's path relative to the dataset root (or by
-``file.csv:line`` for inline pixels), so it survives the dataset moving. The
+``file.csv:line`` for inline pixels), so it survives the dataset moving; a name
+ending in ``.gz`` is gzipped (a teacher's probabilities for all of FER2013 take
+about 1 MB so, 3 MB plain), which is how :mod:`.teachers` commits them. The
 teacher sees the unaugmented face; the student sees its augmented versions, as
 in ordinary offline distillation. Classes are matched by name, so a teacher
 may know classes the student lacks (their mass is dropped, the rest renormalised).
@@ -23,6 +25,8 @@ may know classes the student lacks (their mass is dropped, the rest renormalised
 from __future__ import annotations
 
 import csv
+import gzip
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +42,13 @@ from ..evaluate import predict
 from ..expressions import canonical
 
 KEY_COLUMN = "image"
+
+
+def _open_text(path: Path, mode: str) -> io.TextIOBase:
+    """The file as text, through gzip when its name ends in ``.gz``."""
+    if path.suffix == ".gz":
+        return gzip.open(path, mode + "t", newline="")  # type: ignore[return-value]
+    return open(path, mode, newline="")
 
 
 def target_key(source: str, root: str | Path) -> str:
@@ -78,7 +89,7 @@ def read_teacher_targets(path: str | Path) -> TeacherTargets:
     """Read a targets CSV written by :func:`write_teacher_targets`; a malformed file is a DataError naming it."""
     path = Path(path)
     try:
-        with open(path, newline="") as f:
+        with _open_text(path, "r") as f:
             reader = csv.reader(f)
             header = next(reader, None)
             if not header or header[0] != KEY_COLUMN or len(header) < 3:
@@ -98,6 +109,8 @@ def read_teacher_targets(path: str | Path) -> TeacherTargets:
                 probs[row[0]] = p / p.sum()
     except FileNotFoundError:
         raise DataError(f"{path}: teacher-targets file not found (write it with `fersnet teacher-targets`)") from None
+    except (OSError, EOFError) as e:  # a truncated or non-gzip .gz
+        raise DataError(f"{path}: unreadable teacher-targets file ({e})") from None
     return TeacherTargets(path, classes, probs)
 
 
@@ -149,13 +162,24 @@ def write_teacher_targets(
     model = teacher.model.to(memory_format=torch.channels_last)
     batches = tqdm(loader, desc=f"teacher on {records.dataset}/{records.split}", disable=not progress)
     probs = predict(model, batches, device, temperature)[0].numpy()
+    return write_probabilities(out, [target_key(r.source, root) for r in dataset.records], teacher.classes, probs)
+
+
+def write_probabilities(out: str | Path, keys: Sequence[str], classes: Sequence[str], probs: np.ndarray) -> Path:
+    """Write one row of ``probs`` per key in the teacher-targets format (gzipped if ``out`` ends in ``.gz``).
+
+    The one writer of the format: :func:`write_teacher_targets` and the GPU teachers both use it, so
+    :func:`read_teacher_targets` reads whatever either made. Five decimals: finer than any target needs.
+    """
+    if len(keys) != len(probs) or probs.ndim != 2 or probs.shape[1] != len(classes):
+        raise ValueError(f"{len(keys)} keys, probabilities of shape {probs.shape}, {len(classes)} classes")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(out.suffix + ".tmp")
-    with open(tmp, "w", newline="") as f:
+    tmp = out.with_name(out.name + ".tmp")
+    with (gzip.open(tmp, "wt", newline="", compresslevel=9) if out.suffix == ".gz" else open(tmp, "w", newline="")) as f:
         writer = csv.writer(f)
-        writer.writerow([KEY_COLUMN, *teacher.classes])
-        for record, p in zip(dataset.records, probs, strict=True):
-            writer.writerow([target_key(record.source, root), *(f"{v:.5f}" for v in p)])
+        writer.writerow([KEY_COLUMN, *classes])
+        for key, p in zip(keys, probs, strict=True):
+            writer.writerow([key, *(f"{v:.5f}" for v in p)])
     tmp.replace(out)
     return out

@@ -1,0 +1,304 @@
+"""Fast teachers: one classifier trained against the clock with the data resident on the device.
+
+The recipe trainer (:mod:`.trainer`) decodes and augments on CPU workers, which
+suits the CPU this project trains on for hours. A leased GPU is there for
+minutes, and small 48x48 networks would leave it waiting on those workers. So
+here the whole packed FER2013 (:mod:`model_core.data.packed`, 83 MB of uint8)
+sits on the device, batches are gathered by index and augmented there
+(:mod:`model_core.data.batch_augment`), in bfloat16 autocast and channels-last.
+
+The run is sized by wall-clock, not epochs: the learning rate follows a
+warm-up and a cosine over the *time* budget, so a teacher ends on schedule
+however fast the machine is and however many teachers share it. Weights are
+averaged (EMA) as they train, and the average is scored on PublicTest after
+every epoch; the best one is kept (selection never sees PrivateTest). At the
+end the kept weights give every face's probabilities, the face and its mirror
+image averaged in logit space (so that a temperature applied later, as
+``p ** (1 / T)`` renormalised, is exact).
+
+What :func:`write_teacher` leaves in a teacher's folder::
+
+    fer2013.csv.gz   probabilities for all 35,887 FER2013 faces (train/, test/ keys): teacher-targets format
+    ferplus.csv.gz   the same for FER+'s faces, keyed under the FER+ root (each is its FER2013 JPEG)
+    summary.json     what it is, how long it trained, its accuracy on PublicTest, PrivateTest and FER+ test
+    log.jsonl        one line per PublicTest evaluation
+    command.txt      the command that made it
+    weights/         float16 weights and card (see :mod:`.teacher_nets`)
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..data.batch_augment import BatchAugment
+from ..data.packed import PackedFaces
+from ..expressions import FER2013_CLASSES
+from .ensemble import LabelledSplit, accuracy
+from .teacher import write_probabilities
+from .teacher_nets import build_teacher, save_teacher
+
+FER2013_FILE = "fer2013.csv.gz"
+FERPLUS_FILE = "ferplus.csv.gz"
+SUMMARY_FILE = "summary.json"
+
+
+@dataclass(frozen=True)
+class TeacherPlan:
+    """How to train one teacher. ``budget_s`` is the wall-clock for training (not counting the final scoring)."""
+
+    name: str
+    arch: str
+    seed: int = 0
+    budget_s: float = 300.0
+    batch_size: int = 256
+    lr: float = 0.1  # SGD with Nesterov momentum, for 256 faces a batch (scaled linearly with the batch)
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.1
+    warmup: float = 0.05  # share of the budget spent warming the learning rate up
+    ema: float = 0.999  # 0: score the raw weights
+    max_steps: int | None = None  # a cap besides the clock (smoke runs)
+    eval_every: int | None = None  # steps between PublicTest scorings; None: once an epoch
+    compile: bool = False  # torch.compile the network (falls back to eager if compiling fails)
+    flip_tta: bool = True
+
+
+@dataclass
+class TeacherResult:
+    """What a teacher did and scored; written as summary.json."""
+
+    name: str
+    arch: str
+    seed: int
+    parameters: int
+    device: str
+    compiled: bool
+    steps: int = 0
+    epochs: float = 0.0
+    train_s: float = 0.0
+    images_per_s: float = 0.0
+    best_step: int = 0
+    best_epoch: float = 0.0
+    accuracy: dict[str, float] = field(default_factory=dict)
+    plan: dict[str, Any] = field(default_factory=dict)
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def lr_at(fraction: float, peak: float, warmup: float) -> float:
+    """Linear warm-up over the first ``warmup`` of the run, then a cosine to zero at ``fraction`` 1."""
+    if fraction < warmup:
+        return peak * fraction / warmup
+    return 0.5 * peak * (1 + math.cos(math.pi * min(1.0, (fraction - warmup) / max(1e-9, 1 - warmup))))
+
+
+def normalise(images: Tensor) -> Tensor:
+    """uint8 faces to the [-1, 1] floats every model here takes (Preprocess's mean 0.5, std 0.5)."""
+    return images.float().div_(127.5).sub_(1.0)
+
+
+def autocast(device: torch.device) -> Any:
+    """bfloat16 on CUDA; plain float32 elsewhere (a CPU run is a smoke test, where speed does not matter)."""
+    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+
+
+@torch.no_grad()
+def teacher_logits(model: nn.Module, images: Tensor, device: torch.device, batch_size: int = 1024,
+                   flip_tta: bool = True) -> Tensor:
+    """Float32 logits of uint8 faces (N x 1 x H x W, on ``device``), averaged with their mirror images."""
+    model.eval()
+    out = []
+    for start in range(0, len(images), batch_size):
+        x = normalise(images[start:start + batch_size]).contiguous(memory_format=torch.channels_last)
+        with autocast(device):
+            logits = model(x).float()
+            if flip_tta:
+                logits = (logits + model(x.flip(3)).float()) / 2
+        out.append(logits)
+    return torch.cat(out) if out else torch.zeros(0, len(FER2013_CLASSES), device=device)
+
+
+def splits_of_pack(faces: PackedFaces) -> list[tuple[LabelledSplit, np.ndarray]]:
+    """The scored splits, keyed as the probability files are (PublicTest, PrivateTest and, if packed, FER+ test),
+    each with the FER2013 rows of the pack that hold its faces."""
+    out = [(LabelledSplit(title, [faces.keys[i] for i in rows], faces.label[rows], faces.classes), rows)
+           for title, rows in (("PublicTest", faces.rows("val")), ("PrivateTest", faces.rows("test")))]
+    if faces.ferplus_keys is not None and faces.ferplus_split is not None and faces.ferplus_label is not None \
+            and faces.ferplus_match is not None:
+        rows = np.flatnonzero(faces.ferplus_split == 2)
+        out.append((LabelledSplit("FER+ test", [faces.ferplus_keys[i] for i in rows], faces.ferplus_label[rows],
+                                  faces.ferplus_classes), faces.ferplus_match[rows]))
+    return out
+
+
+class _Ema:
+    """An exponential moving average of every float tensor of a model's state (weights and BN statistics)."""
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        self.model = copy.deepcopy(model).eval()
+        self.decay = decay
+        self._live = [t for t in model.state_dict().values() if t.is_floating_point()]
+        self._avg = [t for t in self.model.state_dict().values() if t.is_floating_point()]
+        self._live_ints = [t for t in model.state_dict().values() if not t.is_floating_point()]
+        self._avg_ints = [t for t in self.model.state_dict().values() if not t.is_floating_point()]
+
+    @torch.no_grad()
+    def update(self, step: int) -> None:
+        # Early on the average would be mostly the random start: let it follow closely at first.
+        decay = min(self.decay, (1 + step) / (10 + step))
+        torch._foreach_lerp_(self._avg, self._live, 1 - decay)
+        for a, b in zip(self._avg_ints, self._live_ints, strict=True):
+            a.copy_(b)
+
+    def snapshot(self) -> list[Tensor]:
+        return [t.detach().clone() for t in self.model.state_dict().values()]
+
+    @torch.no_grad()
+    def restore(self, tensors: list[Tensor]) -> None:
+        for t, saved in zip(self.model.state_dict().values(), tensors, strict=True):
+            t.copy_(saved)
+
+
+def train_teacher(plan: TeacherPlan, faces: PackedFaces, device: str | torch.device = "cuda",
+                  log: Callable[[str], None] = print) -> tuple[nn.Module, TeacherResult, Tensor]:
+    """Train ``plan`` on the pack's Training faces; return the kept model, its result and all FER2013 logits.
+
+    The logits are in the pack's order (every split), on the CPU, float32.
+    """
+    device = torch.device(device)
+    torch.manual_seed(plan.seed)
+    generator = torch.Generator(device=device)
+    generator.manual_seed(plan.seed)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+    images = torch.from_numpy(faces.images).unsqueeze(1).to(device)  # N x 1 x 48 x 48 uint8, resident
+    labels = torch.from_numpy(faces.label).to(device)
+    train_rows = torch.from_numpy(faces.rows("train")).to(device)
+    val_rows = torch.from_numpy(faces.rows("val")).to(device)
+    batch = min(plan.batch_size, len(train_rows))
+    steps_per_epoch = max(1, len(train_rows) // batch)  # the last partial batch is dropped: fixed shapes
+    eval_every = plan.eval_every or steps_per_epoch
+
+    model = build_teacher(plan.arch).to(device).to(memory_format=torch.channels_last)
+    ema = _Ema(model, plan.ema)
+    result = TeacherResult(plan.name, plan.arch, plan.seed, sum(p.numel() for p in model.parameters()),
+                           str(torch.cuda.get_device_name(device) if device.type == "cuda" else device),
+                           compiled=False, plan=asdict(plan))
+    peak = plan.lr * batch / 256
+    decay, no_decay = [], []
+    for p in model.parameters():  # no weight decay on BN scales and biases
+        (decay if p.ndim > 1 else no_decay).append(p)
+    optimiser = torch.optim.SGD([{"params": decay, "weight_decay": plan.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+                                lr=peak, momentum=0.9, nesterov=True)
+    augment = BatchAugment()
+    forward: Callable[[Tensor], Tensor] = model
+    if plan.compile:
+        forward = torch.compile(model)
+
+    def fraction(step: int, start: float) -> float:
+        by_time = (time.perf_counter() - start) / plan.budget_s
+        return max(by_time, step / plan.max_steps) if plan.max_steps else by_time
+
+    def train_step(x: Tensor, y: Tensor) -> Tensor:
+        with autocast(device):
+            logits = forward(x)
+        loss = F.cross_entropy(logits.float(), y, label_smoothing=plan.label_smoothing)
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        return loss.detach()
+
+    best_acc, best_state = -1.0, ema.snapshot()
+    step, start, order, losses = 0, time.perf_counter(), torch.empty(0, dtype=torch.long, device=device), []
+    model.train()
+    while True:
+        f = fraction(step, start)
+        if f >= 1:
+            break
+        position = (step % steps_per_epoch) * batch
+        if position == 0:
+            order = train_rows[torch.randperm(len(train_rows), device=device, generator=generator)]
+        rows = order[position:position + batch]
+        x = augment(normalise(images[rows]), generator).contiguous(memory_format=torch.channels_last)
+        for group in optimiser.param_groups:
+            group["lr"] = lr_at(f, peak, plan.warmup)
+        try:
+            losses.append(train_step(x, labels[rows]))
+        except Exception as e:  # noqa: BLE001 - a compiler failure of any kind: train eagerly instead
+            if forward is model:
+                raise
+            log(f"{plan.name}: torch.compile failed ({type(e).__name__}: {str(e)[:200]}); training eagerly")
+            forward = model
+            losses.append(train_step(x, labels[rows]))
+        result.compiled = forward is not model
+        ema.update(step)
+        step += 1
+        if step % eval_every == 0 or fraction(step, start) >= 1:
+            acc = _val_accuracy(ema.model, images[val_rows], faces.label[faces.rows("val")], device)
+            elapsed = time.perf_counter() - start
+            entry = {"step": step, "epoch": round(step / steps_per_epoch, 3), "elapsed_s": round(elapsed, 1),
+                     "lr": optimiser.param_groups[0]["lr"], "train_loss": float(torch.stack(losses).mean()),
+                     "val_accuracy": acc}
+            losses.clear()
+            result.history.append(entry)
+            log(f"{plan.name}: step {step} epoch {entry['epoch']:.2f} {elapsed:.0f}s loss {entry['train_loss']:.4f} "
+                f"PublicTest {100 * acc:.2f} %")
+            if acc > best_acc:
+                best_acc, best_state = acc, ema.snapshot()
+                result.best_step, result.best_epoch = step, entry["epoch"]
+            model.train()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    result.steps, result.train_s = step, round(time.perf_counter() - start, 1)
+    result.epochs = round(step / steps_per_epoch, 3)
+    result.images_per_s = round(step * batch / max(result.train_s, 1e-9), 1)
+    ema.restore(best_state)
+    logits = teacher_logits(ema.model, images, device, flip_tta=plan.flip_tta).cpu()
+    probs = logits.softmax(1).numpy()
+    for split, rows_of_split in splits_of_pack(faces):
+        result.accuracy[split.name] = accuracy(probs[rows_of_split], split.labels, FER2013_CLASSES, split.classes)
+    log(f"{plan.name}: {step} steps ({result.epochs:.1f} epochs) in {result.train_s:.0f} s, "
+        f"{result.images_per_s:.0f} faces/s; best at epoch {result.best_epoch:.2f}: "
+        + ", ".join(f"{k} {100 * v:.2f} %" for k, v in result.accuracy.items()))
+    return ema.model, result, logits
+
+
+def _val_accuracy(model: nn.Module, images: Tensor, labels: np.ndarray, device: torch.device) -> float:
+    probs = teacher_logits(model, images, device, flip_tta=False).cpu().numpy()
+    return accuracy(probs, labels, FER2013_CLASSES, FER2013_CLASSES)
+
+
+def write_teacher(folder: str | Path, model: nn.Module, result: TeacherResult, logits: Tensor, faces: PackedFaces,
+                  command: str) -> Path:
+    """Leave the teacher's probabilities, weights, summary, log and command in ``folder`` (layout above)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    probs = logits.softmax(1).numpy()
+    write_probabilities(folder / FER2013_FILE, faces.keys, FER2013_CLASSES, probs)
+    if faces.ferplus_keys is not None and faces.ferplus_match is not None:
+        write_probabilities(folder / FERPLUS_FILE, faces.ferplus_keys, FER2013_CLASSES, probs[faces.ferplus_match])
+    summary = asdict(result)
+    history = summary.pop("history")
+    (folder / "log.jsonl").write_text("".join(json.dumps(h) + "\n" for h in history))
+    (folder / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+    (folder / "command.txt").write_text(command.rstrip("\n") + "\n")
+    save_teacher(folder / "weights", model, result.arch, {
+        "name": result.name,
+        "training": {"command": command, "plan": result.plan, "steps": result.steps, "epochs": result.epochs,
+                     "train_s": result.train_s, "device": result.device},
+        "metrics": {k: round(100 * v, 2) for k, v in result.accuracy.items()},
+    })
+    return folder

@@ -1,0 +1,183 @@
+"""Teachers on a leased GPU: train one against the clock (``train``), then gather them all (``collect``).
+
+``bash training/gpu_teachers.sh`` runs one ``train`` per teacher side by side and
+then ``collect``; see it for the whole trip. By hand::
+
+    python -m training.gpu_teachers train --pack .carry/fer2013.npz --arch vgg --seed 0 --budget-s 300 \\
+        --out runs/teachers/vgg_s0
+    python -m training.gpu_teachers collect --pack .carry/fer2013.npz --runs runs/teachers --out $OUT
+
+``collect`` prints each teacher's and the growing ensemble's accuracy, and
+leaves in ``--out`` what a lease brings back (at most 8 files of 16 MiB, 64 MiB
+in all): ``teachers.tar.gz`` (each teacher's probabilities, summary, log,
+command and card, ready to untar into ``training/teachers/``; the ensemble
+table) and ``weights.tar.part-NN`` (the float16 weights, best PublicTest
+first, as many as fit; ``cat weights.tar.part-* | tar -x`` joins them).
+
+Only PyTorch, NumPy, Pillow and safetensors are needed, so it runs on a bare
+GPU image without installing this project.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import shlex
+import sys
+import tarfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from model_core.data import DataError
+from model_core.data.packed import load_packed
+from model_core.train.ensemble import ensemble_table, format_table, read_teacher_folder
+from model_core.train.teacher_nets import ARCHITECTURES
+from model_core.train.teachers import SUMMARY_FILE, TeacherPlan, splits_of_pack, train_teacher, write_teacher
+
+MIB = 1 << 20
+#: What of a teacher's folder goes into teachers.tar.gz: everything but the weights themselves.
+SMALL_FILES = ("fer2013.csv.gz", "ferplus.csv.gz", SUMMARY_FILE, "log.jsonl", "command.txt", "console.log",
+               "weights/card.json", "weights/teacher.json")
+
+
+def train(args: argparse.Namespace, argv: list[str]) -> int:
+    torch.set_num_threads(args.threads)
+    device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    start = time.perf_counter()
+    faces = load_packed(args.pack)
+    if args.subset:
+        faces = faces.subset(args.subset)
+    print(f"{len(faces.keys)} faces decoded from {args.pack} in {time.perf_counter() - start:.1f} s; device {device}",
+          flush=True)
+    name = args.name or f"{args.arch}_s{args.seed}"
+    plan = TeacherPlan(name=name, arch=args.arch, seed=args.seed, budget_s=args.budget_s, batch_size=args.batch_size,
+                       lr=args.lr, ema=args.ema, max_steps=args.max_steps, eval_every=args.eval_every,
+                       compile=args.compile, flip_tta=not args.no_flip_tta)
+    model, result, logits = train_teacher(plan, faces, device, log=lambda line: print(line, flush=True))
+    command = "python -m training.gpu_teachers " + shlex.join(argv)
+    folder = write_teacher(args.out, model, result, logits, faces, command)
+    print(f"wrote {folder} ({time.perf_counter() - start:.0f} s in all)", flush=True)
+    return 0
+
+
+def collect(args: argparse.Namespace) -> int:
+    runs = Path(args.runs)
+    given = [runs / n for n in args.teachers] if args.teachers else sorted(p.parent for p in runs.glob(f"*/{SUMMARY_FILE}"))
+    folders = [f for f in given if (f / SUMMARY_FILE).is_file()]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    packed = out / "teachers.tar.gz"
+    table, report = "", dict[str, Any]()
+    if folders:
+        faces = load_packed(args.pack, images=False)
+        if args.subset:
+            faces = faces.subset(args.subset)
+        splits = [split for split, _ in splits_of_pack(faces)]
+        rows = ensemble_table([(f.name, read_teacher_folder(f)) for f in folders], splits)
+        table = format_table(rows, splits)
+        print(table)
+        summaries = {f.name: json.loads((f / SUMMARY_FILE).read_text()) for f in folders}
+        report = {"teachers": [f.name for f in folders], "rows": [vars(r) for r in rows], "summaries": summaries}
+    with tarfile.open(packed, "w:gz") as tar:  # the console logs of failed teachers too: all a failed lease leaves
+        for folder in given:
+            for rel in SMALL_FILES:
+                if (folder / rel).is_file():
+                    tar.add(folder / rel, arcname=f"{folder.name}/{rel}")
+        for extra in args.extra:
+            if Path(extra).is_file():
+                tar.add(extra, arcname=Path(extra).name)
+        if folders:
+            _add_text(tar, "ensemble.md", table + "\n")
+            _add_text(tar, "ensemble.json", json.dumps(report, indent=2) + "\n")
+    if not folders:
+        print(f"error: no finished teacher under {runs}", file=sys.stderr)
+        return 1
+
+    # Weights, best PublicTest first, while the whole answer stays within the lease's limits.
+    room = args.max_mib * MIB - packed.stat().st_size - MIB // 2  # half a MiB for the tar's own headers
+    by_score = sorted(folders, key=lambda f: -report["summaries"][f.name]["accuracy"].get("PublicTest", 0.0))
+    kept, left = [], []
+    for folder in by_score:
+        size = sum(p.stat().st_size for p in (folder / "weights").glob("*") if p.is_file())
+        parts_after = -(-(sum(s for _, s in kept) + size) // (args.part_mib * MIB))
+        if size <= room and parts_after <= args.max_files - 1:
+            kept.append((folder, size))
+            room -= size
+        else:
+            left.append(folder.name)
+    if kept:
+        tar_path = runs / "weights.tar"
+        with tarfile.open(tar_path, "w") as tar:
+            for folder, _ in kept:
+                tar.add(folder / "weights", arcname=f"{folder.name}/weights")
+        _split(tar_path, out / "weights.tar.part-", args.part_mib * MIB)
+    print(f"weights brought back: {', '.join(f.name for f, _ in kept) or 'none'}"
+          + (f"; left on this machine (over the lease's 64 MiB): {', '.join(left)}" if left else ""))
+    for path in sorted(out.iterdir()):
+        print(f"{path}: {path.stat().st_size / MIB:.2f} MiB")
+    return 0
+
+
+def _add_text(tar: tarfile.TarFile, name: str, text: str) -> None:
+    data = text.encode()
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime = len(data), int(time.time())
+    tar.addfile(info, io.BytesIO(data))
+
+
+def _split(path: Path, prefix: Path, part_bytes: int) -> None:
+    """Cut ``path`` into ``prefix``00, 01, ... of at most ``part_bytes`` (as ``split -b -d`` would)."""
+    with open(path, "rb") as f:
+        for i, chunk in enumerate(iter(lambda: f.read(part_bytes), b"")):
+            Path(f"{prefix}{i:02d}").write_bytes(chunk)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m training.gpu_teachers", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="train one teacher on a pack and write its folder")
+    t.add_argument("--pack", default=".carry/fer2013.npz", help="made by python -m training.pack_data")
+    t.add_argument("--out", required=True, help="the teacher's folder")
+    t.add_argument("--arch", required=True, choices=sorted(ARCHITECTURES))
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--name", help="default: ARCH_sSEED")
+    t.add_argument("--budget-s", type=float, default=300.0, help="wall-clock seconds of training (the schedule fits it)")
+    t.add_argument("--batch-size", type=int, default=256)
+    t.add_argument("--lr", type=float, default=0.1, help="peak SGD learning rate for 256 faces a batch")
+    t.add_argument("--ema", type=float, default=0.999, help="decay of the weights' moving average; 0 for none")
+    t.add_argument("--max-steps", type=int, help="stop after this many steps even within the budget")
+    t.add_argument("--eval-every", type=int, help="steps between PublicTest scorings (default: one epoch)")
+    t.add_argument("--compile", action="store_true", help="torch.compile the network (eager if that fails)")
+    t.add_argument("--no-flip-tta", action="store_true", help="score faces without averaging in their mirror image")
+    t.add_argument("--device", default="auto")
+    t.add_argument("--threads", type=int, default=2, help="CPU threads (the GPU does the work)")
+    t.add_argument("--subset", type=int, help="smoke runs only: the first N faces of each split")
+    c = sub.add_parser("collect", help="score the ensemble and pack what a lease brings back")
+    c.add_argument("--pack", default=".carry/fer2013.npz")
+    c.add_argument("--runs", required=True, help="the folder holding one folder per teacher")
+    c.add_argument("--teachers", nargs="*", help="teacher folder names in ensemble order (default: all, by name)")
+    c.add_argument("--out", required=True)
+    c.add_argument("--extra", nargs="*", default=[], help="more small files to put in teachers.tar.gz (logs)")
+    c.add_argument("--subset", type=int, help="score the faces `train --subset N` scored (smoke runs)")
+    c.add_argument("--max-mib", type=float, default=64)
+    c.add_argument("--max-files", type=int, default=8)
+    c.add_argument("--part-mib", type=int, default=15)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser().parse_args(argv)
+    try:
+        return train(args, argv) if args.command == "train" else collect(args)
+    except DataError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
