@@ -9,7 +9,11 @@
   shape (and no new allocation pattern) appears under load;
 * runs every forward pass on a single dedicated thread, so the two endpoints'
   batches never compete for the device (or for the CPU's cores) and the
-  event loop stays free to accept requests.
+  event loop stays free to accept requests;
+* runs the model once on a fixed test input at load, in the serving dtype,
+  and refuses (``CheckpointError``) weights whose outputs are not finite: a
+  model that overflows in half precision, or whose weights were poisoned
+  (``load_checkpoint`` already refuses NaN parameters), never reaches ready.
 
 Inputs arrive as float32 CPU tensors already normalised by the checkpoint's
 :class:`~model_core.Preprocess`; outputs go back as float32 CPU tensors.
@@ -27,7 +31,7 @@ from typing import Any, TypeVar
 import torch
 from torch import Tensor
 
-from model_core import LoadedModel, load_checkpoint
+from model_core import CheckpointError, LoadedModel, load_checkpoint
 
 from .settings import Settings
 
@@ -88,7 +92,26 @@ class Engine:
             batch_sizes: list[int] | None = settings.batch_sizes or default_batch_sizes(settings.max_batch_size)
         else:
             batch_sizes = settings.batch_sizes
-        return cls(loaded, device, dtype, batch_sizes, settings.max_batch_size)
+        engine = cls(loaded, device, dtype, batch_sizes, settings.max_batch_size)
+        engine.self_test()
+        return engine
+
+    def self_test(self) -> None:
+        """Run both tasks on a fixed input (a blank face and seeded noise); CheckpointError unless every output is finite."""
+        generator = torch.Generator().manual_seed(0)
+        images = torch.cat([torch.zeros((1, *self.input_shape)), torch.rand((1, *self.input_shape), generator=generator) * 2 - 1])
+        targets = torch.eye(len(self.classes))[:2]
+        problems = set()
+        for i in range(2):  # one image per pass: batch 1 fits every padding and batch limit
+            if not bool(torch.isfinite(self.classify(images[i : i + 1])).all()):
+                problems.add("recognition")
+            if self.has_synthesis and not bool(torch.isfinite(self.synthesize(images[i : i + 1], targets[i : i + 1])).all()):
+                problems.add("synthesis")
+        if problems:
+            raise CheckpointError(
+                f"{self.loaded.path}: the model's {' and '.join(sorted(problems))} outputs are NaN or infinite on a test input "
+                f"({self.device}, {self.precision}); refusing to serve it"
+            )
 
     # ------------------------------------------------------------------ facts
 

@@ -1,10 +1,12 @@
 """The two batched endpoints, written as the five hooks of :class:`service.batching.BatchedAPI`.
 
 classify
-    decode: every upload -> photo -> faces (YuNet, or the whole image) -> one
-    normalised crop per face; batch/predict/unbatch: stacked crops ->
+    reserve: every upload's header -> its decoded pixels, charged to the pixel
+    budget; decode: one upload at a time -> photo -> faces (YuNet, or the whole
+    image) -> one normalised crop per face, the photo's pixels dropped before
+    the next upload is decoded; batch/predict/unbatch: stacked crops ->
     probabilities; encode: the faces of each image with their boxes and
-    probabilities.
+    probabilities (never a NaN: a non-finite output is a 500).
 synthesize
     decode: the upload -> photo -> the chosen face -> one item per target
     expression; batch/predict/unbatch: stacked crops and one-hot targets ->
@@ -15,7 +17,10 @@ Only :class:`model_core.Preprocess` turns pictures into tensors and back.
 
 from __future__ import annotations
 
+import logging
+import math
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Literal
 
@@ -29,8 +34,9 @@ from model_core.faces import Face, FaceDetector, crop_faces, whole_image
 from .batching import BatchedAPI, Decoded
 from .encoding import base64_png, labelled_grid, png_bytes
 from .engine import Engine
-from .errors import InvalidParameter, NoFaceFound
-from .images import Photo, Upload, decode_image
+from .errors import InferenceFailed, InvalidParameter, NoFaceFound
+from .budget import PixelBudget, PixelNeed
+from .images import Frame, Photo, Upload, decode_image, probe
 from .metrics import Metrics
 from .schemas import (
     Box,
@@ -42,10 +48,12 @@ from .schemas import (
     UsedFace,
 )
 
+log = logging.getLogger(__name__)
+
 OutputFormat = Literal["png", "json", "grid"]
 
 
-def _box(photo: Photo, face: Face) -> Box:
+def _box(photo: Photo | Frame, face: Face) -> Box:
     x, y, w, h = photo.to_original(face.box)
     return Box(x=x, y=y, width=w, height=h)
 
@@ -75,33 +83,57 @@ class FaceCrop:
 @dataclass(frozen=True)
 class ClassifyContext:
     request: ClassifyRequest
-    photos: list[Photo]
+    #: Each image's geometry (sizes, for boxes): the pixels themselves are gone once the faces are cut out.
+    photos: list[Frame]
 
 
 class _PhotoPipeline:
-    """What both endpoints need to turn uploads into face crops and to count them."""
+    """What both endpoints need to turn uploads into face crops, to count them, and to charge their pixels."""
 
-    def __init__(self, engine: Engine, detector: FaceDetector, metrics: Metrics, max_pixels: int) -> None:
+    #: Whether the decoded photo stays in memory until the answer is encoded (charged to the budget until then).
+    keeps_photo = False
+
+    def __init__(
+        self, engine: Engine, detector: FaceDetector, metrics: Metrics, max_pixels: int, budget: PixelBudget | None = None
+    ) -> None:
         self.engine = engine
         self.detector = detector
         self.metrics = metrics
         self.max_pixels = max_pixels
+        self.budget = budget
+
+    def uploads(self, request: ClassifyRequest | SynthesizeRequest) -> list[Upload]:
+        return request.uploads if isinstance(request, ClassifyRequest) else [request.upload]
+
+    def reserve(self, request: ClassifyRequest | SynthesizeRequest) -> AbstractContextManager[object]:
+        """Charge the request's decoded pixels from the headers alone (400/413/415 for a bad one, 429 when full)."""
+        if self.budget is None:
+            return nullcontext()
+        probes = [probe(upload, max_pixels=self.max_pixels) for upload in self.uploads(request)]
+        decoded = [p.decoded_pixels for p in probes]
+        kept = sum(p.kept_pixels for p in probes) if self.keeps_photo else 0
+        need = PixelNeed(total=sum(decoded), peak=max(decoded, default=0) + kept)
+        return self.budget.lease(need, label=f"{type(self).name} request")
 
 
 class ClassifyAPI(_PhotoPipeline, BatchedAPI[ClassifyRequest, ClassifyContext, FaceCrop, Tensor, ClassifyResponse]):
     name = "classify"
 
     def decode(self, request: ClassifyRequest) -> Decoded[ClassifyContext, FaceCrop]:
+        """One upload at a time: decode, find faces, cut them out, drop the photo (so a request holds one at once)."""
         preprocess = self.engine.preprocess
-        photos = [decode_image(upload, max_pixels=self.max_pixels) for upload in request.uploads]
+        frames: list[Frame] = []
         items: list[FaceCrop] = []
-        for index, photo in enumerate(photos):
+        for index, upload in enumerate(request.uploads):
+            photo = decode_image(upload, max_pixels=self.max_pixels)
             faces = _faces_in(photo, request.detect, self.detector)
             if request.detect:
                 self.metrics.faces.labels(self.name).inc(len(faces))
             for face, crop in zip(faces, crop_faces(photo.image, faces, preprocess), strict=True):
                 items.append(FaceCrop(index, face, preprocess(crop)))
-        return Decoded(ClassifyContext(request, photos), items)
+            frames.append(photo.frame)
+            del photo
+        return Decoded(ClassifyContext(request, frames), items)
 
     def batch(self, items: Sequence[FaceCrop]) -> Tensor:
         return torch.stack([item.pixels for item in items])
@@ -118,6 +150,9 @@ class ClassifyAPI(_PhotoPipeline, BatchedAPI[ClassifyRequest, ClassifyContext, F
         per_image: list[list[FaceExpression]] = [[] for _ in photos]
         for item, probabilities in zip(decoded.items, outputs, strict=True):
             values = probabilities.tolist()
+            if not all(math.isfinite(v) for v in values):  # a probability is a number, never null
+                log.error("classify: the model answered non-finite probabilities %s", values)
+                raise InferenceFailed("the model produced a non-finite probability; the service logged the details")
             top = max(range(len(values)), key=values.__getitem__)
             per_image[item.image_index].append(
                 FaceExpression(
@@ -173,6 +208,7 @@ class SynthesizeContext:
 
 class SynthesizeAPI(_PhotoPipeline, BatchedAPI[SynthesizeRequest, SynthesizeContext, TargetedFace, Tensor, Response]):
     name = "synthesize"
+    keeps_photo = True  # the context holds the decoded photo until the answer is encoded
 
     def decode(self, request: SynthesizeRequest) -> Decoded[SynthesizeContext, TargetedFace]:
         preprocess = self.engine.preprocess
