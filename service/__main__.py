@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
+from .memory import tune_malloc
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -49,6 +50,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                         "'fer2013_paper_none_gpu' (classification only)")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where the model runs (default auto)")
     parser.add_argument("--precision", choices=["float16", "bfloat16", "float32"], help="dtype on CUDA (default float16)")
+    parser.add_argument("--cpu-precision", choices=["auto", "bfloat16", "float32"],
+                        help="dtype on the CPU (default auto: bfloat16 where the CPU has it natively)")
+    parser.add_argument("--torch-threads", type=int, help="PyTorch CPU threads (default: all cores)")
     parser.add_argument("--max-batch-size", type=int, help="most images per forward pass (default 32)")
     parser.add_argument("--max-wait-ms", type=float, help="longest wait for a batch to fill (default 10)")
     parser.add_argument("--api-key", help="require this key in X-API-Key (prefer FERSNET_API_KEY: arguments show in ps)")
@@ -114,14 +118,19 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> None:
         _fail(f"invalid settings: {problems}")
         return
     configure_logging(settings.log_level)
+    try:
+        check_port(settings.host, settings.port)  # before importing PyTorch: a busy port answers in a fraction of a second
+    except StartupError as e:
+        _fail(str(e))
 
-    import uvicorn  # deferred: --help and bad settings answer without importing the server stack
+    tune_malloc()  # before the first big buffer: see service/memory.py
+
+    import uvicorn  # deferred: --help, bad settings and a busy port answer without importing the server stack
 
     from .app import create_app
 
     app = create_app(settings)
     try:
-        check_port(settings.host, settings.port)
         preload(app)
     except StartupError as e:
         _fail(str(e))

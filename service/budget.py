@@ -17,7 +17,9 @@ images per request and several requests at once, so every request is charged
   ``max_inflight_pixels``; a request whose peak does not fit now is refused
   at once with 429 and ``Retry-After``, before it takes a decode thread.
 
-The lease is returned when the request ends, answered or not.
+The lease is returned when the request ends, answered or not. When the
+budget empties after large requests, ``on_idle`` lets the allocator hand the
+freed memory back to the system (:func:`service.memory.trim`).
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ class PixelBudget:
         *,
         on_change: Callable[[int], None] | None = None,
         on_refusal: Callable[[], None] | None = None,
+        on_idle: Callable[[], None] | None = None,
+        idle_after: int = 16_000_000,
     ) -> None:
         self.per_request = per_request
         self.in_flight = in_flight
@@ -57,6 +61,10 @@ class PixelBudget:
         self._lock = threading.Lock()
         self._on_change = on_change or (lambda used: None)
         self._on_refusal = on_refusal or (lambda: None)
+        #: Called when nothing is leased any more after at least ``idle_after`` pixels were (service.memory.trim).
+        self._on_idle = on_idle or (lambda: None)
+        self._idle_after = idle_after
+        self._released = 0
 
     @property
     def used(self) -> int:
@@ -89,7 +97,13 @@ class PixelBudget:
     def _release(self, pixels: int) -> None:
         with self._lock:
             self._used -= pixels
+            self._released += pixels
             self._on_change(self._used)
+            idle = self._used == 0 and self._released >= self._idle_after
+            if idle:
+                self._released = 0
+        if idle:
+            self._on_idle()
 
 
 class PixelLease:

@@ -116,8 +116,25 @@ class _PhotoPipeline:
         return self.budget.lease(need, label=f"{type(self).name} request")
 
 
+#: Most decoded pixels (all images together) a request without detection may have to be decoded on the event loop:
+#: 16 FER2013 crops (48x48) are 36,864, decoded in well under a millisecond; a thread hop costs about as much.
+INLINE_DECODE_PIXELS = 65_536
+
+
 class ClassifyAPI(_PhotoPipeline, BatchedAPI[ClassifyRequest, ClassifyContext, FaceCrop, Tensor, ClassifyResponse]):
     name = "classify"
+    encode_inline = True  # a few pydantic objects: cheaper than the thread hop, and never stuck behind decodes
+
+    def decode_inline(self, request: ClassifyRequest) -> bool:
+        """Ready-made crops of a few thousand pixels: decoding them costs less than handing them to a thread."""
+        if request.detect:
+            return False
+        pixels = 0
+        for upload in request.uploads:
+            pixels += probe(upload, max_pixels=self.max_pixels).decoded_pixels
+            if pixels > INLINE_DECODE_PIXELS:
+                return False
+        return True
 
     def decode(self, request: ClassifyRequest) -> Decoded[ClassifyContext, FaceCrop]:
         """One upload at a time: decode, find faces, cut them out, drop the photo (so a request holds one at once)."""

@@ -31,6 +31,7 @@ from .budget import PixelBudget
 from .engine import Engine
 from .errors import NotReady, ShuttingDown
 from .inference import ClassifyAPI, SynthesizeAPI
+from .memory import trim_in_background
 from .metrics import Metrics
 from .settings import Settings
 
@@ -53,6 +54,7 @@ class Runtime:
             settings.retry_after_s,
             on_change=self.metrics.decoded_pixels.set,
             on_refusal=self.metrics.refused.labels("pixels").inc,
+            on_idle=trim_in_background(),
         )
         self.engine: Engine | None = None
         self.classifier: Batcher | None = None

@@ -116,6 +116,19 @@ def test_the_budget_refuses_what_can_never_fit_with_413_and_what_does_not_fit_no
     assert budget.used == 0
 
 
+def test_the_budget_says_when_it_empties_after_large_leases() -> None:
+    idle: list[int] = []
+    budget = PixelBudget(per_request=100, in_flight=100, on_idle=lambda: idle.append(budget.used), idle_after=50)
+    with budget.lease(PixelNeed(total=30, peak=30)):
+        pass
+    assert idle == []  # 30 released: not worth a trim yet
+    first, second = budget.lease(PixelNeed(total=30, peak=30)), budget.lease(PixelNeed(total=30, peak=30))
+    first.release()
+    assert idle == []  # still in use
+    second.release()
+    assert idle == [0]
+
+
 async def test_a_request_over_the_pixel_budget_is_413_before_decoding(make_settings: Callable[..., Settings]) -> None:
     # Header-only PNGs would fail to decode (400): a 413 proves they were refused from their headers.
     settings = make_settings(max_image_pixels=4_000_000, max_request_pixels=6_000_000)
