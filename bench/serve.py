@@ -14,7 +14,9 @@ In one run it
    ``/v1/classify`` with ``--clients`` closed-loop keep-alive clients (default
    64 for 1-face requests, 8 for 16-face ones: about four batches in flight)
    (:mod:`bench.loadgen`) for ``--seconds``, after a short warm-up, and reads
-   the server's mean batch size from ``/metrics``;
+   the server's mean batch size from ``/metrics``; then sends the last row's
+   requests open loop at half the throughput it reached (latency at half
+   load: the GPU target is p99 under 50 ms there);
 4. times the model alone again (the machine may be shared: the ratio uses the
    mean of the two) and prints a markdown table: faces/s through HTTP,
    p50/p99 latency, the mean batch, the model alone and their ratio (the
@@ -56,7 +58,7 @@ if str(REPO_ROOT) not in sys.path:  # `python bench/serve.py` from a checkout wi
     sys.path.insert(0, str(REPO_ROOT))
 
 import service  # noqa: E402,F401  # before torch: its OpenMP wait policy (see service/__init__.py)
-from bench.loadgen import Outcome, Prepared, Tally, closed_loop, multipart, percentile_ms  # noqa: E402
+from bench.loadgen import Outcome, Prepared, Tally, closed_loop, multipart, open_loop, percentile_ms  # noqa: E402
 
 SHARED_DATA = REPO_ROOT / ".." / "shared" / "data"
 
@@ -245,7 +247,7 @@ def drive(port: int, faces: int, clients: int, seconds: float, processes: int) -
 @dataclass
 class Row:
     faces: int
-    clients: int
+    clients: str
     tally: Tally
     mean_batch: float
     server_cpu_s: float
@@ -265,8 +267,19 @@ def run_http(args: argparse.Namespace) -> list[Row]:
             tally = drive(port, faces, clients, args.seconds, args.client_processes)
             after, cpu_after = batch_stats(base_url), cpu_seconds(server.pid)
             batches, images = after[0] - before[0], after[1] - before[1]
-            rows.append(Row(faces, clients, tally, images / batches if batches else 0.0, cpu_after - cpu_before))
+            rows.append(Row(faces, str(clients), tally, images / batches if batches else 0.0, cpu_after - cpu_before))
             print(f"  {faces}-face requests: {tally.faces_per_s():.0f} faces/s, statuses {tally.counts()}", flush=True)
+        if args.half_load:
+            # Latency at half the throughput just measured: open-loop arrivals, so queues show as latency.
+            faces, best = rows[-1].faces, rows[-1].tally.faces_per_s()
+            rate = 0.5 * best / faces
+            requests = classify_requests(port, faces)
+            before, cpu_before = batch_stats(base_url), cpu_seconds(server.pid)
+            tally = asyncio.run(open_loop("127.0.0.1", port, requests, rate=rate, duration=args.seconds, max_requests=10**9))
+            after, cpu_after = batch_stats(base_url), cpu_seconds(server.pid)
+            batches, images = after[0] - before[0], after[1] - before[1]
+            rows.append(Row(faces, f"open loop, {rate:.0f} req/s", tally, images / batches if batches else 0.0, cpu_after - cpu_before))
+            print(f"  half load ({rate:.0f} requests/s of {faces} faces): p99 {percentile_ms(tally.of(200), 99):.1f} ms", flush=True)
     finally:
         stop_server(server)
     return rows
@@ -307,6 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cpu-precision", choices=["auto", "bfloat16", "float32"], default="auto")
     parser.add_argument("--precision", choices=["float16", "bfloat16", "float32"], default=None, help="on CUDA (default float16)")
     parser.add_argument("--torch-threads", type=int, default=None)
+    parser.add_argument("--no-half-load", dest="half_load", action="store_false",
+                        help="skip the last row: open-loop arrivals at half the last row's throughput, for its p99 latency")
     return parser
 
 

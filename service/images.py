@@ -29,7 +29,7 @@ from __future__ import annotations
 import io
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from collections.abc import Callable
 from typing import TypeVar
@@ -111,6 +111,8 @@ class Upload:
     filename: str | None = None
     content_type: str | None = None
     index: int = 0
+    #: :func:`probe`'s answers by (max_pixels, max_side): admission and the inline-decoding choice both ask.
+    probes: dict[tuple[int, int | None], Probe] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def label(self) -> str:
@@ -262,6 +264,9 @@ def _guarded(upload: Upload, fmt: str, max_pixels: int, work: Callable[[], T]) -
 
 def probe(upload: Upload, *, max_pixels: int, max_side: int | None = DECODE_MAX_SIDE) -> Probe:
     """Check an upload's type and header (400/413/415) and say what decoding it will hold, decoding nothing."""
+    known = upload.probes.get((max_pixels, max_side))
+    if known is not None:
+        return known
     fmt = _check_type(upload)
 
     def read() -> Probe:
@@ -272,7 +277,9 @@ def probe(upload: Upload, *, max_pixels: int, max_side: int | None = DECODE_MAX_
             kept = math.ceil(width / factor) * math.ceil(height / factor)
             return Probe(fmt, stored, width * height, kept)
 
-    return _guarded(upload, fmt, max_pixels, read)
+    answer = _guarded(upload, fmt, max_pixels, read)
+    upload.probes[(max_pixels, max_side)] = answer
+    return answer
 
 
 #: Transpositions that swap width and height.
