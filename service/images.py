@@ -315,12 +315,17 @@ def decode_image(upload: Upload, *, max_pixels: int, max_side: int | None = DECO
 
 
 def _reduce(image: Image.Image, factor: int) -> Image.Image:
-    """``image`` reduced by ``factor`` (box filter), converted first only where ``Image.reduce`` needs it."""
+    """``image`` reduced by ``factor`` (box filter), converted first only where ``Image.reduce`` needs it.
+
+    16-bit grey goes back to 16 bits afterwards, so :func:`viewable` scales it by its depth as it would unreduced.
+    """
     if factor <= 1:
-        return image if image.mode in _REDUCIBLE_MODES else image.convert(_working_mode(image))
-    if image.mode not in _REDUCIBLE_MODES:
+        return image
+    mode = image.mode
+    if mode not in _REDUCIBLE_MODES:
         image = image.convert(_working_mode(image))
-    return image.reduce(factor)
+    reduced = image.reduce(factor)
+    return reduced.convert("I;16") if mode.startswith("I;16") else reduced
 
 
 def _working_mode(image: Image.Image) -> str:

@@ -158,3 +158,11 @@ def test_a_large_png_is_kept_reduced_by_an_integer_factor() -> None:
     assert photo.original_size == (6200, 900)
     assert photo.image.size == (2067, 300)  # 1/3: the largest factor that keeps 2048 pixels a side
     assert photo.image.mode == "RGB" and photo.image.getpixel((5, 5)) == (77, 77, 77)
+
+
+def test_reduced_sixteen_bit_grey_keeps_its_depth() -> None:
+    # A dark 16-bit picture (values under 256): scaled by 65535 as 16 bits, whether or not it is reduced.
+    grey = Image.fromarray(np.full((100, 5000), 200, dtype=np.uint16))
+    small, large = (decode(encode(grey.crop((0, 0, 50, 50)), "PNG")), decode(encode(grey, "PNG"), max_side=2048))
+    assert large.image.size == (2500, 50)
+    assert small.image.getpixel((1, 1)) == large.image.getpixel((1, 1)) == (1, 1, 1)
