@@ -1,4 +1,4 @@
-# Two commands on a fresh machine (Python 3.10+; torch comes from PyPI or the local wheel cache):
+# Two commands on a fresh machine (Python 3.11; torch comes from PyPI or the local wheel cache):
 #   make serve   install into .venv and serve the bundled model on http://127.0.0.1:8000
 #   make test    install into .venv (with the test extras) and run the whole test suite
 VENV ?= .venv
@@ -14,8 +14,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -e '.[test]'
 	touch $@
 
+# python -m service (= fersnet serve) imports the service before PyTorch, so its OpenMP wait policy applies.
 serve: $(VENV)/.installed
-	$(VENV)/bin/fersnet serve --host $(HOST) --port $(PORT)
+	$(PY) -m service --host $(HOST) --port $(PORT)
 
 test: $(VENV)/.installed
 	$(PY) -m pytest

@@ -1,29 +1,34 @@
-"""Benchmark the REST service under concurrent load, against the model's own batched throughput.
+"""Faces per second through HTTP against the model alone: the batching efficiency of the service.
 
-    python bench/serve.py --requests 400 --concurrency 32 --device cpu
+    python -m bench.serve                        # the CPU here: 1-face and 16-face requests, 64 clients
+    python -m bench.serve --device cuda --clients 256 64 --client-processes 4 --seconds 30     # a GPU host
 
 In one run it
 
-1. measures the model alone: full batches of ``--max-batch-size`` through the
-   same :class:`service.engine.Engine` the server uses (same device,
-   precision and padding), in images per second;
-2. starts the server (``python -m service``) on a free port and waits for
-   ``/readyz``;
-3. drives ``/v1/classify`` and ``/v1/synthesize`` with ``--concurrency``
-   concurrent clients (spread over ``--client-processes`` processes, since one
-   Python process of httpx clients saturates before a fast server does),
-   ``--requests`` requests per endpoint, and reads the server's own metrics;
-4. prints a markdown table: throughput (images/s), p50/p95/p99 latency as
-   the clients saw it, the mean latency inside the server (its request
-   histogram: the rest is the clients' own time and the wire), the mean batch
-   size, the model-only throughput and their ratio (the batching efficiency:
-   how much of the model's speed survives HTTP, decoding and batching).
+1. times the model alone: full batches of ``--max-batch-size`` through the
+   server's own :class:`service.engine.Engine` (same device, dtype, layout,
+   threads and padding), in faces per second;
+2. starts the server (``python -m service``) on a free loopback port with the
+   same settings and waits for ``/readyz``;
+3. for each ``--faces`` count (default 1 and 16 faces per request), drives
+   ``/v1/classify`` with ``--clients`` closed-loop keep-alive clients (default
+   64 for 1-face requests, 8 for 16-face ones: about four batches in flight)
+   (:mod:`bench.loadgen`) for ``--seconds``, after a short warm-up, and reads
+   the server's mean batch size from ``/metrics``; then sends the last row's
+   requests open loop at half the throughput it reached (latency at half
+   load: the GPU target is p99 under 50 ms there);
+4. times the model alone again (the machine may be shared: the ratio uses the
+   mean of the two) and prints a markdown table: faces/s through HTTP,
+   p50/p99 latency, the mean batch, the model alone and their ratio (the
+   batching efficiency); then the same ratio in CPU time: the model's CPU ms
+   per face over the whole server's (HTTP, decoding, batching and the model),
+   which other work on a shared machine does not distort the way it distorts
+   wall time.
 
-Requests send FER2013 test faces (``../shared/data``) as ready-made crops
-(``detect=false``) so the numbers measure serving, not the face detector;
-``--photos`` adds a row for whole photos with detection. Without the data it
-sends random 48x48 crops. ``--device auto`` (the default) uses CUDA where
-present.
+Requests carry ready-made face crops (``detect=false``, FER2013 test faces
+from ``../shared/data`` where present, else random 48x48 PNGs), so the
+figures measure serving and batching, not the face detector. The load is sent
+to 127.0.0.1 only and is bounded by ``--seconds`` per row.
 """
 
 from __future__ import annotations
@@ -35,123 +40,112 @@ import multiprocessing as mp
 import os
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from dataclasses import dataclass
-from multiprocessing.synchronize import Event
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 from PIL import Image
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:  # `python bench/serve.py` from a checkout without an installed package
+    sys.path.insert(0, str(REPO_ROOT))
+
+import service  # noqa: E402,F401  # before torch: its OpenMP wait policy (see service/__init__.py)
+from bench.loadgen import Outcome, Prepared, Tally, closed_loop, multipart, open_loop, percentile_ms  # noqa: E402
+
 SHARED_DATA = REPO_ROOT / ".." / "shared" / "data"
-
-
-@dataclass
-class Row:
-    endpoint: str
-    device: str
-    requests: int
-    concurrency: int
-    images_per_s: float
-    p50_ms: float
-    p95_ms: float
-    p99_ms: float
-    server_mean_ms: float
-    mean_batch: float
-    model_images_per_s: float
-    errors: int
-
-    @property
-    def efficiency(self) -> float:
-        return self.images_per_s / self.model_images_per_s if self.model_images_per_s else float("nan")
-
-
-@dataclass(frozen=True)
-class Plan:
-    """One row of the table: what to send, where."""
-
-    label: str
-    endpoint: str
-    payloads: list[bytes]
-    params: dict[str, str]
-    images_per_request: int
 
 
 # --------------------------------------------------------------------------- payloads
 
 
-def face_crops(count: int) -> list[bytes]:
-    """FER2013 test faces as JPEG bytes, or random grey crops where the data is absent."""
+def face_crops(count: int) -> list[tuple[str, bytes, str]]:
+    """FER2013 test faces as (name, JPEG bytes, type), or random grey PNG crops where the data is absent."""
     folder = SHARED_DATA / "fer2013" / "test"
     files = sorted(folder.glob("*/PublicTest_*.jpg"))[:count] if folder.is_dir() else []
     if files:
-        return [f.read_bytes() for f in files]
+        return [(f.name, f.read_bytes(), "image/jpeg") for f in files]
     rng = np.random.default_rng(0)
     crops = []
-    for _ in range(count):
+    for i in range(count):
         buffer = io.BytesIO()
         Image.fromarray(rng.integers(0, 256, (48, 48), dtype=np.uint8), mode="L").save(buffer, format="PNG")
-        crops.append(buffer.getvalue())
+        crops.append((f"{i}.png", buffer.getvalue(), "image/png"))
     return crops
 
 
-def photos(count: int) -> list[bytes]:
-    """FER2013 faces enlarged into 400x300 photos (empty list without the data)."""
-    folder = SHARED_DATA / "fer2013" / "test"
-    files = sorted(folder.glob("happy/PublicTest_*.jpg"))[:count] if folder.is_dir() else []
+def classify_requests(port: int, faces: int, count: int = 64) -> list[Prepared]:
+    """``count`` distinct classify requests of ``faces`` ready-made crops each."""
+    crops = face_crops(256)
     out = []
-    for i, path in enumerate(files):
-        photo = Image.new("RGB", (400, 300), (90, 120, 150))
-        side = 120 + 4 * (i % 10)
-        face = Image.open(path).convert("RGB").resize((side, side), Image.Resampling.BICUBIC)
-        photo.paste(face, (40 + 11 * (i % 17), 30 + 5 * (i % 11)))
-        buffer = io.BytesIO()
-        photo.save(buffer, format="JPEG", quality=90)
-        out.append(buffer.getvalue())
+    for r in range(count):
+        files = [crops[(r * faces + k) % len(crops)] for k in range(faces)]
+        out.append(Prepared(multipart("/v1/classify", f"127.0.0.1:{port}", "images", files, "detect=false"), faces))
     return out
 
 
 # --------------------------------------------------------------------------- the model alone
 
 
-def model_throughput(args: argparse.Namespace) -> tuple[str, dict[str, float]]:
-    """Images per second of full batches through the server's Engine, per task."""
-    import torch  # only the parent process needs PyTorch; client processes start without it
+def server_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings both the server and the model-only timing use."""
+    values: dict[str, Any] = {
+        "checkpoint": args.checkpoint,
+        "device": args.device,
+        "max_batch_size": args.max_batch_size,
+        "max_wait_ms": args.max_wait_ms,
+        "cpu_precision": args.cpu_precision,
+        "max_inflight_requests": max(64, *args.clients),
+        "max_images_per_request": max(16, *args.faces),
+        "max_queue": max(512, 2 * max(c * f for c, f in zip(args.clients, args.faces, strict=True))),
+    }
+    if args.torch_threads:
+        values["torch_threads"] = args.torch_threads
+    if args.precision:
+        values["precision"] = args.precision
+    return values
+
+
+@dataclass
+class ModelSpeed:
+    device: str
+    faces_per_s: float
+    cpu_ms_per_face: float
+
+
+def model_speed(args: argparse.Namespace, seconds: float = 1.5, rounds: int = 3) -> ModelSpeed:
+    """Full batches through the server's Engine: faces/s (median of ``rounds``) and this process's CPU ms per face."""
+    import torch
 
     from service.engine import Engine
     from service.settings import Settings
 
-    settings = Settings(
-        checkpoint=args.checkpoint, device=args.device, max_batch_size=args.max_batch_size, torch_threads=args.torch_threads
-    )
-    engine = Engine.load(settings)
+    engine = Engine.load(Settings(**server_settings(args)))
     try:
         engine.warm_up()
-        batch = settings.max_batch_size
+        batch = engine.max_batch_size
         images = torch.rand((batch, *engine.input_shape)) * 2 - 1
-        targets = torch.eye(len(engine.classes))[torch.arange(batch) % len(engine.classes)]
-        tasks = {"classify": lambda: engine.classify(images)}
-        if engine.has_synthesis:
-            tasks["synthesize"] = lambda: engine.synthesize(images, targets)
-        result = {}
-        for name, run in tasks.items():
-            run()
-            done, started = 0, time.perf_counter()
-            while done < 3 or time.perf_counter() - started < args.model_seconds:
-                run()
+        rates, cpu = [], []
+        for _ in range(rounds):
+            engine.classify(images)
+            done, started, cpu_started = 0, time.perf_counter(), time.process_time()
+            while done < 3 or time.perf_counter() - started < seconds:
+                engine.classify(images)
                 done += 1
-            result[name] = done * batch / (time.perf_counter() - started)
-        return f"{engine.device} {engine.precision}", result
+            if engine.device.type == "cuda":
+                torch.cuda.synchronize()
+            rates.append(done * batch / (time.perf_counter() - started))
+            cpu.append(1000 * (time.process_time() - cpu_started) / (done * batch))
+        return ModelSpeed(f"{engine.device.type} {engine.precision}", statistics.median(rates), statistics.median(cpu))
     finally:
         engine.close()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
 
 
 # --------------------------------------------------------------------------- the server
@@ -163,19 +157,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(args: argparse.Namespace, port: int, log: Path) -> subprocess.Popen[bytes]:
-    command = [
-        sys.executable, "-m", "service",
-        "--host", "127.0.0.1", "--port", str(port),
-        "--device", args.device, "--checkpoint", args.checkpoint,
-        "--max-batch-size", str(args.max_batch_size), "--max-wait-ms", str(args.max_wait_ms),
-        "--log-level", "warning",
-    ]  # fmt: skip
+def start_server(settings: dict[str, Any], port: int, log: Path, extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     env = dict(os.environ)
-    env.setdefault("FERSNET_MAX_QUEUE", str(max(512, 8 * args.concurrency * args.targets)))
-    if args.torch_threads:
-        env["FERSNET_TORCH_THREADS"] = str(args.torch_threads)
+    env.update({f"FERSNET_{k.upper()}": str(v) for k, v in settings.items()})
+    env.update(extra_env or {})
+    command = [sys.executable, "-m", "service", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
     return subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+
+
+def get(url: str, timeout: float = 10) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - loopback only
+            return response.status, response.read().decode(errors="replace")
+    except urllib.error.HTTPError as e:
+        return e.code, ""
+    except OSError:
+        return 0, ""
 
 
 def wait_ready(base_url: str, server: subprocess.Popen[bytes], log: Path, timeout: float = 300) -> None:
@@ -183,196 +180,167 @@ def wait_ready(base_url: str, server: subprocess.Popen[bytes], log: Path, timeou
     while time.monotonic() < end:
         if server.poll() is not None:
             raise SystemExit(f"server exited with {server.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{base_url}/readyz", timeout=5).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
+        if get(f"{base_url}/readyz", 5)[0] == 200:
+            return
         time.sleep(0.25)
     raise SystemExit(f"server not ready after {timeout:.0f}s:\n{log.read_text()[-3000:]}")
 
 
-def server_stats(base_url: str, endpoint: str) -> dict[str, float]:
-    """Counters of one endpoint from the server's /metrics: batches, images batched, request seconds and count."""
-    wanted = {
-        f'fersnet_batch_size_count{{endpoint="{endpoint}"}}': "batches",
-        f'fersnet_batch_size_sum{{endpoint="{endpoint}"}}': "images",
-        f'fersnet_request_latency_seconds_sum{{route="/v1/{endpoint}"}}': "seconds",
-        f'fersnet_request_latency_seconds_count{{route="/v1/{endpoint}"}}': "requests",
-    }
-    stats = dict.fromkeys(wanted.values(), 0.0)
-    for line in httpx.get(f"{base_url}/metrics", timeout=30).text.splitlines():
-        series, _, value = line.rpartition(" ")
-        if series in wanted:
-            stats[wanted[series]] = float(value)
-    return stats
+def stop_server(server: subprocess.Popen[bytes]) -> None:
+    server.send_signal(signal.SIGINT)
+    try:
+        server.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
 
 
-# --------------------------------------------------------------------------- the clients
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used (Linux /proc; 0 elsewhere): robust to a shared machine, unlike wall time."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
-async def drive(base_url: str, plan: Plan, requests: int, concurrency: int, first: int = 0) -> tuple[list[float], int]:
-    """Send ``requests`` requests from ``concurrency`` concurrent clients; (latencies in s, errors)."""
-    field = "images" if plan.endpoint == "classify" else "image"
-    latencies: list[float] = []
-    errors = 0
-    next_request = 0
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=120) as client:
-
-        async def client_loop() -> None:
-            nonlocal next_request, errors
-            while next_request < requests:
-                i = first + next_request
-                next_request += 1
-                files = {field: (f"{i}.jpg", plan.payloads[i % len(plan.payloads)], "image/jpeg")}
-                started = time.perf_counter()
-                response = await client.post(f"/v1/{plan.endpoint}", params=plan.params, files=files)
-                latencies.append(time.perf_counter() - started)
-                errors += response.status_code != 200
-
-        await asyncio.gather(*(client_loop() for _ in range(concurrency)))
-    return latencies, errors
+def batch_stats(base_url: str) -> tuple[float, float]:
+    """(batches, images) the classify endpoint has run, from the server's /metrics."""
+    batches = images = 0.0
+    for line in get(f"{base_url}/metrics", 30)[1].splitlines():
+        if line.startswith('fersnet_batch_size_count{endpoint="classify"}'):
+            batches = float(line.rsplit(" ", 1)[1])
+        elif line.startswith('fersnet_batch_size_sum{endpoint="classify"}'):
+            images = float(line.rsplit(" ", 1)[1])
+    return batches, images
 
 
-def client_process(base_url: str, plan: Plan, requests: int, concurrency: int, first: int, go: Event, results: Any) -> None:
-    """One load-generating process: warm its connections, wait for the start signal, run, report."""
-    asyncio.run(drive(base_url, plan, min(requests, 2 * concurrency), concurrency, first))
-    results.put(("ready", None))
-    go.wait()
-    started = time.time()
-    latencies, errors = asyncio.run(drive(base_url, plan, requests, concurrency, first))
-    results.put(("done", (latencies, errors, started, time.time())))
+# --------------------------------------------------------------------------- clients, maybe in several processes
 
 
-def run_plan(base_url: str, plan: Plan, args: argparse.Namespace) -> tuple[list[float], int, float]:
-    """All client processes on one plan; (latencies, errors, wall seconds from first start to last finish)."""
-    ctx = mp.get_context("spawn")  # no fork of a process holding PyTorch threads
-    go, results = ctx.Event(), ctx.Queue()
-    n = max(1, min(args.client_processes, args.concurrency))
-    shares = [(args.requests * (i + 1)) // n - (args.requests * i) // n for i in range(n)]
-    conc = [(args.concurrency * (i + 1)) // n - (args.concurrency * i) // n for i in range(n)]
-    workers = [
-        ctx.Process(target=client_process, args=(base_url, plan, shares[i], conc[i], 10_000 * i, go, results), daemon=True)
-        for i in range(n)
-    ]
+def _client_process(port: int, faces: int, clients: int, seconds: float, out: Any) -> None:
+    tally = asyncio.run(closed_loop("127.0.0.1", port, classify_requests(port, faces), clients=clients, duration=seconds, max_requests=10**9))
+    out.put(([(o.status, o.latency_s, o.started_s, o.faces, o.retry_after) for o in tally.outcomes], tally.wall_s))
+
+
+def drive(port: int, faces: int, clients: int, seconds: float, processes: int) -> Tally:
+    """Closed-loop load from ``clients`` connections, spread over ``processes`` processes (1: this one)."""
+    if processes <= 1:
+        requests = classify_requests(port, faces)
+        return asyncio.run(closed_loop("127.0.0.1", port, requests, clients=clients, duration=seconds, max_requests=10**9))
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    shares = [clients // processes + (1 if i < clients % processes else 0) for i in range(processes)]
+    workers = [ctx.Process(target=_client_process, args=(port, faces, n, seconds, out), daemon=True) for n in shares if n]
     for w in workers:
         w.start()
+    tally = Tally()
     for _ in workers:
-        kind, _ = results.get(timeout=600)
-        assert kind == "ready"
-    go.set()
-    latencies: list[float] = []
-    errors, starts, ends = 0, [], []
-    for _ in workers:
-        kind, (lat, err, started, ended) = results.get(timeout=3600)
-        latencies += lat
-        errors += err
-        starts.append(started)
-        ends.append(ended)
+        outcomes, wall = out.get(timeout=seconds + 300)
+        tally.outcomes += [Outcome(*o) for o in outcomes]
+        tally.wall_s = max(tally.wall_s, wall)
     for w in workers:
         w.join(timeout=30)
-    return latencies, errors, max(ends) - min(starts)
+    return tally
 
 
-def run_load(args: argparse.Namespace, model: dict[str, float], device: str) -> list[Row]:
+@dataclass
+class Row:
+    faces: int
+    clients: str
+    tally: Tally
+    mean_batch: float
+    server_cpu_s: float
+
+
+def run_http(args: argparse.Namespace) -> list[Row]:
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     log = Path(tempfile.mkstemp(prefix="fersnet-bench-", suffix=".log")[1])
-    server = start_server(args, port, log)
-    rows: list[Row] = []
+    server = start_server(server_settings(args), port, log)
+    rows = []
     try:
         wait_ready(base_url, server, log)
-        crops = face_crops(256)
-        targets = "all" if args.targets >= 7 else ",".join(["happy", "surprise", "sad", "angry", "fear", "disgust"][: args.targets])
-        plans = [Plan("classify", "classify", crops, {"detect": "false"}, 1)]
-        if "synthesize" in model:
-            params = {"detect": "false", "targets": targets, "format": "json" if args.targets > 1 else "png"}
-            plans.append(Plan("synthesize", "synthesize", crops, params, args.targets))
-        if args.photos and (pictures := photos(64)):
-            plans.append(Plan("classify (photos, detection)", "classify", pictures, {}, 1))
-        for plan in plans:
-            before = server_stats(base_url, plan.endpoint)
-            latencies, errors, wall = run_plan(base_url, plan, args)
-            after = server_stats(base_url, plan.endpoint)
-            # The counters include each process's warm-up requests; the batch and latency means are still right.
-            delta = {key: after[key] - before[key] for key in after}
-            ms = np.percentile(np.array(latencies) * 1000, [50, 95, 99])
-            rows.append(
-                Row(
-                    endpoint=plan.label,
-                    device=device,
-                    requests=args.requests,
-                    concurrency=args.concurrency,
-                    images_per_s=len(latencies) * plan.images_per_request / wall,
-                    p50_ms=float(ms[0]),
-                    p95_ms=float(ms[1]),
-                    p99_ms=float(ms[2]),
-                    server_mean_ms=1000 * delta["seconds"] / delta["requests"] if delta["requests"] else float("nan"),
-                    mean_batch=delta["images"] / delta["batches"] if delta["batches"] else 0.0,
-                    model_images_per_s=model[plan.endpoint],
-                    errors=errors,
-                )
-            )
+        for faces, clients in zip(args.faces, args.clients, strict=True):
+            drive(port, faces, clients, args.warmup_seconds, args.client_processes)  # connections and caches warm
+            before, cpu_before = batch_stats(base_url), cpu_seconds(server.pid)
+            tally = drive(port, faces, clients, args.seconds, args.client_processes)
+            after, cpu_after = batch_stats(base_url), cpu_seconds(server.pid)
+            batches, images = after[0] - before[0], after[1] - before[1]
+            rows.append(Row(faces, str(clients), tally, images / batches if batches else 0.0, cpu_after - cpu_before))
+            print(f"  {faces}-face requests: {tally.faces_per_s():.0f} faces/s, statuses {tally.counts()}", flush=True)
+        if args.half_load:
+            # Latency at half the throughput just measured: open-loop arrivals, so queues show as latency.
+            faces, best = rows[-1].faces, rows[-1].tally.faces_per_s()
+            rate = 0.5 * best / faces
+            requests = classify_requests(port, faces)
+            before, cpu_before = batch_stats(base_url), cpu_seconds(server.pid)
+            tally = asyncio.run(open_loop("127.0.0.1", port, requests, rate=rate, duration=args.seconds, max_requests=10**9))
+            after, cpu_after = batch_stats(base_url), cpu_seconds(server.pid)
+            batches, images = after[0] - before[0], after[1] - before[1]
+            rows.append(Row(faces, f"open loop, {rate:.0f} req/s", tally, images / batches if batches else 0.0, cpu_after - cpu_before))
+            print(f"  half load ({rate:.0f} requests/s of {faces} faces): p99 {percentile_ms(tally.of(200), 99):.1f} ms", flush=True)
     finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop_server(server)
     return rows
 
 
-def table(rows: list[Row]) -> str:
+def table(rows: list[Row], model: float, model_cpu_ms: float, device: str) -> str:
     lines = [
-        "| endpoint | device | requests | concurrency | images/s | p50 ms | p95 ms | p99 ms | server mean ms | mean batch "
-        "| model alone, images/s | efficiency | errors |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| request | clients | device | faces/s through HTTP | p50 ms | p99 ms | mean batch | model alone, faces/s | ratio "
+        "| server CPU ms/face | model alone, CPU ms/face | CPU ratio | non-200 |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
+        ok = r.tally.of(200)
+        other = len(r.tally.outcomes) - len(ok)
+        rate = r.tally.faces_per_s()
+        answered = sum(o.faces for o in ok)
+        cpu_ms = 1000 * r.server_cpu_s / answered if answered else float("nan")
         lines.append(
-            f"| {r.endpoint} | {r.device} | {r.requests} | {r.concurrency} | {r.images_per_s:.0f} | {r.p50_ms:.1f} | {r.p95_ms:.1f} "
-            f"| {r.p99_ms:.1f} | {r.server_mean_ms:.1f} | {r.mean_batch:.1f} | {r.model_images_per_s:.0f} | {r.efficiency:.0%} "
-            f"| {r.errors} |"
+            f"| {r.faces} face{'s' if r.faces > 1 else ''} | {r.clients} | {device} | {rate:.0f} | {percentile_ms(ok, 50):.1f} "
+            f"| {percentile_ms(ok, 99):.1f} | {r.mean_batch:.1f} | {model:.0f} | {rate / model:.2f} | {cpu_ms:.2f} "
+            f"| {model_cpu_ms:.2f} | {model_cpu_ms / cpu_ms:.2f} | {other} |"
         )
     return "\n".join(lines)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--requests", type=int, default=400, help="requests per endpoint (default 400)")
-    parser.add_argument("--concurrency", type=int, default=32, help="concurrent clients in all (default 32)")
-    parser.add_argument(
-        "--client-processes",
-        type=int,
-        default=max(1, min(8, (os.cpu_count() or 2) // 4)),
-        help="processes the clients are spread over (default: a quarter of the CPUs, 1 to 8)",
-    )
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     parser.add_argument("--checkpoint", default="default")
+    parser.add_argument("--faces", type=int, nargs="+", default=[1, 16], help="faces per request, one row each (default 1 16)")
+    parser.add_argument("--clients", type=int, nargs="+", default=[64, 8],
+                        help="concurrent closed-loop clients, one number per --faces entry (default 64 8: 64 and 128 faces in flight)")
+    parser.add_argument("--client-processes", type=int, default=1, help="processes the clients are spread over (a GPU host needs several)")
+    parser.add_argument("--seconds", type=float, default=15.0, help="measured seconds per row (default 15)")
+    parser.add_argument("--warmup-seconds", type=float, default=3.0)
     parser.add_argument("--max-batch-size", type=int, default=32)
     parser.add_argument("--max-wait-ms", type=float, default=10.0)
-    parser.add_argument("--targets", type=int, default=1, help="target expressions per synthesize request (1..7; default 1)")
-    parser.add_argument("--torch-threads", type=int, default=None, help="PyTorch CPU threads, for the server and the model-only run")
-    parser.add_argument("--model-seconds", type=float, default=3.0, help="how long to time the model alone, per task")
-    parser.add_argument("--photos", action="store_true", help="also classify whole photos with face detection")
+    parser.add_argument("--cpu-precision", choices=["auto", "bfloat16", "float32"], default="auto")
+    parser.add_argument("--precision", choices=["float16", "bfloat16", "float32"], default=None, help="on CUDA (default float16)")
+    parser.add_argument("--torch-threads", type=int, default=None)
+    parser.add_argument("--no-half-load", dest="half_load", action="store_false",
+                        help="skip the last row: open-loop arrivals at half the last row's throughput, for its p99 latency")
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
-    if str(REPO_ROOT) not in sys.path:  # `python bench/serve.py` from a checkout without an installed package
-        sys.path.insert(0, str(REPO_ROOT))
     args = build_parser().parse_args(argv)
-    args.targets = max(1, min(7, args.targets))
-    device, model = model_throughput(args)
-    summary = ", ".join(f"{k} {v:.0f} images/s" for k, v in model.items())
-    print(f"model alone ({device}, batch {args.max_batch_size}): {summary}", flush=True)
-    rows = run_load(args, model, device)
-    print()
-    print(table(rows))
-    print(f"\n{args.client_processes} client process(es); max_batch_size {args.max_batch_size}, max_wait_ms {args.max_wait_ms}.")
-    if args.targets > 1:
-        print(f"synthesize requests each asked for {args.targets} targets (images/s counts synthesised faces).")
+    if len(args.clients) == 1:
+        args.clients = args.clients * len(args.faces)
+    if len(args.clients) != len(args.faces):
+        raise SystemExit("give one --clients number, or one per --faces entry")
+    before = model_speed(args)
+    print(f"model alone ({before.device}, batch {args.max_batch_size}): {before.faces_per_s:.0f} faces/s", flush=True)
+    rows = run_http(args)
+    after = model_speed(args)
+    model = (before.faces_per_s + after.faces_per_s) / 2
+    model_cpu = (before.cpu_ms_per_face + after.cpu_ms_per_face) / 2
+    print(f"model alone again: {after.faces_per_s:.0f} faces/s; the ratio uses the mean, {model:.0f}\n")
+    print(table(rows, model, model_cpu, before.device))
+    print(f"\n{args.seconds:.0f} s per row; max_batch_size {args.max_batch_size}, max_wait_ms {args.max_wait_ms}; "
+          f"{args.client_processes} client process(es).")
 
 
 if __name__ == "__main__":

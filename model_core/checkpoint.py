@@ -15,9 +15,13 @@ with the package live in ``model_core/weights/<name>/`` and can be named by
 ``<name>`` alone (``default`` is the served default).
 
 Loading reads the card, checks the weights' hash and every tensor's name and
-shape against the network the card describes, and refuses anything that does
-not match with a :class:`CheckpointError` that says what is wrong. safetensors
-stores raw tensors only, so loading a checkpoint can never run code.
+shape against the network the card describes, checks that every value is
+finite (a hash proves the bytes are the ones the card names, not that they are
+weights: a NaN classifier hashes as well as a trained one), and refuses
+anything that does not match with a :class:`CheckpointError` that says what is
+wrong. The card's ``weights.file`` must name a file inside the checkpoint's
+folder. safetensors stores raw tensors only, so loading a checkpoint can never
+run code.
 
 Training state for ``--resume`` (optimisers, schedulers, RNG) uses the same two
 formats through :func:`save_state` / :func:`load_state`: the tensors go to
@@ -204,11 +208,29 @@ def read_card(folder: Path) -> dict[str, Any]:
     return card
 
 
+def weights_path(folder: Path, card: dict[str, Any]) -> Path:
+    """Where the card's ``weights.file`` points, refused unless it is a plain file name inside ``folder``.
+
+    A card is data a user may have downloaded; it must not make the loader
+    read (or, through error messages, reveal the existence of) files elsewhere
+    on the host, such as ``/etc/passwd`` or ``../../secrets``.
+    """
+    name = card["weights"].get("file", WEIGHTS_FILE) if isinstance(card["weights"], dict) else None
+    where = folder / CARD_FILE
+    if not isinstance(name, str) or not name:
+        raise CheckpointError(f"{where}: weights.file must be a file name")
+    root = folder.resolve()
+    candidate = (folder / name).resolve()
+    if Path(name).is_absolute() or not candidate.is_relative_to(root):
+        raise CheckpointError(f"{where}: weights.file {name!r} points outside the checkpoint folder; refusing to read it")
+    return folder / name
+
+
 def load_checkpoint(path: str | Path | None = None, device: str | torch.device = "cpu") -> LoadedModel:
     """Load a checkpoint safely onto ``device``, in eval mode; raise CheckpointError if anything is off."""
     folder = resolve_checkpoint(path)
     card = read_card(folder)
-    data, source = read_weights(folder / card["weights"].get("file", WEIGHTS_FILE))
+    data, source = read_weights(weights_path(folder, card))
     actual = hashlib.sha256(data).hexdigest()
     if actual != card["weights"].get("sha256"):
         raise CheckpointError(
@@ -228,6 +250,7 @@ def load_checkpoint(path: str | Path | None = None, device: str | torch.device =
     except (SafetensorError, OSError) as e:
         raise CheckpointError(f"{source}: unreadable safetensors file ({e})") from None
     _check_tensors(model, tensors, source)
+    _check_finite(tensors, source)
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in tensors.items()})
     model.to(device).eval()
     return LoadedModel(model=model, card=card, preprocess=preprocess, path=folder)
@@ -248,6 +271,17 @@ def _check_tensors(model: FERSNet, tensors: dict[str, Tensor], source: str) -> N
             k = wrong[0]
             parts.append(f"{len(wrong)} tensors of the wrong shape (first: {k} {tuple(tensors[k].shape)} vs {tuple(expected[k].shape)})")
         raise CheckpointError(f"{source}: weights do not match the card's network: " + "; ".join(parts))
+
+
+def _check_finite(tensors: dict[str, Tensor], source: str) -> None:
+    """Refuse weights holding NaN or infinity: such a model answers null probabilities, never an error."""
+    bad = {k: int((~torch.isfinite(v)).sum()) for k, v in tensors.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())}
+    if bad:
+        first = sorted(bad)[0]
+        raise CheckpointError(
+            f"{source}: {len(bad)} tensor(s) hold NaN or infinite values (first: {first}, {bad[first]:,} of "
+            f"{tensors[first].numel():,} values); the weights are corrupt or from a diverged training run"
+        )
 
 
 # --------------------------------------------------------------------------- training state

@@ -4,18 +4,38 @@ Command-line options override ``FERSNET_*`` environment variables, which
 override the defaults in :class:`service.settings.Settings`::
 
     python -m service --host 0.0.0.0 --port 8000 --checkpoint runs/best --device cuda
+
+Start-up checks what a user can get wrong in the order that costs least:
+settings, then whether the port is free, then the checkpoint (loaded,
+hash-checked, finite, and run once on a test input). Each failure ends with
+one line, ``fersnet: error: ...``, and exit status 2, never a traceback; only
+then does uvicorn start serving the already loaded model.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import math
+import socket
 import sys
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
+from .memory import tune_malloc
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+#: Exit status of a start-up the user can fix (bad settings, busy port, bad checkpoint), as for every ``fersnet`` command.
+EXIT_USAGE = 2
+
+
+class StartupError(Exception):
+    """A problem found before serving, reported as one line."""
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
@@ -30,6 +50,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                         "'fer2013_paper_none_gpu' (classification only)")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where the model runs (default auto)")
     parser.add_argument("--precision", choices=["float16", "bfloat16", "float32"], help="dtype on CUDA (default float16)")
+    parser.add_argument("--cpu-precision", choices=["auto", "bfloat16", "float32"],
+                        help="dtype on the CPU (default auto: bfloat16 where the CPU has it natively)")
+    parser.add_argument("--torch-threads", type=int, help="PyTorch CPU threads (default: all cores)")
     parser.add_argument("--max-batch-size", type=int, help="most images per forward pass (default 32)")
     parser.add_argument("--max-wait-ms", type=float, help="longest wait for a batch to fill (default 10)")
     parser.add_argument("--api-key", help="require this key in X-API-Key (prefer FERSNET_API_KEY: arguments show in ps)")
@@ -48,22 +71,71 @@ def configure_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
 
 
+def check_port(host: str, port: int) -> None:
+    """Raise StartupError if ``host:port`` cannot be listened on, before minutes go into loading a model.
+
+    It binds a throw-away socket the way uvicorn will (SO_REUSEADDR, so a port
+    left in TIME_WAIT by a previous run counts as free) and closes it at once.
+    """
+    if port == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as e:
+        raise StartupError(f"cannot listen on {host}:{port}: unknown host ({e.strerror})") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                raise StartupError(f"port {port} on {host} is already in use; stop what listens there or choose another --port") from None
+            raise StartupError(f"cannot listen on {host}:{port}: {e.strerror}") from None
+
+
+def preload(app: FastAPI) -> None:
+    """Load and self-test the app's model now, so a bad checkpoint is one line, not a lifespan traceback."""
+    from model_core import CheckpointError
+
+    try:
+        app.state.runtime.load()
+    except (CheckpointError, RuntimeError, OSError) as e:  # RuntimeError: FERSNET_DEVICE=cuda without a GPU
+        raise StartupError(str(e)) from None
+
+
+def _fail(message: str) -> None:
+    print(f"fersnet: error: {message}", file=sys.stderr)
+    raise SystemExit(EXIT_USAGE)
+
+
 def main(argv: list[str] | None = None, prog: str | None = None) -> None:
-    """Parse options, build the app, and serve it until SIGINT/SIGTERM (then drain gracefully)."""
+    """Parse options, check the port, load the model, and serve until SIGINT/SIGTERM (then drain gracefully)."""
     try:
         settings = load_settings(argv, prog)
     except ValidationError as e:
         problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}" for err in e.errors())
-        print(f"invalid settings: {problems}", file=sys.stderr)
-        raise SystemExit(2) from None
+        _fail(f"invalid settings: {problems}")
+        return
     configure_logging(settings.log_level)
+    try:
+        check_port(settings.host, settings.port)  # before importing PyTorch: a busy port answers in a fraction of a second
+    except StartupError as e:
+        _fail(str(e))
 
-    import uvicorn  # deferred: --help and bad settings answer without importing the server stack
+    tune_malloc()  # before the first big buffer: see service/memory.py
+
+    import uvicorn  # deferred: --help, bad settings and a busy port answer without importing the server stack
 
     from .app import create_app
 
+    app = create_app(settings)
+    try:
+        preload(app)
+    except StartupError as e:
+        _fail(str(e))
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,

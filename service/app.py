@@ -2,12 +2,19 @@
 
 Request path, outermost first::
 
-    RequestMetrics -> [CORS] -> BodySizeLimit -> FastAPI (error handlers -> routes)
+    RequestMetrics -> [CORS] -> Admission -> BodySizeLimit -> FastAPI (error handlers -> routes)
+
+``Admission`` counts inference requests from arrival and answers 429 at once,
+body unread, past ``max_inflight_requests``.
 
 The lifespan loads the checkpoint before the first request is served (a bad
 checkpoint stops start-up with ``CheckpointError``'s message), warms up in
 the background (``/readyz`` says when it is done), and on shutdown stops
 taking work and answers everything it accepted.
+
+``/docs`` (Swagger UI) and ``/redoc`` load their scripts and styles from this
+server (the ``fastapi-offline`` package ships them, under :data:`DOCS_ASSETS`),
+never from a CDN, so they work on a host without internet access.
 """
 
 from __future__ import annotations
@@ -18,9 +25,10 @@ from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi_offline import FastAPIOffline
 
 from .errors import install_error_handlers
-from .middleware import BodySizeLimit, RequestMetrics
+from .middleware import Admission, BodySizeLimit, RequestMetrics
 from .routes import classify, operations, page, synthesize
 from .runtime import Runtime
 from .settings import Settings
@@ -39,6 +47,12 @@ Images from concurrent requests are merged into shared forward passes.
 Every error answers `{"error": {"code", "message", "status"}}`.
 When the service has an API key, send it as `X-API-Key` (or a bearer token).
 """
+
+#: Where the Swagger UI and ReDoc assets are served from (a folder of their own, apart from any web page's files).
+DOCS_ASSETS = "/docs-assets"
+
+#: The routes whose requests count against the admission limit.
+INFERENCE_PATHS = frozenset({"/v1/classify", "/v1/synthesize"})
 
 TAGS = [
     {"name": "inference", "description": "Recognition and synthesis, batched across concurrent requests."},
@@ -69,7 +83,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """A new app with its own runtime and metrics registry (so tests can build many side by side)."""
     settings = settings if settings is not None else Settings()
     runtime = Runtime(settings)
-    app = FastAPI(
+    app = FastAPIOffline(
+        static_url=DOCS_ASSETS,
         title="FERSNet",
         version=_version(),
         summary="Facial expression recognition and synthesis",
@@ -88,6 +103,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # add_middleware wraps: the last added is the outermost.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(
+        Admission,
+        limit=settings.max_inflight_requests,
+        paths=INFERENCE_PATHS,
+        retry_after_s=settings.retry_after_s,
+        metrics=runtime.metrics,
+    )
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

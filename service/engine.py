@@ -7,9 +7,17 @@
 * on CUDA runs in half precision and pads every batch up to one of a few
   fixed sizes, so cuDNN picks its kernels once during warm-up and no new
   shape (and no new allocation pattern) appears under load;
+* on a CPU with native bfloat16 (AVX512-BF16 or AMX) runs in bfloat16, and on
+  every CPU in channels-last memory layout, which oneDNN's convolutions prefer
+  (``bench/precision.py`` measures both: speed, and that the predictions on
+  FER2013's test split hold);
 * runs every forward pass on a single dedicated thread, so the two endpoints'
   batches never compete for the device (or for the CPU's cores) and the
-  event loop stays free to accept requests.
+  event loop stays free to accept requests;
+* runs the model once on a fixed test input at load, in the serving dtype,
+  and refuses (``CheckpointError``) weights whose outputs are not finite: a
+  model that overflows in half precision, or whose weights were poisoned
+  (``load_checkpoint`` already refuses NaN parameters), never reaches ready.
 
 Inputs arrive as float32 CPU tensors already normalised by the checkpoint's
 :class:`~model_core.Preprocess`; outputs go back as float32 CPU tensors.
@@ -27,7 +35,7 @@ from typing import Any, TypeVar
 import torch
 from torch import Tensor
 
-from model_core import LoadedModel, load_checkpoint
+from model_core import CheckpointError, LoadedModel, load_checkpoint
 
 from .settings import Settings
 
@@ -47,6 +55,25 @@ def resolve_device(requested: str) -> torch.device:
     return torch.device(requested)
 
 
+def cpu_has_native_bfloat16() -> bool:
+    """Whether this CPU computes bfloat16 in hardware (AVX512-BF16 or AMX); emulated bfloat16 is slower than float32."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), "").split()
+    except OSError:  # not Linux: no way to tell cheaply, keep float32
+        return False
+    return ("avx512_bf16" in flags or "amx_bf16" in flags) and torch.backends.mkldnn.is_available()
+
+
+def resolve_dtype(device: torch.device, settings: Settings) -> torch.dtype:
+    """The dtype the model runs in: ``precision`` on CUDA; on the CPU ``cpu_precision`` ('auto': bfloat16 where native)."""
+    if device.type == "cuda":
+        return _DTYPES[settings.precision]
+    if settings.cpu_precision == "auto":
+        return torch.bfloat16 if cpu_has_native_bfloat16() else torch.float32
+    return _DTYPES[settings.cpu_precision]
+
+
 def default_batch_sizes(max_batch_size: int) -> list[int]:
     """Powers of two below ``max_batch_size``, then ``max_batch_size`` itself: at most 2x padding waste."""
     sizes, size = [], 1
@@ -60,7 +87,13 @@ class Engine:
     """A checkpoint loaded for serving. Build it with :meth:`load`."""
 
     def __init__(
-        self, loaded: LoadedModel, device: torch.device, dtype: torch.dtype, batch_sizes: list[int] | None, max_batch_size: int
+        self,
+        loaded: LoadedModel,
+        device: torch.device,
+        dtype: torch.dtype,
+        batch_sizes: list[int] | None,
+        max_batch_size: int,
+        channels_last: bool = False,
     ) -> None:
         self.loaded = loaded
         self.model = loaded.model
@@ -71,6 +104,7 @@ class Engine:
         #: Shapes batches are padded up to; None runs every batch at its own size (the CPU default).
         self.batch_sizes = batch_sizes
         self.max_batch_size = max_batch_size
+        self.channels_last = channels_last
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fersnet-compute")
 
     @classmethod
@@ -79,16 +113,38 @@ class Engine:
         if settings.torch_threads is not None:
             torch.set_num_threads(settings.torch_threads)
         device = resolve_device(settings.device)
-        dtype = _DTYPES[settings.precision] if device.type == "cuda" else torch.float32
+        dtype = resolve_dtype(device, settings)
         loaded = load_checkpoint(settings.checkpoint, device)
         if dtype != torch.float32:
             loaded.model.to(dtype)
+        channels_last = settings.channels_last if settings.channels_last is not None else device.type == "cpu"
+        if channels_last:
+            loaded.model.to(memory_format=torch.channels_last)
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed shapes: the autotuned kernels are reused forever
             batch_sizes: list[int] | None = settings.batch_sizes or default_batch_sizes(settings.max_batch_size)
         else:
             batch_sizes = settings.batch_sizes
-        return cls(loaded, device, dtype, batch_sizes, settings.max_batch_size)
+        engine = cls(loaded, device, dtype, batch_sizes, settings.max_batch_size, channels_last)
+        engine.self_test()
+        return engine
+
+    def self_test(self) -> None:
+        """Run both tasks on a fixed input (a blank face and seeded noise); CheckpointError unless every output is finite."""
+        generator = torch.Generator().manual_seed(0)
+        images = torch.cat([torch.zeros((1, *self.input_shape)), torch.rand((1, *self.input_shape), generator=generator) * 2 - 1])
+        targets = torch.eye(len(self.classes))[:2]
+        problems = set()
+        for i in range(2):  # one image per pass: batch 1 fits every padding and batch limit
+            if not bool(torch.isfinite(self.classify(images[i : i + 1])).all()):
+                problems.add("recognition")
+            if self.has_synthesis and not bool(torch.isfinite(self.synthesize(images[i : i + 1], targets[i : i + 1])).all()):
+                problems.add("synthesis")
+        if problems:
+            raise CheckpointError(
+                f"{self.loaded.path}: the model's {' and '.join(sorted(problems))} outputs are NaN or infinite on a test input "
+                f"({self.device}, {self.precision}); refusing to serve it"
+            )
 
     # ------------------------------------------------------------------ facts
 
@@ -140,7 +196,10 @@ class Engine:
         x = self._padded(x)
         if self.device.type == "cuda":
             x = x.pin_memory()
-        return x.to(self.device, self.dtype, non_blocking=True)
+        x = x.to(self.device, self.dtype, non_blocking=True)
+        if self.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
 
     @torch.inference_mode()
     def classify(self, images: Tensor) -> Tensor:

@@ -1,10 +1,12 @@
 """The two batched endpoints, written as the five hooks of :class:`service.batching.BatchedAPI`.
 
 classify
-    decode: every upload -> photo -> faces (YuNet, or the whole image) -> one
-    normalised crop per face; batch/predict/unbatch: stacked crops ->
+    reserve: every upload's header -> its decoded pixels, charged to the pixel
+    budget; decode: one upload at a time -> photo -> faces (YuNet, or the whole
+    image) -> one normalised crop per face, the photo's pixels dropped before
+    the next upload is decoded; batch/predict/unbatch: stacked crops ->
     probabilities; encode: the faces of each image with their boxes and
-    probabilities.
+    probabilities (never a NaN: a non-finite output is a 500).
 synthesize
     decode: the upload -> photo -> the chosen face -> one item, the face with
     every target expression; batch/predict/unbatch: each face encoded once,
@@ -19,23 +21,29 @@ Only :class:`model_core.Preprocess` turns pictures into tensors and back.
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
+import logging
+import math
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
 import torch
 from fastapi.responses import JSONResponse, Response
 from PIL import Image
 from torch import Tensor
 
+from model_core import Preprocess
 from model_core.faces import Face, FaceDetector, crop_faces, whole_image
 from model_core.photo_edit import crop_box, encode_like, face_tile, grey_levels, redraw_in_photo, scale_box
 
 from .batching import BatchedAPI, Decoded
 from .encoding import labelled_grid, png_bytes
 from .engine import Engine
-from .errors import InvalidParameter, NoFaceFound
-from .images import Photo, Upload, decode_image
+from .errors import InferenceFailed, InvalidParameter, NoFaceFound
+from .budget import PixelBudget, PixelNeed
+from .images import Frame, Photo, Upload, decode_image, probe
 from .metrics import Metrics
 from .schemas import (
     Box,
@@ -47,10 +55,12 @@ from .schemas import (
     UsedFace,
 )
 
+log = logging.getLogger(__name__)
+
 OutputFormat = Literal["photo", "face", "json", "grid"]
 
 
-def _box(photo: Photo, face: Face) -> Box:
+def _box(photo: Photo | Frame, face: Face) -> Box:
     x, y, w, h = photo.to_original(face.box)
     return Box(x=x, y=y, width=w, height=h)
 
@@ -70,46 +80,99 @@ class ClassifyRequest:
 
 @dataclass(frozen=True)
 class FaceCrop:
-    """One face to classify: where it came from, and its normalised pixels."""
+    """One face to classify: where it came from, and its prepared pixels (C x H x W uint8, normalised per batch)."""
 
     image_index: int
     face: Face
     pixels: Tensor
 
 
+def _prepared_uint8(preprocess: Preprocess, crop: Image.Image) -> Tensor:
+    """A crop in the model's mode and size, as a C x H x W uint8 tensor.
+
+    :meth:`ClassifyAPI.batch` normalises a whole batch in one operation, with
+    ``Preprocess.to_tensor``'s formula (so the values are the same): four
+    small tensor operations per face cost more than the face's share of one.
+    """
+    array = np.array(preprocess.prepare(crop))  # a writable copy: torch refuses PIL's read-only buffer
+    return torch.from_numpy(array if array.ndim == 3 else array[:, :, None]).permute(2, 0, 1)
+
+
 @dataclass(frozen=True)
 class ClassifyContext:
     request: ClassifyRequest
-    photos: list[Photo]
+    #: Each image's geometry (sizes, for boxes): the pixels themselves are gone once the faces are cut out.
+    photos: list[Frame]
 
 
 class _PhotoPipeline:
-    """What both endpoints need to turn uploads into face crops and to count them."""
+    """What both endpoints need to turn uploads into face crops, to count them, and to charge their pixels."""
 
-    def __init__(self, engine: Engine, detector: FaceDetector, metrics: Metrics, max_pixels: int) -> None:
+    #: Whether the decoded photo stays in memory until the answer is encoded (charged to the budget until then).
+    keeps_photo = False
+
+    def __init__(
+        self, engine: Engine, detector: FaceDetector, metrics: Metrics, max_pixels: int, budget: PixelBudget | None = None
+    ) -> None:
         self.engine = engine
         self.detector = detector
         self.metrics = metrics
         self.max_pixels = max_pixels
+        self.budget = budget
+
+    def uploads(self, request: ClassifyRequest | SynthesizeRequest) -> list[Upload]:
+        return request.uploads if isinstance(request, ClassifyRequest) else [request.upload]
+
+    def reserve(self, request: ClassifyRequest | SynthesizeRequest) -> AbstractContextManager[object]:
+        """Charge the request's decoded pixels from the headers alone (400/413/415 for a bad one, 429 when full)."""
+        if self.budget is None:
+            return nullcontext()
+        probes = [probe(upload, max_pixels=self.max_pixels) for upload in self.uploads(request)]
+        decoded = [p.decoded_pixels for p in probes]
+        kept = sum(p.kept_pixels for p in probes) if self.keeps_photo else 0
+        need = PixelNeed(total=sum(decoded), peak=max(decoded, default=0) + kept)
+        return self.budget.lease(need, label=f"{type(self).name} request")
+
+
+#: Most decoded pixels (all images together) a request without detection may have to be decoded on the event loop:
+#: 16 FER2013 crops (48x48) are 36,864, decoded in well under a millisecond; a thread hop costs about as much.
+INLINE_DECODE_PIXELS = 65_536
 
 
 class ClassifyAPI(_PhotoPipeline, BatchedAPI[ClassifyRequest, ClassifyContext, FaceCrop, Tensor, ClassifyResponse]):
     name = "classify"
+    encode_inline = True  # a few pydantic objects: cheaper than the thread hop, and never stuck behind decodes
+
+    def decode_inline(self, request: ClassifyRequest) -> bool:
+        """Ready-made crops of a few thousand pixels: decoding them costs less than handing them to a thread."""
+        if request.detect:
+            return False
+        pixels = 0
+        for upload in request.uploads:
+            pixels += probe(upload, max_pixels=self.max_pixels).decoded_pixels
+            if pixels > INLINE_DECODE_PIXELS:
+                return False
+        return True
 
     def decode(self, request: ClassifyRequest) -> Decoded[ClassifyContext, FaceCrop]:
+        """One upload at a time: decode, find faces, cut them out, drop the photo (so a request holds one at once)."""
         preprocess = self.engine.preprocess
-        photos = [decode_image(upload, max_pixels=self.max_pixels) for upload in request.uploads]
+        frames: list[Frame] = []
         items: list[FaceCrop] = []
-        for index, photo in enumerate(photos):
+        for index, upload in enumerate(request.uploads):
+            photo = decode_image(upload, max_pixels=self.max_pixels)
             faces = _faces_in(photo, request.detect, self.detector)
             if request.detect:
                 self.metrics.faces.labels(self.name).inc(len(faces))
             for face, crop in zip(faces, crop_faces(photo.image, faces, preprocess), strict=True):
-                items.append(FaceCrop(index, face, preprocess(crop)))
-        return Decoded(ClassifyContext(request, photos), items)
+                items.append(FaceCrop(index, face, _prepared_uint8(preprocess, crop)))
+            frames.append(photo.frame)
+            del photo
+        return Decoded(ClassifyContext(request, frames), items)
 
     def batch(self, items: Sequence[FaceCrop]) -> Tensor:
-        return torch.stack([item.pixels for item in items])
+        p = self.engine.preprocess
+        return (torch.stack([item.pixels for item in items]).float() / 255.0 - p.mean) / p.std  # as Preprocess.to_tensor
 
     def predict(self, batch: Tensor) -> Tensor:
         return self.engine.classify(batch)
@@ -123,6 +186,9 @@ class ClassifyAPI(_PhotoPipeline, BatchedAPI[ClassifyRequest, ClassifyContext, F
         per_image: list[list[FaceExpression]] = [[] for _ in photos]
         for item, probabilities in zip(decoded.items, outputs, strict=True):
             values = probabilities.tolist()
+            if not all(math.isfinite(v) for v in values):  # a probability is a number, never null
+                log.error("classify: the model answered non-finite probabilities %s", values)
+                raise InferenceFailed("the model produced a non-finite probability; the service logged the details")
             top = max(range(len(values)), key=values.__getitem__)
             per_image[item.image_index].append(
                 FaceExpression(
@@ -187,6 +253,16 @@ class RedrawBatch:
 
 class SynthesizeAPI(_PhotoPipeline, BatchedAPI[SynthesizeRequest, SynthesizeContext, FaceToRedraw, Tensor, Response]):
     name = "synthesize"
+    keeps_photo = True  # the context holds the decoded photo until the answer is encoded
+
+    def reserve(self, request: ClassifyRequest | SynthesizeRequest) -> AbstractContextManager[object]:
+        """As for classify, plus what the answer holds: the photo at full size and one redrawn copy at a time."""
+        if self.budget is None or not isinstance(request, SynthesizeRequest):
+            return super().reserve(request)
+        p = probe(request.upload, max_pixels=self.max_pixels)
+        answer = 0 if request.output == "face" else 2 * p.size[0] * p.size[1]
+        need = PixelNeed(total=p.decoded_pixels + answer, peak=p.decoded_pixels + p.kept_pixels + answer)
+        return self.budget.lease(need, label="synthesize request")
 
     def decode(self, request: SynthesizeRequest) -> Decoded[SynthesizeContext, FaceToRedraw]:
         preprocess = self.engine.preprocess
@@ -234,17 +310,18 @@ class SynthesizeAPI(_PhotoPipeline, BatchedAPI[SynthesizeRequest, SynthesizeCont
             headers["X-Face-Score"] = f"{context.face.score:.4f}"
         return headers
 
-    def _redrawn_photos(self, context: SynthesizeContext, faces: Tensor) -> tuple[Photo, tuple[int, int, int, int], list[Image.Image]]:
-        """The upload at its own size with the face redrawn once per target, and the crop box in its pixels.
+    def _redrawn_photos(self, context: SynthesizeContext, faces: Tensor) -> tuple[Photo, tuple[int, int, int, int], Iterator[Image.Image]]:
+        """The upload at its own size, the crop box in its pixels, and the photo redrawn once per target.
 
-        Detection may have run on a reduced decode of a large JPEG; the answer is drawn on the full one.
+        Detection may have run on a reduced decode; the answer is drawn on the full one. The redrawn
+        photos are made one at a time, as the caller takes them, so that only one copy is held at once.
         """
         preprocess = self.engine.preprocess
         photo = context.photo
         full = photo if photo.scale == 1.0 else decode_image(context.request.upload, max_pixels=self.max_pixels, max_side=None)
         box = scale_box(crop_box(context.face, photo.image.size, preprocess), photo.scale)
         before = grey_levels(preprocess.to_tensor(context.model_input), preprocess)
-        return full, box, [redraw_in_photo(full.image, box, before, grey_levels(face, preprocess)) for face in faces]
+        return full, box, (redraw_in_photo(full.image, box, before, grey_levels(face, preprocess)) for face in faces)
 
     def encode(self, decoded: Decoded[SynthesizeContext, FaceToRedraw], outputs: Sequence[Tensor]) -> Response:
         context = decoded.context
@@ -256,7 +333,7 @@ class SynthesizeAPI(_PhotoPipeline, BatchedAPI[SynthesizeRequest, SynthesizeCont
             return Response(png_bytes(preprocess.to_image(faces[0])), media_type="image/png", headers=headers)
         full, box, photos = self._redrawn_photos(context, faces)
         if output == "photo":
-            body, media_type = encode_like(photos[0], full.format)
+            body, media_type = encode_like(next(photos), full.format)
             return Response(body, media_type=media_type, headers=headers)
         if output == "grid":
             tiles = [("input", face_tile(full.image, box))]

@@ -36,6 +36,14 @@ class Metrics:
         self.model_load = Gauge("fersnet_model_load_seconds", "Seconds spent loading and warming up the model", registry=r)
         self.ready = Gauge("fersnet_ready", "1 once the model is loaded and warmed up, else 0", registry=r)
         self.gpu_memory = Gauge("fersnet_gpu_memory_bytes", "CUDA memory held by the model process", ["kind"], registry=r)
+        self.inflight = Gauge("fersnet_inflight_requests", "Inference requests admitted and not yet answered", registry=r)
+        self.decoded_pixels = Gauge("fersnet_decoded_pixels", "Decoded pixels leased by requests in flight (the pixel budget in use)", registry=r)
+        self.refused = Counter(
+            "fersnet_refused", "Requests refused before any work, by reason (inflight: admission limit; pixels: pixel budget)",
+            ["reason"], registry=r,
+        )
+        for reason in ("inflight", "pixels"):
+            self.refused.labels(reason)
         self.model_info = Gauge("fersnet_model_info", "The served model (value is always 1)", ["name", "variant", "sha256", "device"], registry=r)
 
 
@@ -53,4 +61,7 @@ EXPORTED_NAMES: frozenset[str] = frozenset({
     "fersnet_ready",
     "fersnet_gpu_memory_bytes",
     "fersnet_model_info",
+    "fersnet_inflight_requests",
+    "fersnet_decoded_pixels",
+    "fersnet_refused_total",
 })

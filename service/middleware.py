@@ -1,4 +1,4 @@
-"""The two ASGI middlewares every request passes: request metrics, and the body-size limit.
+"""The ASGI middlewares every request passes: request metrics, admission, and the body-size limit.
 
 Both are plain ASGI (no ``BaseHTTPMiddleware``), so they add no task per
 request and never buffer a body.
@@ -11,7 +11,7 @@ import time
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .errors import PayloadTooLarge
+from .errors import PayloadTooLarge, QueueFull, error_response
 from .metrics import Metrics
 
 #: Route label of requests that matched no route (kept apart so unknown paths cannot grow the label set).
@@ -84,3 +84,45 @@ class BodySizeLimit:
             return message
 
         await self.app(scope, receive_within_limit, send)
+
+
+class Admission:
+    """Counts inference requests from the moment they arrive, and refuses one past ``limit`` at once.
+
+    The batching queue only sees a request once its body is read and its
+    images decoded, which is the expensive part on a busy CPU: counted there,
+    an overloaded server first parses and decodes what it will then refuse,
+    and its 429s arrive after seconds. Counted here, before the body is read,
+    a request over the limit costs one small answer (429 with
+    ``Retry-After``), and the requests admitted keep the CPU. The count drops
+    when the response is sent, whatever it was.
+    """
+
+    def __init__(self, app: ASGIApp, *, limit: int, paths: frozenset[str], retry_after_s: int, metrics: Metrics) -> None:
+        self.app = app
+        self.limit = limit
+        self.paths = paths
+        self.retry_after_s = retry_after_s
+        self.metrics = metrics
+        self.in_flight = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in self.paths:
+            await self.app(scope, receive, send)
+            return
+        if self.in_flight >= self.limit:
+            refusal = QueueFull(
+                f"{self.in_flight} requests in progress (limit {self.limit}); retry after {self.retry_after_s} s",
+                retry_after_s=self.retry_after_s,
+            )
+            response = error_response(refusal.status_code, refusal.code, refusal.message, headers=refusal.headers)
+            self.metrics.refused.labels("inflight").inc()
+            await response(scope, receive, send)
+            return
+        self.in_flight += 1
+        self.metrics.inflight.set(self.in_flight)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+            self.metrics.inflight.set(self.in_flight)

@@ -7,6 +7,9 @@ The life of a :class:`Runtime` follows the app's lifespan::
 
 ``start()`` loads the checkpoint before the server takes any request, so a
 bad checkpoint stops the process at once with ``CheckpointError``'s message.
+``python -m service`` calls :meth:`Runtime.load` even earlier, before uvicorn
+starts, so that message is one line rather than a lifespan traceback;
+``start()`` then uses the engine already loaded.
 Warm-up then runs in the background: ``/healthz`` answers meanwhile (the
 process is alive), ``/readyz`` and the inference endpoints answer 503 with
 ``Retry-After`` until every batch shape has run once.
@@ -24,9 +27,11 @@ import anyio
 from model_core.faces import FaceDetector
 
 from .batching import Batcher
+from .budget import PixelBudget
 from .engine import Engine
 from .errors import NotReady, ShuttingDown
 from .inference import ClassifyAPI, SynthesizeAPI
+from .memory import trim_in_background
 from .metrics import Metrics
 from .settings import Settings
 
@@ -42,20 +47,37 @@ class Runtime:
         self.settings = settings
         self.metrics = metrics or Metrics()
         self.detector = FaceDetector(settings.detect_confidence, settings.max_faces_per_image)
+        #: Decoded pixels held by requests in flight, shared by both endpoints (service.budget).
+        self.pixels = PixelBudget(
+            settings.max_request_pixels,
+            settings.max_inflight_pixels,
+            settings.retry_after_s,
+            on_change=self.metrics.decoded_pixels.set,
+            on_refusal=self.metrics.refused.labels("pixels").inc,
+            on_idle=trim_in_background(),
+        )
         self.engine: Engine | None = None
         self.classifier: Batcher | None = None
         self.synthesizer: Batcher | None = None
         self.state: State = "starting"
         self.failure: str | None = None
         self._warmup: asyncio.Task[None] | None = None
+        self._load_started = time.monotonic()
 
     # ------------------------------------------------------------------ life cycle
 
+    def load(self) -> Engine:
+        """Load and self-test the checkpoint now (synchronously); raises ``CheckpointError`` for a bad one."""
+        if self.engine is None:
+            self._load_started = time.monotonic()
+            self.engine = Engine.load(self.settings)
+        return self.engine
+
     async def start(self) -> None:
-        """Load the checkpoint (raising if it is bad), start the batchers, and begin warming up."""
-        started = time.monotonic()
+        """Load the checkpoint unless :meth:`load` did (raising if it is bad), start the batchers, and begin warming up."""
+        started = self._load_started if self.engine is not None else time.monotonic()
         s = self.settings
-        engine = await anyio.to_thread.run_sync(Engine.load, s)
+        engine = self.engine if self.engine is not None else await anyio.to_thread.run_sync(Engine.load, s)
         self.engine = engine
         log.info(
             "loaded %s (%s, sha256 %s...) on %s, %s",
@@ -65,18 +87,19 @@ class Runtime:
             engine.device,
             engine.precision,
         )
-        workers = anyio.CapacityLimiter(s.decode_workers)
         batching = dict(
             compute=engine.run,
-            workers=workers,
+            workers=anyio.CapacityLimiter(s.decode_workers),
+            encoders=anyio.CapacityLimiter(s.decode_workers),
             metrics=self.metrics,
             max_batch_size=s.max_batch_size,
             max_wait_s=s.max_wait_s,
             max_queue=s.max_queue,
             retry_after_s=s.retry_after_s,
         )
-        self.classifier = Batcher(ClassifyAPI(engine, self.detector, self.metrics, s.max_image_pixels), **batching)
-        self.synthesizer = Batcher(SynthesizeAPI(engine, self.detector, self.metrics, s.max_image_pixels), **batching)
+        budget = self.pixels
+        self.classifier = Batcher(ClassifyAPI(engine, self.detector, self.metrics, s.max_image_pixels, budget), **batching)
+        self.synthesizer = Batcher(SynthesizeAPI(engine, self.detector, self.metrics, s.max_image_pixels, budget), **batching)
         self.classifier.start()
         self.synthesizer.start()
         for endpoint in (self.classifier.name, self.synthesizer.name):

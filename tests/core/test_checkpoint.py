@@ -155,3 +155,44 @@ def test_training_state_round_trips_without_pickle(tmp_path: Path) -> None:
     fresh.load_state_dict(back["optimizer"])
     k = next(iter(optimizer.state))
     assert torch.equal(fresh.state_dict()["state"][0]["exp_avg"], optimizer.state[k]["exp_avg"])
+
+
+def _poison(folder: Path, key_part: str, value: float) -> None:
+    """Set every value of the first tensor whose name contains ``key_part``, and update the card's hash (as an attacker would)."""
+    from safetensors.torch import load_file, save_file
+
+    from model_core.checkpoint import sha256_file
+
+    weights = folder / "model.safetensors"
+    tensors = load_file(str(weights))
+    key = next(k for k in sorted(tensors) if key_part in k and tensors[k].is_floating_point())
+    tensors[key] = torch.full_like(tensors[key], value)
+    save_file(tensors, str(weights))
+    card = json.loads((folder / "card.json").read_text())
+    card["weights"]["sha256"] = sha256_file(weights)
+    (folder / "card.json").write_text(json.dumps(card))
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_weights_holding_nan_or_infinity_are_refused_even_with_a_matching_hash(checkpoint: Path, value: float) -> None:
+    _poison(checkpoint, "weight", value)
+    with pytest.raises(CheckpointError, match="NaN or infinite values"):
+        load_checkpoint(checkpoint)
+
+
+@pytest.mark.parametrize("target", ["/etc/passwd", "../outside.safetensors", "sub/../../outside.safetensors"])
+def test_a_card_cannot_point_outside_its_folder(checkpoint: Path, target: str) -> None:
+    (checkpoint.parent / "outside.safetensors").write_bytes((checkpoint / "model.safetensors").read_bytes())
+    card = json.loads((checkpoint / "card.json").read_text())
+    card["weights"]["file"] = target
+    (checkpoint / "card.json").write_text(json.dumps(card))
+    with pytest.raises(CheckpointError, match="outside the checkpoint folder"):
+        load_checkpoint(checkpoint)
+
+
+def test_a_symlink_out_of_the_folder_is_refused(checkpoint: Path, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere.safetensors"
+    (checkpoint / "model.safetensors").rename(elsewhere)
+    (checkpoint / "model.safetensors").symlink_to(elsewhere)
+    with pytest.raises(CheckpointError, match="outside the checkpoint folder"):
+        load_checkpoint(checkpoint)

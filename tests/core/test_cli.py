@@ -97,7 +97,7 @@ def test_user_errors_are_one_line_naming_the_file(argv: list[str], message: str,
 
 
 def test_serve_takes_the_service_options(capsys: pytest.CaptureFixture[str]) -> None:
-    """`fersnet serve --host H --port P` (what `make serve` runs) reaches the service's own parser."""
+    """`fersnet serve --host H --port P` (the same as `python -m service`, which `make serve` runs) reaches the service's own parser."""
     with pytest.raises(SystemExit) as done:
         main(["serve", "--host", "127.0.0.1", "--port", "8000", "--help"])
     assert done.value.code == 0

@@ -55,6 +55,7 @@ def make_settings(tiny_checkpoint: Path) -> Callable[..., Settings]:
             "checkpoint": str(tiny_checkpoint),
             "device": "cpu",
             "torch_threads": 1,  # the test machine's cores are shared; oversubscribed threads are slower, not faster
+            "cpu_precision": "float32",  # exact comparisons; the bfloat16 path has tests of its own
             "max_batch_size": 8,
             "max_wait_ms": 2,
             "decode_workers": 2,

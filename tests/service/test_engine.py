@@ -72,3 +72,31 @@ def test_the_cards_temperature_calibrates_the_probabilities(make_settings: Calla
     finally:
         plain.close()
         calibrated.close()
+
+
+def test_bfloat16_on_the_cpu_answers_float32_close_to_float32(make_settings: Callable[..., Settings]) -> None:
+    exact = Engine.load(make_settings(cpu_precision="float32", channels_last=False))
+    fast = Engine.load(make_settings(cpu_precision="bfloat16"))
+    try:
+        assert (fast.dtype, fast.precision, fast.channels_last) == (torch.bfloat16, "bfloat16", True)
+        torch.manual_seed(3)
+        images = torch.rand(5, 1, 48, 48) * 2 - 1
+        targets = torch.eye(7)[[0, 1, 2, 3, 4]]
+        p, q = exact.classify(images), fast.classify(images)
+        assert q.dtype == torch.float32 and torch.allclose(q.sum(1), torch.ones(5), atol=1e-4)
+        assert (p - q).abs().max() < 0.05
+        faces = fast.synthesize(images, targets)
+        assert faces.dtype == torch.float32 and faces.shape == (5, 1, 48, 48)
+        assert (faces - exact.synthesize(images, targets)).abs().max() < 0.1
+    finally:
+        exact.close()
+        fast.close()
+
+
+def test_auto_cpu_precision_follows_the_processor(make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch) -> None:
+    import service.engine as engine_module
+
+    for native, expected in ((True, torch.bfloat16), (False, torch.float32)):
+        monkeypatch.setattr(engine_module, "cpu_has_native_bfloat16", lambda native=native: native)
+        assert engine_module.resolve_dtype(torch.device("cpu"), make_settings(cpu_precision="auto")) == expected
+    assert engine_module.resolve_dtype(torch.device("cuda"), make_settings(precision="float16")) == torch.float16

@@ -141,3 +141,28 @@ def test_large_jpegs_decode_reduced_and_boxes_map_back() -> None:
     assert 2048 <= photo.image.width < 6000  # decoded at 1/2 scale (3000 px wide)
     assert photo.to_original((100, 50, 200, 100)) == (200, 100, 400, 200)
     assert photo.to_original((-10, -10, 50, 50)) == (0, 0, 80, 80)  # clipped to the picture
+
+
+def test_a_large_rotated_jpeg_is_reduced_upright_and_boxes_map_back() -> None:
+    stored = Image.new("RGB", (4500, 2200), (0, 0, 0))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 clockwise to display: upright it is 2200 wide, 4500 high
+    photo = decode(encode(stored, "JPEG", exif=exif, quality=50), max_side=2048, max_pixels=20_000_000)
+    assert photo.original_size == (2200, 4500)
+    assert photo.image.size == (1100, 2250)  # decoded at 1/2 by libjpeg, then turned upright
+    assert photo.to_original((10, 20, 100, 200)) == (20, 40, 200, 400)
+
+
+def test_a_large_png_is_kept_reduced_by_an_integer_factor() -> None:
+    photo = decode(encode(Image.new("L", (6200, 900), 77), "PNG"), max_side=2048, max_pixels=20_000_000)
+    assert photo.original_size == (6200, 900)
+    assert photo.image.size == (2067, 300)  # 1/3: the largest factor that keeps 2048 pixels a side
+    assert photo.image.mode == "RGB" and photo.image.getpixel((5, 5)) == (77, 77, 77)
+
+
+def test_reduced_sixteen_bit_grey_keeps_its_depth() -> None:
+    # A dark 16-bit picture (values under 256): scaled by 65535 as 16 bits, whether or not it is reduced.
+    grey = Image.fromarray(np.full((100, 5000), 200, dtype=np.uint16))
+    small, large = (decode(encode(grey.crop((0, 0, 50, 50)), "PNG")), decode(encode(grey, "PNG"), max_side=2048))
+    assert large.image.size == (2500, 50)
+    assert small.image.getpixel((1, 1)) == large.image.getpixel((1, 1)) == (1, 1, 1)

@@ -52,7 +52,11 @@ def test_command_line_overrides_environment_and_runs_uvicorn(monkeypatch: pytest
     monkeypatch.setenv("FERSNET_DEVICE", "cpu")
     calls: list[tuple[Any, dict[str, Any]]] = []
     monkeypatch.setattr("uvicorn.run", lambda app, **kw: calls.append((app, kw)))
+    checked: list[tuple[str, int]] = []
+    monkeypatch.setattr(cli, "check_port", lambda host, port: checked.append((host, port)))  # the real port may be taken here
+    monkeypatch.setattr(cli, "preload", lambda app: None)  # loading the model is tested below
     cli.main(["--host", "0.0.0.0", "--port", "8123", "--log-level", "warning"])
+    assert checked == [("0.0.0.0", 8123)]
     ((app, kw),) = calls
     assert kw["host"] == "0.0.0.0" and kw["port"] == 8123 and kw["log_level"] == "warning"
     assert kw["timeout_graceful_shutdown"] == 13 and kw["lifespan"] == "on"
