@@ -225,7 +225,7 @@ def _short(name: str) -> str:
 def _labelled_rows(rows: list[tuple[str, list[Image.Image]]], header: list[str], tile: int) -> Image.Image:
     """Rows of equal square tiles with a label on the left and a header above."""
     font = ImageFont.load_default()
-    label_w, head_h, gap = 130, 16, 2
+    label_w, head_h, gap = 170, 16, 2
     cols = max(len(tiles) for _, tiles in rows)
     sheet = Image.new("RGB", (label_w + cols * (tile + gap), head_h + len(rows) * (tile + gap)), (255, 255, 255))
     draw = ImageDraw.Draw(sheet)
@@ -255,16 +255,18 @@ def draw_grid(generators: list[LoadedModel], names: list[str], images: Tensor, l
 
 
 def draw_photo_figure(generators: list[LoadedModel], names: list[str], photo: Image.Image, classes: list[str], out: Path) -> None:
-    """The portrait's face before and redrawn with every target, one row per generator, plus the whole photo."""
+    """The portrait's face before and redrawn with every target, one row per generator, then the whole photo
+    before and redrawn as sad by the last generator."""
     rows = []
     for name, g in zip(names, generators, strict=True):
         photos, box = redraw_photo(g, photo, classes)
-        rows.append((_short(name)[:20], [face_tile(photo, box)] + [face_tile(p, box) for p in photos]))
+        rows.append((_short(name)[:26], [face_tile(photo, box)] + [face_tile(p, box) for p in photos]))
     sheet = _labelled_rows(rows, ["input", *classes], 112)
-    happy, _ = redraw_photo(generators[-1], photo, ["happy"] if "happy" in classes else classes[:1])
+    # A smiling portrait shows the change best with an expression far from a smile.
+    redrawn, _ = redraw_photo(generators[-1], photo, ["sad"] if "sad" in classes else classes[:1])
     pair = Image.new("RGB", (2 * 256 + 4, 256), (255, 255, 255))
     pair.paste(photo.resize((256, 256), Image.Resampling.LANCZOS), (0, 0))
-    pair.paste(happy[0].resize((256, 256), Image.Resampling.LANCZOS), (260, 0))
+    pair.paste(redrawn[0].resize((256, 256), Image.Resampling.LANCZOS), (260, 0))
     figure = Image.new("RGB", (max(sheet.width, pair.width), sheet.height + pair.height + 8), (255, 255, 255))
     figure.paste(sheet, (0, 0))
     figure.paste(pair, (0, sheet.height + 8))
