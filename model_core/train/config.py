@@ -119,9 +119,11 @@ class TrainConfig(_Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: bool = True
     """bfloat16 autocast on CUDA."""
-    cpu_bf16: bool = False
-    """bfloat16 autocast on a CPU that computes it natively (AVX-512 BF16, AMX); off by default until
-    ``python -m bench.train_speed`` shows it pays for the recipe's network on the machine at hand."""
+    cpu_bf16: bool = True
+    """bfloat16 autocast on a CPU that computes it natively (AVX-512 BF16, AMX); elsewhere nothing changes.
+    On 2 AMD EPYC cores it trains FERSNet-small's whole multi-task step 1.48x faster (``python -m
+    bench.train_speed``) and the recipe ``fer2013_small.yaml`` 1.43x, with the same validation accuracy
+    on a short run at the same seed (docs/results.md, "Training speed on the CPU")."""
     channels_last: bool = True
     num_workers: int = 2
     threads: int | None = None
