@@ -49,7 +49,7 @@ from model_core.checkpoint import LoadedModel
 from model_core.data import load_records
 from model_core.data.dataset import decode
 from model_core.faces import FaceDetector, crop_faces
-from model_core.photo_edit import changed_outside, crop_box, face_tile, grey_levels, redraw_in_photo
+from model_core.photo_edit import changed_outside, crop_box, face_tile, redrawn_photos
 
 GREY = 127.5  # images are in [-1, 1]: a difference of 2 is 255 grey levels
 CLOSED = 0.05  # a mask value below which a pixel counts as untouched
@@ -150,8 +150,7 @@ def redraw_photo(generator: LoadedModel, photo: Image.Image, targets: list[str])
     onehot = torch.eye(k)[[generator.classes.index(t) for t in targets]]
     out = generator.model.redraw(x, onehot, torch.zeros(len(targets), dtype=torch.long))
     box = crop_box(face, photo.size, preprocess)
-    before = grey_levels(x[0], preprocess)
-    return [redraw_in_photo(photo, box, before, grey_levels(o, preprocess)) for o in out], box
+    return list(redrawn_photos(photo, box, x[0], out, preprocess)), box
 
 
 def measure(args: argparse.Namespace) -> None:

@@ -18,6 +18,7 @@ The CLI (``fersnet synthesize``) and the service (``/v1/synthesize``) both call
 from __future__ import annotations
 
 import io
+from collections.abc import Iterable, Iterator
 import numpy as np
 from PIL import Image
 from torch import Tensor
@@ -84,6 +85,15 @@ def redraw_in_photo(photo: Image.Image, box: tuple[int, int, int, int], before: 
     edited = region + (local[..., None] if region.ndim == 3 else local)
     result.paste(Image.fromarray(np.clip(np.rint(edited), 0, 255).astype(np.uint8), mode=photo.mode), (x0, y0))
     return result
+
+
+def redrawn_photos(
+    photo: Image.Image, box: tuple[int, int, int, int], model_input: Tensor, outputs: Iterable[Tensor], preprocess: Preprocess
+) -> Iterator[Image.Image]:
+    """``photo`` redrawn once per network output (each a face drawn from ``model_input``), made as they are taken,
+    so that a caller encoding them one by one holds one copy at a time."""
+    before = grey_levels(model_input, preprocess)
+    return (redraw_in_photo(photo, box, before, grey_levels(output, preprocess)) for output in outputs)
 
 
 def face_tile(photo: Image.Image, box: tuple[int, int, int, int], side: int = 128) -> Image.Image:

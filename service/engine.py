@@ -36,6 +36,7 @@ import torch
 from torch import Tensor
 
 from model_core import CheckpointError, LoadedModel, load_checkpoint
+from model_core.hardware import cpu_has_native_bfloat16
 
 from .settings import Settings
 
@@ -53,16 +54,6 @@ def resolve_device(requested: str) -> torch.device:
     if requested == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("FERSNET_DEVICE=cuda but PyTorch sees no CUDA GPU (use 'auto' or 'cpu')")
     return torch.device(requested)
-
-
-def cpu_has_native_bfloat16() -> bool:
-    """Whether this CPU computes bfloat16 in hardware (AVX512-BF16 or AMX); emulated bfloat16 is slower than float32."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((line for line in f if line.startswith("flags")), "").split()
-    except OSError:  # not Linux: no way to tell cheaply, keep float32
-        return False
-    return ("avx512_bf16" in flags or "amx_bf16" in flags) and torch.backends.mkldnn.is_available()
 
 
 def resolve_dtype(device: torch.device, settings: Settings) -> torch.dtype:

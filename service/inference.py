@@ -36,7 +36,7 @@ from torch import Tensor
 
 from model_core import Preprocess
 from model_core.faces import Face, FaceDetector, crop_faces, whole_image
-from model_core.photo_edit import crop_box, encode_like, face_tile, grey_levels, redraw_in_photo, scale_box
+from model_core.photo_edit import crop_box, encode_like, face_tile, redrawn_photos, scale_box
 
 from .batching import BatchedAPI, Decoded
 from .encoding import labelled_grid, png_bytes
@@ -320,8 +320,7 @@ class SynthesizeAPI(_PhotoPipeline, BatchedAPI[SynthesizeRequest, SynthesizeCont
         photo = context.photo
         full = photo if photo.scale == 1.0 else decode_image(context.request.upload, max_pixels=self.max_pixels, max_side=None)
         box = scale_box(crop_box(context.face, photo.image.size, preprocess), photo.scale)
-        before = grey_levels(preprocess.to_tensor(context.model_input), preprocess)
-        return full, box, (redraw_in_photo(full.image, box, before, grey_levels(face, preprocess)) for face in faces)
+        return full, box, redrawn_photos(full.image, box, preprocess.to_tensor(context.model_input), faces, preprocess)
 
     def encode(self, decoded: Decoded[SynthesizeContext, FaceToRedraw], outputs: Sequence[Tensor]) -> Response:
         context = decoded.context

@@ -277,7 +277,7 @@ def cmd_synthesize(args: argparse.Namespace) -> None:
 
     from model_core.evaluate import synthesis_grid
     from model_core.faces import crop_faces, whole_image
-    from model_core.photo_edit import crop_box, encode_like, grey_levels, redraw_in_photo
+    from model_core.photo_edit import crop_box, encode_like, redrawn_photos
     from model_core.preprocess import viewable
 
     loaded = load_checkpoint(args.checkpoint, _device(args.device))
@@ -321,15 +321,16 @@ def cmd_synthesize(args: argparse.Namespace) -> None:
         sources = torch.arange(len(images), device=images.device).repeat_interleave(len(targets))
         redrawn = loaded.model.redraw(images, onehot.repeat(len(images), 1), sources).view(len(images), len(targets), *images.shape[1:])
     for i, name in enumerate(names):
-        before = grey_levels(images[i], preprocess)
-        for target, face in zip(targets, redrawn[i], strict=True):
-            if args.format == "face":
+        if args.format == "face":
+            for target, face in zip(targets, redrawn[i], strict=True):
                 file = out / f"{name}_{target}.png"
                 preprocess.to_image(face).save(file)
-            else:
-                data, media_type = encode_like(redraw_in_photo(photos[i], boxes[i], before, grey_levels(face, preprocess)), formats[i])
-                file = out / f"{name}_{target}.{media_type.removeprefix('image/').replace('jpeg', 'jpg')}"
-                file.write_bytes(data)
+                print(f"wrote {file}")
+            continue
+        for target, photo in zip(targets, redrawn_photos(photos[i], boxes[i], images[i], redrawn[i], preprocess), strict=True):
+            data, media_type = encode_like(photo, formats[i])
+            file = out / f"{name}_{target}.{media_type.removeprefix('image/').replace('jpeg', 'jpg')}"
+            file.write_bytes(data)
             print(f"wrote {file}")
 
 

@@ -1,4 +1,4 @@
-"""Teachers on a leased GPU: train one against the clock (``train``), then gather them all (``collect``).
+"""Teachers on a GPU host: train one against the clock (``train``), then gather them all (``collect``).
 
 ``bash training/gpu_teachers.sh`` runs one ``train`` per teacher side by side and
 then ``collect``; see it for the whole trip. By hand::
@@ -8,7 +8,7 @@ then ``collect``; see it for the whole trip. By hand::
     python -m training.gpu_teachers collect --pack .carry/fer2013.npz --runs runs/teachers --out $OUT
 
 ``collect`` prints each teacher's and the growing ensemble's accuracy, and
-leaves in ``--out`` what a lease brings back (at most 8 files of 16 MiB, 64 MiB
+leaves in ``--out`` what a remote GPU host can return (at most 8 files of 16 MiB, 64 MiB
 in all): ``teachers.tar.gz`` (each teacher's probabilities, summary, log,
 command and card, ready to untar into ``training/teachers/``; the ensemble
 table) and ``weights.tar.part-NN`` (the float16 weights, best PublicTest
@@ -82,7 +82,7 @@ def collect(args: argparse.Namespace) -> int:
         print(table)
         summaries = {f.name: json.loads((f / SUMMARY_FILE).read_text()) for f in folders}
         report = {"teachers": [f.name for f in folders], "rows": [vars(r) for r in rows], "summaries": summaries}
-    with tarfile.open(packed, "w:gz") as tar:  # the console logs of failed teachers too: all a failed lease leaves
+    with tarfile.open(packed, "w:gz") as tar:  # the console logs of failed teachers too: all a failed run leaves
         for folder in given:
             for rel in SMALL_FILES:
                 if (folder / rel).is_file():
@@ -97,7 +97,7 @@ def collect(args: argparse.Namespace) -> int:
         print(f"error: no finished teacher under {runs}", file=sys.stderr)
         return 1
 
-    # Weights, best PublicTest first, while the whole answer stays within the lease's limits.
+    # Weights, best PublicTest first, while the whole answer stays within the 8-file, 64 MiB limit.
     room = args.max_mib * MIB - packed.stat().st_size - MIB // 2  # half a MiB for the tar's own headers
     by_score = sorted(folders, key=lambda f: -report["summaries"][f.name]["accuracy"].get("PublicTest", 0.0))
     kept, left = [], []
@@ -116,7 +116,7 @@ def collect(args: argparse.Namespace) -> int:
                 tar.add(folder / "weights", arcname=f"{folder.name}/weights")
         _split(tar_path, out / "weights.tar.part-", args.part_mib * MIB)
     print(f"weights brought back: {', '.join(f.name for f, _ in kept) or 'none'}"
-          + (f"; left on this machine (over the lease's 64 MiB): {', '.join(left)}" if left else ""))
+          + (f"; left on this machine (over the 64 MiB that comes back): {', '.join(left)}" if left else ""))
     for path in sorted(out.iterdir()):
         print(f"{path}: {path.stat().st_size / MIB:.2f} MiB")
     return 0
@@ -156,7 +156,7 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default="auto")
     t.add_argument("--threads", type=int, default=2, help="CPU threads (the GPU does the work)")
     t.add_argument("--subset", type=int, help="smoke runs only: the first N faces of each split")
-    c = sub.add_parser("collect", help="score the ensemble and pack what a lease brings back")
+    c = sub.add_parser("collect", help="score the ensemble and pack what comes back from the GPU host")
     c.add_argument("--pack", default=".carry/fer2013.npz")
     c.add_argument("--runs", required=True, help="the folder holding one folder per teacher")
     c.add_argument("--teachers", nargs="*", help="teacher folder names in ensemble order (default: all, by name)")

@@ -4,9 +4,9 @@
 #
 #   OUT=runs/teachers_out bash training/gpu_teachers.sh          # on the GPU host, from the project root
 #
-# On a leased GPU (the device tool): command `bash training/gpu_teachers.sh`, carry [".carry"]. Beforehand, here:
+# The GPU host receives the checkout plus .carry/ (64 MiB in all). Beforehand, where the datasets are:
 #   python -m training.pack_data     # ../shared/data -> .carry/fer2013.npz (43 MiB: FER2013's JPEGs + FER+'s labels)
-# and move the bundled weights (118 MB) out of the checkout for the call, since a lease carries 64 MiB with the
+# and move the bundled weights (118 MB) out of the checkout for the copy, since only 64 MiB travel with the
 # working tree: mv model_core/weights /tmp/weights_aside (and back after; nothing here needs them).
 # The GPU image's python3 has PyTorch, NumPy, Pillow and safetensors, all this needs: nothing is installed.
 #

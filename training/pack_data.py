@@ -1,9 +1,9 @@
-"""Pack FER2013 (and FER+'s labels) into one file that a leased GPU can carry: ``.carry/fer2013.npz``.
+"""Pack FER2013 (and FER+'s labels) into one file that travels to a GPU host beside the checkout: ``.carry/fer2013.npz``.
 
     python -m training.pack_data                       # ../shared/data/fer2013 and ferplus -> .carry/fer2013.npz
     python -m training.pack_data --no-ferplus --out .carry/fer2013.npz
 
-It prints the pack's size (a lease carries 64 MiB with the working tree) and how
+It prints the pack's size (at most 64 MiB travel with the working tree) and how
 closely each FER+ face matched its FER2013 file. ``.carry/`` is ignored by git:
 the pack holds dataset images and must never be committed. See
 :mod:`model_core.data.packed` for what is inside and why.

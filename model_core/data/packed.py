@@ -1,6 +1,6 @@
 """FER2013 (and FER+'s votes) packed into one compressed file, for a machine that cannot see the datasets.
 
-A leased GPU receives the working tree and at most 64 MiB beside it, and the
+A remote GPU host receives the working tree and at most 64 MiB beside it, and the
 datasets are not in the tree. FER2013's 35,887 faces decoded take 83 MB, and
 deflate shrinks decoded faces little; the JPEG files themselves are the most
 compact lossless record of the pixels the loaders see (56.5 MB), and deflated

@@ -1,7 +1,7 @@
 """Fast teachers: one classifier trained against the clock with the data resident on the device.
 
 The recipe trainer (:mod:`.trainer`) decodes and augments on CPU workers, which
-suits the CPU this project trains on for hours. A leased GPU is there for
+suits the CPU this project trains on for hours. A borrowed GPU is there for
 minutes, and small 48x48 networks would leave it waiting on those workers. So
 here the whole packed FER2013 (:mod:`model_core.data.packed`, 83 MB of uint8)
 sits on the device, batches are gathered by index and augmented there

@@ -46,6 +46,7 @@ from ..data import FaceDataset, load_records, train_augmentation
 from ..discriminator import discriminator_for
 from ..evaluate import Metrics, evaluate_dataset, evaluation_set, plot_confusion, plot_curves, synthesis_grid
 from ..fersnet import FERSNet, create_model
+from ..hardware import cpu_has_native_bfloat16
 from ..preprocess import Preprocess
 from ..transfer import init_from_checkpoint
 from .config import DataSpec, TrainConfig
@@ -116,12 +117,6 @@ def _set_rng_state(state: dict[str, Any]) -> None:
     random.setstate((version, tuple(internal), gauss))
 
 
-def cpu_has_bf16() -> bool:
-    """Whether this CPU computes bfloat16 natively (AVX-512 BF16 or AMX): only there does autocast pay."""
-    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # torch's own CPU feature checks
-    return any(bool(getattr(torch.cpu, probe, lambda: False)()) for probe in probes)
-
-
 def autocast_for(device: torch.device, cpu: bool = True) -> Any:
     """bfloat16 mixed precision where the hardware has it (CUDA, or with ``cpu`` a CPU with AVX-512 BF16), else nothing.
 
@@ -130,7 +125,7 @@ def autocast_for(device: torch.device, cpu: bool = True) -> Any:
     """
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
-    if device.type == "cpu" and cpu and cpu_has_bf16():
+    if device.type == "cpu" and cpu and cpu_has_native_bfloat16():
         return torch.autocast("cpu", dtype=torch.bfloat16)
     return nullcontext()
 
