@@ -27,8 +27,8 @@ from torch import nn
 from model_core.discriminator import discriminator_for
 from model_core.fersnet import create_model
 from model_core.train.config import LossSpec
-from model_core.train.losses import MultiTaskObjective, discriminator_loss
-from model_core.train.trainer import autocast_for, freeze
+from model_core.train.losses import MultiTaskObjective
+from model_core.train.trainer import autocast_for, freeze, training_step
 
 
 def _timed(step: Callable[[], Any], batch: int, warmup: int, steps: int, repeats: int) -> float:
@@ -64,17 +64,7 @@ def measure(variant: str, sharing: str, bf16: bool, args: argparse.Namespace) ->
         model.train()
         for module in frozen:
             module.eval()
-        with amp:
-            out = objective(images, labels, targets)
-        optimizer.zero_grad(set_to_none=True)
-        out.total.backward()
-        optimizer.step()
-        if disc is not None and d_optimizer is not None and out.fake is not None:
-            with amp:
-                d_loss = discriminator_loss(disc, out.real, out.fake)
-            d_optimizer.zero_grad(set_to_none=True)
-            d_loss.backward()
-            d_optimizer.step()
+        training_step(objective, optimizer, amp, images, labels, targets, discriminator=disc, d_optimizer=d_optimizer)
 
     @torch.inference_mode()
     def infer_step() -> None:

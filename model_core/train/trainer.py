@@ -50,7 +50,7 @@ from ..hardware import cpu_has_native_bfloat16
 from ..preprocess import Preprocess
 from ..transfer import init_from_checkpoint
 from .config import DataSpec, TrainConfig
-from .losses import MultiTaskObjective, discriminator_loss
+from .losses import MultiTaskObjective, StepOutput, discriminator_loss
 from .teacher import teacher_targets_for
 
 
@@ -139,6 +139,38 @@ def freeze(model: nn.Module, names: list[str]) -> list[nn.Module]:
     for name in names:
         modules[name].requires_grad_(False)
     return [modules[name] for name in names]
+
+
+def training_step(
+    objective: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    amp: Any,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    clip: float | None = None,
+    discriminator: nn.Module | None = None,
+    d_optimizer: torch.optim.Optimizer | None = None,
+) -> StepOutput:
+    """One step of every loss: the generator side (one backward, one optimiser step, gradients clipped to
+    ``clip``), then the discriminator on the real faces and the fakes of that step. The trainer and
+    ``bench.train_speed`` both run exactly this."""
+    with amp:
+        out = objective(images, labels, targets)
+    optimizer.zero_grad(set_to_none=True)
+    out.total.backward()
+    if clip:
+        nn.utils.clip_grad_norm_([p for group in optimizer.param_groups for p in group["params"]], clip)
+    optimizer.step()
+    if discriminator is not None and d_optimizer is not None and out.fake is not None:
+        with amp:
+            d_loss = discriminator_loss(discriminator, out.real, out.fake)
+        d_optimizer.zero_grad(set_to_none=True)
+        d_loss.backward()
+        d_optimizer.step()
+        out.losses["disc"] = d_loss
+    return out
 
 
 class Trainer:
@@ -349,21 +381,9 @@ class Trainer:
                 break
             images = images.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
             labels, targets = labels.to(self.device), targets.to(self.device)
-            with self.amp:
-                out = self.objective(images, labels, targets)
-            self.optimizer.zero_grad(set_to_none=True)
-            out.total.backward()
-            if clip:
-                nn.utils.clip_grad_norm_(self.model.parameters(), clip)
-            self.optimizer.step()
+            out = training_step(self.objective, self.optimizer, self.amp, images, labels, targets, clip=clip,
+                                discriminator=self.disc_step, d_optimizer=self.d_optimizer)
             self.scheduler.step()
-            if self.disc_step is not None and out.fake is not None and self.d_optimizer is not None:
-                with self.amp:
-                    d_loss = discriminator_loss(self.disc_step, out.real, out.fake)
-                self.d_optimizer.zero_grad(set_to_none=True)
-                d_loss.backward()
-                self.d_optimizer.step()
-                out.losses["disc"] = d_loss
             for key, value in out.losses.items():
                 sums[key] = sums.get(key, 0.0) + float(value.detach())
             correct += int((out.logits.argmax(1) == labels).sum())
