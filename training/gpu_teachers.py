@@ -30,10 +30,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from model_core.data import DataError
 from model_core.data.packed import load_packed
+from model_core.expressions import FER2013_CLASSES
 from model_core.train.ensemble import ensemble_table, format_table, read_teacher_folder
 from model_core.train.teacher_nets import ARCHITECTURES
 from model_core.train.teachers import SUMMARY_FILE, TeacherPlan, splits_of_pack, train_teacher, write_teacher
@@ -53,14 +55,41 @@ def train(args: argparse.Namespace, argv: list[str]) -> int:
         faces = faces.subset(args.subset)
     print(f"{len(faces.keys)} faces decoded from {args.pack} in {time.perf_counter() - start:.1f} s; device {device}",
           flush=True)
-    name = args.name or f"{args.arch}_s{args.seed}"
-    plan = TeacherPlan(name=name, arch=args.arch, seed=args.seed, budget_s=args.budget_s, batch_size=args.batch_size,
+    if not args.arch and not args.init:
+        raise DataError("name the network: --arch ARCH, or --init CHECKPOINT for a student of a saved FERSNet")
+    arch = args.arch or f"init:{Path(args.init).name}"
+    name = args.name or f"{args.arch or 'student'}_s{args.seed}"
+    plan = TeacherPlan(name=name, arch=arch, seed=args.seed, budget_s=args.budget_s, batch_size=args.batch_size,
                        lr=args.lr, ema=args.ema, max_steps=args.max_steps, eval_every=args.eval_every,
-                       compile=args.compile, flip_tta=not args.no_flip_tta)
+                       compile=args.compile, flip_tta=not args.no_flip_tta, init=args.init,
+                       soft_targets=args.soft_targets, distill=args.distill if args.soft_targets else 0.0,
+                       temperature=args.temperature)
     model, result, logits = train_teacher(plan, faces, device, log=lambda line: print(line, flush=True))
     command = "python -m training.gpu_teachers " + shlex.join(argv)
     folder = write_teacher(args.out, model, result, logits, faces, command)
     print(f"wrote {folder} ({time.perf_counter() - start:.0f} s in all)", flush=True)
+    return 0
+
+
+def targets(args: argparse.Namespace) -> int:
+    """Average the teachers' probabilities into one row per face of the pack: a student's soft targets."""
+    faces = load_packed(args.pack, images=False)
+    if tuple(faces.classes) != tuple(FER2013_CLASSES):
+        raise DataError(f"{args.pack}: classes {faces.classes}, not FER2013's")
+    total = np.zeros((len(faces.keys), len(FER2013_CLASSES)), dtype=np.float64)
+    for folder in args.teachers:
+        taught = read_teacher_folder(folder)
+        if tuple(taught.classes) != tuple(FER2013_CLASSES):
+            raise DataError(f"{folder}: classes {taught.classes}, not FER2013's")
+        missing = [k for k in faces.keys if k not in taught.probs]
+        if missing:
+            raise DataError(f"{folder}: no probabilities for {len(missing)} faces of the pack (first: {missing[0]})")
+        total += np.stack([taught.probs[k] for k in faces.keys])
+    probs = (total / len(args.teachers)).astype(np.float16)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    np.save(args.out, probs)
+    print(f"wrote {args.out}: {len(args.teachers)} teachers averaged over {len(faces.keys)} faces "
+          f"({Path(args.out).stat().st_size / MIB:.2f} MiB)")
     return 0
 
 
@@ -142,7 +171,11 @@ def parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train one teacher on a pack and write its folder")
     t.add_argument("--pack", default=".carry/fer2013.npz", help="made by python -m training.pack_data")
     t.add_argument("--out", required=True, help="the teacher's folder")
-    t.add_argument("--arch", required=True, choices=sorted(ARCHITECTURES))
+    t.add_argument("--arch", choices=sorted(ARCHITECTURES), help="a fresh network of this architecture ...")
+    t.add_argument("--init", help="... or a student starting from this FERSNet checkpoint (the bundled default, say)")
+    t.add_argument("--soft-targets", help="distil: the teachers' averaged probabilities (made by `targets`)")
+    t.add_argument("--distill", type=float, default=0.8, help="weight of the soft targets' loss (labels: the rest)")
+    t.add_argument("--temperature", type=float, default=2.0, help="softening of both sides in the soft targets' loss")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--name", help="default: ARCH_sSEED")
     t.add_argument("--budget-s", type=float, default=300.0, help="wall-clock seconds of training (the schedule fits it)")
@@ -156,6 +189,10 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default="auto")
     t.add_argument("--threads", type=int, default=2, help="CPU threads (the GPU does the work)")
     t.add_argument("--subset", type=int, help="smoke runs only: the first N faces of each split")
+    g = sub.add_parser("targets", help="average teachers' probabilities into a student's soft targets (.npy)")
+    g.add_argument("--pack", default=".carry/fer2013.npz")
+    g.add_argument("--teachers", nargs="+", required=True, help="teacher folders (holding fer2013.csv.gz)")
+    g.add_argument("--out", default=".carry/soft_targets.npy")
     c = sub.add_parser("collect", help="score the ensemble and pack what comes back from the GPU host")
     c.add_argument("--pack", default=".carry/fer2013.npz")
     c.add_argument("--runs", required=True, help="the folder holding one folder per teacher")
@@ -173,7 +210,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parser().parse_args(argv)
     try:
-        return train(args, argv) if args.command == "train" else collect(args)
+        if args.command == "train":
+            return train(args, argv)
+        return targets(args) if args.command == "targets" else collect(args)
     except DataError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

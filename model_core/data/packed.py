@@ -58,6 +58,8 @@ class PackedFaces:
     ferplus_match: np.ndarray | None = None
     ferplus_split: np.ndarray | None = None
     ferplus_label: np.ndarray | None = None
+    #: Each face's row in the whole pack, where this is a subset of it (None: it is the whole pack).
+    source_rows: np.ndarray | None = None
 
     def rows(self, split: str) -> np.ndarray:
         """Indices of the FER2013 faces of ``split`` (train, val or test)."""
@@ -71,7 +73,8 @@ class PackedFaces:
                                for rows in parts if len(rows)])
         kept.sort()
         out = PackedFaces([self.keys[i] for i in kept], self.split[kept], self.label[kept],
-                          self.images[kept] if len(self.images) else self.images, self.classes)
+                          self.images[kept] if len(self.images) else self.images, self.classes,
+                          source_rows=kept if self.source_rows is None else self.source_rows[kept])
         if self.ferplus_keys is not None and self.ferplus_match is not None:
             new_index = np.full(len(self.keys), -1)
             new_index[kept] = np.arange(len(kept))

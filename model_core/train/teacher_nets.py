@@ -14,8 +14,13 @@ differ in architecture, not only in seed:
 ``resnet18``
     a ResNet-18 with a CIFAR-style stem (one 3x3 convolution, no pooling, so
     48 pixels become 6x6 after three stride-2 stages; 11.2 M, 2.5 GFLOPs).
+``small_selective``
+    the default model's whole network (selective sharing, masked decoder), trained on recognition alone: a
+    distillation student from scratch.
 ``tiny``
     fersnet_tiny, for tests.
+
+A distillation student can also start from a saved FERSNet (:func:`student_of`), the bundled default say.
 
 The FERSNet ones are saved as ordinary checkpoints (``card.json`` beside
 ``model.safetensors``), so ``fersnet evaluate``, ``teacher-targets`` and
@@ -46,12 +51,14 @@ IMG_SIZE = 48
 class FERClassifier(nn.Module):
     """A FERSNet seen as a plain classifier: ``forward`` gives logits, as every teacher's does."""
 
-    def __init__(self, fersnet: FERSNet) -> None:
+    def __init__(self, fersnet: FERSNet, preprocess: Preprocess | None = None) -> None:
         super().__init__()
         self.fersnet = fersnet
+        #: How its faces are framed and normalised (the card's); None: the teachers' plain 48-pixel input.
+        self.preprocess = preprocess
 
     def forward(self, images: Tensor) -> Tensor:
-        return self.fersnet.classify(images)
+        return self.fersnet.recognise(images)
 
 
 class BasicBlock(nn.Module):
@@ -101,8 +108,8 @@ class ResNet(nn.Module):
         return self.fc(self.dropout(features))
 
 
-def _fersnet(variant: str, **overrides: Any) -> Callable[[], nn.Module]:
-    return lambda: FERClassifier(create_model(variant, sharing="none", img_size=IMG_SIZE, **overrides))
+def _fersnet(variant: str, sharing: str = "none", **overrides: Any) -> Callable[[], nn.Module]:
+    return lambda: FERClassifier(create_model(variant, sharing=sharing, img_size=IMG_SIZE, **overrides))
 
 
 #: Every teacher architecture by name; each builds a fresh 48x48 grey, 7-class (FER2013) classifier.
@@ -110,9 +117,17 @@ ARCHITECTURES: dict[str, Callable[[], nn.Module]] = {
     "vgg": _fersnet("fersnet_paper", stem_width=64, widths=(128, 256, 256, 512), head_width=256, last_stage_pool=False),
     "paper48": _fersnet("fersnet_paper", last_stage_pool=False),
     "small": _fersnet("fersnet_small"),
+    "small_selective": _fersnet("fersnet_small", sharing="selective", synthesis_output="masked"),
     "resnet18": lambda: ResNet(),
     "tiny": _fersnet("fersnet_tiny"),
 }
+
+
+def student_of(checkpoint: str | Path) -> FERClassifier:
+    """A saved FERSNet (the bundled default, say) as a classifier to train further: the whole network is kept,
+    synthesis decoder included, so the student is again a complete checkpoint that ``init_from`` can take."""
+    loaded = load_checkpoint(checkpoint)
+    return FERClassifier(loaded.model.float().requires_grad_(True), loaded.preprocess)
 
 
 def build_teacher(arch: str) -> nn.Module:
@@ -129,7 +144,7 @@ def save_teacher(folder: str | Path, model: nn.Module, arch: str, info: dict[str
     """
     folder = Path(folder)
     if isinstance(model, FERClassifier):
-        card = build_card(model.fersnet, FER2013_CLASSES, Preprocess(img_size=IMG_SIZE), name=info.get("name"),
+        card = build_card(model.fersnet, FER2013_CLASSES, model.preprocess or Preprocess(img_size=IMG_SIZE), name=info.get("name"),
                           training=info.get("training"), metrics=info.get("metrics"))
         card["teacher"] = {"arch": arch}
         return save_checkpoint(folder, model.fersnet, card, half=True)
@@ -146,7 +161,8 @@ def load_teacher(folder: str | Path, device: str | torch.device = "cpu") -> nn.M
     """A saved teacher in eval mode, whichever way it was saved."""
     folder = Path(folder)
     if (folder / CARD_FILE).is_file():
-        return FERClassifier(load_checkpoint(folder, device).model).eval()
+        loaded = load_checkpoint(folder, device)
+        return FERClassifier(loaded.model, loaded.preprocess).eval()
     spec = json.loads((folder / TEACHER_FILE).read_text())
     model = build_teacher(spec["arch"])
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in load_file(str(folder / WEIGHTS_FILE)).items()})

@@ -43,11 +43,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..data.batch_augment import BatchAugment
+from ..data import DataError
 from ..data.packed import PackedFaces
 from ..expressions import FER2013_CLASSES
 from .ensemble import LabelledSplit, accuracy
 from .teacher import write_probabilities
-from .teacher_nets import build_teacher, save_teacher
+from .teacher_nets import build_teacher, save_teacher, student_of
 
 FER2013_FILE = "fer2013.csv.gz"
 FERPLUS_FILE = "ferplus.csv.gz"
@@ -72,6 +73,14 @@ class TeacherPlan:
     eval_every: int | None = None  # steps between PublicTest scorings; None: once an epoch
     compile: bool = False  # torch.compile the network (falls back to eager if compiling fails)
     flip_tta: bool = True
+    #: Distillation: the student starts from this FERSNet checkpoint (None: ``arch``, freshly initialised)...
+    init: str | None = None
+    #: ... and learns from these probabilities (a .npy, one row per face of the pack, FER2013's classes;
+    #: ``python -m training.gpu_teachers targets`` averages the teachers' into one) with weight ``distill``,
+    #: the labels' cross-entropy taking the rest. Softened by ``temperature`` as Hinton et al. do.
+    soft_targets: str | None = None
+    distill: float = 0.0
+    temperature: float = 2.0
 
 
 @dataclass
@@ -110,6 +119,32 @@ def normalise(images: Tensor) -> Tensor:
 def autocast(device: torch.device) -> Any:
     """bfloat16 on CUDA; plain float32 elsewhere (a CPU run is a smoke test, where speed does not matter)."""
     return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+
+
+def distillation_loss(logits: Tensor, labels: Tensor, soft_log: Tensor | None, plan: TeacherPlan) -> Tensor:
+    """Cross-entropy on the labels, mixed with KL divergence to the teachers' softened answer when there is one.
+
+    ``soft_log`` holds the teachers' log-probabilities for the batch. Both sides are softened by the
+    temperature and the KL term scaled by its square, so that its gradients keep their size (Hinton et al. 2015).
+    """
+    hard = F.cross_entropy(logits, labels, label_smoothing=plan.label_smoothing)
+    if soft_log is None or plan.distill <= 0:
+        return hard
+    t = plan.temperature
+    kd = F.kl_div(F.log_softmax(logits / t, 1), F.log_softmax(soft_log / t, 1), reduction="batchmean",
+                  log_target=True) * t * t
+    return (1 - plan.distill) * hard + plan.distill * kd
+
+
+def load_soft_targets(path: str | Path, faces: PackedFaces) -> np.ndarray:
+    """The teachers' probabilities for every face of the pack (made for this pack: one row per face, in order)."""
+    probs = np.load(path)
+    if faces.source_rows is not None and len(probs) > int(faces.source_rows.max(initial=0)):
+        probs = probs[faces.source_rows]  # a smoke run's subset of the pack they were made for
+    if probs.shape != (len(faces.keys), len(FER2013_CLASSES)):
+        raise DataError(f"{path}: {probs.shape} probabilities, but the pack holds {len(faces.keys)} faces of "
+                        f"{len(FER2013_CLASSES)} classes (make them for this pack: python -m training.gpu_teachers targets)")
+    return probs.astype(np.float32)
 
 
 @torch.no_grad()
@@ -192,7 +227,11 @@ def train_teacher(plan: TeacherPlan, faces: PackedFaces, device: str | torch.dev
     steps_per_epoch = max(1, len(train_rows) // batch)  # the last partial batch is dropped: fixed shapes
     eval_every = plan.eval_every or steps_per_epoch
 
-    model = build_teacher(plan.arch).to(device).to(memory_format=torch.channels_last)
+    soft_log = None
+    if plan.soft_targets and plan.distill > 0:
+        soft = torch.from_numpy(load_soft_targets(plan.soft_targets, faces))
+        soft_log = soft.clamp_min(1e-6).log().to(device)
+    model = (student_of(plan.init) if plan.init else build_teacher(plan.arch)).to(device).to(memory_format=torch.channels_last)
     ema = _Ema(model, plan.ema)
     result = TeacherResult(plan.name, plan.arch, plan.seed, sum(p.numel() for p in model.parameters()),
                            str(torch.cuda.get_device_name(device) if device.type == "cuda" else device),
@@ -212,10 +251,10 @@ def train_teacher(plan: TeacherPlan, faces: PackedFaces, device: str | torch.dev
         by_time = (time.perf_counter() - start) / plan.budget_s
         return max(by_time, step / plan.max_steps) if plan.max_steps else by_time
 
-    def train_step(x: Tensor, y: Tensor) -> Tensor:
+    def train_step(x: Tensor, rows: Tensor) -> Tensor:
         with autocast(device):
             logits = forward(x)
-        loss = F.cross_entropy(logits.float(), y, label_smoothing=plan.label_smoothing)
+        loss = distillation_loss(logits.float(), labels[rows], None if soft_log is None else soft_log[rows], plan)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
@@ -236,13 +275,13 @@ def train_teacher(plan: TeacherPlan, faces: PackedFaces, device: str | torch.dev
         for group in optimiser.param_groups:
             group["lr"] = lr_at(f, peak, plan.warmup)
         try:
-            losses.append(train_step(x, labels[rows]))
+            losses.append(train_step(x, rows))
         except Exception as e:  # noqa: BLE001 - a compiler failure of any kind: train eagerly instead
             if forward is model:
                 raise
             log(f"{plan.name}: torch.compile failed ({type(e).__name__}: {str(e)[:200]}); training eagerly")
             forward = model
-            losses.append(train_step(x, labels[rows]))
+            losses.append(train_step(x, rows))
         result.compiled = forward is not model
         ema.update(step)
         step += 1

@@ -120,3 +120,19 @@ def test_redraw_encodes_each_face_once_and_matches_synthesize() -> None:
 def test_an_unknown_synthesis_output_is_refused() -> None:
     with pytest.raises(ValueError, match="synthesis_output"):
         FERSNetConfig(synthesis_output="painted")  # type: ignore[arg-type]
+
+
+def test_flip_average_recognises_a_face_and_its_mirror_image_as_one() -> None:
+    torch.manual_seed(0)
+    plain = create_model("fersnet_tiny").eval()
+    flipped = create_model("fersnet_tiny", flip_average=True).eval()
+    flipped.load_state_dict(plain.state_dict())
+    x = torch.rand(3, 1, 48, 48) * 2 - 1
+    with torch.inference_mode():
+        assert torch.equal(plain.classify(x), plain.recognise(x))
+        both = flipped.classify(x)
+        expected = (plain.recognise(x) + plain.recognise(x.flip(3))) / 2
+        assert torch.allclose(both, expected, atol=1e-5)
+        assert torch.allclose(both, flipped.classify(x.flip(3)), atol=1e-5)  # a mirror image gets the same answer
+        assert not torch.allclose(plain.classify(x), plain.classify(x.flip(3)), atol=1e-5)
+    assert FERSNetConfig.from_dict(flipped.config.to_dict()).flip_average

@@ -15,14 +15,17 @@ import os
 import subprocess
 import sys
 import tarfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from model_core import Preprocess, load_checkpoint
+from model_core.checkpoint import build_card, save_checkpoint
 from model_core.data import DataError, FaceDataset, load_records
 from model_core.data.batch_augment import BatchAugment
 from model_core.data.packed import load_packed, pack
@@ -30,7 +33,8 @@ from model_core.expressions import FER2013_CLASSES, FERPLUS_CLASSES
 from model_core.train.ensemble import LabelledSplit, ensemble_table, format_table, read_teacher_folder
 from model_core.train.teacher import TeacherTargets, read_teacher_targets, teacher_targets_for, write_probabilities
 from model_core.train.teacher_nets import ARCHITECTURES, ResNet, build_teacher, load_teacher, save_teacher
-from model_core.train.teachers import TeacherPlan, lr_at, train_teacher, write_teacher
+from model_core.fersnet import create_model
+from model_core.train.teachers import TeacherPlan, distillation_loss, lr_at, train_teacher, write_teacher
 from training import gpu_teachers, teacher_table
 
 from .conftest import FERPLUS_COLUMNS
@@ -324,3 +328,92 @@ def test_a_failed_teacher_fails_the_script_but_the_others_and_its_log_come_back(
     with tarfile.open(tmp_path / "out" / "teachers.tar.gz") as tar:
         names = tar.getnames()
     assert "nosuch_s0/console.log" in names and "tiny_s0/fer2013.csv.gz" in names and "ensemble.md" in names
+
+
+# --------------------------------------------------------------------------- distillation
+
+
+def test_the_distillation_loss_is_the_labels_alone_without_teachers_and_pulls_towards_them_with() -> None:
+    torch.manual_seed(0)
+    logits, labels = torch.randn(8, 7), torch.randint(0, 7, (8,))
+    plan = TeacherPlan(name="s", arch="tiny", distill=0.8, temperature=2.0)
+    hard = F.cross_entropy(logits, labels, label_smoothing=plan.label_smoothing)
+    assert torch.allclose(distillation_loss(logits, labels, None, plan), hard)
+    agreeing = distillation_loss(logits, labels, logits.log_softmax(1), plan)
+    assert torch.allclose(agreeing, 0.2 * hard, atol=1e-6)  # a teacher that says what the student says adds nothing
+
+    teacher = torch.randn(8, 7).log_softmax(1)
+    student = logits.clone().requires_grad_(True)
+    distillation_loss(student, labels, teacher, replace(plan, distill=1.0)).backward()
+    assert student.grad is not None
+
+    def gap(s: torch.Tensor) -> float:
+        return float(F.kl_div(F.log_softmax(s / 2, 1), F.log_softmax(teacher / 2, 1), reduction="batchmean", log_target=True))
+
+    assert gap(student.detach() - 0.5 * student.grad) < gap(student.detach())  # a step down moves towards the teacher
+
+
+def test_targets_average_the_teachers_in_the_packs_order_and_name_one_that_lacks_faces(
+        packed: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    faces = load_packed(packed, images=False)
+    rng = np.random.default_rng(0)
+    made = []
+    for name in ("a", "b"):
+        probs = rng.dirichlet(np.ones(7), len(faces.keys))
+        (tmp_path / name).mkdir()
+        write_probabilities(tmp_path / name / "fer2013.csv.gz", faces.keys, FER2013_CLASSES, probs)
+        made.append(probs)
+    out = tmp_path / "soft.npy"
+    assert gpu_teachers.main(["targets", "--pack", str(packed), "--teachers", str(tmp_path / "a"), str(tmp_path / "b"),
+                              "--out", str(out)]) == 0
+    assert np.allclose(np.load(out), (made[0] + made[1]) / 2, atol=1e-3)
+    assert f"2 teachers averaged over {len(faces.keys)} faces" in capsys.readouterr().out
+
+    (tmp_path / "c").mkdir()
+    write_probabilities(tmp_path / "c" / "fer2013.csv.gz", faces.keys[1:], FER2013_CLASSES, made[0][1:])
+    assert gpu_teachers.main(["targets", "--pack", str(packed), "--teachers", str(tmp_path / "c"), "--out", str(out)]) == 2
+    assert f"no probabilities for 1 faces of the pack (first: {faces.keys[0]})" in capsys.readouterr().err
+
+
+def test_a_student_starts_from_a_checkpoint_learns_from_soft_targets_and_stays_a_whole_fersnet(
+        packed: Path, tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    start = create_model("fersnet_tiny", synthesis_output="masked")
+    preprocess = Preprocess(img_size=48, face_scale=0.9)
+    save_checkpoint(tmp_path / "start", start, build_card(start, FER2013_CLASSES, preprocess, name="start"))
+    whole = load_packed(packed)
+    np.save(tmp_path / "soft.npy", np.full((len(whole.keys), 7), 1 / 7, dtype=np.float16))
+    faces = whole.subset(6)  # a smoke run's subset: the soft targets are picked for its faces
+    plan = TeacherPlan(name="student", arch="init:start", init=str(tmp_path / "start"), soft_targets=str(tmp_path / "soft.npy"),
+                       distill=0.5, budget_s=60, batch_size=4, max_steps=3, ema=0.0)
+    model, result, logits = train_teacher(plan, faces, "cpu", log=lambda line: None)
+    assert result.steps == 3 and logits.shape == (len(faces.keys), 7)
+
+    back = load_checkpoint(write_teacher(tmp_path / "student", model, result, logits, faces, "cmd") / "weights")
+    assert back.preprocess == preprocess and back.model.config.synthesis_output == "masked"
+    assert set(back.model.state_dict()) == set(start.state_dict())  # the decoder too: a recipe's init_from takes it
+    before, after = start.state_dict(), back.model.state_dict()
+    assert not torch.equal(after["head.fc.weight"], before["head.fc.weight"].half().float())  # it learnt
+
+    np.save(tmp_path / "other.npy", np.zeros((3, 7), dtype=np.float16))
+    with pytest.raises(DataError, match="other.npy: \\(3, 7\\) probabilities, but the pack holds"):
+        train_teacher(replace(plan, soft_targets=str(tmp_path / "other.npy")), faces, "cpu", log=lambda line: None)
+
+
+@pytest.mark.slow
+def test_the_distillation_lease_script_brings_back_every_student_within_the_limits(packed: Path, tmp_path: Path) -> None:
+    start = create_model("fersnet_tiny", synthesis_output="masked")
+    save_checkpoint(tmp_path / "start", start, build_card(start, FER2013_CLASSES, Preprocess(img_size=48), name="start"))
+    np.save(tmp_path / "soft.npy", np.full((len(load_packed(packed, images=False).keys), 7), 1 / 7, dtype=np.float16))
+    env = _lease_env(tmp_path, packed, "") | {"INIT": str(tmp_path / "start"), "SOFT": str(tmp_path / "soft.npy")}
+    done = subprocess.run(["bash", str(REPO / "training" / "gpu_distill.sh"), *CPU_ARGS], env=env, capture_output=True,
+                          text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    students = ("default_ce_s0", "default_kd_s0", "default_kd_s1", "scratch_kd_s0")
+    assert all(f"| {name} |" in done.stdout for name in students)
+    files = sorted((tmp_path / "out").iterdir())
+    assert len(files) <= 8 and all(f.stat().st_size <= 16 * MIB for f in files)
+    summaries = {n: json.loads((tmp_path / "runs" / n / "summary.json").read_text()) for n in students}
+    assert summaries["default_kd_s0"]["plan"]["distill"] == 0.8 and summaries["default_ce_s0"]["plan"]["distill"] == 0
+    assert summaries["scratch_kd_s0"]["plan"]["init"] is None and summaries["default_ce_s0"]["plan"]["init"] == str(tmp_path / "start")

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Distil the teachers into FERSNet students on one GPU, side by side, in about six minutes, and leave under $OUT
+# the students' probabilities, their table (each alone) and their float16 weights: candidate defaults.
+#
+#   OUT=runs/students_out bash training/gpu_distill.sh          # on the GPU host, from the project root
+#
+# Beforehand, where the datasets and the teachers' probabilities are (see docs/teachers.md):
+#   python -m training.pack_data                                 # .carry/fer2013.npz
+#   python -m training.gpu_teachers targets --teachers training/teachers/0[2-6]_*   # .carry/soft_targets.npy
+#   python -c "from model_core.checkpoint import load_checkpoint as l, save_checkpoint as s; \
+#              m = l('model_core/weights/default'); s('.carry/default', m.model, m.card, half=True)"
+# then move model_core/weights out of the checkpoint for the trip (64 MiB travel) and carry .carry.
+#
+# Students (name, then the arguments of `python -m training.gpu_teachers train`):
+#   default_kd_s0/s1  the bundled default, distilled from the teachers (labels 0.2, teachers 0.8, T 2)
+#   default_ce_s0     the bundled default, trained further on the labels alone: what the teachers add
+#   scratch_kd_s0     the default's network from scratch, distilled: what starting from the default adds
+# Each is the whole FERSNet (synthesis decoder included), so `init_from` in a recipe can take it.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=${OUT:?name the folder to bring back, e.g. OUT=runs/students_out}
+runs=${RUNS:-runs/students}
+pack=${PACK:-.carry/fer2013.npz}
+soft=${SOFT:-.carry/soft_targets.npy}
+init=${INIT:-.carry/default}
+py=${PYTHON:-python3}
+subset=(); [ -n "${SUBSET:-}" ] && subset=(--subset "$SUBSET")
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
+for f in "$pack" "$soft" "$init/card.json"; do
+    [ -f "$f" ] || { echo "no $f: see the top of $0 for how to make it (and carry .carry)" >&2; exit 2; }
+done
+declare -A students=(
+    [default_kd_s0]="--init $init --soft-targets $soft --seed 0"
+    [default_kd_s1]="--init $init --soft-targets $soft --seed 1"
+    [default_ce_s0]="--init $init --seed 0"
+    [scratch_kd_s0]="--arch small_selective --soft-targets $soft --seed 0"
+)
+mkdir -p "$runs" "$out"
+start=$(date +%s)
+{ command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+  "$py" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)'; } > "$runs/gpu.txt" 2>&1
+cat "$runs/gpu.txt"
+pids=() names=()
+for name in $(printf '%s\n' "${!students[@]}" | sort); do
+    rm -rf "${runs:?}/$name" && mkdir -p "$runs/$name"
+    # shellcheck disable=SC2086  # the table's arguments are meant to split
+    "$py" -m training.gpu_teachers train --pack "$pack" --out "$runs/$name" --name "$name" ${students[$name]} \
+        --budget-s "${BUDGET_S:-240}" "${subset[@]}" "$@" > "$runs/$name/console.log" 2>&1 &
+    pids+=($!) names+=("$name")
+done
+failed=0
+for i in "${!pids[@]}"; do
+    if wait "${pids[$i]}"; then
+        echo "${names[$i]}: done"; tail -n 2 "$runs/${names[$i]}/console.log"
+    else
+        echo "${names[$i]}: FAILED"; tail -n 25 "$runs/${names[$i]}/console.log"; failed=1
+    fi
+done
+echo "training: $(( $(date +%s) - start )) s"
+"$py" -m training.gpu_teachers collect --pack "$pack" --runs "$runs" --teachers "${names[@]}" --out "$out" \
+    --extra "$runs/gpu.txt" "${subset[@]}"
+rc=$?
+echo "wall time: $(( $(date +%s) - start )) s"
+[ $rc -eq 0 ] && [ $failed -eq 0 ]
