@@ -137,10 +137,13 @@ def test_dashboard_queries_only_exported_metrics(dashboard, service_metrics):
 
 
 def test_dashboard_covers_what_operators_watch(dashboard, service_metrics):
-    """Throughput, latency percentiles, batch sizes, queue depth, errors by status, GPU memory."""
+    """Throughput, latency percentiles, batch sizes, queue depth, errors by status, GPU memory, and admission:
+    refusals by reason, requests in flight and the pixel budget in use."""
     exprs = " ".join(expr for _, expr in dashboard_queries(dashboard))
     for metric in ("fersnet_requests_total", "fersnet_images_total", "fersnet_request_latency_seconds_bucket",
-                   "fersnet_batch_size_bucket", "fersnet_queue_depth", "fersnet_gpu_memory_bytes", "fersnet_ready"):
+                   "fersnet_batch_size_bucket", "fersnet_queue_depth", "fersnet_gpu_memory_bytes", "fersnet_ready",
+                   "fersnet_refused_total", "fersnet_inflight_requests", "fersnet_decoded_pixels"):
         assert metric in exprs, f"the dashboard does not show {metric}"
     assert "histogram_quantile(0.99" in exprs and "histogram_quantile(0.5" in exprs
     assert any("by (status)" in expr for _, expr in dashboard_queries(dashboard)), "no error rate by status"
+    assert any("by (reason)" in expr for _, expr in dashboard_queries(dashboard)), "no refusals by reason"
