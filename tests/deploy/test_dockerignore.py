@@ -19,6 +19,8 @@ def test_pattern_semantics():
     assert is_excluded("model_core/weights/fer2013_paper_gpu/model.safetensors.part-00", rules)
     assert is_excluded("model_core/weights/fer2013_paper_none_gpu/model.safetensors.part-00", rules)
     assert is_excluded("tests/deploy/test_dockerignore.py", rules)
+    assert is_excluded("training/teachers/02_vgg_s0/fer2013.csv.gz", rules)  # per-face numbers drawn from the datasets
+    assert is_excluded("training/teachers/02_vgg_s0/command.txt", rules)
     assert not is_excluded("model_core/weights/default/model.safetensors", rules)
     assert not is_excluded("model_core/weights/default/card.json", rules)
     assert not is_excluded("service/app.py", rules)
