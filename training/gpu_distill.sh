@@ -9,7 +9,8 @@
 #   python -m training.gpu_teachers targets --teachers training/teachers/0[2-6]_*   # .carry/soft_targets.npy
 #   python -c "from model_core.checkpoint import load_checkpoint as l, save_checkpoint as s; \
 #              m = l('model_core/weights/default'); s('.carry/default', m.model, m.card, half=True)"
-# then move model_core/weights out of the checkpoint for the trip (64 MiB travel) and carry .carry.
+# The GPU host receives the checkout plus .carry/ (64 MiB in all): move model_core/weights out of the checkout
+# for the copy (and back after).
 #
 # Students (name, then the arguments of `python -m training.gpu_teachers train`):
 #   default_kd_s0/s1  the bundled default, distilled from the teachers (labels 0.2, teachers 0.8, T 2)

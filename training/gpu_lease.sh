@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# One call on a leased GPU (the device tool of this workplace): the small default candidate
-# (gpu_small.sh) and the full-size single-task ablation row (gpu_paper.sh with model.sharing=none,
-# 18 epochs like the selective row) trained side by side, since the small network leaves the GPU idle
-# between its launches. A lease carries 64 MiB, so FER2013 travels as one tarball made here with
+# Two trainings side by side on one GPU host: the default's network (gpu_small.sh) and the full-size
+# single-task ablation row (gpu_paper.sh with model.sharing=none, 18 epochs like the selective row), since
+# the small network leaves the GPU idle between its launches.
+#
+#   OUT=runs/lease_out bash training/gpu_lease.sh      # on the GPU host, from the project root
+#
+# The GPU host receives the checkout plus .carry/ and .whl/ (64 MiB in all). Beforehand, where the datasets are:
 #   tar -czf .carry/fer2013.tar.gz -C ../shared/data fer2013/metadata.csv fer2013/README.md fer2013/train fer2013/test
-# and the packages the GPU image lacks as wheels in .whl (see /work/.library/device/README.md). The
-# bundled weights (104 MB) would not fit either: move model_core/weights/{default,fer2013_paper_gpu,...}
-# out of the checkout for the call and back after it (none of this needs them). The data is unpacked at
-# ../shared/data, where the recipes look. $OUT/small and $OUT/none receive each run's shards, card, logs
-# and figures.
-#   run: bash training/gpu_lease.sh        carry: [.carry, .whl]
+# put the wheels of the packages the host's Python lacks (pydantic and its dependencies) in .whl/, and move the
+# bundled weights (104 MB) out of the checkout for the copy (mv model_core/weights /tmp/weights_aside, and back
+# after; nothing here needs them). The host unpacks the data at ../shared/data, where the recipes look.
+# $OUT/small and $OUT/none receive each run's shards, card, logs and figures (files of at most 16 MiB).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1

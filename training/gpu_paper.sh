@@ -13,7 +13,7 @@
 # Needs ../shared/data/fer2013 (and ferplus for the FER+ report) unless --set points elsewhere. Writes the run
 # to runs/fer2013_paper_gpu (or $RUN). The float16 weights (82 MB) are cut into 15 MiB shards in $RUN/shards.
 # $OUT (default runs/gpu_out) receives run.tar.gz (model cards, training log, per-epoch log, figures) and the
-# first $SHARDS_NOW shards (default 4: a leased machine returns at most 64 MiB per command); fetch the rest with
+# first $SHARDS_NOW shards (default 4, so that $OUT stays within 64 MiB); a second command on the host returns the rest:
 #   cp $RUN/shards/model.safetensors.part-0[4-9] $OUT/
 # Put the shards beside the exported card.json ($RUN/half/card.json): load_checkpoint joins them itself and checks
 # the sha256 (model_core/weights/fer2013_paper_gpu/ is such a folder).

@@ -1,14 +1,13 @@
 #!/usr/bin/env bash
-# Train one recipe on a GPU host and leave under $OUT what a leased machine can bring back: the weights
-# cut into 15 MiB shards (a lease returns files of at most 16 MiB, 64 MiB a call), run.tar.gz (the
-# cards, the training log, the per-epoch log, the figures) and model.sha256. gpu_paper.sh and
-# gpu_small.sh call it with their recipes.
+# Train one recipe on a GPU host and leave under $OUT what the host returns: the weights cut into 15 MiB
+# shards (so that every file stays under 16 MiB), run.tar.gz (the cards, the training log, the per-epoch
+# log, the figures) and model.sha256. gpu_paper.sh and gpu_small.sh call it with their recipes.
 #
 #   CONFIG=training/configs/NAME.yaml RUN=runs/NAME OUT=runs/NAME_out [HALF=1] [SHARDS_NOW=N] \
 #       bash training/gpu_train.sh [--set KEY=VALUE ...]
 #
 # HALF=1 exports float16 weights to $RUN/half first and shards those. SHARDS_NOW copies only the first
-# N shards to $OUT (default: all); fetch the rest from $RUN/shards with a second call. Put the shards
+# N shards to $OUT (default: all); the rest stay in $RUN/shards for a second command to return. Put the shards
 # beside the card of the weights they came from: load_checkpoint joins them and checks the sha256.
 set -euo pipefail
 cd "$(dirname "$0")/.."
