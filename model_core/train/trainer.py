@@ -505,7 +505,8 @@ class Trainer:
             key = f"{spec.dataset}/{spec.split}"
             logits[key] = dataset_logits(loaded.model, self.classes, faces, self.device)  # once, for accuracy and calibration
             metrics = evaluate_dataset(loaded.model, self.classes, faces, self.device, logits=logits[key])
-            card["metrics"][key] = metrics.summary()
+            card["metrics"][key] = {**metrics.summary(), "measured_by": f"fersnet evaluate --checkpoint {best} "
+                                    f"--dataset {spec.dataset} --root {spec.root} --split {spec.split} (the same measurement)"}
             if draw:
                 plot_confusion(metrics, figures / f"confusion_{spec.dataset}_{spec.split.replace('/', '-')}.png", title=f"{key}: "
                                f"accuracy {100 * metrics.accuracy:.2f} %, macro-F1 {100 * metrics.macro_f1:.2f} %")
