@@ -30,36 +30,10 @@ export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 for f in "$pack" "$soft" "$init/card.json"; do
     [ -f "$f" ] || { echo "no $f: see the top of $0 for how to make it (and carry .carry)" >&2; exit 2; }
 done
-declare -A students=(
-    [default_kd_s0]="--init $init --soft-targets $soft --seed 0"
-    [default_kd_s1]="--init $init --soft-targets $soft --seed 1"
-    [default_ce_s0]="--init $init --seed 0"
-    [scratch_kd_s0]="--arch small_selective --soft-targets $soft --seed 0"
-)
-mkdir -p "$runs" "$out"
-start=$(date +%s)
-{ command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
-  "$py" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)'; } > "$runs/gpu.txt" 2>&1
-cat "$runs/gpu.txt"
-pids=() names=()
-for name in $(printf '%s\n' "${!students[@]}" | sort); do
-    rm -rf "${runs:?}/$name" && mkdir -p "$runs/$name"
-    # shellcheck disable=SC2086  # the table's arguments are meant to split
-    "$py" -m training.gpu_teachers train --pack "$pack" --out "$runs/$name" --name "$name" ${students[$name]} \
-        --budget-s "${BUDGET_S:-240}" "${subset[@]}" "$@" > "$runs/$name/console.log" 2>&1 &
-    pids+=($!) names+=("$name")
-done
-failed=0
-for i in "${!pids[@]}"; do
-    if wait "${pids[$i]}"; then
-        echo "${names[$i]}: done"; tail -n 2 "$runs/${names[$i]}/console.log"
-    else
-        echo "${names[$i]}: FAILED"; tail -n 25 "$runs/${names[$i]}/console.log"; failed=1
-    fi
-done
-echo "training: $(( $(date +%s) - start )) s"
-"$py" -m training.gpu_teachers collect --pack "$pack" --runs "$runs" --teachers "${names[@]}" --out "$out" \
-    --extra "$runs/gpu.txt" "${subset[@]}"
-rc=$?
-echo "wall time: $(( $(date +%s) - start )) s"
-[ $rc -eq 0 ] && [ $failed -eq 0 ]
+budget=${BUDGET_S:-240}
+# shellcheck source=training/side_by_side.sh
+. training/side_by_side.sh
+side_by_side "default_ce_s0=--init $init --seed 0" \
+    "default_kd_s0=--init $init --soft-targets $soft --seed 0" \
+    "default_kd_s1=--init $init --soft-targets $soft --seed 1" \
+    "scratch_kd_s0=--arch small_selective --soft-targets $soft --seed 0" -- "$@"

@@ -41,32 +41,12 @@ teachers=${TEACHERS:-vgg:0 vgg:1 resnet18:0 small:0}
 subset=(); [ -n "${SUBSET:-}" ] && subset=(--subset "$SUBSET")
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 [ -f "$pack" ] || { echo "no $pack: make it with python -m training.pack_data (and carry .carry)" >&2; exit 2; }
-mkdir -p "$runs" "$out"
-start=$(date +%s)
-{ command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
-  "$py" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)'; } > "$runs/gpu.txt" 2>&1
-cat "$runs/gpu.txt"
-
-pids=() names=()
+budget=${BUDGET_S:-330}
+jobs=()
 for spec in $teachers; do
     arch=${spec%%:*} seed=${spec##*:}
-    name=${arch}_s${seed}
-    rm -rf "${runs:?}/$name" && mkdir -p "$runs/$name"
-    "$py" -m training.gpu_teachers train --pack "$pack" --out "$runs/$name" --arch "$arch" --seed "$seed" \
-        --budget-s "${BUDGET_S:-330}" "${subset[@]}" "$@" > "$runs/$name/console.log" 2>&1 &
-    pids+=($!) names+=("$name")
+    jobs+=("${arch}_s${seed}=--arch $arch --seed $seed")
 done
-failed=0
-for i in "${!pids[@]}"; do
-    if wait "${pids[$i]}"; then
-        echo "${names[$i]}: done"; tail -n 2 "$runs/${names[$i]}/console.log"
-    else
-        echo "${names[$i]}: FAILED"; tail -n 25 "$runs/${names[$i]}/console.log"; failed=1
-    fi
-done
-echo "training: $(( $(date +%s) - start )) s"
-"$py" -m training.gpu_teachers collect --pack "$pack" --runs "$runs" --teachers "${names[@]}" --out "$out" \
-    --extra "$runs/gpu.txt" "${subset[@]}"
-rc=$?
-echo "wall time: $(( $(date +%s) - start )) s"
-[ $rc -eq 0 ] && [ $failed -eq 0 ]
+# shellcheck source=training/side_by_side.sh
+. training/side_by_side.sh
+side_by_side "${jobs[@]}" -- "$@"
