@@ -85,6 +85,10 @@ class LossSpec(_Strict):
     """A masked decoder only: weight of the mask's total variation (smooth regions, not speckles)."""
     synthesis_fraction: float = Field(0.25, gt=0, le=1)
     """Share of each batch that is also synthesised; the rest only trains recognition."""
+    critics: list[str] = Field(default_factory=list)
+    """Frozen classifiers (checkpoint or teacher folders) that judge each fake beside the model's own FER branch;
+    the classification loss is the mean of all their verdicts. A generator that must convince networks it shares
+    no weights with has to draw the expression, not a pattern that only its own recogniser reads."""
 
     @property
     def trains_synthesis(self) -> bool:

@@ -15,7 +15,9 @@ standard that works without paired before/after photos:
 * classification of the fake by the FER branch: the fake must *show* the target
   expression. The FER branch judges with detached weights (:func:`frozen_call`)
   so this loss only moves the generator; otherwise the generator could teach
-  the recogniser to read its own artefacts.
+  the recogniser to read its own artefacts. Frozen *critics* (other classifiers,
+  ``loss.critics``) may judge beside it: a strong recogniser alone is easily
+  satisfied by faint patterns that no other classifier reads as the expression.
 * cycle reconstruction, L1: redrawing the fake with the source expression must
   give back the input. This is what preserves identity without pairs.
 * identity, L1: asked for the expression the face already has, the generator
@@ -98,10 +100,12 @@ class MultiTaskObjective(nn.Module):
     registered submodule: it has its own optimiser and its own DDP wrapper.
     """
 
-    def __init__(self, model: FERSNet, discriminator: nn.Module | None, weights: LossSpec) -> None:
+    def __init__(self, model: FERSNet, discriminator: nn.Module | None, weights: LossSpec,
+                 critics: tuple[nn.Module, ...] = ()) -> None:
         super().__init__()
         self.model = model
         self._discriminator = (discriminator,)
+        self.critics = critics  # a tuple, not submodules: never trained, never saved with the model
         self.weights = weights
 
     def forward(self, images: Tensor, labels: Tensor, targets: Tensor) -> StepOutput:
@@ -124,7 +128,8 @@ class MultiTaskObjective(nn.Module):
         kept = model.decode_parts(subset, source)
         fake, same = drawn.face, kept.face
         judged = frozen_call(model, fake, source)  # the FER verdict on the fake, and its way back
-        losses["cls"] = F.cross_entropy(judged.logits.float(), wanted)
+        verdicts = [judged.logits, *(critic(fake) for critic in self.critics)]
+        losses["cls"] = torch.stack([F.cross_entropy(v.float(), wanted) for v in verdicts]).mean()
         losses["cycle"] = F.l1_loss(judged.synthesis.float(), real.float())
         losses["identity"] = F.l1_loss(same.float(), real.float())
         total = total + w.classification * losses["cls"] + w.cycle * losses["cycle"] + w.identity * losses["identity"]

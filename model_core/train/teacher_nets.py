@@ -40,6 +40,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from ..checkpoint import CARD_FILE, WEIGHTS_FILE, build_card, load_checkpoint, save_checkpoint
+from ..data import DataError
 from ..expressions import FER2013_CLASSES
 from ..fersnet import FERSNet, create_model
 from ..preprocess import Preprocess
@@ -167,3 +168,33 @@ def load_teacher(folder: str | Path, device: str | torch.device = "cpu") -> nn.M
     model = build_teacher(spec["arch"])
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in load_file(str(folder / WEIGHTS_FILE)).items()})
     return model.to(device).eval()
+
+
+def load_critic(folder: str | Path, classes: tuple[str, ...], img_size: int,
+                device: str | torch.device = "cpu") -> nn.Module:
+    """A saved classifier (either kind of teacher, or any checkpoint) frozen to judge a generator's faces.
+
+    It must answer in ``classes``' order and read faces of ``img_size`` pixels, as the model whose fakes it
+    judges does; anything else is refused by name rather than scored wrongly.
+    """
+    folder = Path(folder)
+    if (folder / CARD_FILE).is_file():
+        loaded = load_checkpoint(folder, device)
+        theirs, size = loaded.classes, loaded.preprocess.img_size
+        model: nn.Module = FERClassifier(loaded.model, loaded.preprocess)
+    elif (folder / TEACHER_FILE).is_file():
+        spec = json.loads((folder / TEACHER_FILE).read_text())
+        theirs, size = tuple(spec["classes"]), int(spec["input"]["img_size"])
+        model = load_teacher(folder, device)
+    else:
+        raise DataError(f"{folder}: not a checkpoint or teacher folder (no {CARD_FILE} or {TEACHER_FILE})")
+    if tuple(theirs) != tuple(classes) or size != img_size:
+        raise DataError(f"{folder}: a critic must read {img_size}-pixel faces and answer in {list(classes)}; "
+                        f"it reads {size}-pixel faces and answers in {list(theirs)}")
+    return model.to(device).eval().requires_grad_(False)
+
+
+def load_critics(folders: list[str], classes: tuple[str, ...], img_size: int,
+                 device: str | torch.device = "cpu") -> tuple[nn.Module, ...]:
+    """Every critic a recipe names (``loss.critics``), frozen, on ``device``."""
+    return tuple(load_critic(f, classes, img_size, device) for f in folders)

@@ -52,6 +52,7 @@ from ..transfer import init_from_checkpoint
 from .config import DataSpec, TrainConfig
 from .losses import MultiTaskObjective, StepOutput, discriminator_loss
 from .teacher import teacher_targets_for
+from .teacher_nets import load_critics
 
 
 @dataclass
@@ -204,7 +205,8 @@ class Trainer:
         self.model.to(self.device, memory_format=self.memory_format)
         self.amp = autocast_for(self.device, cpu=config.cpu_bf16) if config.amp else nullcontext()
 
-        self.objective: nn.Module = MultiTaskObjective(self.model, self.discriminator, config.loss)
+        self.objective: nn.Module = MultiTaskObjective(self.model, self.discriminator, config.loss,
+                                                       load_critics(config.loss.critics, self.classes, cfg.img_size, self.device))
         self.disc_step: nn.Module | None = self.discriminator
         if self.env.distributed:
             ids = [self.device.index] if use_cuda else None

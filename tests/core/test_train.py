@@ -16,6 +16,7 @@ from model_core import create_model, load_checkpoint
 from model_core.train import TrainConfig, Trainer, load_config
 from model_core.train.config import ConfigError, LossSpec
 from model_core.train.losses import MultiTaskObjective, frozen_call
+from model_core.train.teacher_nets import build_teacher
 
 from .fakes import REPO, face, tiny_recipe
 
@@ -56,6 +57,42 @@ def test_the_fake_is_judged_without_training_the_judge() -> None:
     assert fake.grad is not None and fake.grad.abs().sum() > 0
     assert all(p.grad is None for p in model.parameters())
     assert torch.equal(model.stem[0][1].running_mean, running_mean)
+
+
+def test_critics_judge_each_fake_beside_the_fer_branch_and_learn_nothing() -> None:
+    """The classification loss is the mean of every judge's cross-entropy; the generator learns from all of them."""
+    torch.manual_seed(0)
+    model = create_model("fersnet_tiny", synthesis_output="masked")
+    critic = build_teacher("tiny").eval().requires_grad_(False)
+    labels = torch.arange(7)
+    images = torch.stack([torch.from_numpy(face(int(c), i)).float()[None] / 127.5 - 1 for i, c in enumerate(labels)])
+    weights = LossSpec(synthesis_fraction=1.0)
+    torch.manual_seed(1)  # the same wanted expressions and dropout in both calls
+    alone = MultiTaskObjective(model.eval(), None, weights)(images, labels, torch.eye(7)[labels])
+    torch.manual_seed(1)
+    judged = MultiTaskObjective(model.eval(), None, weights, (critic,))(images, labels, torch.eye(7)[labels])
+    assert judged.fake is not None and alone.fake is not None and torch.equal(judged.fake, alone.fake)
+    critic_ce = judged.losses["cls"] * 2 - alone.losses["cls"]  # the mean of two verdicts: the critic's is the rest
+    assert critic_ce.item() > 0 and not torch.isclose(judged.losses["cls"], alone.losses["cls"])
+    judged.total.backward()
+    assert all(p.grad is None for p in critic.parameters())
+    assert model.decoder["to_image"].weight.grad is not None
+
+
+def test_a_critic_must_read_and_answer_as_the_model_does(tmp_path: Path) -> None:
+    from model_core.data import DataError
+    from model_core.expressions import FER2013_CLASSES
+    from model_core.train.teacher_nets import load_critic, save_teacher
+
+    folder = save_teacher(tmp_path / "resnet", build_teacher("resnet18"), "resnet18", {"name": "r"})
+    critic = load_critic(folder, FER2013_CLASSES, 48)
+    assert not critic.training and not any(p.requires_grad for p in critic.parameters())
+    with pytest.raises(DataError, match="must read 96-pixel faces"):
+        load_critic(folder, FER2013_CLASSES, 96)
+    with pytest.raises(DataError, match="answer in"):
+        load_critic(save_teacher(tmp_path / "tiny", build_teacher("tiny"), "tiny", {"name": "t"}), FER2013_CLASSES[::-1], 48)
+    with pytest.raises(DataError, match="not a checkpoint or teacher folder"):
+        load_critic(tmp_path, FER2013_CLASSES, 48)
 
 
 def _fit(recipe: dict) -> tuple[Trainer, Path]:
