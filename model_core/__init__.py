@@ -5,6 +5,7 @@ neither of them (nor FastAPI). The one preprocessing path lives in
 :class:`Preprocess`, which every checkpoint carries in its card.
 """
 
+from .card import ModelCard
 from .checkpoint import DEFAULT_CHECKPOINT, CheckpointError, LoadedModel, load_checkpoint, save_checkpoint
 from .expressions import CANONICAL, canonical
 from .fersnet import FERSNet, FERSNetConfig, create_model, list_variants
@@ -17,6 +18,7 @@ __all__ = [
     "FERSNet",
     "FERSNetConfig",
     "LoadedModel",
+    "ModelCard",
     "Preprocess",
     "canonical",
     "create_model",

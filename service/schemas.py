@@ -200,7 +200,7 @@ class ModelInfo(BaseModel):
     classes: list[str]
     input: InputSpec
     sha256: str = Field(description="SHA-256 of the checkpoint's weights file.")
-    parameters: int | None = None
+    parameters: int = Field(description="The network's parameter count.")
     metrics: dict[str, Any] = Field(description="Test metrics recorded in the card when the model was evaluated.")
     calibration: dict[str, Any] = Field(
         default_factory=dict,
@@ -208,7 +208,7 @@ class ModelInfo(BaseModel):
         "the calibration measured before and after (NLL, expected calibration error, mean confidence).",
     )
     training: dict[str, Any] = Field(description="How the model was trained, as recorded in the card.")
-    created: str | None = None
+    created: str = Field(description="When the checkpoint was written (ISO 8601).")
     config: dict[str, Any] = Field(description="The network's configuration (FERSNetConfig).")
     runtime: RuntimeInfo
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from model_core.typed_json import to_json
 
 from ..deps import RuntimeDep, require_api_key
 from ..errors import NotReady
@@ -37,7 +37,7 @@ async def healthz(runtime: RuntimeDep) -> Health:
 )
 async def readyz(runtime: RuntimeDep) -> Readiness:
     engine = runtime.require_ready()
-    return Readiness(model=str(engine.loaded.card.get("name")), device=str(engine.device))
+    return Readiness(model=engine.loaded.card.name, device=str(engine.device))
 
 
 @router.get(
@@ -67,22 +67,22 @@ async def models(runtime: RuntimeDep) -> ModelInfo:
     engine = runtime.engine
     if engine is None:
         raise NotReady("the model is still loading", retry_after_s=runtime.settings.retry_after_s)
-    card: dict[str, Any] = engine.loaded.card
+    card = engine.loaded.card
     s = runtime.settings
     return ModelInfo(
-        name=str(card.get("name", card.get("variant", "fersnet"))),
-        variant=str(card.get("variant", engine.model.config.variant)),
-        sharing=str(card.get("sharing", engine.model.config.sharing)),
+        name=card.name,
+        variant=card.variant,
+        sharing=card.sharing,
         synthesis=engine.has_synthesis,
         classes=list(engine.classes),
-        input=InputSpec(**engine.preprocess.to_dict()),
-        sha256=engine.loaded.sha256,
-        parameters=card.get("parameters"),
-        metrics=card.get("metrics") or {},
-        calibration=card.get("calibration") or {},
-        training=card.get("training") or {},
-        created=card.get("created"),
-        config=card.get("config") or {},
+        input=InputSpec(**card.input.to_dict()),
+        sha256=card.weights.sha256,
+        parameters=card.parameters,
+        metrics=card.metrics,
+        calibration=to_json(card.calibration) if card.calibration else {},
+        training=card.training,
+        created=card.created,
+        config=card.config.to_dict(),
         runtime=RuntimeInfo(
             device=str(engine.device),
             precision=engine.precision,

@@ -35,11 +35,11 @@ def test_card_accuracy_is_reproduced(dataset: str, root: Path, split: str, capsy
         pytest.skip(f"{root} is not present")
     card = load_checkpoint(None).card
     key = f"{dataset}/{split}"
-    if key not in card["metrics"]:
+    if key not in card.metrics:
         pytest.fail(f"the default model's card states no {key} accuracy")
     main(["evaluate", "--dataset", dataset, "--root", str(root), "--split", split, "--json"])
     measured = json.loads(capsys.readouterr().out)
-    stated = card["metrics"][key]
+    stated = card.metrics[key]
     assert measured["accuracy"] == pytest.approx(stated["accuracy"], abs=0.005)
     # CK+48 has no neutral: the card states the restricted figure beside the headline, FER2013 and FER+ need none.
     assert stated.get("restricted_excludes", []) == measured["extra_classes"] == (["neutral"] if dataset == "ckplus" else [])
@@ -75,16 +75,17 @@ def test_card_calibration_is_reproduced() -> None:
     if not FER2013.is_dir():
         pytest.skip(f"{FER2013} is not present")
     loaded = load_checkpoint(None)
-    calibration = loaded.card["calibration"]
+    calibration = loaded.card.calibration
+    assert calibration is not None
 
     def logits(split: str) -> tuple[torch.Tensor, torch.Tensor]:
         faces = evaluation_set(load_records("fer2013", FER2013, split), loaded.preprocess, loaded.classes)
         return dataset_logits(loaded.model, loaded.classes, faces)
 
-    assert fit_temperature(*logits("val")) == pytest.approx(calibration["temperature"], abs=0.01)
+    assert fit_temperature(*logits("val")) == pytest.approx(calibration.temperature, abs=0.01)
     test = CalibrationMetrics.measure(*logits("test"), loaded.temperature)
-    stated = calibration["measured"]["fer2013/test"]["after"]
+    stated = calibration.measured["fer2013/test"]["after"]
     assert test.ece == pytest.approx(stated["ece"], abs=0.005) and test.nll == pytest.approx(stated["nll"], abs=0.005)
-    before = calibration["measured"]["fer2013/test"]["before"]
+    before = calibration.measured["fer2013/test"]["before"]
     assert test.nll <= before["nll"]  # what the temperature minimises on validation also falls on the test split
     assert test.ece < 0.05  # and the probabilities stay calibrated there (the default's were before scaling too)
