@@ -11,8 +11,9 @@ A served checkpoint is a folder::
 Weights too large for one file in a git host may instead be cut into
 ``model.safetensors.part-00``, ``-01``, ... (``split -b 15M -d``); they are
 joined in name order and checked against the same sha256. Checkpoints bundled
-with the package live in ``model_core/weights/<name>/`` and can be named by
-``<name>`` alone (``default`` is the served default).
+with the package live in ``model_core/weights/<name>/``, are listed in
+:mod:`model_core.registry`, and can be named by ``<name>`` alone (``default``
+is the served default).
 
 Loading reads the card as a typed :class:`~model_core.card.ModelCard` (every
 field checked; a bad one is named), checks the weights' hash and every tensor's
@@ -45,13 +46,13 @@ from safetensors.torch import load as load_bytes
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
+from . import registry
 from .card import CARD_FILE, CARD_FORMAT, CardDraft, CardError, ModelCard, Weights
 from .fersnet import FERSNet, FERSNetConfig
 from .preprocess import Preprocess
 
 WEIGHTS_FILE = "model.safetensors"
-BUNDLED_CHECKPOINTS = Path(__file__).parent / "weights"
-DEFAULT_CHECKPOINT = BUNDLED_CHECKPOINTS / "default"
+DEFAULT_CHECKPOINT = registry.BUNDLED[registry.DEFAULT].folder
 
 
 class CheckpointError(Exception):
@@ -157,27 +158,26 @@ def write_card(folder: str | Path, card: ModelCard) -> None:
 def resolve_checkpoint(path: str | Path | None) -> Path:
     """Accept a checkpoint folder, its card.json or its model.safetensors, or the name of a bundled checkpoint.
 
-    None and ``"default"`` mean the bundled default. A path that exists wins over a bundled name.
+    None means the bundled default. A path that exists wins over a bundled name (:mod:`model_core.registry`).
     """
-    if path is None or str(path) == "default":
-        return DEFAULT_CHECKPOINT
-    path = Path(path)
+    try:
+        bundled = registry.BUNDLED[registry.DEFAULT] if path is None else registry.bundled_name(path)
+    except ValueError:
+        bundled = None  # not a name: reported below as a path that is not there
+    if bundled is not None:
+        if not bundled.installed:
+            raise CheckpointError(f"bundled checkpoint {bundled.name!r} is not in this installation "
+                                  f"(no {bundled.folder}); it comes with a source checkout: mount its folder")
+        return bundled.folder
+    path = Path(str(path))
     if path.is_file() and path.name in (CARD_FILE, WEIGHTS_FILE):
         path = path.parent
-    if not path.exists() and len(path.parts) == 1 and (BUNDLED_CHECKPOINTS / path.name / CARD_FILE).is_file():
-        path = BUNDLED_CHECKPOINTS / path.name
     if not path.is_dir():
-        bundled = ", ".join(bundled_checkpoints())
         raise CheckpointError(
             f"checkpoint {path} not found (expected a folder with {CARD_FILE} and {WEIGHTS_FILE}, "
-            f"or a bundled checkpoint: {bundled})"
+            f"or a bundled checkpoint: {registry.names()})"
         )
     return path
-
-
-def bundled_checkpoints() -> list[str]:
-    """Names of the checkpoints shipped in ``model_core/weights``."""
-    return sorted(p.parent.name for p in BUNDLED_CHECKPOINTS.glob(f"*/{CARD_FILE}"))
 
 
 def read_weights(weights: Path) -> tuple[bytes, str]:

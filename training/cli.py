@@ -28,8 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from model_core import CheckpointError, create_model, list_variants, load_checkpoint
-from model_core.checkpoint import bundled_checkpoints
+from model_core import CheckpointError, create_model, list_variants, load_checkpoint, registry
 from model_core.data import DataError, load_records
 from model_core.fersnet import SHARING_MODES, FERSNet
 
@@ -40,7 +39,7 @@ if TYPE_CHECKING:  # the evaluation module is imported by the commands that need
     from model_core.faces import LargestFace
 
 EXIT_USAGE = 2
-CHECKPOINT_HELP = "a checkpoint folder, or a bundled one by name: " + ", ".join(bundled_checkpoints())
+CHECKPOINT_HELP = "a checkpoint folder, or a bundled one by name: " + registry.describe()
 DETECT_HELP = ("find the largest face in each image (YuNet) and frame it as the service does: yes (or --detect alone) for "
                "photos, no for face crops, auto (the default) for yes when the split's images are at least twice the "
                "model's input across, as photos are and the datasets' crops are not; images without a face are "

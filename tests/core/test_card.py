@@ -10,8 +10,9 @@ import pytest
 
 from model_core import CheckpointError, ModelCard, Preprocess, create_model, load_checkpoint, save_checkpoint
 from model_core.card import CardDraft
-from model_core.checkpoint import BUNDLED_CHECKPOINTS, build_card, bundled_checkpoints, read_card, write_card
+from model_core.checkpoint import build_card, read_card, write_card
 from model_core.expressions import FER2013_CLASSES
+from model_core.registry import BUNDLED
 
 from .conftest import MakeCheckpoint
 
@@ -42,10 +43,10 @@ def test_a_built_card_round_trips(checkpoint: Path) -> None:
     assert card.calibration is None and load_checkpoint(checkpoint).temperature == 1.0
 
 
-@pytest.mark.parametrize("name", bundled_checkpoints())
+@pytest.mark.parametrize("name", list(BUNDLED))
 def test_every_bundled_card_validates_and_keeps_what_it_says(name: str) -> None:
     """Read without rewriting: every section comes back as written; an older config gains only its defaults."""
-    folder = BUNDLED_CHECKPOINTS / name
+    folder = BUNDLED[name].folder
     on_disk = json.loads((folder / "card.json").read_text())
     dumped = read_card(folder).to_json()
     assert set(dumped) == set(on_disk)  # the same sections (in the card's order: a rewrite may move figures up)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from model_core import DEFAULT_CHECKPOINT, load_checkpoint
-from model_core.checkpoint import BUNDLED_CHECKPOINTS, bundled_checkpoints
+from model_core.registry import BUNDLED
 from training.cli import main
 
 from .fakes import SHARED_DATA
@@ -48,13 +48,13 @@ def test_card_accuracy_is_reproduced(dataset: str, root: Path, split: str, capsy
         assert measured["accuracy"] < measured["accuracy_restricted"]
 
 
-@pytest.mark.parametrize("name", bundled_checkpoints())
+@pytest.mark.parametrize("name", list(BUNDLED))
 def test_bundled_cards_state_ck_plus_under_both_protocols(name: str) -> None:
     """Every bundled card's CK+48 figure is the plain argmax over the model's seven classes, with the restricted one
     (neutral never an answer) beside it; where the card's calibration also measured CK+48, its accuracy (the same
     argmax, on the 927 faces whose class the model has) counts the same faces right. Runs no model: the full-size
     ones take minutes on a CPU (the commands that measured them are on the cards)."""
-    card = json.loads((BUNDLED_CHECKPOINTS / name / "card.json").read_text())
+    card = json.loads((BUNDLED[name].folder / "card.json").read_text())
     ck = card["metrics"]["ckplus/all"]
     assert ck["images"] == 981 and ck["restricted_excludes"] == ["neutral"]
     assert ck["accuracy"] < ck["accuracy_restricted"] and "--dataset ckplus" in ck["measured_by"]
