@@ -59,7 +59,7 @@ def main() -> None:
 
     loaded = load_checkpoint(args.checkpoint, "cpu")
     finder = LargestFace(loaded.preprocess, FaceDetector())
-    print(f"{loaded.card.get('name')} ({loaded.sha256[:12]}) on {args.dataset}/{args.split}, seed {args.seed}")
+    print(f"{loaded.card.name} ({loaded.sha256[:12]}) on {args.dataset}/{args.split}, seed {args.seed}")
     # accuracy: the argmax over all the model's classes; restricted: the best of those the set contains (the same
     # number unless the set lacks some of the model's classes, as CK+48 lacks neutral)
     print("| faces arrive as | face detection | images | face found | accuracy | restricted to the set's classes | macro-F1 | seconds |")

@@ -7,7 +7,7 @@ time. Dividing the logits by one temperature ``T`` (below 1 sharpens, above 1
 softens) fixes most of that without moving any prediction: the argmax, and so
 the accuracy, cannot change. ``T`` is fitted by minimising the negative
 log-likelihood on a validation split, and travels in the model card
-(``card["calibration"]``), so the service, the CLI and any reader of the card
+(``card.calibration``), so the service, the CLI and any reader of the card
 apply the same one. The trainer fits it on the validation split when it
 finishes; ``fersnet calibrate`` fits it for any checkpoint (a soup, say).
 
@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import DataLoader
 
+from .card import Calibration
 from .data import FaceDataset
 from .fersnet import FERSNet
 
@@ -140,17 +141,17 @@ def reliability_diagram(splits: dict[str, tuple[Tensor, Tensor]], temperature: f
     plt.close(fig)
 
 
-def calibrate(splits: dict[str, tuple[Tensor, Tensor]], fit_on: str, fitted_from: str, command: str) -> dict[str, Any]:
+def calibrate(splits: dict[str, tuple[Tensor, Tensor]], fit_on: str, fitted_from: str, command: str) -> Calibration:
     """Fit the temperature on ``splits[fit_on]`` (logits, labels), measure every split before and after,
     and return the card's ``calibration`` section. The stored temperature is rounded, and the one measured."""
     temperature = round(fit_temperature(*splits[fit_on]), 4)
-    return {
-        "temperature": temperature,
-        "method": "temperature scaling: softmax(logits / temperature), temperature minimising the NLL (L-BFGS)",
-        "fitted_on": fitted_from,
-        "command": command,
-        "measured": {
+    return Calibration(
+        temperature=temperature,
+        method="temperature scaling: softmax(logits / temperature), temperature minimising the NLL (L-BFGS)",
+        fitted_on=fitted_from,
+        command=command,
+        measured={
             key: {"before": CalibrationMetrics.measure(z, y).to_dict(), "after": CalibrationMetrics.measure(z, y, temperature).to_dict()}
             for key, (z, y) in splits.items()
         },
-    }
+    )

@@ -11,11 +11,13 @@ A served checkpoint is a folder::
 Weights too large for one file in a git host may instead be cut into
 ``model.safetensors.part-00``, ``-01``, ... (``split -b 15M -d``); they are
 joined in name order and checked against the same sha256. Checkpoints bundled
-with the package live in ``model_core/weights/<name>/`` and can be named by
-``<name>`` alone (``default`` is the served default).
+with the package live in ``model_core/weights/<name>/``, are listed in
+:mod:`model_core.registry`, and can be named by ``<name>`` alone (``default``
+is the served default).
 
-Loading reads the card, checks the weights' hash and every tensor's name and
-shape against the network the card describes, checks that every value is
+Loading reads the card as a typed :class:`~model_core.card.ModelCard` (every
+field checked; a bad one is named), checks the weights' hash and every tensor's
+name and shape against the network the card describes, checks that every value is
 finite (a hash proves the bytes are the ones the card names, not that they are
 weights: a NaN classifier hashes as well as a trained one), and refuses
 anything that does not match with a :class:`CheckpointError` that says what is
@@ -44,14 +46,13 @@ from safetensors.torch import load as load_bytes
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
+from . import registry
+from .card import CARD_FILE, CARD_FORMAT, CardDraft, CardError, ModelCard, Weights
 from .fersnet import FERSNet, FERSNetConfig
 from .preprocess import Preprocess
 
-CARD_FORMAT = "fersnet-card/1"
 WEIGHTS_FILE = "model.safetensors"
-CARD_FILE = "card.json"
-BUNDLED_CHECKPOINTS = Path(__file__).parent / "weights"
-DEFAULT_CHECKPOINT = BUNDLED_CHECKPOINTS / "default"
+DEFAULT_CHECKPOINT = registry.BUNDLED[registry.DEFAULT].folder
 
 
 class CheckpointError(Exception):
@@ -63,22 +64,25 @@ class LoadedModel:
     """A model ready to use, carrying everything needed to feed it (torchvision-style weights)."""
 
     model: FERSNet
-    card: dict[str, Any]
-    preprocess: Preprocess
+    card: ModelCard
     path: Path
 
     @property
+    def preprocess(self) -> Preprocess:
+        return self.card.input
+
+    @property
     def classes(self) -> tuple[str, ...]:
-        return tuple(self.card["classes"])
+        return tuple(self.card.classes)
 
     @property
     def sha256(self) -> str:
-        return str(self.card["weights"]["sha256"])
+        return self.card.weights.sha256
 
     @property
     def temperature(self) -> float:
         """The logits' divisor that makes the softmax calibrated (``fersnet calibrate``); 1 where none was fitted."""
-        return float(self.card.get("calibration", {}).get("temperature", 1.0))
+        return self.card.calibration.temperature if self.card.calibration else 1.0
 
 
 def sha256_file(path: Path) -> str:
@@ -103,29 +107,29 @@ def build_card(
     name: str | None = None,
     training: dict[str, Any] | None = None,
     metrics: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The model card of ``model``; the weights section is filled in by :func:`save_checkpoint`."""
-    if len(classes) != model.config.num_classes:
-        raise ValueError(f"{len(classes)} class names for a model with {model.config.num_classes} outputs")
-    return {
-        "format": CARD_FORMAT,
-        "name": name or model.config.variant,
-        "variant": model.config.variant,
-        "sharing": model.config.sharing,
-        "classes": list(classes),
-        "input": preprocess.to_dict(),
-        "config": model.config.to_dict(),
-        "parameters": sum(p.numel() for p in model.parameters()),
-        "training": training or {},
-        "metrics": metrics or {},
-    }
+) -> CardDraft:
+    """The model card of ``model``, read off the network itself; :func:`save_checkpoint` adds the weights section."""
+    config = model.config
+    return CardDraft(
+        name=name or config.variant,
+        variant=config.variant,
+        sharing=config.sharing,
+        classes=list(classes),
+        input=preprocess,
+        config=FERSNetConfig.from_dict(config.to_dict()),  # a copy: the card must not change with the model
+        parameters=sum(p.numel() for p in model.parameters()),
+        training=training or {},
+        metrics=metrics or {},
+    )
 
 
-def save_checkpoint(folder: str | Path, model: FERSNet, card: dict[str, Any], half: bool = False) -> Path:
+def save_checkpoint(folder: str | Path, model: FERSNet, card: CardDraft, half: bool = False) -> Path:
     """Write ``model.safetensors`` and ``card.json`` into ``folder``; returns the folder.
 
     ``half`` stores float16 weights (half the size); they are cast back to
-    float32 on load. The card records the hash of exactly the bytes written.
+    float32 on load. The card records the hash of exactly the bytes written
+    (any weights section ``card`` had is replaced), and keeps its ``created``
+    time if it has one.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -139,47 +143,41 @@ def save_checkpoint(folder: str | Path, model: FERSNet, card: dict[str, Any], ha
     save_file(tensors, str(tmp), metadata={"format": CARD_FORMAT})
     os.chmod(tmp, 0o644)  # readable by the service's non-root user once copied into an image
     os.replace(tmp, weights)
-    card = dict(card)
-    card["weights"] = {
-        "file": WEIGHTS_FILE,
-        "sha256": sha256_file(weights),
-        "bytes": weights.stat().st_size,
-        "dtype": str(dtype).removeprefix("torch."),
-    }
-    card.setdefault("created", dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
-    write_card(folder, card)
+    written = Weights(file=WEIGHTS_FILE, sha256=sha256_file(weights), bytes=weights.stat().st_size,
+                      dtype=str(dtype).removeprefix("torch."))
+    created = card.created or dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    write_card(folder, card.complete(written, created))
     return folder
 
 
-def write_card(folder: str | Path, card: dict[str, Any]) -> None:
+def write_card(folder: str | Path, card: ModelCard) -> None:
     """Replace a checkpoint's card (its weights untouched, so their hash still holds), atomically."""
-    _atomic_write_text(Path(folder) / CARD_FILE, json.dumps(card, indent=2) + "\n")
+    _atomic_write_text(Path(folder) / CARD_FILE, json.dumps(card.to_json(), indent=2) + "\n")
 
 
 def resolve_checkpoint(path: str | Path | None) -> Path:
     """Accept a checkpoint folder, its card.json or its model.safetensors, or the name of a bundled checkpoint.
 
-    None and ``"default"`` mean the bundled default. A path that exists wins over a bundled name.
+    None means the bundled default. A path that exists wins over a bundled name (:mod:`model_core.registry`).
     """
-    if path is None or str(path) == "default":
-        return DEFAULT_CHECKPOINT
-    path = Path(path)
+    try:
+        bundled = registry.BUNDLED[registry.DEFAULT] if path is None else registry.bundled_name(path)
+    except ValueError:
+        bundled = None  # not a name: reported below as a path that is not there
+    if bundled is not None:
+        if not bundled.installed:
+            raise CheckpointError(f"bundled checkpoint {bundled.name!r} is not in this installation "
+                                  f"(no {bundled.folder}); it comes with a source checkout: mount its folder")
+        return bundled.folder
+    path = Path(str(path))
     if path.is_file() and path.name in (CARD_FILE, WEIGHTS_FILE):
         path = path.parent
-    if not path.exists() and len(path.parts) == 1 and (BUNDLED_CHECKPOINTS / path.name / CARD_FILE).is_file():
-        path = BUNDLED_CHECKPOINTS / path.name
     if not path.is_dir():
-        bundled = ", ".join(bundled_checkpoints())
         raise CheckpointError(
             f"checkpoint {path} not found (expected a folder with {CARD_FILE} and {WEIGHTS_FILE}, "
-            f"or a bundled checkpoint: {bundled})"
+            f"or a bundled checkpoint: {registry.names()})"
         )
     return path
-
-
-def bundled_checkpoints() -> list[str]:
-    """Names of the checkpoints shipped in ``model_core/weights``."""
-    return sorted(p.parent.name for p in BUNDLED_CHECKPOINTS.glob(f"*/{CARD_FILE}"))
 
 
 def read_weights(weights: Path) -> tuple[bytes, str]:
@@ -192,36 +190,35 @@ def read_weights(weights: Path) -> tuple[bytes, str]:
     return b"".join(p.read_bytes() for p in parts), f"{weights}.part-{{{parts[0].name[-2:]}..{parts[-1].name[-2:]}}}"
 
 
-def read_card(folder: Path) -> dict[str, Any]:
+def read_card(folder: Path) -> ModelCard:
+    """The card in ``folder``, checked field by field (:class:`~model_core.card.ModelCard`); CheckpointError if not."""
     card_path = folder / CARD_FILE
     try:
-        card = json.loads(card_path.read_text())
+        data = json.loads(card_path.read_text())
     except FileNotFoundError:
         raise CheckpointError(f"{card_path}: model card missing") from None
     except json.JSONDecodeError as e:
         raise CheckpointError(f"{card_path}: not valid JSON ({e})") from None
-    if not isinstance(card, dict) or card.get("format") != CARD_FORMAT:
+    if not isinstance(data, dict) or data.get("format") != CARD_FORMAT:
         raise CheckpointError(f"{card_path}: not a FERSNet model card (format should be {CARD_FORMAT!r})")
-    for key in ("classes", "input", "config", "weights"):
-        if key not in card:
-            raise CheckpointError(f"{card_path}: card lacks {key!r}")
-    return card
+    try:
+        return ModelCard.from_json(data)
+    except CardError as e:
+        raise CheckpointError(f"{card_path}: invalid model card: {e}") from None
 
 
-def weights_path(folder: Path, card: dict[str, Any]) -> Path:
+def weights_path(folder: Path, card: ModelCard) -> Path:
     """Where the card's ``weights.file`` points, refused unless it is a plain file name inside ``folder``.
 
     A card is data a user may have downloaded; it must not make the loader
     read (or, through error messages, reveal the existence of) files elsewhere
     on the host, such as ``/etc/passwd`` or ``../../secrets``.
     """
-    name = card["weights"].get("file", WEIGHTS_FILE) if isinstance(card["weights"], dict) else None
-    where = folder / CARD_FILE
-    if not isinstance(name, str) or not name:
-        raise CheckpointError(f"{where}: weights.file must be a file name")
+    name = card.weights.file
     root = folder.resolve()
     candidate = (folder / name).resolve()
     if Path(name).is_absolute() or not candidate.is_relative_to(root):
+        where = folder / CARD_FILE
         raise CheckpointError(f"{where}: weights.file {name!r} points outside the checkpoint folder; refusing to read it")
     return folder / name
 
@@ -232,28 +229,25 @@ def load_checkpoint(path: str | Path | None = None, device: str | torch.device =
     card = read_card(folder)
     data, source = read_weights(weights_path(folder, card))
     actual = hashlib.sha256(data).hexdigest()
-    if actual != card["weights"].get("sha256"):
+    if actual != card.weights.sha256:
         raise CheckpointError(
-            f"{source}: sha256 {actual[:12]}... does not match the card's {str(card['weights'].get('sha256'))[:12]}...; "
+            f"{source}: sha256 {actual[:12]}... does not match the card's {card.weights.sha256[:12]}...; "
             "the weights were altered or belong to another card"
         )
-    try:
-        config = FERSNetConfig.from_dict(card["config"])
-        preprocess = Preprocess.from_dict(card["input"])
-    except (TypeError, ValueError) as e:
-        raise CheckpointError(f"{folder / CARD_FILE}: invalid config: {e}") from None
-    if len(card["classes"]) != config.num_classes:
-        raise CheckpointError(f"{folder / CARD_FILE}: {len(card['classes'])} classes but num_classes={config.num_classes}")
-    model = FERSNet(config)
+    model = FERSNet(card.config)
     try:
         tensors = load_bytes(data)
     except (SafetensorError, OSError) as e:
         raise CheckpointError(f"{source}: unreadable safetensors file ({e})") from None
     _check_tensors(model, tensors, source)
     _check_finite(tensors, source)
+    parameters = sum(p.numel() for p in model.parameters())
+    if parameters != card.parameters:
+        raise CheckpointError(f"{folder / CARD_FILE}: parameters {card.parameters:,}, but the network it describes has "
+                              f"{parameters:,}")
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in tensors.items()})
     model.to(device).eval()
-    return LoadedModel(model=model, card=card, preprocess=preprocess, path=folder)
+    return LoadedModel(model=model, card=card, path=folder)
 
 
 def _check_tensors(model: FERSNet, tensors: dict[str, Tensor], source: str) -> None:

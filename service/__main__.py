@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
+from model_core import registry
+
 from .memory import tune_malloc
 from .settings import Settings
 
@@ -46,8 +48,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     )
     parser.add_argument("--host", help="interface to listen on (default 127.0.0.1; 0.0.0.0 in a container)")
     parser.add_argument("--port", type=int, help="TCP port (default 8000)")
-    parser.add_argument("--checkpoint", help="checkpoint folder, or a bundled one by name: 'default', 'fer2013_paper_gpu' or "
-                        "'fer2013_paper_none_gpu' (classification only)")
+    parser.add_argument("--checkpoint", help=f"checkpoint folder, or a bundled one by name: {registry.describe()}")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where the model runs (default auto)")
     parser.add_argument("--precision", choices=["float16", "bfloat16", "float32"], help="dtype on CUDA (default float16)")
     parser.add_argument("--cpu-precision", choices=["auto", "bfloat16", "float32"],

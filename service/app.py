@@ -39,7 +39,7 @@ Facial expression **recognition** and **synthesis** with FERSNet
 
 * `POST /v1/classify`: the expression of every face in one or more photos.
 * `POST /v1/synthesize`: a face redrawn with other expressions.
-* `GET /v1/models`: the served checkpoint's model card.
+* `GET /v1/models`: the served checkpoint's model card, and the bundled checkpoints.
 
 The web page at `/` does the same for people, in a browser.
 

@@ -209,7 +209,7 @@ class ClassifyAPI(_PhotoPipeline, BatchedAPI[ClassifyRequest, ClassifyContext, F
             )
             for i, (upload, photo, faces) in enumerate(zip(request.uploads, photos, per_image, strict=True))
         ]
-        return ClassifyResponse(model=str(self.engine.loaded.card.get("name", "fersnet")), detect=request.detect, images=images)
+        return ClassifyResponse(model=self.engine.loaded.card.name, detect=request.detect, images=images)
 
 
 # --------------------------------------------------------------------------- synthesize
@@ -340,7 +340,7 @@ class SynthesizeAPI(_PhotoPipeline, BatchedAPI[SynthesizeRequest, SynthesizeCont
             return Response(png_bytes(labelled_grid(tiles)), media_type="image/png", headers=headers)
         encoded = [encode_like(photo, full.format) for photo in photos]
         body = SynthesizeResponse(
-            model=str(self.engine.loaded.card.get("name", "fersnet")),
+            model=self.engine.loaded.card.name,
             width=full.image.width,
             height=full.image.height,
             face=UsedFace(index=context.request.face_index, box=_box(context.photo, context.face),

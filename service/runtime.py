@@ -81,8 +81,8 @@ class Runtime:
         self.engine = engine
         log.info(
             "loaded %s (%s, sha256 %s...) on %s, %s",
-            engine.loaded.card.get("name"),
-            engine.loaded.card.get("variant"),
+            engine.loaded.card.name,
+            engine.loaded.card.variant,
             engine.loaded.sha256[:12],
             engine.device,
             engine.precision,
@@ -112,7 +112,7 @@ class Runtime:
             m.queue_wait.labels(endpoint)
             m.compute.labels(endpoint)
         card = engine.loaded.card
-        self.metrics.model_info.labels(str(card.get("name")), str(card.get("variant")), engine.loaded.sha256, str(engine.device)).set(1)
+        self.metrics.model_info.labels(card.name, card.variant, engine.loaded.sha256, str(engine.device)).set(1)
         self.state = "warming_up"
         self._warmup = asyncio.create_task(self._warm_up(started), name="fersnet-warmup")
 

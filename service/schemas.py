@@ -167,8 +167,21 @@ class RuntimeInfo(BaseModel):
     max_wait_ms: float = Field(examples=[10.0])
 
 
+class BundledModel(BaseModel):
+    """One checkpoint bundled with model_core (``model_core.registry``), and whether it is here and served."""
+
+    name: str = Field(description="What FERSNET_CHECKPOINT (or --checkpoint) takes to serve it.", examples=["default"])
+    description: str = Field(examples=["the served default, in the wheel and the image"])
+    installed: bool = Field(description="Whether this installation has it (a wheel or the image has 'default' alone).")
+    served: bool = Field(description="Whether it is the model this process serves.")
+    variant: str | None = Field(None, description="From its card; null where not installed.", examples=["fersnet_tiny"])
+    sharing: str | None = Field(None, examples=["selective"])
+    synthesis: bool | None = Field(None, description="Whether it can serve /v1/synthesize; null where not installed.")
+    sha256: str | None = Field(None, description="SHA-256 of its weights, from its card; null where not installed.")
+
+
 class ModelInfo(BaseModel):
-    """The served checkpoint's model card, and how this process runs it."""
+    """The served checkpoint's model card, how this process runs it, and the checkpoints bundled with it."""
 
     model_config = ConfigDict(
         protected_namespaces=(),
@@ -188,6 +201,12 @@ class ModelInfo(BaseModel):
                     "created": "2026-11-28T00:25:24+00:00",
                     "config": {"variant": "fersnet_tiny", "img_size": 48, "in_chans": 1, "num_classes": 7},
                     "runtime": {"device": "cpu", "precision": "float32", "batch_sizes": None, "max_batch_size": 32, "max_wait_ms": 10.0},
+                    "bundled": [
+                        {"name": "default", "description": "the served default, in the wheel and the image",
+                         "installed": True, "served": False, "variant": "fersnet_small", "sharing": "selective",
+                         "synthesis": True,
+                         "sha256": "e4a7afe45925081cd6759f56c2d11bb585f789bdbefbc429029ea3f9554eb468"},
+                    ],
                 }
             ]
         },
@@ -200,7 +219,7 @@ class ModelInfo(BaseModel):
     classes: list[str]
     input: InputSpec
     sha256: str = Field(description="SHA-256 of the checkpoint's weights file.")
-    parameters: int | None = None
+    parameters: int = Field(description="The network's parameter count.")
     metrics: dict[str, Any] = Field(description="Test metrics recorded in the card when the model was evaluated.")
     calibration: dict[str, Any] = Field(
         default_factory=dict,
@@ -208,9 +227,10 @@ class ModelInfo(BaseModel):
         "the calibration measured before and after (NLL, expected calibration error, mean confidence).",
     )
     training: dict[str, Any] = Field(description="How the model was trained, as recorded in the card.")
-    created: str | None = None
+    created: str = Field(description="When the checkpoint was written (ISO 8601).")
     config: dict[str, Any] = Field(description="The network's configuration (FERSNetConfig).")
     runtime: RuntimeInfo
+    bundled: list[BundledModel] = Field(description="Every checkpoint bundled with model_core, in registry order.")
 
 
 class Health(BaseModel):

@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from model_core import registry
+
 Device = Literal["auto", "cpu", "cuda"]
 Precision = Literal["float16", "bfloat16", "float32"]
 CpuPrecision = Literal["auto", "bfloat16", "float32"]
@@ -41,10 +43,9 @@ class Settings(BaseSettings):
 
     # ------------------------------------------------------------------ model
     checkpoint: str = Field(
-        "default",
+        registry.DEFAULT,
         description="Checkpoint folder (or its card.json / model.safetensors), or the name of a checkpoint bundled in "
-        "model_core/weights: 'default' (the served default), or in a source checkout 'fer2013_paper_gpu' (the full-size network) or "
-        "'fer2013_paper_none_gpu' (its recognition branch alone: the most accurate classifier, no /v1/synthesize).",
+        f"model_core/weights: {registry.describe()}.",
     )
     device: Device = Field("auto", description="Where the model runs: 'auto' picks CUDA when a GPU is present, else the CPU.")
     precision: Precision = Field("float16", description="Weights and activations dtype on CUDA (see cpu_precision for the CPU).")
@@ -120,6 +121,13 @@ class Settings(BaseSettings):
     shutdown_timeout_s: float = Field(
         30.0, ge=0, description="On SIGTERM, how long in-flight requests get to finish before the server closes."
     )
+
+    @field_validator("checkpoint")
+    @classmethod
+    def _bundled_name_is_known(cls, value: str) -> str:
+        """A misspelt bundled name fails with the settings, not minutes later when the model loads."""
+        registry.bundled_name(value)  # ValueError (naming the bundled ones) for a bare name that is neither
+        return value
 
     @field_validator("batch_sizes", "cors_origins", mode="before")
     @classmethod

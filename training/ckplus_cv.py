@@ -85,8 +85,8 @@ def _run(config: TrainConfig) -> tuple[Path, dict[str, Any], float]:
     start = time.time()
     best = Trainer(config).fit()
     card = load_checkpoint(best).card
-    key = next(k for k in card["metrics"] if k.endswith("/test"))
-    return best, card["metrics"][key], time.time() - start
+    key = next(k for k in card.metrics if k.endswith("/test"))
+    return best, card.metrics[key], time.time() - start
 
 
 def sharing_of(row: str) -> str:
@@ -180,7 +180,7 @@ def parse_pretrained(specs: list[str] | None, rows: tuple[str, ...] = ROWS) -> d
         if sharing not in SHARING or not path:
             raise ValueError(f"{spec!r}: expected SHARING=CHECKPOINT with SHARING one of {', '.join(SHARING)}")
         try:
-            card_sharing = load_checkpoint(path).card["sharing"]
+            card_sharing = load_checkpoint(path).card.sharing
         except CheckpointError as exc:
             raise ValueError(f"{spec!r}: {exc}") from None
         if card_sharing != sharing:

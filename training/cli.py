@@ -28,8 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from model_core import CheckpointError, create_model, list_variants, load_checkpoint
-from model_core.checkpoint import bundled_checkpoints
+from model_core import CheckpointError, create_model, list_variants, load_checkpoint, registry
 from model_core.data import DataError, load_records
 from model_core.fersnet import SHARING_MODES, FERSNet
 
@@ -40,7 +39,7 @@ if TYPE_CHECKING:  # the evaluation module is imported by the commands that need
     from model_core.faces import LargestFace
 
 EXIT_USAGE = 2
-CHECKPOINT_HELP = "a checkpoint folder, or a bundled one by name: " + ", ".join(bundled_checkpoints())
+CHECKPOINT_HELP = "a checkpoint folder, or a bundled one by name: " + registry.describe()
 DETECT_HELP = ("find the largest face in each image (YuNet) and frame it as the service does: yes (or --detect alone) for "
                "photos, no for face crops, auto (the default) for yes when the split's images are at least twice the "
                "model's input across, as photos are and the datasets' crops are not; images without a face are "
@@ -72,7 +71,7 @@ def count_flops(model: FERSNet, synthesis: bool) -> int:
 def cmd_info(args: argparse.Namespace) -> None:
     if args.checkpoint:
         loaded = load_checkpoint(args.checkpoint)
-        card = {k: v for k, v in loaded.card.items() if k != "training"}
+        card = {k: v for k, v in loaded.card.to_json().items() if k != "training"}
         print(json.dumps(card, indent=2))
         return
     rows = []
@@ -143,7 +142,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         print(json.dumps({"checkpoint": str(loaded.path), "dataset": args.dataset, "split": args.split, "detect": detect,
                           "skipped": len(records.skipped), **metrics.to_dict()}))
     else:
-        print(f"{loaded.card.get('name')} ({loaded.sha256[:12]}) on {args.dataset}/{args.split}")
+        print(f"{loaded.card.name} ({loaded.sha256[:12]}) on {args.dataset}/{args.split}")
         print(metrics.table())
 
 
@@ -225,7 +224,7 @@ def _print_pair(args: argparse.Namespace, models: list[LoadedModel], result: Pai
         print(json.dumps({"a": str(models[0].path), "b": str(models[1].path), "dataset": args.dataset, "split": args.split,
                           "restricted": args.restricted, **result.to_dict()}))
         return
-    names = [f"{m.card.get('name')} ({m.sha256[:12]})" for m in models]
+    names = [f"{m.card.name} ({m.sha256[:12]})" for m in models]
     print(f"A: {names[0]}\nB: {names[1]}\non {args.dataset}/{args.split}, {result.n} images")
     print(f"accuracy{_RESTRICTED_NOTE if args.restricted else ''} A {100 * result.accuracy_a:.2f} %, B {100 * result.accuracy_b:.2f} %")
     print(f"A - B: {100 * result.difference:+.2f} points, 95 % interval [{100 * result.low:+.2f}, {100 * result.high:+.2f}] "
@@ -357,7 +356,7 @@ def cmd_teacher_targets(args: argparse.Namespace) -> None:
     records = load_records(args.dataset, args.root, args.split, label_mode=args.label_mode, folds=args.folds, skip_bad=args.skip_bad)
     out = write_teacher_targets(loaded, records, args.root, args.out, temperature=args.temperature, device=device,
                                 batch_size=args.batch_size)
-    print(f"wrote {out}: {loaded.card.get('name')} ({loaded.sha256[:12]}) on {args.dataset}/{args.split}, "
+    print(f"wrote {out}: {loaded.card.name} ({loaded.sha256[:12]}) on {args.dataset}/{args.split}, "
           f"{len(records)} images, temperature {args.temperature:g}")
 
 
@@ -407,13 +406,13 @@ def cmd_soup(args: argparse.Namespace) -> None:
         "soup": {
             "method": args.method,
             "selected_on": selected_on,
-            "ingredients": [{"checkpoint": str(i.path), "name": i.card.get("name"), "sha256": i.sha256,
+            "ingredients": [{"checkpoint": str(i.path), "name": i.card.name, "sha256": i.sha256,
                              "accuracy": round(own[k], 5), "in_soup": k in chosen,
-                             "command": i.card.get("training", {}).get("command"),
-                             "recipe": i.card.get("training", {}).get("recipe")} for k, i in enumerate(ingredients)],
+                             "command": i.card.training.get("command"),
+                             "recipe": i.card.training.get("recipe")} for k, i in enumerate(ingredients)],
             "greedy_trials": trials,
         },
-        "base": first.card.get("training", {}),
+        "base": first.card.training,
     }
     card = build_card(model, first.classes, first.preprocess, name=args.name or Path(args.out).name,
                       training=training, metrics=metrics)
@@ -441,15 +440,15 @@ def cmd_calibrate(args: argparse.Namespace) -> None:
         faces[f"{dataset}/{split}"] = evaluation_set(records, loaded.preprocess, loaded.classes, args.skip_bad)
     splits = {key: dataset_logits(loaded.model, loaded.classes, split_faces, device, args.batch_size) for key, split_faces in faces.items()}
     _calibrate(loaded, args, splits, f"{args.dataset}:{args.split} from {args.root}")
-    calibration = loaded.card["calibration"]
+    calibration = loaded.card.calibration
     print(f"{'split':<18}{'images':>8}{'accuracy':>10}{'NLL':>16}{'ECE':>18}{'mean confidence':>22}")
-    for key, m in calibration["measured"].items():
+    for key, m in calibration.measured.items():
         b, a = m["before"], m["after"]
         print(f"{key:<18}{a['images']:>8}{100 * a['accuracy']:>9.2f}%{b['nll']:>8.3f} -> {a['nll']:.3f}"
               f"{100 * b['ece']:>8.2f} -> {100 * a['ece']:5.2f}%{100 * b['mean_confidence']:>10.1f} -> {100 * a['mean_confidence']:.1f}%")
     print(f"wrote the temperature on {loaded.path / 'card.json'} (the weights are unchanged)")
     if args.figure:
-        reliability_diagram(splits, calibration["temperature"], Path(args.figure))
+        reliability_diagram(splits, calibration.temperature, Path(args.figure))
         print(f"wrote {args.figure}")
 
 
@@ -461,9 +460,9 @@ def _calibrate(loaded: LoadedModel, args: argparse.Namespace, logits: dict[str, 
     from model_core.checkpoint import write_card
 
     fit_on = next(iter(logits))
-    loaded.card["calibration"] = calibrate(logits, fit_on, fitted_from, "fersnet " + shlex.join(args.argv))
+    loaded.card.calibration = calibrate(logits, fit_on, fitted_from, "fersnet " + shlex.join(args.argv))
     write_card(loaded.path, loaded.card)
-    print(f"{loaded.card.get('name')} ({loaded.sha256[:12]}): temperature {loaded.card['calibration']['temperature']:g}, "
+    print(f"{loaded.card.name} ({loaded.sha256[:12]}): temperature {loaded.temperature:g}, "
           f"fitted on {fit_on}")
 
 
@@ -484,8 +483,7 @@ def cmd_export(args: argparse.Namespace) -> None:
     loaded = load_checkpoint(args.checkpoint)
     out = Path(args.out)
     if args.format == "safetensors":
-        card = {k: v for k, v in loaded.card.items() if k not in ("weights", "created")}
-        card["exported_from"] = loaded.sha256
+        card = loaded.card.redraft(exported_from=loaded.sha256)
         save_checkpoint(out, loaded.model, card, half=args.half)
         print(f"wrote {out} ({(out / 'model.safetensors').stat().st_size / 1e6:.1f} MB)")
         return

@@ -42,14 +42,14 @@ def collect(row: str, run: Path, hardware: str | None = None) -> dict[str, Any]:
     except CheckpointError as exc:
         raise RunError(f"{run}: {exc}") from None
     epochs = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
-    training = card["training"]
+    training = card.training
     return {
         "row": row,
         "run": str(run),
         "seed": training["seed"],
         "best_epoch": training["epoch"],
         "train_images": training["train_images"],
-        "metrics": card["metrics"],
+        "metrics": card.metrics,
         "val_accuracy_by_epoch": [round(e["val"]["accuracy"], 5) for e in epochs if "val" in e],
         "epoch_time_s_mean": round(statistics.mean(e["epoch_time_s"] for e in epochs), 1) if epochs else None,
         "wall_time_s": training.get("wall_time_s"),

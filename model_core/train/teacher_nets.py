@@ -147,7 +147,7 @@ def save_teacher(folder: str | Path, model: nn.Module, arch: str, info: dict[str
     if isinstance(model, FERClassifier):
         card = build_card(model.fersnet, FER2013_CLASSES, model.preprocess or Preprocess(img_size=IMG_SIZE), name=info.get("name"),
                           training=info.get("training"), metrics=info.get("metrics"))
-        card["teacher"] = {"arch": arch}
+        card.teacher = {"arch": arch}
         return save_checkpoint(folder, model.fersnet, card, half=True)
     folder.mkdir(parents=True, exist_ok=True)
     tensors = {k: (v.detach().half() if v.is_floating_point() else v.detach()).cpu().contiguous()

@@ -41,6 +41,7 @@ from torch.utils.data import ConcatDataset, DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from ..calibration import calibrate, dataset_logits
+from ..card import CardDraft
 from ..checkpoint import build_card, load_checkpoint, load_state, save_checkpoint, save_state
 from ..data import FaceDataset, load_records, train_augmentation
 from ..discriminator import discriminator_for
@@ -333,7 +334,7 @@ class Trainer:
         self._log(f"resumed from {folder} at epoch {self.start_epoch}")
         return True
 
-    def _card(self, metrics: dict[str, Any], epoch: int) -> dict[str, Any]:
+    def _card(self, metrics: dict[str, Any], epoch: int) -> CardDraft:
         c = self.config
         training = {
             "command": self.command,
@@ -491,7 +492,7 @@ class Trainer:
         """Measure the selected model on the report splits, calibrate it, and draw the figures beside it."""
         loaded = load_checkpoint(best, self.device)
         card = loaded.card
-        card["training"]["epochs"] = self.epochs  # a time budget may have cut the run after this card was written
+        card.training["epochs"] = self.epochs  # a time budget may have cut the run after this card was written
         draw = self.config.figures
         figures = self.run_dir / "figures"
         figures.mkdir(exist_ok=True)
@@ -507,20 +508,21 @@ class Trainer:
             key = f"{spec.dataset}/{spec.split}"
             logits[key] = dataset_logits(loaded.model, self.classes, faces, self.device)  # once, for accuracy and calibration
             metrics = evaluate_dataset(loaded.model, self.classes, faces, self.device, logits=logits[key])
-            card["metrics"][key] = {**metrics.summary(), "measured_by": f"fersnet evaluate --checkpoint {best} "
-                                    f"--dataset {spec.dataset} --root {spec.root} --split {spec.split} (the same measurement)"}
+            card.metrics[key] = {**metrics.summary(), "measured_by": f"fersnet evaluate --checkpoint {best} "
+                                 f"--dataset {spec.dataset} --root {spec.root} --split {spec.split} (the same measurement)"}
             if draw:
                 plot_confusion(metrics, figures / f"confusion_{spec.dataset}_{spec.split.replace('/', '-')}.png", title=f"{key}: "
                                f"accuracy {100 * metrics.accuracy:.2f} %, macro-F1 {100 * metrics.macro_f1:.2f} %")
             self._log(f"{key}: {metrics.headline()}")
         if (val := self.config.val) is not None:  # the temperature that calibrates the selected model, fitted on validation
-            card["calibration"] = calibrate(logits, f"{val.dataset}/{val.split}", f"{val.dataset}:{val.split} from {val.root}",
-                                            self.command)
-            self._log(f"calibration: temperature {card['calibration']['temperature']:g} (fitted on {val.dataset}/{val.split})")
+            fitted_from = f"{val.dataset}:{val.split} from {val.root}"
+            card.calibration = calibrate(logits, f"{val.dataset}/{val.split}", fitted_from, self.command)
+            self._log(f"calibration: temperature {card.calibration.temperature:g} "
+                      f"(fitted on {val.dataset}/{val.split})")
         if draw and loaded.model.has_synthesis and self.config.val is not None:
             images, labels = grid_faces(self.config.val, self.preprocess, self.classes)
             synthesis_grid(loaded.model, images, self.classes, self.preprocess, figures / "synthesis_grid.png", labels)
-        card["figures"] = sorted(str(p.relative_to(self.run_dir)) for p in figures.glob("*.png"))
+        card.figures = sorted(str(p.relative_to(self.run_dir)) for p in figures.glob("*.png"))
         save_checkpoint(best, loaded.model, card)
         self._log(f"selected checkpoint: {best}")
 

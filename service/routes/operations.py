@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from model_core import registry
+from model_core.checkpoint import read_card
+from model_core.registry import Bundled
+from model_core.typed_json import to_json
+
 from ..deps import RuntimeDep, require_api_key
 from ..errors import NotReady
-from ..schemas import Health, InputSpec, ModelInfo, Readiness, RuntimeInfo, error_responses
+from ..schemas import BundledModel, Health, InputSpec, ModelInfo, Readiness, RuntimeInfo, error_responses
 
 router = APIRouter(tags=["operations"])
 
@@ -37,7 +42,7 @@ async def healthz(runtime: RuntimeDep) -> Health:
 )
 async def readyz(runtime: RuntimeDep) -> Readiness:
     engine = runtime.require_ready()
-    return Readiness(model=str(engine.loaded.card.get("name")), device=str(engine.device))
+    return Readiness(model=engine.loaded.card.name, device=str(engine.device))
 
 
 @router.get(
@@ -59,30 +64,31 @@ models_router = APIRouter(prefix="/v1", tags=["model"], dependencies=[Depends(re
 @models_router.get(
     "/models",
     response_model=ModelInfo,
-    summary="The served model's card",
-    description="What the checkpoint is (variant, classes, input size, weights' sha256, recorded test metrics) and how it runs here.",
+    summary="The served model's card, and the bundled checkpoints",
+    description="What the checkpoint is (variant, classes, input size, weights' sha256, recorded test metrics), how "
+    "it runs here, and every checkpoint bundled with model_core (`bundled`: which are installed, which is served).",
     responses=error_responses(401, 503),
 )
 async def models(runtime: RuntimeDep) -> ModelInfo:
     engine = runtime.engine
     if engine is None:
         raise NotReady("the model is still loading", retry_after_s=runtime.settings.retry_after_s)
-    card: dict[str, Any] = engine.loaded.card
+    card = engine.loaded.card
     s = runtime.settings
     return ModelInfo(
-        name=str(card.get("name", card.get("variant", "fersnet"))),
-        variant=str(card.get("variant", engine.model.config.variant)),
-        sharing=str(card.get("sharing", engine.model.config.sharing)),
+        name=card.name,
+        variant=card.variant,
+        sharing=card.sharing,
         synthesis=engine.has_synthesis,
         classes=list(engine.classes),
-        input=InputSpec(**engine.preprocess.to_dict()),
-        sha256=engine.loaded.sha256,
-        parameters=card.get("parameters"),
-        metrics=card.get("metrics") or {},
-        calibration=card.get("calibration") or {},
-        training=card.get("training") or {},
-        created=card.get("created"),
-        config=card.get("config") or {},
+        input=InputSpec(**card.input.to_dict()),
+        sha256=card.weights.sha256,
+        parameters=card.parameters,
+        metrics=card.metrics,
+        calibration=to_json(card.calibration) if card.calibration else {},
+        training=card.training,
+        created=card.created,
+        config=card.config.to_dict(),
         runtime=RuntimeInfo(
             device=str(engine.device),
             precision=engine.precision,
@@ -90,4 +96,22 @@ async def models(runtime: RuntimeDep) -> ModelInfo:
             max_batch_size=s.max_batch_size,
             max_wait_ms=s.max_wait_ms,
         ),
+        bundled=[_bundled(entry, engine.loaded.path) for entry in registry.BUNDLED.values()],
+    )
+
+
+def _bundled(entry: Bundled, served: Path) -> BundledModel:
+    """A registry entry as /v1/models lists it, with what its card says where this installation has it."""
+    if not entry.installed:
+        return BundledModel(name=entry.name, description=entry.description, installed=False, served=False)
+    card = read_card(entry.folder)
+    return BundledModel(
+        name=entry.name,
+        description=entry.description,
+        installed=True,
+        served=entry.folder.resolve() == served.resolve(),
+        variant=card.variant,
+        sharing=card.sharing,
+        synthesis=card.synthesis,
+        sha256=card.weights.sha256,
     )

@@ -101,11 +101,10 @@ def test_weights_cut_into_shards_load_and_are_hash_checked(checkpoint: Path) -> 
 
 
 def test_bundled_checkpoints_are_found_by_name() -> None:
-    from model_core.checkpoint import BUNDLED_CHECKPOINTS, bundled_checkpoints
+    from model_core.registry import BUNDLED
 
-    names = bundled_checkpoints()
-    assert {"default", "fer2013_paper_gpu", "fer2013_paper_none_gpu"} <= set(names)
-    card = json.loads((BUNDLED_CHECKPOINTS / "fer2013_paper_gpu" / "card.json").read_text())
+    assert {"default", "fer2013_paper_gpu", "fer2013_paper_none_gpu"} <= set(BUNDLED)
+    card = json.loads((BUNDLED["fer2013_paper_gpu"].folder / "card.json").read_text())
     assert card["variant"] == "fersnet_paper" and card["sharing"] == "selective"
     with pytest.raises(CheckpointError, match="bundled checkpoint: default, fer2013_paper_gpu"):
         load_checkpoint("no_such_model")
@@ -115,16 +114,16 @@ def test_bundled_checkpoints_are_found_by_name() -> None:
 def test_the_sharded_full_size_model_loads_by_name() -> None:
     loaded = load_checkpoint("fer2013_paper_gpu")
     assert loaded.model.config.img_size == 96 and loaded.model.has_synthesis
-    assert sum(p.numel() for p in loaded.model.parameters()) == loaded.card["parameters"]
+    assert sum(p.numel() for p in loaded.model.parameters()) == loaded.card.parameters
 
 
 @pytest.mark.slow
 def test_the_recognition_only_full_size_model_loads_by_name_and_cannot_synthesise() -> None:
     """The single-task row trained on the GPU: the full-size recognition branch alone, no decoder to serve."""
     loaded = load_checkpoint("fer2013_paper_none_gpu")
-    assert loaded.model.config.img_size == 96 and loaded.card["sharing"] == "none"
+    assert loaded.model.config.img_size == 96 and loaded.card.sharing == "none"
     assert not loaded.model.has_synthesis
-    assert sum(p.numel() for p in loaded.model.parameters()) == loaded.card["parameters"]
+    assert sum(p.numel() for p in loaded.model.parameters()) == loaded.card.parameters
 
 
 def test_missing_folder(tmp_path: Path) -> None:

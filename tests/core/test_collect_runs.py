@@ -26,7 +26,7 @@ def test_a_run_folder_gives_its_selected_epoch_and_metrics(
     card = load_checkpoint(best).card
     epochs = [json.loads(text) for text in (run / "metrics.jsonl").read_text().splitlines()]
     assert (line["row"], line["run"], line["seed"], line["hardware"]) == ("control", str(run), 3, "two cores")
-    assert line["metrics"] == card["metrics"] and set(line["metrics"]) == {"fer2013/val", "fer2013/test"}
+    assert line["metrics"] == card.metrics and set(line["metrics"]) == {"fer2013/val", "fer2013/test"}
     assert len(line["val_accuracy_by_epoch"]) == len(epochs) == 2
     # The selected epoch is the one with the best validation accuracy, and its metrics are that epoch's.
     assert line["best_epoch"] == 1 + line["val_accuracy_by_epoch"].index(max(line["val_accuracy_by_epoch"]))

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from model_core import DEFAULT_CHECKPOINT, load_checkpoint
-from model_core.checkpoint import BUNDLED_CHECKPOINTS, bundled_checkpoints
+from model_core.registry import BUNDLED
 from training.cli import main
 
 from .fakes import SHARED_DATA
@@ -35,11 +35,11 @@ def test_card_accuracy_is_reproduced(dataset: str, root: Path, split: str, capsy
         pytest.skip(f"{root} is not present")
     card = load_checkpoint(None).card
     key = f"{dataset}/{split}"
-    if key not in card["metrics"]:
+    if key not in card.metrics:
         pytest.fail(f"the default model's card states no {key} accuracy")
     main(["evaluate", "--dataset", dataset, "--root", str(root), "--split", split, "--json"])
     measured = json.loads(capsys.readouterr().out)
-    stated = card["metrics"][key]
+    stated = card.metrics[key]
     assert measured["accuracy"] == pytest.approx(stated["accuracy"], abs=0.005)
     # CK+48 has no neutral: the card states the restricted figure beside the headline, FER2013 and FER+ need none.
     assert stated.get("restricted_excludes", []) == measured["extra_classes"] == (["neutral"] if dataset == "ckplus" else [])
@@ -48,13 +48,13 @@ def test_card_accuracy_is_reproduced(dataset: str, root: Path, split: str, capsy
         assert measured["accuracy"] < measured["accuracy_restricted"]
 
 
-@pytest.mark.parametrize("name", bundled_checkpoints())
+@pytest.mark.parametrize("name", list(BUNDLED))
 def test_bundled_cards_state_ck_plus_under_both_protocols(name: str) -> None:
     """Every bundled card's CK+48 figure is the plain argmax over the model's seven classes, with the restricted one
     (neutral never an answer) beside it; where the card's calibration also measured CK+48, its accuracy (the same
     argmax, on the 927 faces whose class the model has) counts the same faces right. Runs no model: the full-size
     ones take minutes on a CPU (the commands that measured them are on the cards)."""
-    card = json.loads((BUNDLED_CHECKPOINTS / name / "card.json").read_text())
+    card = json.loads((BUNDLED[name].folder / "card.json").read_text())
     ck = card["metrics"]["ckplus/all"]
     assert ck["images"] == 981 and ck["restricted_excludes"] == ["neutral"]
     assert ck["accuracy"] < ck["accuracy_restricted"] and "--dataset ckplus" in ck["measured_by"]
@@ -75,16 +75,17 @@ def test_card_calibration_is_reproduced() -> None:
     if not FER2013.is_dir():
         pytest.skip(f"{FER2013} is not present")
     loaded = load_checkpoint(None)
-    calibration = loaded.card["calibration"]
+    calibration = loaded.card.calibration
+    assert calibration is not None
 
     def logits(split: str) -> tuple[torch.Tensor, torch.Tensor]:
         faces = evaluation_set(load_records("fer2013", FER2013, split), loaded.preprocess, loaded.classes)
         return dataset_logits(loaded.model, loaded.classes, faces)
 
-    assert fit_temperature(*logits("val")) == pytest.approx(calibration["temperature"], abs=0.01)
+    assert fit_temperature(*logits("val")) == pytest.approx(calibration.temperature, abs=0.01)
     test = CalibrationMetrics.measure(*logits("test"), loaded.temperature)
-    stated = calibration["measured"]["fer2013/test"]["after"]
+    stated = calibration.measured["fer2013/test"]["after"]
     assert test.ece == pytest.approx(stated["ece"], abs=0.005) and test.nll == pytest.approx(stated["nll"], abs=0.005)
-    before = calibration["measured"]["fer2013/test"]["before"]
+    before = calibration.measured["fer2013/test"]["before"]
     assert test.nll <= before["nll"]  # what the temperature minimises on validation also falls on the test split
     assert test.ece < 0.05  # and the probabilities stay calibrated there (the default's were before scaling too)

@@ -166,7 +166,7 @@ def test_a_saved_teacher_loads_back_the_same_network(arch: str, tmp_path: Path) 
     again = load_teacher(folder)
     assert torch.allclose(again(images), model(images), atol=0.05 * model(images).abs().max().item() + 1e-3)  # float16
     if arch == "tiny":  # a FERSNet teacher is an ordinary checkpoint
-        assert load_checkpoint(folder).card["teacher"] == {"arch": "tiny"}
+        assert load_checkpoint(folder).card.teacher == {"arch": "tiny"}
     else:
         assert isinstance(again, ResNet) and json.loads((folder / "teacher.json").read_text())["arch"] == arch
     assert all(a in ARCHITECTURES for a in ("vgg", "paper48", "small", "resnet18"))
@@ -199,7 +199,8 @@ def test_a_teacher_trains_and_leaves_files_the_distillation_reader_takes(
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["steps"] == 8 and summary["plan"]["arch"] == "tiny" and "history" not in summary
     assert len((folder / "log.jsonl").read_text().splitlines()) == 3
-    assert load_checkpoint(folder / "weights").card["metrics"]["PublicTest"] == round(100 * result.accuracy["PublicTest"], 2)
+    card = load_checkpoint(folder / "weights").card
+    assert card.metrics["PublicTest"] == round(100 * result.accuracy["PublicTest"], 2)
 
 
 def test_teacher_files_may_be_gzipped_and_a_broken_one_is_named(tmp_path: Path) -> None:
@@ -306,7 +307,7 @@ def test_the_lease_script_brings_back_probabilities_table_and_weights_within_the
     joined.write_bytes(b"".join(p.read_bytes() for p in sorted(out.glob("weights.tar.part-*"))))
     with tarfile.open(joined) as tar:
         tar.extractall(back, filter="data")
-    assert load_checkpoint(back / "tiny_s1" / "weights").card["name"] == "tiny_s1"
+    assert load_checkpoint(back / "tiny_s1" / "weights").card.name == "tiny_s1"
     assert isinstance(load_teacher(back / "resnet18_s0" / "weights"), ResNet)
 
     # Weights that would take the answer over the lease's limit stay behind; the probabilities always come back.

@@ -99,7 +99,7 @@ def test_the_lease_script_runs_both_gpu_scripts_on_the_data_it_unpacks() -> None
 
 def test_the_default_models_card_names_the_shipped_recipe_that_trained_it() -> None:
     """The bundled card's command is a recipe in this repository, and the recipe still says what the card recorded."""
-    training = load_checkpoint(None).card["training"]
+    training = load_checkpoint(None).card.training
     if "soup" in training:
         _check_soup_ingredients(training["soup"])
         training = training["base"]  # the model the ingredients were fine-tuned from

@@ -6,6 +6,8 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+from model_core.checkpoint import read_card
+from model_core.registry import BUNDLED
 from service.metrics import EXPORTED_NAMES
 from service.settings import Settings
 
@@ -28,6 +30,26 @@ async def test_the_model_card(make_settings: Callable[..., Settings], tiny_check
     assert info["sha256"] == card["weights"]["sha256"]
     assert info["calibration"] == {}  # no temperature fitted: the softmax is served as it is
     assert info["runtime"] == {"device": "cpu", "precision": "float32", "batch_sizes": None, "max_batch_size": 8, "max_wait_ms": 2.0}
+
+
+async def test_the_models_page_lists_exactly_the_registry(make_settings: Callable[..., Settings]) -> None:
+    """Every bundled checkpoint, in the registry's order, with what its card says; the served one marked."""
+    async with serve(make_settings()) as (app, client):
+        bundled = (await client.get("/v1/models")).json()["bundled"]
+    assert [b["name"] for b in bundled] == list(BUNDLED)
+    for entry, listed in zip(BUNDLED.values(), bundled, strict=True):
+        card = read_card(entry.folder)
+        assert listed == {"name": entry.name, "description": entry.description, "installed": True, "served": False,
+                          "variant": card.variant, "sharing": card.sharing, "synthesis": card.config.has_synthesis,
+                          "sha256": card.weights.sha256}
+    assert [b["synthesis"] for b in bundled] == [True, True, False]  # default, the paper's network, its branch alone
+
+
+async def test_the_models_page_marks_the_bundled_checkpoint_it_serves(make_settings: Callable[..., Settings]) -> None:
+    async with serve(make_settings(checkpoint="default")) as (app, client):
+        info = (await client.get("/v1/models")).json()
+    assert [b["name"] for b in info["bundled"] if b["served"]] == ["default"]
+    assert info["sha256"] == info["bundled"][0]["sha256"] and info["name"] == read_card(BUNDLED["default"].folder).name
 
 
 async def test_metrics_page_exports_every_name(make_settings: Callable[..., Settings]) -> None:

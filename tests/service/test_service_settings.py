@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
 import service.__main__ as cli
+from model_core import registry
 from service.settings import Settings
 
 
@@ -44,6 +46,20 @@ def test_defaults_and_json_lists(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_invalid_settings_are_refused(bad: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):
         Settings(**bad)
+
+
+def test_the_checkpoint_setting_knows_the_bundled_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default and the names come from model_core.registry; a misspelt name fails with the settings, naming them."""
+    assert Settings.model_fields["checkpoint"].default == registry.DEFAULT
+    description = Settings.model_fields["checkpoint"].description or ""
+    assert all(f"'{name}'" in description for name in registry.BUNDLED)
+    assert Settings(checkpoint="fer2013_paper_none_gpu").checkpoint == "fer2013_paper_none_gpu"
+    with pytest.raises(ValidationError, match="'defualt' is neither a checkpoint folder here nor a bundled checkpoint"):
+        Settings(checkpoint="defualt")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "my-model").mkdir()
+    assert Settings(checkpoint="my-model").checkpoint == "my-model"  # a folder here is a path, not a name
+    assert Settings(checkpoint="/models/mounted").checkpoint == "/models/mounted"  # paths are checked when loaded
 
 
 def test_command_line_overrides_environment_and_runs_uvicorn(monkeypatch: pytest.MonkeyPatch) -> None:

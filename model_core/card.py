@@ -1,0 +1,144 @@
+"""The model card: what a checkpoint's weights are, as typed data checked when it is read.
+
+``card.json`` beside the weights says which network they fill (``config``), how to feed it
+(``input``), what its outputs mean (``classes``), which bytes they are (``weights``), how the
+probabilities are calibrated (``calibration``), and how the model was trained and measured
+(``training`` and ``metrics``: free-form records, kept as the trainer wrote them). Readers get
+a :class:`ModelCard` instead of a dict, so nothing downstream guesses with ``.get`` fallbacks:
+a card that lacks a field, or holds one of the wrong type, is refused when read, with the
+field named (:class:`CardError`). Sections this version does not know are kept as they came
+(``ModelCard.other``) and written back, so rewriting a card (``fersnet calibrate``) loses nothing.
+
+:class:`CardDraft` is a card before its weights are written (what ``build_card`` returns);
+``save_checkpoint`` completes it into a :class:`ModelCard`. The classes are standard-library
+dataclasses, not pydantic models, for the reason in :mod:`model_core.typed_json`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args
+
+from .fersnet import FERSNetConfig, SharingMode
+from .preprocess import Preprocess
+from .typed_json import KEEP_UNKNOWN, JSONFieldError, from_json, to_json
+
+CardFormat = Literal["fersnet-card/1"]
+CARD_FORMAT: str = get_args(CardFormat)[0]
+CARD_FILE = "card.json"
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+#: A card that cannot be read as a :class:`ModelCard`; its message names the field.
+CardError = JSONFieldError
+
+
+@dataclass
+class Weights:
+    """The bytes a card vouches for: ``file`` in the checkpoint's folder (or its ``.part-NN`` shards), hashed."""
+
+    file: str
+    sha256: str
+    bytes: int
+    dtype: str
+
+    def __post_init__(self) -> None:
+        if not self.file:
+            raise ValueError("file must name a file")
+        if not _SHA256.fullmatch(self.sha256):
+            raise ValueError(f"sha256 must be 64 lower-case hex digits, not {self.sha256!r}")
+
+
+@dataclass
+class Calibration:
+    """The temperature that calibrates the softmax (``softmax(logits / temperature)``), and how it was found.
+
+    ``measured`` holds, per split, the calibration metrics ``before`` and ``after`` scaling
+    (``model_core.calibration.CalibrationMetrics``: nll, ece, accuracy, ...).
+    """
+
+    temperature: float
+    method: str | None = None
+    fitted_on: str | None = None
+    command: str | None = None
+    measured: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.temperature) and self.temperature > 0):
+            raise ValueError(f"temperature must be a positive number, not {self.temperature!r}")
+
+
+@dataclass(kw_only=True)
+class CardDraft:
+    """Everything a card says but its weights: what :func:`~model_core.checkpoint.build_card` makes."""
+
+    format: CardFormat = CARD_FORMAT
+    name: str
+    variant: str
+    sharing: SharingMode
+    classes: list[str]
+    input: Preprocess
+    config: FERSNetConfig
+    parameters: int
+    training: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    figures: list[str] | None = None
+    exported_from: str | None = None
+    teacher: dict[str, Any] | None = None
+    weights: Weights | None = None
+    created: str | None = None
+    calibration: Calibration | None = None
+    other: dict[str, Any] = field(default_factory=dict, metadata=KEEP_UNKNOWN)
+
+    def __post_init__(self) -> None:
+        """Refuse a card that contradicts itself: each of these would make the network or its answers wrong."""
+        cfg = self.config
+        if len(self.classes) != cfg.num_classes:
+            raise ValueError(f"{len(self.classes)} classes but num_classes={cfg.num_classes} in config")
+        if len(set(self.classes)) != len(self.classes):
+            raise ValueError(f"classes repeat a name: {self.classes}")
+        if (self.variant, self.sharing) != (cfg.variant, cfg.sharing):
+            raise ValueError(f"variant/sharing {self.variant}/{self.sharing} but {cfg.variant}/{cfg.sharing} in config")
+        if (self.input.img_size, self.input.in_chans) != (cfg.img_size, cfg.in_chans):
+            raise ValueError(f"input is {self.input.img_size} px x {self.input.in_chans} channels but config says "
+                             f"{cfg.img_size} px x {cfg.in_chans}")
+        if self.created is not None:
+            try:
+                dt.datetime.fromisoformat(self.created)
+            except ValueError:
+                raise ValueError(f"created must be an ISO 8601 time, not {self.created!r}") from None
+
+    def to_json(self) -> dict[str, Any]:
+        """The card as ``card.json`` holds it."""
+        return to_json(self)
+
+    def complete(self, weights: Weights, created: str) -> ModelCard:
+        """This card vouching for ``weights`` (written ``created``): a card ready to save beside them."""
+        described = {f.name: getattr(self, f.name) for f in dataclasses.fields(CardDraft)}
+        return ModelCard(**described | {"weights": weights, "created": created})
+
+
+@dataclass(kw_only=True)
+class ModelCard(CardDraft):
+    """A whole card, as read from or written to ``card.json``: the draft plus the weights it vouches for."""
+
+    weights: Weights = field()  # field(): required here, not the draft's inherited None
+    created: str = field()
+
+    @classmethod
+    def from_json(cls, data: Any) -> ModelCard:
+        """Parsed ``card.json``, checked field by field; raises :class:`CardError` naming the first bad one."""
+        return from_json(cls, data)
+
+    def redraft(self, **changes: Any) -> CardDraft:
+        """This card for other weights of the same model (an export, say): weights and time gone, ``changes`` made."""
+        described = {f.name: getattr(self, f.name) for f in dataclasses.fields(CardDraft)}
+        return CardDraft(**described | {"weights": None, "created": None} | changes)
+
+    @property
+    def synthesis(self) -> bool:
+        """Whether the network has a synthesis branch (``/v1/synthesize``): every sharing mode but ``none``."""
+        return self.config.has_synthesis
