@@ -32,6 +32,7 @@ from model_core import CheckpointError, create_model, list_variants, load_checkp
 from model_core.checkpoint import bundled_checkpoints
 from model_core.data import DataError, load_records
 from model_core.fersnet import SHARING_MODES, FERSNet
+from model_core.hardware import DeviceError, resolve_device
 
 if TYPE_CHECKING:  # the evaluation module is imported by the commands that need it
     from model_core.checkpoint import LoadedModel
@@ -120,9 +121,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    return resolve_device(name)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -644,7 +643,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-KNOWN_ERRORS: tuple[type[Exception], ...] = (CheckpointError, DataError, FileNotFoundError)
+KNOWN_ERRORS: tuple[type[Exception], ...] = (CheckpointError, DataError, DeviceError, FileNotFoundError)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
