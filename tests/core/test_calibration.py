@@ -11,7 +11,12 @@ import torch
 import torch.nn.functional as F
 
 from model_core import load_checkpoint
-from model_core.calibration import CalibrationMetrics, expected_calibration_error, fit_temperature
+from model_core.calibration import (
+    CalibrationMetrics,
+    calibrate_checkpoint,
+    expected_calibration_error,
+    fit_temperature,
+)
 from training.cli import main
 
 from .conftest import MakeCheckpoint
@@ -72,3 +77,16 @@ def test_calibrate_refuses_to_fit_on_a_test_split(make_checkpoint: MakeCheckpoin
     with pytest.raises(SystemExit):
         main(["calibrate", str(make_checkpoint()), "--dataset", "fer2013", "--root", str(fer2013_folder), "--split", "test"])
     assert "fitted on a validation split" in capsys.readouterr().err
+
+
+def test_the_temperature_is_fitted_on_the_first_split_and_written_on_the_card_alone(
+    make_checkpoint: MakeCheckpoint,
+) -> None:
+    checkpoint = make_checkpoint()
+    splits = {"fer2013/val": sampled(2.0), "fer2013/test": sampled(2.0, seed=1)}
+    section = calibrate_checkpoint(load_checkpoint(checkpoint), splits, "fer2013:val from data", "fersnet calibrate")
+    assert section["temperature"] == pytest.approx(fit_temperature(*splits["fer2013/val"]), abs=1e-4)
+    assert section["fitted_on"] == "fer2013:val from data" and section["command"] == "fersnet calibrate"
+    assert set(section["measured"]) == {"fer2013/val", "fer2013/test"}
+    reloaded = load_checkpoint(checkpoint)  # the weights' hash still holds: only the card changed
+    assert reloaded.card["calibration"] == section and reloaded.temperature == section["temperature"]

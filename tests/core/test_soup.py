@@ -11,7 +11,14 @@ import torch
 from model_core import CheckpointError, load_checkpoint
 from model_core.checkpoint import LoadedModel, save_checkpoint
 from model_core.fersnet import FERSNet
-from model_core.train.soup import average_state_dicts, check_compatible, greedy_soup, uniform_soup
+from model_core.train.soup import (
+    average_state_dicts,
+    check_compatible,
+    greedy_soup,
+    scored_uniform_soup,
+    soup_card,
+    uniform_soup,
+)
 from training.cli import main
 
 from .conftest import MakeCheckpoint
@@ -130,3 +137,29 @@ def test_cli_refuses_to_choose_a_soup_on_a_test_split(fer2013_folder: Path, make
               "--out", str(tmp_path / "s")])
     assert "chosen on a validation split" in capsys.readouterr().err
     assert not (tmp_path / "s").exists()
+
+
+def test_a_uniform_soup_keeps_everyone_and_records_their_scores(make_checkpoint: MakeCheckpoint) -> None:
+    base = make_checkpoint("base")
+    ingredients = [_perturbed(base, 0.01, seed=1), _perturbed(base, 0.01, seed=2)]
+    result = scored_uniform_soup(ingredients, lambda model: float(_flat(model).sum()))
+    assert result.chosen == [0, 1] and result.score is None and result.trials == []
+    assert result.ingredient_scores == [float(_flat(i.model).sum()) for i in ingredients]
+    assert torch.equal(_flat(result.model), _flat(uniform_soup(ingredients)))
+
+
+def test_the_soups_card_says_how_to_audit_and_remake_it(make_checkpoint: MakeCheckpoint) -> None:
+    base = make_checkpoint("base")
+    ingredients = [load_checkpoint(base), _perturbed(base, 0.01, seed=1), _perturbed(base, 0.01, seed=2)]
+    ingredients[0].card["training"] = {"command": "fersnet train --config base.yaml"}
+    result = greedy_soup(ingredients, lambda model: -float(_flat(model).abs().sum()))
+    card = soup_card(result, ingredients, method="greedy", selected_on="fer2013:val from data", command="fersnet soup",
+                     name="greedy", metrics={"fer2013/val": {"accuracy": 0.5}})
+    soup = card["training"]["soup"]
+    assert card["name"] == "greedy" and card["metrics"] == {"fer2013/val": {"accuracy": 0.5}}
+    assert card["training"]["command"] == "fersnet soup" and soup["selected_on"] == "fer2013:val from data"
+    assert card["training"]["base"] == {"command": "fersnet train --config base.yaml"}
+    assert [i["in_soup"] for i in soup["ingredients"]] == [k in result.chosen for k in range(3)]
+    assert [i["accuracy"] for i in soup["ingredients"]] == [round(s, 5) for s in result.ingredient_scores]
+    assert [t["kept"] for t in soup["greedy_trials"]] == [kept for _, _, kept in result.trials]
+    assert card["classes"] == list(ingredients[0].classes) and card["parameters"] == ingredients[0].card["parameters"]
