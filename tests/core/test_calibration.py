@@ -3,9 +3,6 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -17,7 +14,6 @@ from model_core.calibration import (
     expected_calibration_error,
     fit_temperature,
 )
-from training.cli import main
 
 from .conftest import MakeCheckpoint
 
@@ -49,34 +45,6 @@ def test_scaling_keeps_every_prediction_and_lowers_the_nll() -> None:
     assert after.accuracy == before.accuracy
     assert after.nll < before.nll and after.ece < before.ece
     assert after.nll == pytest.approx(float(F.cross_entropy(logits / after.temperature, labels)), abs=1e-3)
-
-
-def test_calibrate_command_writes_the_temperature_on_the_card(
-    make_checkpoint: MakeCheckpoint, fer2013_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    checkpoint = make_checkpoint()
-    assert load_checkpoint(checkpoint).temperature == 1.0  # none fitted yet
-    main(["calibrate", str(checkpoint), "--dataset", "fer2013", "--root", str(fer2013_folder), "--split", "val",
-          "--report", f"fer2013:test:{fer2013_folder}", "--figure", str(tmp_path / "reliability.png")])
-    assert "temperature" in capsys.readouterr().out
-
-    card = json.loads((checkpoint / "card.json").read_text())
-    calibration = card["calibration"]
-    assert set(calibration["measured"]) == {"fer2013/val", "fer2013/test"}
-    val = calibration["measured"]["fer2013/val"]
-    assert val["after"]["nll"] <= val["before"]["nll"] + 1e-4
-    assert val["after"]["accuracy"] == val["before"]["accuracy"]
-    assert calibration["command"].startswith("fersnet calibrate")
-    loaded = load_checkpoint(checkpoint)  # the weights' hash still holds: only the card changed
-    assert loaded.temperature == calibration["temperature"] > 0
-    assert (tmp_path / "reliability.png").stat().st_size > 1000
-
-
-def test_calibrate_refuses_to_fit_on_a_test_split(make_checkpoint: MakeCheckpoint, fer2013_folder: Path,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit):
-        main(["calibrate", str(make_checkpoint()), "--dataset", "fer2013", "--root", str(fer2013_folder), "--split", "test"])
-    assert "fitted on a validation split" in capsys.readouterr().err
 
 
 def test_the_temperature_is_fitted_on_the_first_split_and_written_on_the_card_alone(
