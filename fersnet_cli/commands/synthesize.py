@@ -101,9 +101,9 @@ def run(args: argparse.Namespace) -> None:
         redrawn = loaded.model.redraw_each(images, [loaded.classes.index(t) for t in wanted])
     for i, name in enumerate(names):
         if args.format == "face":
-            for target, face in zip(wanted, redrawn[i], strict=True):
+            for target, drawn in zip(wanted, redrawn[i], strict=True):
                 file = out / f"{name}_{target}.png"
-                preprocess.to_image(face).save(file)
+                preprocess.to_image(drawn).save(file)
                 print(f"wrote {file}")
             continue
         for target, photo in zip(wanted, redrawn_photos(photos[i], boxes[i], images[i], redrawn[i], preprocess),
