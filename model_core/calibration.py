@@ -30,6 +30,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from .card import Calibration
+from .checkpoint import LoadedModel, write_card
 from .data import FaceDataset
 from .fersnet import FERSNet
 
@@ -155,3 +156,20 @@ def calibrate(splits: dict[str, tuple[Tensor, Tensor]], fit_on: str, fitted_from
             for key, (z, y) in splits.items()
         },
     )
+
+
+def calibrate_checkpoint(
+    loaded: LoadedModel, splits: dict[str, tuple[Tensor, Tensor]], fitted_from: str, command: str
+) -> Calibration:
+    """Fit ``loaded``'s temperature on the first of ``splits`` (logits, labels), measure it on all, and write it on the
+    checkpoint's card; returns the card's new ``calibration`` section.
+
+    Only ``card.json`` is rewritten: the weights, and so their hash, stay as they are, and the
+    temperature is what every reader of the card (the service, the CLI) divides the logits by.
+    ``fitted_from`` says where the first split came from (dataset, split and folder), ``command``
+    what wrote it, so the card can be checked later.
+    """
+    calibration = calibrate(splits, next(iter(splits)), fitted_from, command)
+    loaded.card.calibration = calibration
+    write_card(loaded.path, loaded.card)
+    return calibration

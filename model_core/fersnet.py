@@ -30,7 +30,7 @@ registered constructor per variant.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
@@ -401,6 +401,16 @@ class FERSNet(nn.Module):
         features = Features(fer=pick(f.fer), fes=pick(f.fes), skips=tuple(pick(s) for s in f.skips), images=pick(f.images))
         return self.decode(features, targets)
 
+    def redraw_each(self, images: Tensor, targets: Sequence[int]) -> Tensor:
+        """Every image redrawn with every target class index: (N, len(targets), C, H, W), in [-1, 1].
+
+        Each image is encoded once, and only the decoder runs once per image and target (:meth:`redraw`).
+        """
+        onehot = torch.eye(self.config.num_classes, device=images.device)[list(targets)]
+        sources = torch.arange(len(images), device=images.device).repeat_interleave(len(targets))
+        redrawn = self.redraw(images, onehot.repeat(len(images), 1), sources)
+        return redrawn.view(len(images), len(targets), *images.shape[1:])
+
     def forward(self, images: Tensor, target: Tensor | None = None) -> FERSNetOutput:
         features = self.forward_features(images, synthesis=target is not None)
         logits = self.forward_head(features.fer)
@@ -422,6 +432,22 @@ class FERSNet(nn.Module):
             for i in range(len(self.decoder["blocks"])):
                 axes[f"decoder.blocks.{i}.fuse.0.0.weight"] = 1
         return axes
+
+
+def count_flops(model: FERSNet, synthesis: bool = False) -> int:
+    """FLOPs of one image through ``classify`` (or with ``synthesis``, ``synthesize``), as PyTorch's FlopCounterMode
+    counts them (a multiply-add counts as 2): the cost of a variant independent of the machine it runs on."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    cfg = model.config
+    x = torch.zeros(1, cfg.in_chans, cfg.img_size, cfg.img_size)
+    model.eval()
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        if synthesis:
+            model.synthesize(x, torch.zeros(1, cfg.num_classes))
+        else:
+            model.classify(x)
+    return int(counter.get_total_flops())
 
 
 # --------------------------------------------------------------------------- variants

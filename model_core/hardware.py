@@ -1,4 +1,4 @@
-"""What the processor can do, asked once for training and serving alike."""
+"""What the processor can do, and which device to run on, asked once for training, evaluation and serving alike."""
 
 from __future__ import annotations
 
@@ -16,3 +16,23 @@ def cpu_has_native_bfloat16() -> bool:
     except OSError:  # not Linux: no way to tell cheaply, keep float32
         return False
     return ("avx512_bf16" in flags or "amx_bf16" in flags) and torch.backends.mkldnn.is_available()
+
+
+class DeviceError(RuntimeError):
+    """A device that was asked for and is not there: a setting the user can fix, reported as one line."""
+
+
+def resolve_device(requested: str, setting: str = "--device") -> torch.device:
+    """The device ``requested`` names; 'auto' is CUDA when PyTorch sees a GPU, else the CPU.
+
+    One rule for training, evaluation and serving, so that 'auto' means the same thing in every
+    command and in the service. Asking for CUDA where there is none raises :class:`DeviceError`
+    naming ``setting`` (where the user asked: ``--device``, ``FERSNET_DEVICE``, a recipe's
+    ``device``) now, rather than a driver error deep in the first tensor moved there.
+    """
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(requested)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise DeviceError(f"{setting}={requested} but PyTorch sees no CUDA GPU (use 'auto' or 'cpu')")
+    return device

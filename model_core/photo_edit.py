@@ -19,15 +19,32 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterable, Iterator
+from pathlib import Path
+
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
+from .data.records import DataError
 from .faces import Face
-from .preprocess import Preprocess
+from .preprocess import Preprocess, viewable
 
 #: Share of the crop's side over which the change fades to nothing at each border.
 FEATHER = 0.12
+
+
+def read_photo(path: str | Path) -> tuple[Image.Image, str]:
+    """A photo file as the service decodes an upload: upright as a viewer shows it (EXIF orientation), grey or RGB;
+    and its format (PNG where PIL names none), so that the redrawn photo can be saved in the same family.
+
+    Raises :class:`~model_core.data.DataError` naming the file where it cannot be read.
+    """
+    try:
+        with Image.open(path) as f:
+            image, fmt = viewable(ImageOps.exif_transpose(f)), f.format or "PNG"
+    except (FileNotFoundError, UnidentifiedImageError, OSError) as e:
+        raise DataError(f"{path}: cannot read image ({e})") from None
+    return (image if image.mode in ("L", "RGB") else image.convert("RGB")), fmt
 
 
 def crop_box(face: Face, image_size: tuple[int, int], preprocess: Preprocess) -> tuple[int, int, int, int]:

@@ -36,7 +36,7 @@ import torch
 from torch import Tensor
 
 from model_core import CheckpointError, LoadedModel, load_checkpoint
-from model_core.hardware import cpu_has_native_bfloat16
+from model_core.hardware import cpu_has_native_bfloat16, resolve_device
 
 from .settings import Settings
 
@@ -45,15 +45,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _DTYPES: dict[str, torch.dtype] = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
-
-
-def resolve_device(requested: str) -> torch.device:
-    """'auto' means CUDA when PyTorch sees a GPU, else the CPU; 'cuda' without a GPU is a configuration error."""
-    if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("FERSNET_DEVICE=cuda but PyTorch sees no CUDA GPU (use 'auto' or 'cpu')")
-    return torch.device(requested)
 
 
 def resolve_dtype(device: torch.device, settings: Settings) -> torch.dtype:
@@ -103,7 +94,7 @@ class Engine:
         """Load the configured checkpoint; raises ``model_core.CheckpointError`` for a bad one."""
         if settings.torch_threads is not None:
             torch.set_num_threads(settings.torch_threads)
-        device = resolve_device(settings.device)
+        device = resolve_device(settings.device, setting="FERSNET_DEVICE")  # DeviceError: a RuntimeError
         dtype = resolve_dtype(device, settings)
         loaded = load_checkpoint(settings.checkpoint, device)
         if dtype != torch.float32:

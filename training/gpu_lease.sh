@@ -15,7 +15,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD
-fersnet() { python3 -m training.cli "$@"; }
+fersnet() { python3 -m fersnet_cli "$@"; }
 export -f fersnet
 data=$(cd .. && pwd)/shared/data
 mkdir -p "$data" && tar -xzf .carry/fer2013.tar.gz -C "$data" || exit 1

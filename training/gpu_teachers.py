@@ -36,6 +36,7 @@ import torch
 from model_core.data import DataError
 from model_core.data.packed import load_packed
 from model_core.expressions import FER2013_CLASSES
+from model_core.hardware import resolve_device
 from model_core.train.ensemble import ensemble_table, format_table, read_teacher_folder
 from model_core.train.teacher_nets import ARCHITECTURES
 from model_core.train.teachers import SUMMARY_FILE, TeacherPlan, splits_of_pack, train_teacher, write_teacher
@@ -48,7 +49,7 @@ SMALL_FILES = ("fer2013.csv.gz", "ferplus.csv.gz", SUMMARY_FILE, "log.jsonl", "c
 
 def train(args: argparse.Namespace, argv: list[str]) -> int:
     torch.set_num_threads(args.threads)
-    device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    device = str(resolve_device(args.device))
     start = time.perf_counter()
     faces = load_packed(args.pack)
     if args.subset:

@@ -27,23 +27,24 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from ..checkpoint import CheckpointError, LoadedModel
+from ..checkpoint import CheckpointError, LoadedModel, build_card
 from ..fersnet import FERSNet
 
 
 @dataclass
 class SoupResult:
-    """What :func:`greedy_soup` chose, and every score it measured on the way."""
+    """What :func:`greedy_soup` (or :func:`scored_uniform_soup`) chose, and every score it measured on the way."""
 
     model: FERSNet
     chosen: list[int]
     """Indices (into the ingredients as given) of the models in the soup, in the order they were added."""
-    score: float
-    """The soup's validation score."""
+    score: float | None
+    """The soup's validation score (None for a uniform soup: it is not needed to choose one)."""
     ingredient_scores: list[float]
     trials: list[tuple[int, float, bool]] = field(default_factory=list)
     """(ingredient, score of the soup with it, kept) for every ingredient tried after the first."""
@@ -85,6 +86,16 @@ def uniform_soup(ingredients: Sequence[LoadedModel]) -> FERSNet:
     return _network_with(ingredients[0], average_state_dicts([i.model.state_dict() for i in ingredients]))
 
 
+def scored_uniform_soup(ingredients: Sequence[LoadedModel], score: Callable[[FERSNet], float]) -> SoupResult:
+    """:func:`uniform_soup`, with each ingredient's own ``score`` recorded as :func:`greedy_soup` records it.
+
+    Every ingredient is in; the scores only document the ingredients on the soup's card.
+    """
+    model = uniform_soup(ingredients)
+    return SoupResult(model=model, chosen=list(range(len(ingredients))), score=None,
+                      ingredient_scores=[score(i.model) for i in ingredients])
+
+
 def greedy_soup(ingredients: Sequence[LoadedModel], score: Callable[[FERSNet], float]) -> SoupResult:
     """The greedy soup of Wortsman et al.: add ingredients best first while the score does not drop.
 
@@ -108,6 +119,42 @@ def greedy_soup(ingredients: Sequence[LoadedModel], score: Callable[[FERSNet], f
             best_score = trial_score
     model = _network_with(ingredients[0], average_state_dicts([states[i] for i in chosen]))
     return SoupResult(model=model, chosen=chosen, score=best_score, ingredient_scores=own, trials=trials)
+
+
+def soup_card(
+    result: SoupResult,
+    ingredients: Sequence[LoadedModel],
+    *,
+    method: str,
+    selected_on: str,
+    command: str,
+    name: str,
+    metrics: dict[str, Any],
+) -> dict[str, Any]:
+    """The model card of a soup: enough to audit it, and to make it again.
+
+    Its ``training`` section lists every ingredient (checkpoint, hash, its own validation
+    accuracy, whether it is in the soup, and the command and recipe that trained it), every
+    greedy trial, the split it was ``selected_on`` (dataset, split, folder), and the ``command``
+    that made it; the first ingredient's own training is kept as the soup's ``base``, since the
+    others are fine-tunings of it. ``metrics`` are the soup's measurements, keyed by split.
+    """
+    first = ingredients[0]
+    training = {
+        "command": command,
+        "soup": {
+            "method": method,
+            "selected_on": selected_on,
+            "ingredients": [{"checkpoint": str(i.path), "name": i.card.name, "sha256": i.sha256,
+                             "accuracy": round(result.ingredient_scores[k], 5), "in_soup": k in result.chosen,
+                             "command": i.card.training.get("command"),
+                             "recipe": i.card.training.get("recipe")} for k, i in enumerate(ingredients)],
+            "greedy_trials": [{"added": str(ingredients[candidate].path), "accuracy": round(score, 5), "kept": kept}
+                              for candidate, score, kept in result.trials],
+        },
+        "base": first.card.training,
+    }
+    return build_card(result.model, first.classes, first.preprocess, name=name, training=training, metrics=metrics)
 
 
 def _network_with(template: LoadedModel, state: Mapping[str, Tensor]) -> FERSNet:

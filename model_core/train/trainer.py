@@ -47,7 +47,7 @@ from ..data import FaceDataset, load_records, train_augmentation
 from ..discriminator import discriminator_for
 from ..evaluate import Metrics, evaluate_dataset, evaluation_set, plot_confusion, plot_curves, synthesis_grid
 from ..fersnet import FERSNet, create_model
-from ..hardware import cpu_has_native_bfloat16
+from ..hardware import cpu_has_native_bfloat16, resolve_device
 from ..preprocess import Preprocess
 from ..transfer import init_from_checkpoint
 from .config import DataSpec, TrainConfig
@@ -81,13 +81,12 @@ def init_distributed(device_kind: str) -> DistEnv:
     return DistEnv(rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=int(os.environ.get("LOCAL_RANK", 0)))
 
 
-def pick_device(requested: str, env: DistEnv) -> torch.device:
-    if requested == "cuda" or (requested == "auto" and torch.cuda.is_available()):
-        if not torch.cuda.is_available():
-            raise RuntimeError("device 'cuda' requested but CUDA is not available")
+def pick_device(device: torch.device, env: DistEnv) -> torch.device:
+    """``device`` (resolved by :func:`~model_core.hardware.resolve_device`); on CUDA, this process's own GPU under torchrun."""
+    if device.type == "cuda":
         torch.cuda.set_device(env.local_rank)
         return torch.device("cuda", env.local_rank)
-    return torch.device("cpu")
+    return device
 
 
 def seed_everything(seed: int) -> None:
@@ -183,9 +182,9 @@ class Trainer:
         self.command = command or " ".join(sys.argv)
         if config.threads:
             torch.set_num_threads(config.threads)
-        device_kind = "cuda" if config.device == "cuda" or (config.device == "auto" and torch.cuda.is_available()) else "cpu"
-        self.env = init_distributed(device_kind)
-        self.device = pick_device(config.device, self.env)
+        device = resolve_device(config.device, setting="device")  # the recipe's field; before joining a process group
+        self.env = init_distributed(device.type)
+        self.device = pick_device(device, self.env)
         self.run_dir = config.run_dir
         seed_everything(config.seed + self.env.rank)
 

@@ -10,6 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
+
+from model_core import LoadedModel, load_checkpoint
+from model_core.fersnet import FERSNet
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED_DATA = (REPO / ".." / "shared" / "data").resolve()
@@ -41,3 +45,18 @@ def tiny_recipe(tmp_path: Path, train_root: Path, **extra: object) -> dict:
     }
     recipe.update(extra)
     return recipe
+
+
+def flat_parameters(model: FERSNet) -> torch.Tensor:
+    """Every parameter of ``model`` in one vector: two models are the same network when these are equal."""
+    return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+
+def perturbed(base: Path, scale: float, seed: int) -> LoadedModel:
+    """A copy of ``base`` with Gaussian noise on every parameter: a stand-in for one fine-tuning of it."""
+    loaded = load_checkpoint(base)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in loaded.model.parameters():
+            p.add_(scale * torch.randn(p.shape, generator=generator))
+    return loaded

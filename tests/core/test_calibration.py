@@ -3,16 +3,17 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
 import torch
 import torch.nn.functional as F
 
 from model_core import load_checkpoint
-from model_core.calibration import CalibrationMetrics, expected_calibration_error, fit_temperature
-from training.cli import main
+from model_core.calibration import (
+    CalibrationMetrics,
+    calibrate_checkpoint,
+    expected_calibration_error,
+    fit_temperature,
+)
 
 from .conftest import MakeCheckpoint
 
@@ -46,29 +47,14 @@ def test_scaling_keeps_every_prediction_and_lowers_the_nll() -> None:
     assert after.nll == pytest.approx(float(F.cross_entropy(logits / after.temperature, labels)), abs=1e-3)
 
 
-def test_calibrate_command_writes_the_temperature_on_the_card(
-    make_checkpoint: MakeCheckpoint, fer2013_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_the_temperature_is_fitted_on_the_first_split_and_written_on_the_card_alone(
+    make_checkpoint: MakeCheckpoint,
 ) -> None:
     checkpoint = make_checkpoint()
-    assert load_checkpoint(checkpoint).temperature == 1.0  # none fitted yet
-    main(["calibrate", str(checkpoint), "--dataset", "fer2013", "--root", str(fer2013_folder), "--split", "val",
-          "--report", f"fer2013:test:{fer2013_folder}", "--figure", str(tmp_path / "reliability.png")])
-    assert "temperature" in capsys.readouterr().out
-
-    card = json.loads((checkpoint / "card.json").read_text())
-    calibration = card["calibration"]
-    assert set(calibration["measured"]) == {"fer2013/val", "fer2013/test"}
-    val = calibration["measured"]["fer2013/val"]
-    assert val["after"]["nll"] <= val["before"]["nll"] + 1e-4
-    assert val["after"]["accuracy"] == val["before"]["accuracy"]
-    assert calibration["command"].startswith("fersnet calibrate")
-    loaded = load_checkpoint(checkpoint)  # the weights' hash still holds: only the card changed
-    assert loaded.temperature == calibration["temperature"] > 0
-    assert (tmp_path / "reliability.png").stat().st_size > 1000
-
-
-def test_calibrate_refuses_to_fit_on_a_test_split(make_checkpoint: MakeCheckpoint, fer2013_folder: Path,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit):
-        main(["calibrate", str(make_checkpoint()), "--dataset", "fer2013", "--root", str(fer2013_folder), "--split", "test"])
-    assert "fitted on a validation split" in capsys.readouterr().err
+    splits = {"fer2013/val": sampled(2.0), "fer2013/test": sampled(2.0, seed=1)}
+    section = calibrate_checkpoint(load_checkpoint(checkpoint), splits, "fer2013:val from data", "fersnet calibrate")
+    assert section["temperature"] == pytest.approx(fit_temperature(*splits["fer2013/val"]), abs=1e-4)
+    assert section["fitted_on"] == "fer2013:val from data" and section["command"] == "fersnet calibrate"
+    assert set(section["measured"]) == {"fer2013/val", "fer2013/test"}
+    reloaded = load_checkpoint(checkpoint)  # the weights' hash still holds: only the card changed
+    assert reloaded.card["calibration"] == section and reloaded.temperature == section["temperature"]

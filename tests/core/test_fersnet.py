@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from model_core import FERSNetConfig, create_model, list_variants
-from model_core.fersnet import FERSNet
+from model_core.fersnet import FERSNet, count_flops
 from model_core.gates import ConvFLU
 
 
@@ -115,6 +115,23 @@ def test_redraw_encodes_each_face_once_and_matches_synthesize() -> None:
         redrawn = model.redraw(faces, targets, sources)
         one_by_one = torch.cat([model.synthesize(faces[[s]], targets[[i]]) for i, s in enumerate(sources.tolist())])
     assert torch.allclose(redrawn, one_by_one, atol=1e-5)
+
+
+def test_redraw_each_gives_every_face_with_every_target() -> None:
+    torch.manual_seed(0)
+    model = create_model("fersnet_tiny").eval()
+    faces = torch.rand(2, 1, 48, 48) * 2 - 1
+    with torch.inference_mode():
+        redrawn = model.redraw_each(faces, [3, 5, 0])
+        expected = [[model.synthesize(faces[[i]], torch.eye(7)[[t]])[0] for t in (3, 5, 0)] for i in range(2)]
+    assert redrawn.shape == (2, 3, 1, 48, 48)
+    assert torch.allclose(redrawn, torch.stack([torch.stack(row) for row in expected]), atol=1e-5)
+
+
+def test_flops_grow_with_the_work() -> None:
+    """Selective sharing runs two branches and their gates; synthesis adds the decoder."""
+    single, selective = create_model("fersnet_tiny", sharing="none"), create_model("fersnet_tiny")
+    assert 0 < count_flops(single) < count_flops(selective) < count_flops(selective, synthesis=True)
 
 
 def test_an_unknown_synthesis_output_is_refused() -> None:

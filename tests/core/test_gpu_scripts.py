@@ -33,8 +33,14 @@ def test_the_gpu_script_leaves_loadable_shards_and_the_run_under_out(
            "--set", "max_steps_per_epoch=1", "--set", "optim.batch_size=4", "--set", "num_workers=0",
            "--set", f"train=[{{{data}, split: train}}]", "--set", f"val={{{data}, split: val}}",
            "--set", f"report=[{{{data}, split: test}}]"]
-    env = os.environ | {"RUN": str(run), "OUT": str(out),
-                        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    # The scripts call `fersnet` from the repository root: this checkout's (python -m), whatever console script the
+    # environment has installed.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "fersnet").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m fersnet_cli "$@"\n')
+    (bin_dir / "fersnet").chmod(0o755)
+    path = os.pathsep.join([str(bin_dir), str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    env = os.environ | {"RUN": str(run), "OUT": str(out), "PATH": path}
     done = subprocess.run(["bash", str(REPO / "training" / script), *cpu], env=env, capture_output=True, text=True,
                           timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]

@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from model_core.data import DataError
 from model_core.faces import Face, whole_image
-from model_core.photo_edit import changed_outside, crop_box, encode_like, face_tile, feather, redraw_in_photo, scale_box
+from model_core.photo_edit import (
+    changed_outside,
+    crop_box,
+    encode_like,
+    face_tile,
+    feather,
+    read_photo,
+    redraw_in_photo,
+    scale_box,
+)
 from model_core.preprocess import Preprocess
 
 
@@ -82,3 +93,19 @@ def test_encode_like_keeps_the_upload_family() -> None:
 def test_face_tile_is_a_square_of_the_box() -> None:
     tile = face_tile(colour_photo(), (150, 100, 250, 200), side=64)
     assert tile.size == (64, 64) and tile.mode == "RGB"
+
+
+def test_read_photo_gives_an_upright_grey_or_rgb_image_and_its_format(tmp_path: Path) -> None:
+    Image.new("RGBA", (30, 20), (10, 20, 30, 128)).save(tmp_path / "a.png")
+    image, fmt = read_photo(tmp_path / "a.png")
+    assert (image.mode, image.size, fmt) == ("RGB", (30, 20), "PNG")
+    turned = colour_photo((30, 20))
+    exif = turned.getexif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to view
+    turned.save(tmp_path / "b.jpg", exif=exif)
+    image, fmt = read_photo(tmp_path / "b.jpg")
+    assert (image.size, fmt) == ((20, 30), "JPEG")
+    (tmp_path / "c.png").write_bytes(b"not an image")
+    for name in ("c.png", "missing.png"):
+        with pytest.raises(DataError, match=f"{name}: cannot read image"):
+            read_photo(tmp_path / name)

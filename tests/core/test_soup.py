@@ -2,33 +2,22 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
 import torch
 
 from model_core import CheckpointError, load_checkpoint
-from model_core.checkpoint import LoadedModel, save_checkpoint
 from model_core.fersnet import FERSNet
-from model_core.train.soup import average_state_dicts, check_compatible, greedy_soup, uniform_soup
-from training.cli import main
+from model_core.train.soup import (
+    average_state_dicts,
+    check_compatible,
+    greedy_soup,
+    scored_uniform_soup,
+    soup_card,
+    uniform_soup,
+)
 
 from .conftest import MakeCheckpoint
-
-
-def _flat(model: FERSNet) -> torch.Tensor:
-    return torch.cat([p.detach().flatten() for p in model.parameters()])
-
-
-def _perturbed(base: Path, scale: float, seed: int) -> LoadedModel:
-    """A copy of ``base`` with Gaussian noise on every parameter: a stand-in for one fine-tuning of it."""
-    loaded = load_checkpoint(base)
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in loaded.model.parameters():
-            p.add_(scale * torch.randn(p.shape, generator=generator))
-    return loaded
+from .fakes import flat_parameters, perturbed
 
 
 def test_floating_tensors_are_averaged_and_counters_taken_from_the_first() -> None:
@@ -50,25 +39,25 @@ def test_a_soup_of_one_model_with_itself_is_that_model(make_checkpoint: MakeChec
 
 def test_greedy_soup_keeps_ingredients_that_help_and_leaves_out_one_that_hurts(make_checkpoint: MakeCheckpoint) -> None:
     base = make_checkpoint("base", seed=0)
-    target = _flat(load_checkpoint(base).model)
+    target = flat_parameters(load_checkpoint(base).model)
     # Two independent perturbations of one model: their average is closer to it than either. A model of
     # another initialisation is far from it, and averaging it in moves the soup away.
     ingredients = [
-        _perturbed(base, 0.01, seed=1),
+        perturbed(base, 0.01, seed=1),
         load_checkpoint(make_checkpoint("stranger", seed=5)),
-        _perturbed(base, 0.01, seed=2),
+        perturbed(base, 0.01, seed=2),
     ]
 
     def score(model: FERSNet) -> float:
-        return -float((_flat(model) - target).norm())
+        return -float((flat_parameters(model) - target).norm())
 
     result = greedy_soup(ingredients, score)
     assert sorted(result.chosen) == [0, 2]
     (_, _, second_kept), (last, _, last_kept) = result.trials  # the stranger scores worst alone, so it is tried last
     assert second_kept and last == 1 and not last_kept
     assert result.score > max(result.ingredient_scores)
-    expected = (_flat(ingredients[0].model) + _flat(ingredients[2].model)) / 2
-    assert torch.allclose(_flat(result.model), expected, atol=1e-6)
+    expected = (flat_parameters(ingredients[0].model) + flat_parameters(ingredients[2].model)) / 2
+    assert torch.allclose(flat_parameters(result.model), expected, atol=1e-6)
 
 
 def test_different_networks_or_classes_cannot_share_a_soup(make_checkpoint: MakeCheckpoint) -> None:
@@ -83,50 +72,27 @@ def test_different_networks_or_classes_cannot_share_a_soup(make_checkpoint: Make
         check_compatible([selective])
 
 
-def test_cli_writes_the_soup_with_its_ingredients_and_measurements_on_its_card(
-    fer2013_folder: Path, make_checkpoint: MakeCheckpoint, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_a_uniform_soup_keeps_everyone_and_records_their_scores(make_checkpoint: MakeCheckpoint) -> None:
     base = make_checkpoint("base")
-    paths = []
-    for seed in (1, 2, 3):
-        loaded = _perturbed(base, 0.005, seed)
-        paths.append(save_checkpoint(tmp_path / f"ft{seed}", loaded.model, loaded.card))
-    out = tmp_path / "soup"
-    main(["soup", *map(str, paths), "--dataset", "fer2013", "--root", str(fer2013_folder), "--split", "val",
-          "--report", f"fer2013:test:{fer2013_folder}", "--out", str(out)])
-    printed = capsys.readouterr().out
-    assert "fer2013/val" in printed and "fer2013/test" in printed
+    ingredients = [perturbed(base, 0.01, seed=1), perturbed(base, 0.01, seed=2)]
+    result = scored_uniform_soup(ingredients, lambda model: float(flat_parameters(model).sum()))
+    assert result.chosen == [0, 1] and result.score is None and result.trials == []
+    assert result.ingredient_scores == [float(flat_parameters(i.model).sum()) for i in ingredients]
+    assert torch.equal(flat_parameters(result.model), flat_parameters(uniform_soup(ingredients)))
 
-    card = json.loads((out / "card.json").read_text())
+
+def test_the_soups_card_says_how_to_audit_and_remake_it(make_checkpoint: MakeCheckpoint) -> None:
+    base = make_checkpoint("base")
+    ingredients = [load_checkpoint(base), perturbed(base, 0.01, seed=1), perturbed(base, 0.01, seed=2)]
+    ingredients[0].card["training"] = {"command": "fersnet train --config base.yaml"}
+    result = greedy_soup(ingredients, lambda model: -float(flat_parameters(model).abs().sum()))
+    card = soup_card(result, ingredients, method="greedy", selected_on="fer2013:val from data", command="fersnet soup",
+                     name="greedy", metrics={"fer2013/val": {"accuracy": 0.5}})
     soup = card["training"]["soup"]
-    assert [i["checkpoint"] for i in soup["ingredients"]] == [str(p) for p in paths]
-    assert soup["selected_on"].startswith("fer2013:val")
-    assert len(soup["greedy_trials"]) == len(paths) - 1  # every ingredient after the best was tried once
-    assert set(card["metrics"]) == {"fer2013/val", "fer2013/test"}
-    assert card["calibration"]["fitted_on"].startswith("fer2013:val")  # a new set of weights gets its own temperature
-    assert set(card["calibration"]["measured"]) == {"fer2013/val", "fer2013/test"}
-    # The weights on disk are the average of exactly the ingredients the card says are in the soup.
-    chosen = [load_checkpoint(p).model for p, i in zip(paths, soup["ingredients"]) if i["in_soup"]]
-    expected = torch.stack([_flat(m) for m in chosen]).mean(0)
-    assert torch.allclose(_flat(load_checkpoint(out).model), expected, atol=1e-6)
-
-
-def test_cli_names_a_bad_report_spec(fer2013_folder: Path, make_checkpoint: MakeCheckpoint, tmp_path: Path,
-                                     capsys: pytest.CaptureFixture[str]) -> None:
-    a, b = make_checkpoint("a"), make_checkpoint("b", seed=1)
-    with pytest.raises(SystemExit) as exit_info:
-        main(["soup", str(a), str(b), "--dataset", "fer2013", "--root", str(fer2013_folder), "--split", "val",
-              "--method", "uniform", "--report", "fer2013-test", "--out", str(tmp_path / "s")])
-    assert exit_info.value.code == 2
-    assert "expected dataset:split:root" in capsys.readouterr().err
-    assert not (tmp_path / "s").exists()
-
-
-def test_cli_refuses_to_choose_a_soup_on_a_test_split(fer2013_folder: Path, make_checkpoint: MakeCheckpoint, tmp_path: Path,
-                                                      capsys: pytest.CaptureFixture[str]) -> None:
-    a, b = make_checkpoint("a"), make_checkpoint("b", seed=1)
-    with pytest.raises(SystemExit):
-        main(["soup", str(a), str(b), "--dataset", "fer2013", "--root", str(fer2013_folder), "--split", "test",
-              "--out", str(tmp_path / "s")])
-    assert "chosen on a validation split" in capsys.readouterr().err
-    assert not (tmp_path / "s").exists()
+    assert card["name"] == "greedy" and card["metrics"] == {"fer2013/val": {"accuracy": 0.5}}
+    assert card["training"]["command"] == "fersnet soup" and soup["selected_on"] == "fer2013:val from data"
+    assert card["training"]["base"] == {"command": "fersnet train --config base.yaml"}
+    assert [i["in_soup"] for i in soup["ingredients"]] == [k in result.chosen for k in range(3)]
+    assert [i["accuracy"] for i in soup["ingredients"]] == [round(s, 5) for s in result.ingredient_scores]
+    assert [t["kept"] for t in soup["greedy_trials"]] == [kept for _, _, kept in result.trials]
+    assert card["classes"] == list(ingredients[0].classes) and card["parameters"] == ingredients[0].card["parameters"]

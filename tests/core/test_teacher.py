@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-import yaml
 
 from model_core import Preprocess, load_checkpoint
 from model_core.data import DataError, FaceDataset, load_records
 from model_core.expressions import CANONICAL, FER2013_CLASSES
 from model_core.train.teacher import read_teacher_targets, teacher_targets_for, write_teacher_targets
-from training.cli import main
 
 from .conftest import MakeCheckpoint
-from .fakes import tiny_recipe
 
 
 def _rows(path: Path) -> list[list[str]]:
@@ -89,25 +85,3 @@ def test_a_file_for_another_split_or_a_broken_file_is_refused_by_name(fer2013_fo
         read_teacher_targets(broken)
     with pytest.raises(DataError, match=r"missing\.csv: teacher-targets file not found"):
         read_teacher_targets(tmp_path / "missing.csv")
-
-
-def test_distillation_end_to_end_from_the_command_line(fer2013_folder: Path, make_checkpoint: MakeCheckpoint,
-                                                       tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    targets = tmp_path / "teacher" / "train.csv"
-    main(["teacher-targets", "--checkpoint", str(make_checkpoint("teacher")), "--dataset", "fer2013",
-          "--root", str(fer2013_folder), "--out", str(targets), "--temperature", "2", "--device", "cpu"])
-    assert f"wrote {targets}" in capsys.readouterr().out
-    recipe = tiny_recipe(tmp_path, fer2013_folder)
-    recipe["train"][0] |= {"teacher": str(targets), "teacher_weight": 0.5}
-    path = tmp_path / "recipe.yaml"
-    path.write_text(yaml.safe_dump(recipe))
-    main(["train", "--config", str(path), "--set", "optim.epochs=1"])
-    card = json.loads((tmp_path / "run" / "best" / "card.json").read_text())
-    assert card["training"]["recipe"]["train"][0]["teacher"] == str(targets)  # the card says how it was taught
-
-    path.write_text(yaml.safe_dump(tiny_recipe(tmp_path, fer2013_folder) | {
-        "train": [recipe["train"][0] | {"teacher": str(tmp_path / "nowhere.csv")}]}))
-    with pytest.raises(SystemExit) as exit_info:
-        main(["train", "--config", str(path)])
-    assert exit_info.value.code == 2
-    assert "nowhere.csv: teacher-targets file not found" in capsys.readouterr().err

@@ -32,7 +32,7 @@ def test_context_contains_what_the_image_needs():
     assert "pyproject.toml" in context
     assert "model_core/weights/default/model.safetensors" in context
     assert "model_core/weights/default/card.json" in context
-    for package in ("model_core", "training", "service"):
+    for package in ("model_core", "training", "service", "fersnet_cli"):
         assert f"{package}/__init__.py" in context
     page = [p.relative_to(ROOT).as_posix() for p in (ROOT / "service" / "static").iterdir()]
     assert "service/static/index.html" in page

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from training.cli import main
+from fersnet_cli.main import main
 
 from .conftest import MakeCheckpoint
 

@@ -11,9 +11,9 @@ import torch
 import yaml
 from PIL import Image
 
-from training.cli import main
+from fersnet_cli.main import main
 
-from .fakes import face, tiny_recipe
+from ..core.fakes import face, tiny_recipe
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> str:

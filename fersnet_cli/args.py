@@ -1,0 +1,144 @@
+"""Options more than one command takes, declared once here, and turned here into what the commands need.
+
+Each ``add_*`` declares an option (or a group) on a subparser; the function beside it reads it:
+``--device`` through :func:`device`, the data options through :func:`load_split`, ``--report``
+through :func:`report_splits`, ``--detect`` through :func:`detect_faces`. A command that takes
+the data options honours all of them, ``--folds`` included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from dataclasses import dataclass
+
+import torch
+
+from model_core import registry
+from model_core.checkpoint import LoadedModel
+from model_core.data import DataError, FaceDataset, Records, load_records
+from model_core.evaluate import evaluation_set
+from model_core.faces import decide_detection
+from model_core.hardware import resolve_device
+
+CHECKPOINT_HELP = "a checkpoint folder, or a bundled one by name: " + registry.describe()
+DETECT_HELP = ("find the largest face in each image (YuNet) and frame it as the service does: yes (or --detect "
+               "alone) for photos, no for face crops, auto (the default) for yes when the split's images are at least "
+               "twice the model's input across, as photos are and the datasets' crops are not; images without a face "
+               "are classified whole and counted")
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """The command as typed (quoted for a shell): what a card records, so the run can be repeated."""
+    return "fersnet " + shlex.join(args.argv)
+
+
+# --------------------------------------------------------------------------- device
+
+
+def add_device(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+
+
+def device(args: argparse.Namespace) -> torch.device:
+    """``--device``, resolved as everywhere else (:func:`model_core.hardware.resolve_device`)."""
+    return resolve_device(args.device)
+
+
+def add_batch_size(p: argparse.ArgumentParser, default: int = 256) -> None:
+    p.add_argument("--batch-size", type=int, default=default)
+
+
+# --------------------------------------------------------------------------- data
+
+
+def add_data(p: argparse.ArgumentParser, split_default: str | None = None) -> None:
+    """The options that name a split of a dataset; :func:`load_split` reads them."""
+    p.add_argument("--dataset", required=True, choices=["fer2013", "ferplus", "ckplus", "folder"])
+    p.add_argument("--root", required=True, help="dataset folder (for fer2013 also a fer2013.csv file)")
+    p.add_argument("--split", required=split_default is None, default=split_default,
+                   help="train, val, test, all; CK+: fold<i>/train, fold<i>/test")
+    p.add_argument("--label-mode", choices=["hard", "soft"], default="hard",
+                   help="FER+: majority vote or vote distribution")
+    p.add_argument("--folds", type=int, default=10, help="CK+: number of subject folds")
+    p.add_argument("--skip-bad", action="store_true",
+                   help="skip (and count) missing or corrupt files instead of stopping")
+
+
+@dataclass(frozen=True)
+class Split:
+    """One split of one dataset in one folder: ``--dataset/--split/--root``, or a ``--report``."""
+
+    dataset: str
+    split: str
+    root: str
+
+    @property
+    def key(self) -> str:
+        """How cards and outputs name it: ``dataset/split``."""
+        return f"{self.dataset}/{self.split}"
+
+    @property
+    def origin(self) -> str:
+        """Where it came from, as a card records it (``fitted_on``, ``selected_on``)."""
+        return f"{self.dataset}:{self.split} from {self.root}"
+
+
+def named_split(args: argparse.Namespace) -> Split:
+    """The split ``--dataset``, ``--split`` and ``--root`` name."""
+    return Split(args.dataset, args.split, args.root)
+
+
+def load_split(args: argparse.Namespace, split: Split | None = None) -> Records:
+    """The records of ``split`` (default: the one the options name), with every data option applied to it."""
+    split = split or named_split(args)
+    return load_records(split.dataset, split.root, split.split, label_mode=args.label_mode, folds=args.folds,
+                        skip_bad=args.skip_bad)
+
+
+def evaluation_sets(args: argparse.Namespace, splits: list[Split], model: LoadedModel) -> dict[str, FaceDataset]:
+    """Each split decoded for ``model``, keyed ``dataset/split``: every file read once, up front."""
+    return {s.key: evaluation_set(load_split(args, s), model.preprocess, model.classes, args.skip_bad) for s in splits}
+
+
+def refuse_test_split(args: argparse.Namespace, why: str) -> None:
+    """Stop before any work where ``--split`` is a test split but the command chooses or fits on it (``why``)."""
+    if "test" in args.split:
+        raise DataError(f"--split {args.split}: {why}; measure test splits with --report")
+
+
+def add_report(p: argparse.ArgumentParser, help: str) -> None:
+    p.add_argument("--report", action="append", default=[], metavar="DATASET:SPLIT:ROOT", help=help)
+
+
+def report_splits(args: argparse.Namespace) -> list[Split]:
+    """Every ``--report dataset:split:root`` (the root may itself contain colons); a typo fails before any work."""
+    splits = []
+    for spec in args.report:
+        parts = spec.split(":", 2)
+        if len(parts) != 3 or not all(parts):
+            raise DataError(f"--report {spec!r}: expected dataset:split:root, e.g. fer2013:test:../shared/data/fer2013")
+        splits.append(Split(*parts))
+    return splits
+
+
+# --------------------------------------------------------------------------- face detection
+
+
+def add_detect(p: argparse.ArgumentParser, help: str = DETECT_HELP) -> None:
+    p.add_argument("--detect", nargs="?", const="yes", default="auto", choices=("auto", "yes", "no"), help=help)
+
+
+def detect_faces(mode: str, records: Records, img_size: int) -> bool:
+    """Whether to find the face in each image (:func:`model_core.faces.decide_detection`), saying so on stderr
+    where the images look like photos: that ``auto`` finds their faces, or that ``no`` might be a mistake."""
+    decision = decide_detection(mode, records, img_size)
+    if decision.photos and decision.detect:
+        print(f"note: these images are about {decision.side} pixels across, the model's input {img_size}: finding and "
+              "framing the face in each as the service does (--detect no classifies them whole)", file=sys.stderr)
+    elif decision.photos:
+        print(f"note: these images are about {decision.side} pixels across, the model's input {img_size}; "
+              "if they are photos rather than face crops, add --detect to find and frame each face as the service does",
+              file=sys.stderr)
+    return decision.detect

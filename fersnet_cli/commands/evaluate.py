@@ -1,0 +1,47 @@
+"""``fersnet evaluate``: a checkpoint's accuracy, macro-F1, per-class recall and confusion on a dataset split."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from model_core import load_checkpoint
+from model_core.evaluate import evaluate_records, plot_confusion
+from model_core.faces import face_finder
+
+from .. import args as shared
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="measure a checkpoint on a dataset split")
+    p.add_argument("--checkpoint", default="default", help=shared.CHECKPOINT_HELP)
+    shared.add_data(p)
+    shared.add_detect(p)
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object (keys include accuracy, macro_f1 and accuracy_restricted: the best of "
+                        "the model's classes that the set contains)")
+    p.add_argument("--figure", help="also save the confusion matrix as this PNG")
+    shared.add_batch_size(p)
+    shared.add_device(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> None:
+    device = shared.device(args)
+    loaded = load_checkpoint(args.checkpoint, device)
+    records = shared.load_split(args)
+    detect = shared.detect_faces(args.detect, records, loaded.preprocess.img_size)
+    metrics = evaluate_records(loaded.model, loaded.classes, loaded.preprocess, records, device, args.batch_size,
+                               args.skip_bad, face_finder(detect, loaded.preprocess))
+    if args.figure:
+        title = f"{args.dataset}/{args.split}: accuracy {100 * metrics.accuracy:.2f} %"
+        if metrics.extra_classes and metrics.accuracy_restricted is not None:
+            title += f" (restricted to its classes {100 * metrics.accuracy_restricted:.2f} %)"
+        plot_confusion(metrics, Path(args.figure), title=title)
+    if args.json:
+        print(json.dumps({"checkpoint": str(loaded.path), "dataset": args.dataset, "split": args.split,
+                          "detect": detect, "skipped": len(records.skipped), **metrics.to_dict()}))
+    else:
+        print(f"{loaded.card.name} ({loaded.sha256[:12]}) on {args.dataset}/{args.split}")
+        print(metrics.table())

@@ -1,0 +1,34 @@
+"""``fersnet export``: a checkpoint re-saved (float16 safetensors), or its classifier as a ``torch.export`` program."""
+
+from __future__ import annotations
+
+import argparse
+
+from model_core import load_checkpoint
+from model_core.export import export_classifier, resave_checkpoint
+
+from ..args import CHECKPOINT_HELP
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="re-save a checkpoint (float16 safetensors) or export the classifier with "
+                       "torch.export")
+    p.add_argument("--checkpoint", default="default", help=CHECKPOINT_HELP)
+    p.add_argument("--out", required=True)
+    p.add_argument("--format", choices=["safetensors", "torch-export"], default="safetensors",
+                   help="torch-export: a .pt2 program of the classifier for runtimes without this package")
+    p.add_argument("--half", action="store_true", help="safetensors: store float16 weights (half the size)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> None:
+    loaded = load_checkpoint(args.checkpoint)
+    if args.format == "safetensors":
+        out = resave_checkpoint(loaded, args.out, half=args.half)
+        print(f"wrote {out} ({(out / 'model.safetensors').stat().st_size / 1e6:.1f} MB)")
+        return
+    out = export_classifier(loaded, args.out)
+    cfg, preprocess = loaded.model.config, loaded.preprocess
+    print(f"wrote {out}: torch.export program (load with torch.export.load), input (N, {cfg.in_chans}, {cfg.img_size}, "
+          f"{cfg.img_size}) normalised with mean {preprocess.mean}, std {preprocess.std}; "
+          f"output: probabilities of {', '.join(loaded.classes)}")

@@ -1,0 +1,54 @@
+"""``fersnet info``: every variant with its parameters, gates and FLOPs, or one checkpoint's card."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from model_core import create_model, list_variants, load_checkpoint
+from model_core.fersnet import SHARING_MODES, count_flops
+
+from ..args import CHECKPOINT_HELP
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("info", help="list variants with parameter counts and FLOPs, or show a checkpoint's card")
+    p.add_argument("--variant", choices=list_variants())
+    p.add_argument("--checkpoint", help="show this checkpoint's model card instead (" + CHECKPOINT_HELP + ")")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=run)
+
+
+def variant_row(variant: str, sharing: str) -> dict[str, Any]:
+    """One row of the table: a freshly built network of ``variant`` with ``sharing``, measured."""
+    model = create_model(variant, sharing=sharing)
+    cfg = model.config
+    return {
+        "variant": variant,
+        "sharing": sharing,
+        "input": f"{cfg.img_size}x{cfg.img_size}x{cfg.in_chans}",
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "gates": len(model.gates) * 2,
+        "classify_gflops": count_flops(model, synthesis=False) / 1e9,
+        "synthesize_gflops": count_flops(model, synthesis=True) / 1e9 if model.has_synthesis else None,
+    }
+
+
+def run(args: argparse.Namespace) -> None:
+    if args.checkpoint:
+        loaded = load_checkpoint(args.checkpoint)
+        print(json.dumps({k: v for k, v in loaded.card.to_json().items() if k != "training"}, indent=2))
+        return
+    rows = [variant_row(v, s) for v in ([args.variant] if args.variant else list_variants()) for s in SHARING_MODES]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return
+    print(f"{'variant':<15}{'sharing':<11}{'input':<10}{'params':>10}{'ConvFLUs':>9}{'GFLOPs classify':>17}"
+          f"{'GFLOPs synth.':>15}")
+    for r in rows:
+        synth = f"{r['synthesize_gflops']:.3f}" if r["synthesize_gflops"] is not None else "-"
+        print(f"{r['variant']:<15}{r['sharing']:<11}{r['input']:<10}{r['parameters'] / 1e6:>9.2f}M{r['gates']:>9}"
+              f"{r['classify_gflops']:>17.3f}{synth:>15}")
+    print("\nConvFLUs: gates in both directions, one per stage and direction, each with its own weights."
+          "\nFLOPs: per image, as counted by torch.utils.flop_counter (a multiply-add counts as 2).")

@@ -1,0 +1,114 @@
+"""``fersnet synthesize``: the face in each photo (or crop) redrawn with target expressions.
+
+Each input is framed as the service frames an upload (its largest face where it is photo-sized,
+the whole image where it is a crop), redrawn by the network, and either put back into the photo
+at its own size and colours (``--format photo``), saved as the bare model-sized face, or laid
+out as one grid of faces.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from model_core import CheckpointError, load_checkpoint
+from model_core.data import DataError
+from model_core.evaluate import synthesis_grid
+from model_core.expressions import canonical
+from model_core.faces import Face, LargestFace, crop_faces, face_finder, photo_sized, whole_image
+from model_core.photo_edit import crop_box, encode_like, read_photo, redrawn_photos
+
+from .. import args as shared
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("synthesize", help="redraw the face in each photo with target expressions")
+    p.add_argument("inputs", nargs="+",
+                   help="face crops or photos (each face found and framed as the service does: see --detect)")
+    p.add_argument("--checkpoint", default="default", help=shared.CHECKPOINT_HELP)
+    p.add_argument("--target", default="all", help="comma-separated expressions, or all")
+    p.add_argument("--out", required=True, help="output folder (or PNG file with --grid)")
+    p.add_argument("--format", default="photo", choices=("photo", "face"),
+                   help="photo (the default): each input at its own size and colours with its face redrawn, saved "
+                        "as <name>_<target> in the input's format family; face: the bare model-sized face the network "
+                        "drew")
+    p.add_argument("--grid", action="store_true", help="one PNG of model-sized faces: inputs down, target expressions "
+                   "across")
+    shared.add_detect(p, help="find the largest face in each input (YuNet) and frame it as the service does: yes (or "
+                      "--detect alone) for photos, no for face crops, auto (the default) for inputs at least twice the "
+                      "model's input across, redrawn whole where no face is found")
+    shared.add_device(p)
+    p.set_defaults(func=run)
+
+
+def targets(spec: str, classes: Sequence[str]) -> list[str]:
+    """``--target``: 'all', or comma-separated expression names in any dataset's spelling, each one the model knows."""
+    if spec == "all":
+        return list(classes)
+    wanted = []
+    for name in spec.split(","):
+        try:
+            c = canonical(name)
+        except KeyError as e:
+            raise SystemExit(f"fersnet: error: --target: {e.args[0]}") from None
+        if c not in classes:
+            raise SystemExit(f"fersnet: error: --target: the model has no class {c!r} (it knows {', '.join(classes)})")
+        wanted.append(c)
+    return wanted
+
+
+def find_face(path: str, image: Image.Image, finder: LargestFace | None, mode: str, img_size: int) -> Face:
+    """The face of one input as ``--detect`` says: its largest face where detection applies and finds one, else the
+    whole image (a face crop); ``--detect yes`` without a face is an error naming the file."""
+    if finder is None or not (mode == "yes" or photo_sized(max(image.size), img_size)):
+        return whole_image(image)
+    face = finder.find(image)
+    if face is None and mode == "yes":
+        raise DataError(f"{path}: no face found; use --detect no if the image already is a face crop")
+    if face is None:
+        print(f"note: {path}: no face found; redrawing the whole image as a face crop", file=sys.stderr)
+    return face or whole_image(image)
+
+
+def run(args: argparse.Namespace) -> None:
+    device = shared.device(args)
+    loaded = load_checkpoint(args.checkpoint, device)
+    if not loaded.model.has_synthesis:
+        raise CheckpointError(f"{loaded.path}: this model has no synthesis branch (sharing='none')")
+    wanted, preprocess = targets(args.target, loaded.classes), loaded.preprocess
+    finder = face_finder(args.detect != "no", preprocess)
+    photos, boxes, inputs, formats = [], [], [], []
+    for path in args.inputs:
+        image, fmt = read_photo(path)
+        face = find_face(path, image, finder, args.detect, preprocess.img_size)
+        photos.append(image)
+        boxes.append(crop_box(face, image.size, preprocess))
+        inputs.append(preprocess.to_tensor(preprocess.prepare(crop_faces(image, [face], preprocess)[0])))
+        formats.append(fmt)
+    images, names, out = torch.stack(inputs).to(device), [Path(path).stem for path in args.inputs], Path(args.out)
+    if args.grid:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        synthesis_grid(loaded.model, images, loaded.classes, preprocess, out, names)
+        print(f"wrote {out}")
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    with torch.inference_mode():  # each input encoded once, decoded once per target
+        redrawn = loaded.model.redraw_each(images, [loaded.classes.index(t) for t in wanted])
+    for i, name in enumerate(names):
+        if args.format == "face":
+            for target, drawn in zip(wanted, redrawn[i], strict=True):
+                file = out / f"{name}_{target}.png"
+                preprocess.to_image(drawn).save(file)
+                print(f"wrote {file}")
+            continue
+        for target, photo in zip(wanted, redrawn_photos(photos[i], boxes[i], images[i], redrawn[i], preprocess),
+                                 strict=True):
+            data, media_type = encode_like(photo, formats[i])
+            file = out / f"{name}_{target}.{media_type.removeprefix('image/').replace('jpeg', 'jpg')}"
+            file.write_bytes(data)
+            print(f"wrote {file}")
