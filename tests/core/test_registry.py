@@ -35,7 +35,7 @@ def test_a_name_is_one_path_component_and_an_existing_path_wins(
     monkeypatch.chdir(tmp_path)
     (tmp_path / DEFAULT).mkdir()
     assert bundled_name(DEFAULT) is None  # ./default exists: the folder, not the bundled model
-    with pytest.raises(ValueError, match=r"bundled checkpoint \(default, fer2013_paper_gpu, fer2013_paper_none_gpu\)"):
+    with pytest.raises(ValueError, match=r"bundled checkpoint \(default, fer2013_small_masked, fer2013_paper_gpu, fer2013_paper_none_gpu\)"):
         bundled_name("defualt")
 
 

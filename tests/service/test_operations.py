@@ -42,7 +42,7 @@ async def test_the_models_page_lists_exactly_the_registry(make_settings: Callabl
         assert listed == {"name": entry.name, "description": entry.description, "installed": True, "served": False,
                           "variant": card.variant, "sharing": card.sharing, "synthesis": card.config.has_synthesis,
                           "sha256": card.weights.sha256}
-    assert [b["synthesis"] for b in bundled] == [True, True, False]  # default, the paper's network, its branch alone
+    assert [b["synthesis"] for b in bundled] == [True, True, True, False]  # default, the previous one, the paper's network, its branch alone
 
 
 async def test_the_models_page_marks_the_bundled_checkpoint_it_serves(make_settings: Callable[..., Settings]) -> None:
