@@ -60,5 +60,5 @@ def run(args: argparse.Namespace) -> None:
               f"{100 * a['mean_confidence']:.1f}%")
     print(f"wrote the temperature on {loaded.path / 'card.json'} (the weights are unchanged)")
     if args.figure:
-        reliability_diagram(logits, calibration["temperature"], Path(args.figure))
+        reliability_diagram(logits, calibration.temperature, Path(args.figure))
         print(f"wrote {args.figure}")

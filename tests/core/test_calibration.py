@@ -53,8 +53,8 @@ def test_the_temperature_is_fitted_on_the_first_split_and_written_on_the_card_al
     checkpoint = make_checkpoint()
     splits = {"fer2013/val": sampled(2.0), "fer2013/test": sampled(2.0, seed=1)}
     section = calibrate_checkpoint(load_checkpoint(checkpoint), splits, "fer2013:val from data", "fersnet calibrate")
-    assert section["temperature"] == pytest.approx(fit_temperature(*splits["fer2013/val"]), abs=1e-4)
-    assert section["fitted_on"] == "fer2013:val from data" and section["command"] == "fersnet calibrate"
-    assert set(section["measured"]) == {"fer2013/val", "fer2013/test"}
+    assert section.temperature == pytest.approx(fit_temperature(*splits["fer2013/val"]), abs=1e-4)
+    assert section.fitted_on == "fer2013:val from data" and section.command == "fersnet calibrate"
+    assert set(section.measured) == {"fer2013/val", "fer2013/test"}
     reloaded = load_checkpoint(checkpoint)  # the weights' hash still holds: only the card changed
-    assert reloaded.card["calibration"] == section and reloaded.temperature == section["temperature"]
+    assert reloaded.card.calibration == section and reloaded.temperature == section.temperature

@@ -16,8 +16,8 @@ def test_a_resaved_half_checkpoint_names_the_weights_it_came_from(make_checkpoin
                                                                   tmp_path: Path) -> None:
     loaded = load_checkpoint(make_checkpoint())
     half = load_checkpoint(resave_checkpoint(loaded, tmp_path / "half", half=True))
-    assert half.card["exported_from"] == loaded.sha256 != half.sha256
-    assert half.card["weights"]["dtype"] == "float16" and half.classes == loaded.classes
+    assert half.card.exported_from == loaded.sha256 != half.sha256
+    assert half.card.weights.dtype == "float16" and half.classes == loaded.classes
     x = torch.rand(2, 1, 48, 48)
     assert torch.allclose(half.model.classify(x), loaded.model.classify(x), atol=1e-2)
 

@@ -84,15 +84,15 @@ def test_a_uniform_soup_keeps_everyone_and_records_their_scores(make_checkpoint:
 def test_the_soups_card_says_how_to_audit_and_remake_it(make_checkpoint: MakeCheckpoint) -> None:
     base = make_checkpoint("base")
     ingredients = [load_checkpoint(base), perturbed(base, 0.01, seed=1), perturbed(base, 0.01, seed=2)]
-    ingredients[0].card["training"] = {"command": "fersnet train --config base.yaml"}
+    ingredients[0].card.training = {"command": "fersnet train --config base.yaml"}
     result = greedy_soup(ingredients, lambda model: -float(flat_parameters(model).abs().sum()))
     card = soup_card(result, ingredients, method="greedy", selected_on="fer2013:val from data", command="fersnet soup",
                      name="greedy", metrics={"fer2013/val": {"accuracy": 0.5}})
-    soup = card["training"]["soup"]
-    assert card["name"] == "greedy" and card["metrics"] == {"fer2013/val": {"accuracy": 0.5}}
-    assert card["training"]["command"] == "fersnet soup" and soup["selected_on"] == "fer2013:val from data"
-    assert card["training"]["base"] == {"command": "fersnet train --config base.yaml"}
+    soup = card.training["soup"]
+    assert card.name == "greedy" and card.metrics == {"fer2013/val": {"accuracy": 0.5}}
+    assert card.training["command"] == "fersnet soup" and soup["selected_on"] == "fer2013:val from data"
+    assert card.training["base"] == {"command": "fersnet train --config base.yaml"}
     assert [i["in_soup"] for i in soup["ingredients"]] == [k in result.chosen for k in range(3)]
     assert [i["accuracy"] for i in soup["ingredients"]] == [round(s, 5) for s in result.ingredient_scores]
     assert [t["kept"] for t in soup["greedy_trials"]] == [kept for _, _, kept in result.trials]
-    assert card["classes"] == list(ingredients[0].classes) and card["parameters"] == ingredients[0].card["parameters"]
+    assert card.classes == list(ingredients[0].classes) and card.parameters == ingredients[0].card.parameters
