@@ -67,7 +67,7 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 import service  # noqa: E402,F401  # before torch: its OpenMP wait policy (see service/__init__.py)
-from bench.loadgen import Connection, Outcome, Prepared, Tally, closed_loop, multipart, open_loop, percentile_ms  # noqa: E402
+from bench.loadgen import Connection, Prepared, Tally, closed_loop, multipart, open_loop, percentile_ms  # noqa: E402
 from bench.serve import cpu_seconds, face_crops, free_port, get, start_server, stop_server, wait_ready  # noqa: E402
 
 GB = 1024**3
@@ -176,10 +176,11 @@ def scenario_memory(args: argparse.Namespace) -> None:
         server = Server(env=env, **settings)
         try:
             baseline = server.status("VmRSS")
-            requests = [multipart("/v1/classify", f"127.0.0.1:{server.port}", "images", [(f"{r}-{i}.png", p, "image/png") for i, p in enumerate(pngs)]) for r in range(4)]
-            started, cpu_started = time.perf_counter(), cpu_seconds(server.process.pid)
+            parts = [[(f"{r}-{i}.png", p, "image/png") for i, p in enumerate(pngs)] for r in range(4)]
+            requests = [multipart("/v1/classify", f"127.0.0.1:{server.port}", "images", files) for files in parts]
+            cpu_started = cpu_seconds(server.process.pid)
             answers = asyncio.run(concurrent_posts(server.port, requests, timeout=330))
-            wall, cpu = time.perf_counter() - started, cpu_seconds(server.process.pid) - cpu_started
+            cpu = cpu_seconds(server.process.pid) - cpu_started
             time.sleep(3)
             after = server.status("VmRSS")
             statuses = sorted(s for s, _ in answers)

@@ -29,9 +29,11 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-import service  # noqa: E402,F401  # before torch: its OpenMP wait policy (see service/__init__.py)
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
+
+import service  # noqa: E402,F401  # before torch: its OpenMP wait policy (see service/__init__.py)
+
 FER2013_TEST = REPO_ROOT / ".." / "shared" / "data" / "fer2013" / "test"
 
 #: (label, cpu_precision, channels_last)

@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     print(f"CPU capability {torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} threads, batch {args.batch}, "
           f"median of {args.repeats} runs; images/s")
-    print(f"| variant | sharing | train fp32 | train bf16 | ratio | infer fp32 | infer bf16 | ratio |")
+    print("| variant | sharing | train fp32 | train bf16 | ratio | infer fp32 | infer bf16 | ratio |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for variant in args.variants:
         for sharing in args.sharing:

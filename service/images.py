@@ -29,9 +29,8 @@ from __future__ import annotations
 import io
 import math
 import re
-from dataclasses import dataclass, field
-
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from PIL import Image, UnidentifiedImageError

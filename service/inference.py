@@ -39,10 +39,10 @@ from model_core.faces import Face, FaceDetector, crop_faces, whole_image
 from model_core.photo_edit import crop_box, encode_like, face_tile, redrawn_photos, scale_box
 
 from .batching import BatchedAPI, Decoded
+from .budget import PixelBudget, PixelNeed
 from .encoding import labelled_grid, png_bytes
 from .engine import Engine
 from .errors import InferenceFailed, InvalidParameter, NoFaceFound
-from .budget import PixelBudget, PixelNeed
 from .images import Frame, Photo, Upload, decode_image, probe
 from .metrics import Metrics
 from .schemas import (

@@ -13,8 +13,8 @@ from pathlib import Path
 from torch import Tensor
 
 from model_core import LoadedModel, load_checkpoint
-from model_core.card import Calibration
 from model_core.calibration import calibrate_checkpoint, dataset_logits, reliability_diagram
+from model_core.card import Calibration
 
 from .. import args as shared
 

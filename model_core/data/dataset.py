@@ -22,7 +22,6 @@ from ..expressions import index_map
 from ..preprocess import Preprocess, viewable
 from .records import DataError, Record, Records
 
-
 #: Finds the face in a decoded image and returns its crop, or None when there is none
 #: (:class:`model_core.faces.LargestFace`).
 FaceFinder = Callable[[Image.Image], Image.Image | None]

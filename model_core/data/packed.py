@@ -107,8 +107,8 @@ def _decode_bytes(data: bytes) -> np.ndarray:
 
 def pack(fer2013_root: str | Path, out: str | Path, ferplus_root: str | Path | None = None) -> PackReport:
     """Write FER2013 (every split) and, given ``ferplus_root``, FER+'s labels matched onto it, to ``out`` (.npz)."""
-    from . import load_records  # the registry imports this module's siblings; import late to keep it a leaf
     from ..train.teacher import target_key
+    from . import load_records  # the registry imports this module's siblings; import late to keep it a leaf
 
     fer2013_root = Path(fer2013_root)
     records = load_records("fer2013", fer2013_root, "all").records
@@ -146,8 +146,8 @@ def _ferplus_arrays(root: Path, fer2013_pixels: np.ndarray, fer2013_split: np.nd
     Every face FER+ keeps for soft labels is listed (so a teacher's probabilities cover them all); the
     hard label is FER+'s majority vote, -1 where the loader's majority rule drops the face (a tie).
     """
-    from . import load_records
     from ..train.teacher import target_key
+    from . import load_records
 
     soft = load_records("ferplus", root, "all", label_mode="soft").records
     hard = {r.source: r.label for r in load_records("ferplus", root, "all", label_mode="hard").records}

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from ..fersnet import FERSNet, Features
+from ..fersnet import Features, FERSNet
 from .config import LossSpec
 
 

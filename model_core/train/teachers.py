@@ -42,8 +42,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..data.batch_augment import BatchAugment
 from ..data import DataError
+from ..data.batch_augment import BatchAugment
 from ..data.packed import PackedFaces
 from ..expressions import FER2013_CLASSES
 from .ensemble import LabelledSplit, accuracy

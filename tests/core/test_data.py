@@ -11,8 +11,8 @@ from PIL import Image
 
 from model_core import Preprocess
 from model_core.data import DataError, FaceDataset, load_records
-from model_core.data.dataset import decode
 from model_core.data.ckplus import fold_of_subjects
+from model_core.data.dataset import decode
 
 
 def test_fer2013_folder_split_by_file_prefix(fer2013_folder: Path) -> None:

@@ -30,10 +30,10 @@ from model_core.data import DataError, FaceDataset, load_records
 from model_core.data.batch_augment import BatchAugment
 from model_core.data.packed import load_packed, pack
 from model_core.expressions import FER2013_CLASSES, FERPLUS_CLASSES
+from model_core.fersnet import create_model
 from model_core.train.ensemble import LabelledSplit, ensemble_table, format_table, read_teacher_folder
 from model_core.train.teacher import TeacherTargets, read_teacher_targets, teacher_targets_for, write_probabilities
 from model_core.train.teacher_nets import ARCHITECTURES, ResNet, build_teacher, load_teacher, save_teacher
-from model_core.fersnet import create_model
 from model_core.train.teachers import TeacherPlan, distillation_loss, lr_at, train_teacher, write_teacher
 from training import gpu_teachers, teacher_table
 

@@ -10,11 +10,9 @@ from .helpers import (
     K8S,
     SERVICE_PORT,
     env_pairs,
-    exec_form,
     k8s_object,
     k8s_resources,
     load_yaml_documents,
-    parse_flags,
     promql_selectors,
 )
 

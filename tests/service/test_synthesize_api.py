@@ -7,12 +7,11 @@ import io
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
 from service.settings import Settings
-
-import numpy as np
 
 from .helpers import FER_CLASSES, centre_inside, encode, fer_faces, noise_image, noise_png, photo_with_faces, serve
 
