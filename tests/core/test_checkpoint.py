@@ -106,7 +106,7 @@ def test_bundled_checkpoints_are_found_by_name() -> None:
     assert {"default", "fer2013_paper_gpu", "fer2013_paper_none_gpu"} <= set(BUNDLED)
     card = json.loads((BUNDLED["fer2013_paper_gpu"].folder / "card.json").read_text())
     assert card["variant"] == "fersnet_paper" and card["sharing"] == "selective"
-    with pytest.raises(CheckpointError, match="bundled checkpoint: default, fer2013_paper_gpu"):
+    with pytest.raises(CheckpointError, match="bundled checkpoint: default, fer2013_small_masked, fer2013_paper_gpu"):
         load_checkpoint("no_such_model")
 
 
