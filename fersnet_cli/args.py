@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from model_core import registry
-from model_core.checkpoint import LoadedModel
+from model_core.checkpoint import LoadedModel, load_checkpoint
 from model_core.data import DataError, FaceDataset, Records, load_records
 from model_core.evaluate import evaluation_set
 from model_core.faces import decide_detection
@@ -44,6 +44,12 @@ def add_device(p: argparse.ArgumentParser) -> None:
 def device(args: argparse.Namespace) -> torch.device:
     """``--device``, resolved as everywhere else (:func:`model_core.hardware.resolve_device`)."""
     return resolve_device(args.device)
+
+
+def checkpoint_on_device(args: argparse.Namespace) -> tuple[torch.device, LoadedModel]:
+    """``--device`` resolved and ``--checkpoint`` loaded on it: where every command that runs a model starts."""
+    on = device(args)
+    return on, load_checkpoint(args.checkpoint, on)
 
 
 def add_batch_size(p: argparse.ArgumentParser, default: int = 256) -> None:

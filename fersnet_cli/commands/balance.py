@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from model_core import load_checkpoint
 from model_core.train import balance
 
 from .. import args as shared
@@ -24,8 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    device = shared.device(args)
-    loaded = load_checkpoint(args.checkpoint, device)
+    device, loaded = shared.checkpoint_on_device(args)
     report = balance(loaded, shared.load_split(args), args.out, target=args.target, min_confidence=args.min_confidence,
                      seed=args.seed, device=device)
     print(report.table())

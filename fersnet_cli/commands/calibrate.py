@@ -12,7 +12,7 @@ from pathlib import Path
 
 from torch import Tensor
 
-from model_core import LoadedModel, load_checkpoint
+from model_core import LoadedModel
 from model_core.calibration import calibrate_checkpoint, dataset_logits, reliability_diagram
 from model_core.card import Calibration
 
@@ -45,8 +45,7 @@ def write_temperature(loaded: LoadedModel, logits: dict[str, tuple[Tensor, Tenso
 def run(args: argparse.Namespace) -> None:
     shared.refuse_test_split(args, "a temperature is fitted on a validation split")
     reports = shared.report_splits(args)
-    device = shared.device(args)
-    loaded = load_checkpoint(args.checkpoint, device)
+    device, loaded = shared.checkpoint_on_device(args)
     fit_on = shared.named_split(args)
     faces = shared.evaluation_sets(args, [fit_on, *reports], loaded)
     logits = {key: dataset_logits(loaded.model, loaded.classes, split_faces, device, args.batch_size)

@@ -6,7 +6,6 @@ import argparse
 import json
 from pathlib import Path
 
-from model_core import load_checkpoint
 from model_core.evaluate import evaluate_records, plot_confusion
 from model_core.faces import face_finder
 
@@ -28,8 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    device = shared.device(args)
-    loaded = load_checkpoint(args.checkpoint, device)
+    device, loaded = shared.checkpoint_on_device(args)
     records = shared.load_split(args)
     detect = shared.detect_faces(args.detect, records, loaded.preprocess.img_size)
     metrics = evaluate_records(loaded.model, loaded.classes, loaded.preprocess, records, device, args.batch_size,

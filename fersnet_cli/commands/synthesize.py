@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from model_core import CheckpointError, load_checkpoint
+from model_core import CheckpointError
 from model_core.data import DataError
 from model_core.evaluate import synthesis_grid
 from model_core.expressions import canonical
@@ -76,8 +76,7 @@ def find_face(path: str, image: Image.Image, finder: LargestFace | None, mode: s
 
 
 def run(args: argparse.Namespace) -> None:
-    device = shared.device(args)
-    loaded = load_checkpoint(args.checkpoint, device)
+    device, loaded = shared.checkpoint_on_device(args)
     if not loaded.model.has_synthesis:
         raise CheckpointError(f"{loaded.path}: this model has no synthesis branch (sharing='none')")
     wanted, preprocess = targets(args.target, loaded.classes), loaded.preprocess

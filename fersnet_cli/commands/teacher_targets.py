@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 
-from model_core import load_checkpoint
 from model_core.train.teacher import write_teacher_targets
 
 from .. import args as shared
@@ -28,8 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    device = shared.device(args)
-    loaded = load_checkpoint(args.checkpoint, device)
+    device, loaded = shared.checkpoint_on_device(args)
     records = shared.load_split(args)
     out = write_teacher_targets(loaded, records, args.root, args.out, temperature=args.temperature, device=device,
                                 batch_size=args.batch_size)
