@@ -48,6 +48,14 @@ def fer2013_csv(tmp_path: Path) -> Path:
     return path
 
 
+def write_ferplus_csv(root: Path, rows: list[list[Any]]) -> None:
+    """FER+'s label file, ``fer2013new.csv``: a header, then (usage, image name, ten vote counts) per row."""
+    with open(root / "fer2013new.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["Usage", "Image name", *FERPLUS_COLUMNS])
+        w.writerows(rows)
+
+
 FERPLUS_COLUMNS = ["neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt", "unknown", "NF"]
 
 
@@ -75,10 +83,7 @@ def ferplus_root(tmp_path: Path) -> Path:
             rows.append([usage, name, *votes])
             n += 1
         rows.append([usage, "", *([0] * 10)])  # FER+ leaves some rows without an image name
-    with open(root / "fer2013new.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["Usage", "Image name", *FERPLUS_COLUMNS])
-        w.writerows(rows)
+    write_ferplus_csv(root, rows)
     return root
 
 

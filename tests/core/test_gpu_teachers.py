@@ -37,7 +37,7 @@ from model_core.train.teacher_nets import ARCHITECTURES, ResNet, build_teacher, 
 from model_core.train.teachers import TeacherPlan, distillation_loss, lr_at, train_teacher, write_teacher
 from training import gpu_teachers, teacher_table
 
-from .conftest import FERPLUS_COLUMNS
+from .conftest import FERPLUS_COLUMNS, write_ferplus_csv
 from .fakes import REPO, face
 
 MIB = 1 << 20
@@ -69,10 +69,7 @@ def ferplus_of(fer2013_folder: Path, tmp_path: Path) -> Path:
         if row == 4:
             votes = [1, 0, 0, 0, 0, 0, 0, 0, 0, 9]  # not a face: dropped
         rows.append([usage, name, *votes])
-    with open(root / "fer2013new.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["Usage", "Image name", *FERPLUS_COLUMNS])
-        w.writerows(rows)
+    write_ferplus_csv(root, rows)
     return root
 
 

@@ -65,6 +65,24 @@ class Gate:
         self.released.set()
 
 
+@asynccontextmanager
+async def held_model(app: FastAPI) -> AsyncIterator[Gate]:
+    """Make the app's classifier wait inside the model until the test opens the gate."""
+    engine = runtime_of(app).engine
+    assert engine is not None
+    gate = Gate(engine.classify)
+    engine.classify = gate  # type: ignore[method-assign]  # the instance attribute shadows the method
+    try:
+        yield gate
+    finally:
+        gate.release()
+
+
+async def classify_crop(client: httpx.AsyncClient, seed: int = 7) -> httpx.Response:
+    """One ready-made face crop (noise, ``seed``) sent to /v1/classify without detection."""
+    return await client.post("/v1/classify", params={"detect": "false"}, files={"images": ("face.png", noise_png(seed), "image/png")})
+
+
 async def until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
     """Wait until ``condition()`` holds (polling the event loop), or fail."""
     loop = asyncio.get_running_loop()

@@ -4,25 +4,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
 from service.app import create_app
 from service.engine import Engine
 from service.settings import Settings
 
-from .helpers import Gate, assert_error, blank_photo, encode, noise_image, noise_png, png_header_only, runtime_of, serve, until
+from .helpers import Gate, assert_error, blank_photo, classify_crop, encode, held_model, noise_image, noise_png, png_header_only, runtime_of, serve, until
 
 GOOD = {"images": ("face.png", noise_png(7), "image/png")}
-
-
-async def classify_crop(client: httpx.AsyncClient, seed: int = 7) -> httpx.Response:
-    return await client.post("/v1/classify", params={"detect": "false"}, files={"images": ("face.png", noise_png(seed), "image/png")})
 
 
 def _bad_requests() -> Iterator[tuple[str, dict[str, Any], int, str]]:
@@ -185,19 +179,6 @@ async def test_a_model_without_synthesis_answers_501(make_settings: Callable[...
 
 
 # --------------------------------------------------------------------------- 429, 504 and 503: the service's own limits
-
-
-@asynccontextmanager
-async def held_model(app: FastAPI) -> AsyncIterator[Gate]:
-    """Make the app's classifier wait inside the model until the test opens the gate."""
-    engine = runtime_of(app).engine
-    assert engine is not None
-    gate = Gate(engine.classify)
-    engine.classify = gate  # type: ignore[method-assign]  # the instance attribute shadows the method
-    try:
-        yield gate
-    finally:
-        gate.release()
 
 
 async def test_a_full_queue_answers_429_with_retry_after(make_settings: Callable[..., Settings]) -> None:

@@ -6,12 +6,9 @@ import asyncio
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
 
 import anyio
-import httpx
 import pytest
-from fastapi import FastAPI
 
 from service.batching import BatchedAPI, Batcher, Deadline, Decoded
 from service.budget import PixelBudget, PixelNeed
@@ -20,24 +17,7 @@ from service.images import Upload, probe
 from service.metrics import Metrics
 from service.settings import Settings
 
-from .helpers import Gate, assert_error, encode, metric_value, noise_image, noise_png, png_header_only, runtime_of, serve, until
-
-
-async def classify_crop(client: httpx.AsyncClient, seed: int = 7) -> httpx.Response:
-    return await client.post("/v1/classify", params={"detect": "false"}, files={"images": ("face.png", noise_png(seed), "image/png")})
-
-
-@asynccontextmanager
-async def held_model(app: FastAPI) -> AsyncIterator[Gate]:
-    engine = runtime_of(app).engine
-    assert engine is not None
-    gate = Gate(engine.classify)
-    engine.classify = gate  # type: ignore[method-assign]
-    try:
-        yield gate
-    finally:
-        gate.release()
-
+from .helpers import assert_error, classify_crop, encode, held_model, metric_value, noise_image, noise_png, png_header_only, runtime_of, serve, until
 
 # --------------------------------------------------------------------------- admission
 
