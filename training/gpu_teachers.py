@@ -37,7 +37,7 @@ from model_core.data import DataError
 from model_core.data.packed import load_packed
 from model_core.expressions import FER2013_CLASSES
 from model_core.hardware import resolve_device
-from model_core.train.ensemble import ensemble_table, format_table, read_teacher_folder
+from model_core.train.ensemble import ensemble_table, format_table, probabilities_for, read_teacher_folder
 from model_core.train.teacher_nets import ARCHITECTURES
 from model_core.train.teachers import SUMMARY_FILE, TeacherPlan, splits_of_pack, train_teacher, write_teacher
 
@@ -82,13 +82,13 @@ def targets(args: argparse.Namespace) -> int:
         taught = read_teacher_folder(folder)
         if tuple(taught.classes) != tuple(FER2013_CLASSES):
             raise DataError(f"{folder}: classes {taught.classes}, not FER2013's")
-        missing = [k for k in faces.keys if k not in taught.probs]
-        if missing:
+        probs = probabilities_for(taught, faces.keys)
+        if probs is None:
+            missing = [k for k in faces.keys if k not in taught.probs]
             raise DataError(f"{folder}: no probabilities for {len(missing)} faces of the pack (first: {missing[0]})")
-        total += np.stack([taught.probs[k] for k in faces.keys])
-    probs = (total / len(args.teachers)).astype(np.float16)
+        total += probs
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    np.save(args.out, probs)
+    np.save(args.out, (total / len(args.teachers)).astype(np.float16))
     print(f"wrote {args.out}: {len(args.teachers)} teachers averaged over {len(faces.keys)} faces "
           f"({Path(args.out).stat().st_size / MIB:.2f} MiB)")
     return 0

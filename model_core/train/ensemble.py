@@ -71,7 +71,7 @@ def read_teacher_folder(folder: str | Path) -> TeacherTargets:
     return TeacherTargets(folder, parts[0].classes, probs)
 
 
-def _matrix(targets: TeacherTargets, keys: Sequence[str]) -> np.ndarray | None:
+def probabilities_for(targets: TeacherTargets, keys: Sequence[str]) -> np.ndarray | None:
     """The teacher's probabilities for ``keys`` in order, or None if it lacks any of them."""
     try:
         return np.stack([targets.probs[k] for k in keys])
@@ -92,7 +92,7 @@ def ensemble_table(teachers: Sequence[tuple[str, TeacherTargets]], splits: Seque
             raise DataError(f"{targets.path}: classes {targets.classes} differ from the first teacher's {classes}")
         row = TableRow(name)
         for split in splits:
-            probs = _matrix(targets, split.keys)
+            probs = probabilities_for(targets, split.keys)
             row.alone[split.name] = None if probs is None else accuracy(probs, split.labels, classes, split.classes)
             if probs is not None:
                 sums[split.name] = sums.get(split.name, 0) + probs
