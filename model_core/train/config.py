@@ -89,6 +89,10 @@ class LossSpec(_Strict):
     """Frozen classifiers (checkpoint or teacher folders) that judge each fake beside the model's own FER branch;
     the classification loss is the mean of all their verdicts. A generator that must convince networks it shares
     no weights with has to draw the expression, not a pattern that only its own recogniser reads."""
+    judge_jitter: bool = False
+    """Judge each fake through a random mirror, small rotation, scale and shift (bilinear, so also slightly
+    blurred), a fresh draw per face and step: the expectation-over-transformation defence of Athalye et al.
+    (2018). A faint pixel pattern that fools a frozen judge rarely survives resampling; a drawn smile does."""
 
     @property
     def trains_synthesis(self) -> bool:

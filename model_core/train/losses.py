@@ -17,7 +17,9 @@ standard that works without paired before/after photos:
   so this loss only moves the generator; otherwise the generator could teach
   the recogniser to read its own artefacts. Frozen *critics* (other classifiers,
   ``loss.critics``) may judge beside it: a strong recogniser alone is easily
-  satisfied by faint patterns that no other classifier reads as the expression.
+  satisfied by faint patterns that no other classifier reads as the expression,
+  and ``loss.judge_jitter`` makes every judge look at a randomly moved copy, so
+  only an edit that survives resampling (a drawn expression) is rewarded.
 * cycle reconstruction, L1: redrawing the fake with the source expression must
   give back the input. This is what preserves identity without pairs.
 * identity, L1: asked for the expression the face already has, the generator
@@ -71,6 +73,25 @@ def total_variation(mask: Tensor) -> Tensor:
     """Mean absolute difference between neighbouring mask values: small for smooth regions."""
     mask = mask.float()
     return (mask[..., 1:, :] - mask[..., :-1, :]).abs().mean() + (mask[..., :, 1:] - mask[..., :, :-1]).abs().mean()
+
+
+def jitter(images: Tensor, degrees: float = 10.0, scale: float = 0.1, shift: float = 0.08) -> Tensor:
+    """Each image mirrored at random, rotated, scaled and shifted a little (bilinear, edges repeated).
+
+    Differentiable, so a generator's gradient passes through: a judge looking at this copy rewards only the
+    changes that survive a new framing, which is what an expression is and a pixel-level pattern is not.
+    """
+    n, device = images.shape[0], images.device
+    angle = (torch.rand(n, device=device) * 2 - 1) * degrees * torch.pi / 180
+    zoom = 1 + (torch.rand(n, device=device) * 2 - 1) * scale
+    mirror = torch.where(torch.rand(n, device=device) < 0.5, -1.0, 1.0)
+    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+    theta = torch.stack([
+        torch.stack([cos * mirror, -sin, (torch.rand(n, device=device) * 2 - 1) * shift], dim=1),
+        torch.stack([sin * mirror, cos, (torch.rand(n, device=device) * 2 - 1) * shift], dim=1),
+    ], dim=1)
+    grid = F.affine_grid(theta.to(images.dtype), list(images.shape), align_corners=False)
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
 def _head(features: Features, n: int) -> Features:
@@ -128,7 +149,9 @@ class MultiTaskObjective(nn.Module):
         kept = model.decode_parts(subset, source)
         fake, same = drawn.face, kept.face
         judged = frozen_call(model, fake, source)  # the FER verdict on the fake, and its way back
-        verdicts = [judged.logits, *(critic(fake) for critic in self.critics)]
+        seen = jitter(fake) if w.judge_jitter else fake
+        own = frozen_call(model, seen).logits if w.judge_jitter else judged.logits
+        verdicts = [own, *(critic(seen) for critic in self.critics)]
         losses["cls"] = torch.stack([F.cross_entropy(v.float(), wanted) for v in verdicts]).mean()
         losses["cycle"] = F.l1_loss(judged.synthesis.float(), real.float())
         losses["identity"] = F.l1_loss(same.float(), real.float())

@@ -12,7 +12,7 @@ import yaml
 from model_core import create_model, load_checkpoint
 from model_core.train import TrainConfig, Trainer, load_config
 from model_core.train.config import ConfigError, LossSpec
-from model_core.train.losses import MultiTaskObjective, frozen_call
+from model_core.train.losses import MultiTaskObjective, frozen_call, jitter
 from model_core.train.teacher_nets import build_teacher
 
 from .fakes import REPO, face, tiny_recipe
@@ -73,6 +73,35 @@ def test_critics_judge_each_fake_beside_the_fer_branch_and_learn_nothing() -> No
     assert critic_ce.item() > 0 and not torch.isclose(judged.losses["cls"], alone.losses["cls"])
     judged.total.backward()
     assert all(p.grad is None for p in critic.parameters())
+    assert model.decoder["to_image"].weight.grad is not None
+
+
+def test_jitter_moves_each_face_differently_and_passes_gradients() -> None:
+    torch.manual_seed(0)
+    faces = torch.stack([torch.from_numpy(face(c, c)).float()[None] / 127.5 - 1 for c in range(7)]).requires_grad_(True)
+    moved = jitter(faces)
+    assert moved.shape == faces.shape and moved.abs().max() <= 1.0 + 1e-6
+    change = (moved - faces).abs().mean(dim=(1, 2, 3))
+    assert (change > 0.01).all() and change.unique().numel() == 7  # every face moved, each its own way
+    moved.sum().backward()
+    assert faces.grad is not None and faces.grad.abs().sum() > 0
+
+
+def test_judge_jitter_shows_every_judge_a_moved_copy_of_the_fake() -> None:
+    """The cycle still starts from the fake itself; only the verdicts differ, and the generator learns from them."""
+    torch.manual_seed(0)
+    model = create_model("fersnet_tiny", synthesis_output="masked").eval()
+    labels = torch.arange(7)
+    images = torch.stack([torch.from_numpy(face(int(c), i)).float()[None] / 127.5 - 1 for i, c in enumerate(labels)])
+    runs = {}
+    for on in (False, True):
+        torch.manual_seed(1)
+        runs[on] = MultiTaskObjective(model, None, LossSpec(synthesis_fraction=1.0, judge_jitter=on))(images, labels, torch.eye(7)[labels])
+    plain, jittered = runs[False], runs[True]
+    assert plain.fake is not None and jittered.fake is not None and torch.equal(plain.fake, jittered.fake)
+    assert torch.equal(plain.losses["cycle"], jittered.losses["cycle"])
+    assert not torch.isclose(plain.losses["cls"], jittered.losses["cls"])
+    jittered.total.backward()
     assert model.decoder["to_image"].weight.grad is not None
 
 
