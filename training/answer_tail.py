@@ -1,0 +1,171 @@
+"""Give a FERSNet checkpoint a second recognition head, fitted on FER+'s votes: the answer tail.
+
+FER2013's labels and FER+'s ten-rater votes disagree on many faces, and a network
+trained on one scores lower on the other. This keeps both: the expression head
+(FER2013's seven classes, the synthesis targets, the literature's comparison)
+stays byte for byte, and a tail of its own (a copy of the last FER stage and a
+head, :func:`model_core.transfer.with_answer_tail`) learns FER+'s eight classes,
+contempt included, from the same frozen trunk. The card then serves the tail.
+
+Because everything below the tail is frozen, its input is computed once per face
+(and once for its mirror image, the only augmentation), so an epoch takes seconds
+on the CPU rather than minutes; the faces go through the same preprocessing as
+training and serving (:class:`~model_core.data.dataset.FaceDataset`). The epoch
+is selected on FER+'s validation split (majority vote) and the test splits are
+measured once, on the selected tail.
+
+    python -m training.answer_tail --checkpoint runs/students_gpu/default_ce_s0/weights --out runs/answer_tail
+    fersnet calibrate --checkpoint runs/answer_tail --dataset ferplus --root ../shared/data/ferplus --split val
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from model_core import load_checkpoint
+from model_core.checkpoint import build_card, save_checkpoint
+from model_core.data import DataError, load_records
+from model_core.data.dataset import FaceDataset
+from model_core.evaluate import evaluate_records
+from model_core.expressions import FERPLUS_CLASSES
+from model_core.fersnet import FERSNet
+from model_core.transfer import with_answer_tail
+
+DATA = Path("../shared/data")
+
+
+def faces(records_split: str, root: Path, label_mode: str, loaded_preprocess) -> tuple[Tensor, Tensor, Tensor]:  # noqa: ANN001
+    """A FER+ split as (images, vote distributions over FERPLUS_CLASSES, majority labels)."""
+    dataset = FaceDataset(load_records("ferplus", root, records_split, label_mode=label_mode), loaded_preprocess,
+                          classes=FERPLUS_CLASSES)
+    images = torch.stack([dataset[i][0] for i in range(len(dataset))])
+    return images, torch.from_numpy(dataset.targets), torch.from_numpy(dataset.labels)
+
+
+@torch.inference_mode()
+def tail_inputs(model: FERSNet, images: Tensor, batch_size: int = 512) -> tuple[Tensor, Tensor]:
+    """What the answer tail reads, for each face and for its mirror image: the frozen trunk runs once per view."""
+    views = []
+    for view in (images, images.flip(3)):
+        views.append(torch.cat([model.tail_input(view[i:i + batch_size]) for i in range(0, len(view), batch_size)]))
+    return views[0], views[1]
+
+
+def tail_of(model: FERSNet) -> nn.Sequential:
+    """The modules that learn: the answer stage, then the answer head (the rest of ``model`` stays frozen)."""
+    return nn.Sequential(model.answer_stage, model.answer_head)
+
+
+@torch.inference_mode()
+def served_accuracy(tail: nn.Module, views: tuple[Tensor, Tensor], labels: Tensor) -> float:
+    """Accuracy of the mirror-averaged logits, as ``classify`` answers with ``flip_average``."""
+    tail.eval()
+    logits = (tail(views[0]) + tail(views[1])) / 2
+    return (logits.argmax(1) == labels).float().mean().item()
+
+
+def fit(tail: nn.Module, train: tuple[Tensor, Tensor], votes: Tensor, val: tuple[Tensor, Tensor], val_labels: Tensor,
+        epochs: int, lr: float, weight_decay: float, batch_size: int, seed: int) -> tuple[dict[str, Tensor], list[dict]]:
+    """AdamW with a one-cycle schedule on the raters' vote distributions; returns the best epoch's state and the log."""
+    generator = torch.Generator().manual_seed(seed)
+    inputs, targets = torch.cat(train), torch.cat([votes, votes])
+    steps = epochs * (len(inputs) // batch_size)
+    optimizer = torch.optim.AdamW(tail.parameters(), lr=lr, weight_decay=weight_decay)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, lr, total_steps=steps, pct_start=0.1)
+    best: tuple[float, dict[str, Tensor]] = (-1.0, {})
+    log = []
+    for epoch in range(1, epochs + 1):
+        tail.train()
+        order = torch.randperm(len(inputs), generator=generator)
+        for start in range(0, len(order) - batch_size + 1, batch_size):
+            batch = order[start:start + batch_size]
+            loss = -(targets[batch] * F.log_softmax(tail(inputs[batch]), dim=1)).sum(1).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+        accuracy = served_accuracy(tail, val, val_labels)
+        log.append({"epoch": epoch, "loss": loss.item(), "val_accuracy": accuracy})
+        print(f"epoch {epoch}: loss {loss.item():.3f}, FER+ val accuracy {100 * accuracy:.2f} %", flush=True)
+        if accuracy > best[0]:
+            best = (accuracy, {k: v.clone() for k, v in tail.state_dict().items()})
+    return best[1], log
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.answer_tail", description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", default="default", help="the network to extend (its expression head stays as it is)")
+    parser.add_argument("--out", type=Path, required=True, help="folder of the new checkpoint")
+    parser.add_argument("--name", help="the new card's name (default: the folder's)")
+    parser.add_argument("--ferplus", type=Path, default=DATA / "ferplus")
+    parser.add_argument("--fer2013", type=Path, default=DATA / "fer2013")
+    parser.add_argument("--ckplus", type=Path, default=DATA / "ckplus48")
+    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--weight-decay", type=float, default=0.05)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--frozen-stage", action="store_true", help="fit the answer head alone, on the last FER stage's copy as it is")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--half", action="store_true", help="store float16 weights, as the bundled models are")
+    args = parser.parse_args(argv)
+    command = "python -m training.answer_tail " + shlex.join(argv if argv is not None else sys.argv[1:])
+    torch.manual_seed(args.seed)
+
+    loaded = load_checkpoint(args.checkpoint)
+    model = with_answer_tail(loaded.model, loaded.classes, FERPLUS_CLASSES).eval().requires_grad_(False)
+    tail = tail_of(model)
+    tail.requires_grad_(True)
+    if args.frozen_stage:
+        model.answer_stage.requires_grad_(False)
+    try:
+        start = time.perf_counter()
+        train_images, votes, _ = faces("train", args.ferplus, "soft", loaded.preprocess)
+        val_images, _, val_labels = faces("val", args.ferplus, "hard", loaded.preprocess)
+        train, val = tail_inputs(model, train_images), tail_inputs(model, val_images)
+        print(f"{len(train_images)} training and {len(val_images)} validation faces through the frozen trunk "
+              f"in {time.perf_counter() - start:.0f} s", flush=True)
+    except DataError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    state, log = fit(tail, train, votes, val, val_labels, args.epochs, args.lr, args.weight_decay, args.batch_size, args.seed)
+    tail.load_state_dict(state)
+    model.eval()
+
+    measured = {
+        "ferplus/val": ("ferplus", args.ferplus, "val", "served"),
+        "ferplus/test": ("ferplus", args.ferplus, "test", "served"),
+        "fer2013/test": ("fer2013", args.fer2013, "test", "served"),
+        "expression_head/fer2013/val": ("fer2013", args.fer2013, "val", "expression"),
+        "expression_head/fer2013/test": ("fer2013", args.fer2013, "test", "expression"),
+        "ckplus/all": ("ckplus", args.ckplus, "all", "served"),
+    }
+    metrics = {}
+    for key, (dataset, root, split, head) in measured.items():
+        if not Path(root).is_dir():
+            continue
+        classes = FERPLUS_CLASSES if head == "served" else loaded.classes
+        result = evaluate_records(model, classes, loaded.preprocess, load_records(dataset, root, split), head=head)
+        metrics[key] = {**result.summary(), "measured_by": f"fersnet evaluate --checkpoint {args.out} --head {head} "
+                                                          f"--dataset {dataset} --root {root} --split {split}"}
+        print(f"{key}: {result.headline()}", flush=True)
+    selected = max(log, key=lambda r: r["val_accuracy"])
+    training = {**loaded.card.training, "answer_tail": {
+        "command": command, "from": str(loaded.path), "from_sha256": loaded.sha256, "epochs": log,
+        "selected_epoch": selected["epoch"], "selected_on": "ferplus:val (majority vote)"}}
+    card = build_card(model, FERPLUS_CLASSES, loaded.preprocess, name=args.name or args.out.name, training=training,
+                      metrics=metrics, expressions=list(loaded.classes))
+    save_checkpoint(args.out, model, card, half=args.half)
+    print(f"saved {args.out}: serves FER+'s {len(FERPLUS_CLASSES)} classes, synthesises FER2013's {len(loaded.classes)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
