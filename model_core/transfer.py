@@ -27,14 +27,19 @@ from .checkpoint import load_checkpoint
 from .fersnet import FERSNet
 
 
-def init_from_checkpoint(model: FERSNet, classes: Sequence[str], checkpoint: str | Path) -> dict[str, Any]:
-    """Copy into ``model`` (whose outputs are ``classes``) what ``checkpoint`` knows; report what it did.
+def init_from_checkpoint(
+    model: FERSNet, classes: Sequence[str], checkpoint: str | Path, answer_classes: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """Copy into ``model`` (whose expression head answers ``classes``) what ``checkpoint`` knows; report what it did.
 
-    The report names the checkpoint, how many tensors were copied, which classes came from the
-    checkpoint and which start fresh, and (``kept_fresh``) every tensor left at its initialisation.
+    A network with an answer tail names the tail's classes in ``answer_classes``; without them the tail's
+    class-indexed tensors keep their initialisation, since there is nothing to match the checkpoint's by.
+    The checkpoint's own heads are read by its card: its expressions for the expression head and the
+    synthesis tensors, its served classes for its answer tail. The report names the checkpoint, how many
+    tensors were copied, which expression classes came from the checkpoint and which start fresh, and
+    (``kept_fresh``) every tensor left at its initialisation.
     """
     loaded = load_checkpoint(checkpoint)
-    source_classes = loaded.classes
     source = loaded.model.state_dict()
     own = model.state_dict()
     class_axes = model.class_axes()
@@ -43,7 +48,12 @@ def init_from_checkpoint(model: FERSNet, classes: Sequence[str], checkpoint: str
         if name not in own:
             continue
         if name in class_axes:
-            mapped = _copy_classes(tensor, own[name], class_axes[name], source_classes, classes)
+            tail = FERSNet.in_answer_tail(name)
+            if tail and answer_classes is None:
+                continue
+            source_classes, own_classes = (loaded.classes, answer_classes) if tail else (loaded.expressions, classes)
+            assert own_classes is not None  # answer_classes, checked above
+            mapped = _copy_classes(tensor, own[name], class_axes[name], source_classes, own_classes)
             if mapped is not None:
                 copied[name] = mapped
         elif own[name].shape == tensor.shape:
@@ -53,8 +63,8 @@ def init_from_checkpoint(model: FERSNet, classes: Sequence[str], checkpoint: str
     return {
         "checkpoint": str(checkpoint),
         "copied": len(copied),
-        "classes_copied": [c for c in classes if c in source_classes],
-        "classes_fresh": [c for c in classes if c not in source_classes],
+        "classes_copied": [c for c in classes if c in loaded.expressions],
+        "classes_fresh": [c for c in classes if c not in loaded.expressions],
         "kept_fresh": sorted(set(own) - set(copied)),
     }
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
-from model_core import create_model, load_checkpoint
+from model_core import Preprocess, create_model, load_checkpoint, save_checkpoint
+from model_core.checkpoint import build_card
 from model_core.expressions import CKPLUS_CLASSES, FER2013_CLASSES, FERPLUS_CLASSES
 from model_core.transfer import init_from_checkpoint, with_answer_tail
 
@@ -63,6 +66,7 @@ def test_tensors_the_checkpoint_lacks_are_left_fresh(make_checkpoint: MakeCheckp
         assert torch.equal(target.state_dict()[name], value)
 
 
+
 @pytest.mark.parametrize("sharing", ["selective", "none"])
 def test_a_grown_answer_tail_answers_as_the_expression_head_on_the_shared_classes(sharing: str) -> None:
     """FER2013's head grown a FER+ tail: every weight kept, the tail's logits equal the head's class by class (by name,
@@ -98,3 +102,25 @@ def test_with_answer_tail_refuses_classes_that_do_not_fit() -> None:
     with pytest.raises(ValueError, match="each once"):
         with_answer_tail(model, FER2013_CLASSES, ("happy", "happy"))
 
+
+def test_a_two_head_checkpoint_transfers_each_head_by_its_own_classes(tmp_path: Path) -> None:
+    """The source's expression head (and synthesis) by its expressions, its tail by its served classes; a target that
+    names no answer classes keeps its tail's class tensors fresh and says so."""
+    torch.manual_seed(0)
+    source = with_answer_tail(create_model("fersnet_tiny"), FER2013_CLASSES, FERPLUS_CLASSES)
+    card = build_card(source, FERPLUS_CLASSES, Preprocess(), expressions=FER2013_CLASSES)
+    folder = save_checkpoint(tmp_path / "two-heads", source, card)
+
+    torch.manual_seed(1)
+    target = create_model("fersnet_tiny", num_classes=len(CKPLUS_CLASSES), answer_classes=len(CKPLUS_CLASSES))
+    report = init_from_checkpoint(target, CKPLUS_CLASSES, folder, answer_classes=CKPLUS_CLASSES)
+    src, dst = source.state_dict(), target.state_dict()
+    angry, contempt = CKPLUS_CLASSES.index("angry"), CKPLUS_CLASSES.index("contempt")
+    assert torch.equal(dst["head.fc.weight"][angry], src["head.fc.weight"][FER2013_CLASSES.index("angry")])
+    assert torch.equal(dst["answer_head.fc.weight"][contempt], src["answer_head.fc.weight"][FERPLUS_CLASSES.index("contempt")])
+    assert torch.equal(dst["answer_stage.0.0.weight"], src["answer_stage.0.0.weight"])
+    assert report["kept_fresh"] == [] and report["classes_fresh"] == ["contempt"]
+
+    fresh = create_model("fersnet_tiny", answer_classes=len(CKPLUS_CLASSES))
+    report = init_from_checkpoint(fresh, FER2013_CLASSES, folder)
+    assert report["kept_fresh"] == ["answer_head.fc.bias", "answer_head.fc.weight"]
