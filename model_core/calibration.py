@@ -32,7 +32,7 @@ from torch.utils.data import DataLoader
 from .card import Calibration
 from .checkpoint import LoadedModel, write_card
 from .data import FaceDataset
-from .fersnet import FERSNet
+from .fersnet import FERSNet, Head
 
 ECE_BINS = 15
 
@@ -72,16 +72,22 @@ def expected_calibration_error(probs: Tensor, labels: Tensor, bins: int = ECE_BI
 
 @torch.no_grad()  # not inference_mode: its tensors could not enter fit_temperature's autograd
 def dataset_logits(
-    model: FERSNet, model_classes: Sequence[str], dataset: FaceDataset, device: torch.device | str = "cpu", batch_size: int = 256
+    model: FERSNet,
+    model_classes: Sequence[str],
+    dataset: FaceDataset,
+    device: torch.device | str = "cpu",
+    batch_size: int = 256,
+    head: Head = "served",
 ) -> tuple[Tensor, Tensor]:
-    """The model's logits (float32, CPU) and the labels as indices into the model's classes, for an
-    :func:`~model_core.evaluate.evaluation_set` (the images whose class the model has: a class it lacks has no
-    probability to calibrate). Takes the set a caller already decoded to measure accuracy, so nothing is decoded twice."""
+    """The logits (float32, CPU) of the model's ``head`` and the labels as indices into that head's classes
+    (``model_classes``), for an :func:`~model_core.evaluate.evaluation_set` (the images whose class the model has: a
+    class it lacks has no probability to calibrate). Takes the set a caller already decoded to measure accuracy, so
+    nothing is decoded twice. The served head is the one a card's temperature calibrates."""
     to_model = torch.tensor([list(model_classes).index(c) for c in dataset.classes])
     model.eval()
     logits, labels = [], []
     for images, label, _ in DataLoader(dataset, batch_size=batch_size, shuffle=False, generator=torch.Generator()):
-        logits.append(model.classify(images.to(device)).float().cpu())
+        logits.append(model.classify(images.to(device), head).float().cpu())
         labels.append(to_model[label])
     return torch.cat(logits), torch.cat(labels)
 

@@ -1,9 +1,11 @@
 """The model card: what a checkpoint's weights are, as typed data checked when it is read.
 
 ``card.json`` beside the weights says which network they fill (``config``), how to feed it
-(``input``), what its outputs mean (``classes``), which bytes they are (``weights``), how the
-probabilities are calibrated (``calibration``), and how the model was trained and measured
-(``training`` and ``metrics``: free-form records, kept as the trainer wrote them). Readers get
+(``input``), what its outputs mean (``classes``: what ``classify`` answers; ``expressions``: the
+expression head's classes, which are the synthesis targets, where a network has an answer tail
+beside that head), which bytes they are (``weights``), how the probabilities are calibrated
+(``calibration``), and how the model was trained and measured (``training`` and ``metrics``:
+free-form records, kept as the trainer wrote them). Readers get
 a :class:`ModelCard` instead of a dict, so nothing downstream guesses with ``.get`` fallbacks:
 a card that lacks a field, or holds one of the wrong type, is refused when read, with the
 field named (:class:`CardError`). Sections this version does not know are kept as they came
@@ -12,6 +14,11 @@ field named (:class:`CardError`). Sections this version does not know are kept a
 :class:`CardDraft` is a card before its weights are written (what ``build_card`` returns);
 ``save_checkpoint`` completes it into a :class:`ModelCard`. The classes are standard-library
 dataclasses, not pydantic models, for the reason in :mod:`model_core.typed_json`.
+
+The format stays ``fersnet-card/1`` as fields are added: each new field is optional, with the
+meaning an older card had (no ``expressions``: the classes are the expressions), so every card
+written before still reads. A card of a network with an answer tail is refused by an older
+reader all the same, by its config's unknown ``answer_classes`` key, rather than misread.
 """
 
 from __future__ import annotations
@@ -80,6 +87,10 @@ class CardDraft:
     variant: str
     sharing: SharingMode
     classes: list[str]
+    """What ``classify`` answers (the served head): the answer tail's classes where the network has one."""
+    expressions: list[str] | None = None
+    """The expression head's classes, which are also the synthesis targets: only where the network has an
+    answer tail (then required), since otherwise they are ``classes``. Read them as :attr:`expression_classes`."""
     input: Preprocess
     config: FERSNetConfig
     parameters: int
@@ -96,10 +107,21 @@ class CardDraft:
     def __post_init__(self) -> None:
         """Refuse a card that contradicts itself: each of these would make the network or its answers wrong."""
         cfg = self.config
-        if len(self.classes) != cfg.num_classes:
-            raise ValueError(f"{len(self.classes)} classes but num_classes={cfg.num_classes} in config")
+        served = f"answer_classes={cfg.answer_classes} (the answer tail's)" if cfg.has_answer_tail else f"num_classes={cfg.num_classes}"
+        if len(self.classes) != cfg.served_classes:
+            raise ValueError(f"{len(self.classes)} classes but {served} in config")
         if len(set(self.classes)) != len(self.classes):
             raise ValueError(f"classes repeat a name: {self.classes}")
+        if cfg.has_answer_tail and self.expressions is None:
+            raise ValueError(f"the config has an answer tail (answer_classes={cfg.answer_classes}), so the card must name "
+                             f"the expression head's {cfg.num_classes} classes in expressions")
+        if not cfg.has_answer_tail and self.expressions is not None:
+            raise ValueError("expressions given, but the config has no answer tail (answer_classes=0): "
+                             "its classes are its expressions")
+        if self.expressions is not None and len(self.expressions) != cfg.num_classes:
+            raise ValueError(f"{len(self.expressions)} expressions but num_classes={cfg.num_classes} in config")
+        if self.expressions is not None and len(set(self.expressions)) != len(self.expressions):
+            raise ValueError(f"expressions repeat a name: {self.expressions}")
         if (self.variant, self.sharing) != (cfg.variant, cfg.sharing):
             raise ValueError(f"variant/sharing {self.variant}/{self.sharing} but {cfg.variant}/{cfg.sharing} in config")
         if (self.input.img_size, self.input.in_chans) != (cfg.img_size, cfg.in_chans):
@@ -110,6 +132,11 @@ class CardDraft:
                 dt.datetime.fromisoformat(self.created)
             except ValueError:
                 raise ValueError(f"created must be an ISO 8601 time, not {self.created!r}") from None
+
+    @property
+    def expression_classes(self) -> list[str]:
+        """The expression head's classes, which are the synthesis targets: ``expressions``, or ``classes`` without a tail."""
+        return self.expressions if self.expressions is not None else self.classes
 
     def to_json(self) -> dict[str, Any]:
         """The card as ``card.json`` holds it."""

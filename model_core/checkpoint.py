@@ -48,7 +48,7 @@ from torch import Tensor
 
 from . import registry
 from .card import CARD_FILE, CARD_FORMAT, CardDraft, CardError, ModelCard, Weights
-from .fersnet import FERSNet, FERSNetConfig
+from .fersnet import FERSNet, FERSNetConfig, Head
 from .preprocess import Preprocess
 
 WEIGHTS_FILE = "model.safetensors"
@@ -73,7 +73,17 @@ class LoadedModel:
 
     @property
     def classes(self) -> tuple[str, ...]:
+        """What ``model.classify`` answers (the served head)."""
         return tuple(self.card.classes)
+
+    @property
+    def expressions(self) -> tuple[str, ...]:
+        """The expression head's classes (``model.recognise``), which are the synthesis targets; ``classes`` without an answer tail."""
+        return tuple(self.card.expression_classes)
+
+    def classes_of(self, head: Head) -> tuple[str, ...]:
+        """The classes ``model.classify(images, head)`` answers."""
+        return self.classes if head == "served" else self.expressions
 
     @property
     def sha256(self) -> str:
@@ -104,17 +114,23 @@ def build_card(
     classes: tuple[str, ...] | list[str],
     preprocess: Preprocess,
     *,
+    expressions: tuple[str, ...] | list[str] | None = None,
     name: str | None = None,
     training: dict[str, Any] | None = None,
     metrics: dict[str, Any] | None = None,
 ) -> CardDraft:
-    """The model card of ``model``, read off the network itself; :func:`save_checkpoint` adds the weights section."""
+    """The model card of ``model``, read off the network itself; :func:`save_checkpoint` adds the weights section.
+
+    ``classes`` are what ``model.classify`` answers; a network with an answer tail also names its expression
+    head's classes (the synthesis targets) in ``expressions``.
+    """
     config = model.config
     return CardDraft(
         name=name or config.variant,
         variant=config.variant,
         sharing=config.sharing,
         classes=list(classes),
+        expressions=None if expressions is None else list(expressions),
         input=preprocess,
         config=FERSNetConfig.from_dict(config.to_dict()),  # a copy: the card must not change with the model
         parameters=sum(p.numel() for p in model.parameters()),

@@ -17,6 +17,11 @@ cross-dataset papers often report, and it can only flatter: a one-class folder
 scores 100 % under it whatever the model thinks. Where the set contains every
 class of the model (FER2013 and FER+ for a FER2013 model, a validation split
 of the training set's classes) the two are the same number.
+
+A network with an answer tail has two recognition heads (:data:`~model_core.fersnet.Head`):
+everything here measures the ``served`` one, what users get, unless told ``head="expression"``,
+the expression head (FER2013's seven classes, say, to compare with the literature); the model's
+classes passed beside it must be that head's (``LoadedModel.classes_of(head)``).
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from torch.utils.data import DataLoader
 from .checkpoint import LoadedModel
 from .data import FaceDataset, Records
 from .data.dataset import FaceFinder
-from .fersnet import FERSNet
+from .fersnet import FERSNet, Head
 from .preprocess import Preprocess
 
 
@@ -174,13 +179,17 @@ def compute_metrics(
 
 @torch.inference_mode()
 def predict(
-    model: FERSNet, loader: Iterable[tuple[Tensor, Tensor, Tensor]], device: torch.device | str = "cpu", temperature: float = 1.0
+    model: FERSNet,
+    loader: Iterable[tuple[Tensor, Tensor, Tensor]],
+    device: torch.device | str = "cpu",
+    temperature: float = 1.0,
+    head: Head = "served",
 ) -> tuple[Tensor, Tensor]:
-    """Class probabilities (``softmax(logits / temperature)``) and labels for every item of ``loader``."""
+    """Class probabilities (``softmax(logits / temperature)``) of ``head`` and labels for every item of ``loader``."""
     model.eval()
     probs, labels = [], []
     for images, label, _ in loader:
-        logits = model.classify(images.to(device))
+        logits = model.classify(images.to(device), head)
         probs.append((logits.float() / temperature).softmax(1).cpu())
         labels.append(label)
     return torch.cat(probs), torch.cat(labels)
@@ -193,6 +202,7 @@ def _answers(
     device: torch.device | str,
     batch_size: int,
     logits: tuple[Tensor, Tensor] | None = None,
+    head: Head = "served",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
     """The true labels of ``dataset`` and the model's two answers to each image, and the model's extra classes.
 
@@ -200,7 +210,8 @@ def _answers(
     the argmax over all the model's classes (the headline), indexes the dataset's classes followed by
     ``extra``, the model's classes the dataset never uses; ``restricted``, the best of the model's
     classes that the dataset contains, indexes the dataset's classes (-1 if it shares none with the model).
-    ``logits`` are the set's :func:`~model_core.calibration.dataset_logits` when the caller has them already.
+    ``logits`` are the set's :func:`~model_core.calibration.dataset_logits` when the caller has them already;
+    otherwise the model's ``head`` answers, and ``model_classes`` are that head's.
     """
     dataset_classes = list(dataset.dataset_classes)
     model_classes = list(model_classes)
@@ -209,7 +220,7 @@ def _answers(
     if logits is None:
         # A private generator: building a loader draws a seed, and measuring must not shift training's RNG.
         loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, generator=torch.Generator())
-        scores, labels = predict(model, loader, device)
+        scores, labels = predict(model, loader, device, head=head)
         true = np.array([dataset_classes.index(c) for c in dataset.classes])[labels.numpy()]
     else:
         scores, model_labels = logits  # labels as indices into the model's classes
@@ -248,9 +259,10 @@ def evaluate_dataset(
     device: torch.device | str = "cpu",
     batch_size: int = 256,
     logits: tuple[Tensor, Tensor] | None = None,
+    head: Head = "served",
 ) -> Metrics:
-    """Evaluate on an :func:`evaluation_set`: the headline scores the argmax over all the model's classes,
-    ``accuracy_restricted`` the best of those the set contains (see module docstring).
+    """Evaluate ``head`` (whose classes are ``model_classes``) on an :func:`evaluation_set`: the headline scores the
+    argmax over all the model's classes, ``accuracy_restricted`` the best of those the set contains (see module docstring).
 
     A caller that also calibrates passes the set's ``logits`` (:func:`~model_core.calibration.dataset_logits`),
     so that the model runs over the set once for both.
@@ -263,7 +275,7 @@ def evaluate_dataset(
     """
     unsupported = sum(1 for _, why in dataset.skipped if "not in model classes" in why)
     # Labels come back on the dataset's classes, so that unsupported classes keep their row in the report.
-    true, plain, restricted, extra = _answers(model, model_classes, dataset, device, batch_size, logits)
+    true, plain, restricted, extra = _answers(model, model_classes, dataset, device, batch_size, logits, head)
     metrics = compute_metrics(true, plain, dataset.dataset_classes, unsupported, extra, restricted)
     metrics.faceless = None if dataset.faceless is None else len(dataset.faceless)
     return metrics
@@ -278,11 +290,12 @@ def evaluate_records(
     batch_size: int = 256,
     skip_bad: bool = False,
     find_face: FaceFinder | None = None,
+    head: Head = "served",
 ) -> Metrics:
-    """Evaluate on a dataset split: the argmax over all the model's classes, and the restricted figure beside it
-    (see module docstring)."""
+    """Evaluate ``head`` (whose classes are ``model_classes``) on a dataset split: the argmax over all the model's
+    classes, and the restricted figure beside it (see module docstring)."""
     dataset = evaluation_set(records, preprocess, model_classes, skip_bad, find_face)
-    return evaluate_dataset(model, model_classes, dataset, device, batch_size)
+    return evaluate_dataset(model, model_classes, dataset, device, batch_size, head=head)
 
 
 # --------------------------------------------------------------------------- two models on the same images

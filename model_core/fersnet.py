@@ -43,6 +43,12 @@ SharingMode = Literal["none", "hard", "selective"]
 SHARING_MODES: tuple[SharingMode, ...] = ("none", "hard", "selective")
 SynthesisOutput = Literal["direct", "masked"]
 SYNTHESIS_OUTPUTS: tuple[SynthesisOutput, ...] = ("direct", "masked")
+Head = Literal["served", "expression"]
+"""Which head ``classify`` answers with: ``served``, the one a user gets (the answer tail where there is one, else
+the expression head), or ``expression``, the expression head that training fits and the synthesis targets name."""
+HEADS: tuple[Head, ...] = ("served", "expression")
+#: The modules of the answer tail (:attr:`FERSNetConfig.answer_classes`): the state-dict prefixes of its tensors.
+ANSWER_TAIL: tuple[str, ...] = ("answer_stage", "answer_head")
 
 
 # --------------------------------------------------------------------------- blocks
@@ -161,6 +167,12 @@ class FERSNetConfig:
     """Recognition averages the logits of each face and its mirror image (test-time augmentation). Faces
     are nearly symmetric, so the mirror is a second, slightly different look at the same expression: the
     default gains 0.3 points on FER2013's validation split for twice the recognition FLOPs."""
+    answer_classes: int = 0
+    """Classes of the *answer tail* (0: none). Datasets label the same faces differently (FER2013's seven classes,
+    FER+'s eight votes with contempt), and one network may answer both: the expression head keeps ``num_classes``
+    (what training, the synthesis targets and the generator's judge use, comparable with the literature) while a
+    second head, fed by its own copy of the last FER stage from that stage's input, answers users in its own
+    classes. The tail reads the trunk and changes nothing in it, so it can be fitted on a frozen network."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -178,6 +190,8 @@ class FERSNetConfig:
             )
         if self.sharing == "hard" and not 0 < self.hard_shared_stages < len(self.widths):
             raise ValueError(f"hard_shared_stages must be in 1..{len(self.widths) - 1}")
+        if self.answer_classes < 0:
+            raise ValueError(f"answer_classes must be 0 (no answer tail) or a number of classes, not {self.answer_classes}")
 
     @property
     def downsample(self) -> int:
@@ -191,6 +205,15 @@ class FERSNetConfig:
     @property
     def has_synthesis(self) -> bool:
         return self.sharing != "none"
+
+    @property
+    def has_answer_tail(self) -> bool:
+        return self.answer_classes > 0
+
+    @property
+    def served_classes(self) -> int:
+        """How many classes ``classify`` answers: the answer tail's where there is one, else the expression head's."""
+        return self.answer_classes or self.num_classes
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -213,13 +236,15 @@ class Features(NamedTuple):
     ``fer`` feeds the classifier; ``fes`` is the synthesis bottleneck (None in
     ``none`` mode or when only classification was asked for); ``skips`` are the
     FES-side feature maps at each resolution, finest first, for the decoder;
-    ``images`` is the input itself, which a masked decoder keeps where it draws nothing.
+    ``images`` is the input itself, which a masked decoder keeps where it draws nothing; ``answer`` the
+    answer tail's logits, when they were asked for (``forward_features(..., answer=True)``).
     """
 
     fer: Tensor
     fes: Tensor | None
     skips: tuple[Tensor, ...]
     images: Tensor | None = None
+    answer: Tensor | None = None
 
 
 class Synthesis(NamedTuple):
@@ -265,7 +290,12 @@ class FERSNet(nn.Module):
                 self.gates.extend(GatePair(cfg.widths[i]) for i in range(n_gated))
             self.embedding = ExpressionEmbedding(cfg.num_classes, cfg.embed_channels, cfg.bottleneck_size)
             self.decoder = self._build_decoder()
-        self._init_weights()
+        self._init_weights(self)
+        if cfg.has_answer_tail:  # built once the rest is initialised: a seed gives every other weight what it gives without a tail
+            self.answer_stage = stage(n_stages - 1)
+            self.answer_head = ExpressionHead(cfg.widths[-1], cfg.head_width, cfg.bottleneck_size, cfg.answer_classes,
+                                              cfg.head_dropout)
+            self._init_weights(self.answer_stage, self.answer_head)
 
     def _pooled_levels(self) -> list[int]:
         """Indices k of the encoder modules that halve the resolution.
@@ -300,8 +330,9 @@ class FERSNet(nn.Module):
         to_image = nn.Conv2d(in_chans, out_chans, kernel_size=3, padding=1)
         return nn.ModuleDict({"blocks": blocks, "to_image": to_image})
 
-    def _init_weights(self) -> None:
-        for m in self.modules():
+    @staticmethod
+    def _init_weights(*roots: nn.Module) -> None:
+        for m in (m for root in roots for m in root.modules()):
             if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
                 if m.bias is not None:
@@ -314,15 +345,23 @@ class FERSNet(nn.Module):
     def has_synthesis(self) -> bool:
         return self.config.has_synthesis
 
+    @property
+    def has_answer_tail(self) -> bool:
+        return self.config.has_answer_tail
+
     # ------------------------------------------------------------------ forward passes
 
-    def forward_features(self, images: Tensor, synthesis: bool = True) -> Features:
+    def forward_features(self, images: Tensor, synthesis: bool = True, answer: bool = False) -> Features:
         """Run the stem and both branches, exchanging features through the gates.
 
         With ``synthesis=False`` the FES branch stops as soon as the FER branch
         no longer needs it (the last stage is ungated by default), which saves
-        a stage's compute when only classifying.
+        a stage's compute when only classifying. With ``answer`` (a network with
+        an answer tail only) ``Features.answer`` holds the tail's logits, read off
+        the gated FER features entering the last FER stage.
         """
+        if answer and not self.has_answer_tail:
+            raise RuntimeError("this model has no answer tail (answer_classes=0)")
         x = self.stem(images)
         skips: list[Tensor] = [x]
         for stage in self.shared_stages:
@@ -330,7 +369,10 @@ class FERSNet(nn.Module):
             skips.append(x)
 
         fer, fes = x, (x if self.has_synthesis else None)
+        answer_logits = None
         for i, fer_stage in enumerate(self.fer_stages):
+            if answer and i == len(self.fer_stages) - 1:
+                answer_logits = self.answer_head(self.answer_stage(fer))
             gate_index = len(self.shared_stages) + i
             gated = gate_index < len(self.gates)
             fer_out = fer_stage(fer)
@@ -343,7 +385,7 @@ class FERSNet(nn.Module):
                 skips.append(fes)
         if fes is not None:
             skips.pop()  # the last map is the bottleneck itself, not a skip
-        return Features(fer=fer, fes=fes if synthesis else None, skips=tuple(skips), images=images)
+        return Features(fer=fer, fes=fes if synthesis else None, skips=tuple(skips), images=images, answer=answer_logits)
 
     def forward_head(self, fer_features: Tensor) -> Tensor:
         return self.head(fer_features)
@@ -370,16 +412,31 @@ class FERSNet(nn.Module):
         change, mask = torch.tanh(out[:, :-1]), torch.sigmoid(out[:, -1:])
         return Synthesis(mask * change + (1 - mask) * features.images.to(change.dtype), mask)
 
-    def classify(self, images: Tensor) -> Tensor:
-        """Expression logits, skipping the synthesis-only work (with the mirror image's, if ``flip_average``)."""
+    def classify(self, images: Tensor, head: Head = "served") -> Tensor:
+        """What a user is answered: logits of the ``served`` head (:meth:`answer`: the answer tail where there is one,
+        else the expression head), or with ``head="expression"`` the expression head's (:meth:`recognise`), skipping the
+        synthesis-only work; averaged with the mirror image's if ``flip_average``."""
+        if head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, not {head!r}")
+        logits_of = self.answer if head == "served" else self.recognise
         if not self.config.flip_average:
-            return self.recognise(images)
-        both = self.recognise(torch.cat([images, images.flip(3)]))  # one batch: one pass of each layer
+            return logits_of(images)
+        both = logits_of(torch.cat([images, images.flip(3)]))  # one batch: one pass of each layer
         return (both[: len(images)] + both[len(images) :]) / 2
 
     def recognise(self, images: Tensor) -> Tensor:
-        """Expression logits of the images as they are: what training fits and ``classify`` builds on."""
+        """Expression logits of the images as they are: what training fits, the generator's judge reads, and
+        ``classify(..., head="expression")`` builds on. Never runs the answer tail."""
         return self.forward_head(self.forward_features(images, synthesis=False).fer)
+
+    def answer(self, images: Tensor) -> Tensor:
+        """The answer tail's logits of the images as they are (the expression head's where there is no tail): what
+        ``classify`` builds on by default."""
+        if not self.has_answer_tail:
+            return self.recognise(images)
+        answered = self.forward_features(images, synthesis=False, answer=True).answer
+        assert answered is not None  # forward_features fills it when asked
+        return answered
 
     def synthesize(self, images: Tensor, target: Tensor) -> Tensor:
         """Faces of ``images`` redrawn with ``target`` expressions, in [-1, 1]."""
@@ -420,18 +477,26 @@ class FERSNet(nn.Module):
     def class_axes(self) -> dict[str, int]:
         """The tensors indexed by expression class, each with the axis the classes lie along.
 
-        Along that axis the classes are always the *last* ``num_classes`` entries: the
-        head's outputs, the embedding's inputs, and the target map that each decoder block
-        concatenates after its other inputs. Knowing this lets a checkpoint trained on other
-        classes (FER2013's neutral, CK+'s contempt) initialise this model class by class
-        (see :mod:`model_core.transfer`) instead of copying rows by position.
+        Along that axis the classes are always the *last* entries: the head's outputs, the
+        embedding's inputs, and the target map that each decoder block concatenates after its
+        other inputs, all ``num_classes`` (the expressions); and the answer head's outputs,
+        ``answer_classes`` of them (the tensors under :data:`ANSWER_TAIL`). Knowing this lets a
+        checkpoint trained on other classes (FER2013's neutral, CK+'s contempt) initialise this
+        model class by class (see :mod:`model_core.transfer`) instead of copying rows by position.
         """
         axes = {"head.fc.weight": 0, "head.fc.bias": 0}
         if self.has_synthesis:
             axes["embedding.net.0.weight"] = 1
             for i in range(len(self.decoder["blocks"])):
                 axes[f"decoder.blocks.{i}.fuse.0.0.weight"] = 1
+        if self.has_answer_tail:
+            axes |= {"answer_head.fc.weight": 0, "answer_head.fc.bias": 0}
         return axes
+
+    @staticmethod
+    def in_answer_tail(name: str) -> bool:
+        """Whether the state-dict entry ``name`` belongs to the answer tail (its classes are ``answer_classes``)."""
+        return name.split(".", 1)[0] in ANSWER_TAIL
 
 
 def count_flops(model: FERSNet, synthesis: bool = False) -> int:

@@ -7,10 +7,16 @@ a CK+ model's angry ... surprise entries, its neutral entries are dropped, and C
 keeps its fresh initialisation. Copying by position instead would silently start CK+'s
 contempt output from FER2013's neutral, since both datasets have seven classes; and between
 seven and eight classes it would drop the whole decoder for a shape mismatch.
+
+:func:`with_answer_tail` grows a network a second recognition head (the *answer tail*,
+:attr:`~model_core.fersnet.FERSNetConfig.answer_classes`) that starts out answering exactly as
+its expression head does, class by class by name, so fitting the tail on other labels (FER+'s
+votes beside FER2013's) starts from what the network already knows.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,14 +27,19 @@ from .checkpoint import load_checkpoint
 from .fersnet import FERSNet
 
 
-def init_from_checkpoint(model: FERSNet, classes: Sequence[str], checkpoint: str | Path) -> dict[str, Any]:
-    """Copy into ``model`` (whose outputs are ``classes``) what ``checkpoint`` knows; report what it did.
+def init_from_checkpoint(
+    model: FERSNet, classes: Sequence[str], checkpoint: str | Path, answer_classes: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """Copy into ``model`` (whose expression head answers ``classes``) what ``checkpoint`` knows; report what it did.
 
-    The report names the checkpoint, how many tensors were copied, which classes came from the
-    checkpoint and which start fresh, and (``kept_fresh``) every tensor left at its initialisation.
+    A network with an answer tail names the tail's classes in ``answer_classes``; without them the tail's
+    class-indexed tensors keep their initialisation, since there is nothing to match the checkpoint's by.
+    The checkpoint's own heads are read by its card: its expressions for the expression head and the
+    synthesis tensors, its served classes for its answer tail. The report names the checkpoint, how many
+    tensors were copied, which expression classes came from the checkpoint and which start fresh, and
+    (``kept_fresh``) every tensor left at its initialisation.
     """
     loaded = load_checkpoint(checkpoint)
-    source_classes = loaded.classes
     source = loaded.model.state_dict()
     own = model.state_dict()
     class_axes = model.class_axes()
@@ -37,7 +48,12 @@ def init_from_checkpoint(model: FERSNet, classes: Sequence[str], checkpoint: str
         if name not in own:
             continue
         if name in class_axes:
-            mapped = _copy_classes(tensor, own[name], class_axes[name], source_classes, classes)
+            tail = FERSNet.in_answer_tail(name)
+            if tail and answer_classes is None:
+                continue
+            source_classes, own_classes = (loaded.classes, answer_classes) if tail else (loaded.expressions, classes)
+            assert own_classes is not None  # answer_classes, checked above
+            mapped = _copy_classes(tensor, own[name], class_axes[name], source_classes, own_classes)
             if mapped is not None:
                 copied[name] = mapped
         elif own[name].shape == tensor.shape:
@@ -47,8 +63,8 @@ def init_from_checkpoint(model: FERSNet, classes: Sequence[str], checkpoint: str
     return {
         "checkpoint": str(checkpoint),
         "copied": len(copied),
-        "classes_copied": [c for c in classes if c in source_classes],
-        "classes_fresh": [c for c in classes if c not in source_classes],
+        "classes_copied": [c for c in classes if c in loaded.expressions],
+        "classes_fresh": [c for c in classes if c not in loaded.expressions],
         "kept_fresh": sorted(set(own) - set(copied)),
     }
 
@@ -75,3 +91,39 @@ def _copy_classes(
             i = source_classes.index(name)
             out.narrow(axis, target_rest + j, 1).copy_(source.narrow(axis, source_rest + i, 1))
     return out
+
+
+def with_answer_tail(model: FERSNet, classes: Sequence[str], answer_classes: Sequence[str]) -> FERSNet:
+    """A copy of ``model`` (whose expression head answers ``classes``) with an answer tail answering ``answer_classes``.
+
+    Every weight of ``model`` is copied; the tail's stage starts as the last FER stage, and its head as the
+    expression head, class by class by name. A class the expression head lacks (FER+'s contempt beside
+    FER2013's seven) gets a zero weight row and the lowest bias the head has: a constant logit, no higher
+    than any known class's bias. So before any training the tail computes the expression head's logits on
+    the shared classes (the same weights on the same features), and fitting it on the new labels starts
+    from there. A tail ``model`` already has is replaced. The copy is in ``model``'s mode and on its device.
+    """
+    config = model.config
+    if len(classes) != config.num_classes:
+        raise ValueError(f"{len(classes)} classes but the expression head has num_classes={config.num_classes}")
+    if not answer_classes or len(set(answer_classes)) != len(answer_classes):
+        raise ValueError(f"answer_classes must name at least one class, each once: {list(answer_classes)}")
+    parameter = next(model.parameters())
+    grown = FERSNet(dataclasses.replace(config, answer_classes=len(answer_classes))).to(parameter.device, parameter.dtype)
+    state = grown.state_dict()
+    own = {k: v for k, v in model.state_dict().items() if not FERSNet.in_answer_tail(k)}
+    last = f"fer_stages.{len(model.fer_stages) - 1}."
+    tail = {f"answer_stage.{k.removeprefix(last)}": v for k, v in own.items() if k.startswith(last)}
+    tail |= {f"answer_{k}": v for k, v in own.items() if k.startswith("head.") and not k.startswith("head.fc.")}
+    weight, bias = own["head.fc.weight"], own["head.fc.bias"]
+    unknown = {"weight": weight.new_zeros(len(answer_classes), weight.shape[1]),
+               "bias": bias.new_full((len(answer_classes),), float(bias.min()))}
+    for key, source in (("weight", weight), ("bias", bias)):
+        mapped = _copy_classes(source, unknown[key], 0, classes, answer_classes)
+        assert mapped is not None  # the same width: only the classes differ
+        tail[f"answer_head.fc.{key}"] = mapped
+    missing = set(state) - set(own) - set(tail)
+    if missing:  # the tail's layout no longer mirrors the last stage and the head: fail here, not silently fresh
+        raise RuntimeError(f"with_answer_tail left {sorted(missing)} uninitialised")
+    grown.load_state_dict(own | tail)
+    return grown.train(model.training)

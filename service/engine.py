@@ -80,7 +80,10 @@ class Engine:
         self.loaded = loaded
         self.model = loaded.model
         self.preprocess = loaded.preprocess
+        #: What classification answers (the served head), and the expressions synthesis draws (its targets' classes):
+        #: the same unless the model has an answer tail beside its expression head.
         self.classes = loaded.classes
+        self.expressions = loaded.expressions
         self.device = device
         self.dtype = dtype
         #: Shapes batches are padded up to; None runs every batch at its own size (the CPU default).
@@ -115,7 +118,7 @@ class Engine:
         """Run both tasks on a fixed input (a blank face and seeded noise); CheckpointError unless every output is finite."""
         generator = torch.Generator().manual_seed(0)
         images = torch.cat([torch.zeros((1, *self.input_shape)), torch.rand((1, *self.input_shape), generator=generator) * 2 - 1])
-        targets = torch.eye(len(self.classes))[:2]
+        targets = torch.eye(len(self.expressions))[:2]
         problems = set()
         for i in range(2):  # one image per pass: batch 1 fits every padding and batch limit
             if not bool(torch.isfinite(self.classify(images[i : i + 1])).all()):
@@ -197,7 +200,7 @@ class Engine:
 
     @torch.inference_mode()
     def synthesize(self, images: Tensor, targets: Tensor, sources: Tensor | None = None) -> Tensor:
-        """Faces redrawn with ``targets`` (N x classes distributions): N x C x H x W float32 in [-1, 1], CPU.
+        """Faces redrawn with ``targets`` (N x expressions distributions): N x C x H x W float32 in [-1, 1], CPU.
 
         ``sources[i]`` names the image that target i redraws (default: image i), so a face asked for
         several expressions is encoded once and decoded once per expression.
@@ -216,7 +219,7 @@ class Engine:
             images = torch.zeros((size, *shape))
             self.classify(images)
             if self.has_synthesis:
-                targets = torch.zeros((size, len(self.classes)))
+                targets = torch.zeros((size, len(self.expressions)))
                 targets[:, 0] = 1.0
                 self.synthesize(images, targets)
         if self.device.type == "cuda":

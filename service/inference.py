@@ -278,10 +278,10 @@ class SynthesizeAPI(_PhotoPipeline, BatchedAPI[SynthesizeRequest, SynthesizeCont
             )
         face = faces[request.face_index]
         model_input = preprocess.prepare(crop_faces(photo.image, [face], preprocess)[0])
-        classes = self.engine.classes
-        targets = torch.zeros(len(request.targets), len(classes))
+        expressions = self.engine.expressions
+        targets = torch.zeros(len(request.targets), len(expressions))
         for row, expression in enumerate(request.targets):
-            targets[row, classes.index(expression)] = 1.0
+            targets[row, expressions.index(expression)] = 1.0
         context = SynthesizeContext(request, photo, face, len(faces), model_input)
         return Decoded(context, [FaceToRedraw(preprocess.to_tensor(model_input), targets)])
 

@@ -193,6 +193,7 @@ class ModelInfo(BaseModel):
                     "sharing": "selective",
                     "synthesis": True,
                     "classes": ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"],
+                    "expressions": ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"],
                     "input": {"img_size": 48, "in_chans": 1, "mean": 0.5, "std": 0.5, "face_scale": 1.25, "face_shift": 0.0},
                     "sha256": "b6d044adb76687fa96fc326193133640afb985dcba09c8dbeeab37b47a998316",
                     "parameters": 147264,
@@ -216,7 +217,12 @@ class ModelInfo(BaseModel):
     variant: str
     sharing: str = Field(description="'selective' (the paper's ConvFLU gates), 'hard' or 'none' (no synthesis).")
     synthesis: bool = Field(description="Whether /v1/synthesize is available for this model.")
-    classes: list[str]
+    classes: list[str] = Field(description="What /v1/classify answers, in its order.")
+    expressions: list[str] = Field(
+        description="What /v1/synthesize draws (its `targets`): the classes of the expression head. The same as "
+        "`classes` unless the model answers with a head of its own (an answer tail, e.g. FER+'s eight classes with "
+        "contempt beside FER2013's seven)."
+    )
     input: InputSpec
     sha256: str = Field(description="SHA-256 of the checkpoint's weights file.")
     parameters: int = Field(description="The network's parameter count.")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from model_core.evaluate import evaluate_records, plot_confusion
 from model_core.faces import face_finder
+from model_core.fersnet import HEADS
 
 from .. import args as shared
 
@@ -21,6 +22,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="print one JSON object (keys include accuracy, macro_f1 and accuracy_restricted: the best of "
                         "the model's classes that the set contains)")
     p.add_argument("--figure", help="also save the confusion matrix as this PNG")
+    p.add_argument("--head", choices=HEADS, default="served",
+                   help="which recognition head to measure: served (the default) is what the service and classify "
+                        "answer; expression is the head training fits and synthesis targets name (FER2013's seven "
+                        "classes, comparable with the literature), which differs only for a model with an answer tail")
     shared.add_batch_size(p)
     shared.add_device(p)
     p.set_defaults(func=run)
@@ -30,8 +35,8 @@ def run(args: argparse.Namespace) -> None:
     device, loaded = shared.checkpoint_on_device(args)
     records = shared.load_split(args)
     detect = shared.detect_faces(args.detect, records, loaded.preprocess.img_size)
-    metrics = evaluate_records(loaded.model, loaded.classes, loaded.preprocess, records, device, args.batch_size,
-                               args.skip_bad, face_finder(detect, loaded.preprocess))
+    metrics = evaluate_records(loaded.model, loaded.classes_of(args.head), loaded.preprocess, records, device,
+                               args.batch_size, args.skip_bad, face_finder(detect, loaded.preprocess), args.head)
     if args.figure:
         title = f"{args.dataset}/{args.split}: accuracy {100 * metrics.accuracy:.2f} %"
         if metrics.extra_classes and metrics.accuracy_restricted is not None:
@@ -39,7 +44,8 @@ def run(args: argparse.Namespace) -> None:
         plot_confusion(metrics, Path(args.figure), title=title)
     if args.json:
         print(json.dumps({"checkpoint": str(loaded.path), "dataset": args.dataset, "split": args.split,
-                          "detect": detect, "skipped": len(records.skipped), **metrics.to_dict()}))
+                          "detect": detect, "head": args.head, "skipped": len(records.skipped), **metrics.to_dict()}))
     else:
-        print(f"{loaded.card.name} ({loaded.sha256[:12]}) on {args.dataset}/{args.split}")
+        head = "" if args.head == "served" else ", expression head"
+        print(f"{loaded.card.name} ({loaded.sha256[:12]}{head}) on {args.dataset}/{args.split}")
         print(metrics.table())

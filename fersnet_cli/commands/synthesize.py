@@ -31,7 +31,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("inputs", nargs="+",
                    help="face crops or photos (each face found and framed as the service does: see --detect)")
     p.add_argument("--checkpoint", default="default", help=shared.CHECKPOINT_HELP)
-    p.add_argument("--target", default="all", help="comma-separated expressions, or all")
+    p.add_argument("--target", default="all", help="comma-separated expressions the model draws (its card's "
+                   "expressions), or all")
     p.add_argument("--out", required=True, help="output folder (or PNG file with --grid)")
     p.add_argument("--format", default="photo", choices=("photo", "face"),
                    help="photo (the default): each input at its own size and colours with its face redrawn, saved "
@@ -47,7 +48,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def targets(spec: str, classes: Sequence[str]) -> list[str]:
-    """``--target``: 'all', or comma-separated expression names in any dataset's spelling, each one the model knows."""
+    """``--target``: 'all', or comma-separated expression names in any dataset's spelling, each one of ``classes``
+    (the model's expressions: what it draws)."""
     if spec == "all":
         return list(classes)
     wanted = []
@@ -57,7 +59,7 @@ def targets(spec: str, classes: Sequence[str]) -> list[str]:
         except KeyError as e:
             raise SystemExit(f"fersnet: error: --target: {e.args[0]}") from None
         if c not in classes:
-            raise SystemExit(f"fersnet: error: --target: the model has no class {c!r} (it knows {', '.join(classes)})")
+            raise SystemExit(f"fersnet: error: --target: the model cannot draw {c!r} (it draws {', '.join(classes)})")
         wanted.append(c)
     return wanted
 
@@ -79,7 +81,7 @@ def run(args: argparse.Namespace) -> None:
     device, loaded = shared.checkpoint_on_device(args)
     if not loaded.model.has_synthesis:
         raise CheckpointError(f"{loaded.path}: this model has no synthesis branch (sharing='none')")
-    wanted, preprocess = targets(args.target, loaded.classes), loaded.preprocess
+    wanted, preprocess = targets(args.target, loaded.expressions), loaded.preprocess
     finder = face_finder(args.detect != "no", preprocess)
     photos, boxes, inputs, formats = [], [], [], []
     for path in args.inputs:
@@ -92,12 +94,12 @@ def run(args: argparse.Namespace) -> None:
     images, names, out = torch.stack(inputs).to(device), [Path(path).stem for path in args.inputs], Path(args.out)
     if args.grid:
         out.parent.mkdir(parents=True, exist_ok=True)
-        synthesis_grid(loaded.model, images, loaded.classes, preprocess, out, names)
+        synthesis_grid(loaded.model, images, loaded.expressions, preprocess, out, names)
         print(f"wrote {out}")
         return
     out.mkdir(parents=True, exist_ok=True)
     with torch.inference_mode():  # each input encoded once, decoded once per target
-        redrawn = loaded.model.redraw_each(images, [loaded.classes.index(t) for t in wanted])
+        redrawn = loaded.model.redraw_each(images, [loaded.expressions.index(t) for t in wanted])
     for i, name in enumerate(names):
         if args.format == "face":
             for target, drawn in zip(wanted, redrawn[i], strict=True):

@@ -65,7 +65,8 @@ models_router = APIRouter(prefix="/v1", tags=["model"], dependencies=[Depends(re
     "/models",
     response_model=ModelInfo,
     summary="The served model's card, and the bundled checkpoints",
-    description="What the checkpoint is (variant, classes, input size, weights' sha256, recorded test metrics), how "
+    description="What the checkpoint is (variant, the classes it answers, the expressions it draws, input size, "
+    "weights' sha256, recorded test metrics), how "
     "it runs here, and every checkpoint bundled with model_core (`bundled`: which are installed, which is served).",
     responses=error_responses(401, 503),
 )
@@ -81,6 +82,7 @@ async def models(runtime: RuntimeDep) -> ModelInfo:
         sharing=card.sharing,
         synthesis=engine.has_synthesis,
         classes=list(engine.classes),
+        expressions=list(engine.expressions),
         input=InputSpec(**card.input.to_dict()),
         sha256=card.weights.sha256,
         parameters=card.parameters,

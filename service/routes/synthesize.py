@@ -62,21 +62,22 @@ _PNG_AND_JSON = {
 }
 
 
-def parse_targets(values: list[str], classes: tuple[str, ...]) -> list[str]:
-    """Expression names from ``targets`` (comma-separated and/or repeated; aliases allowed; 'all'), deduplicated."""
+def parse_targets(values: list[str], expressions: tuple[str, ...]) -> list[str]:
+    """Expression names from ``targets`` (comma-separated and/or repeated; aliases allowed; 'all'), deduplicated,
+    each one of ``expressions``: the ones the model draws (a class only its answer tail knows is refused)."""
     names = [part.strip() for value in values for part in value.split(",") if part.strip()]
     if not names:
         raise InvalidParameter("targets: name at least one expression, or 'all'")
     if any(name.lower() == "all" for name in names):
-        return list(classes)
+        return list(expressions)
     targets: list[str] = []
     for name in names:
         try:
             expression = canonical(name)
         except KeyError:
             expression = name
-        if expression not in classes:
-            raise InvalidParameter(f"targets: unknown expression {name!r}; this model knows {', '.join(classes)} (or 'all')")
+        if expression not in expressions:
+            raise InvalidParameter(f"targets: unknown expression {name!r}; this model draws {', '.join(expressions)} (or 'all')")
         if expression not in targets:
             targets.append(expression)
     return targets
@@ -111,7 +112,8 @@ async def synthesize(
     targets: Annotated[
         list[str] | None,
         Query(
-            description="Target expressions from /v1/models' `classes`: comma-separated, repeated, or `all`.", examples=["happy,surprise"]
+            description="Target expressions from /v1/models' `expressions`: comma-separated, repeated, or `all`.",
+            examples=["happy,surprise"],
         ),
     ] = None,
     form_targets: Annotated[
@@ -132,7 +134,7 @@ async def synthesize(
 ) -> Response:
     if not engine.has_synthesis:
         raise SynthesisUnavailable("this model was trained without the synthesis branch (sharing='none'); only /v1/classify is served")
-    expressions = parse_targets((targets or []) + (form_targets or []), engine.classes)
+    expressions = parse_targets((targets or []) + (form_targets or []), engine.expressions)
     request = SynthesizeRequest(
         upload=Upload(await image.read(), image.filename, image.content_type, 0),
         targets=expressions,

@@ -99,8 +99,11 @@ async function describeModel() {
     const confidence = temperature
       ? `confidences calibrated (temperature ${Number(temperature).toFixed(2)})`
       : "confidences not calibrated";
+    // A model with an answer tail recognises classes (contempt, say) it cannot draw: say which it redraws.
+    const drawn = card.expressions || card.classes;
+    const redraws = drawn.join() === card.classes.join() ? "." : `; redraws ${drawn.join(", ")}.`;
     line.textContent = `Model ${card.name}: ${card.classes.length} expressions, ${confidence}`
-      + (synthesis ? "." : ", recognition only (no redrawing).");
+      + (synthesis ? redraws : ", recognition only (no redrawing).");
   } catch (error) {
     if (error.status === 401) {
       line.textContent = "This service needs an API key.";

@@ -12,7 +12,9 @@ import yaml
 from PIL import Image
 
 from fersnet_cli.main import main
+from model_core.expressions import FER2013_CLASSES, FERPLUS_CLASSES
 
+from ..core.conftest import MakeCheckpoint
 from ..core.fakes import face, tiny_recipe
 
 
@@ -103,3 +105,16 @@ def test_serve_takes_the_service_options(capsys: pytest.CaptureFixture[str]) -> 
     assert done.value.code == 0
     usage = capsys.readouterr().out
     assert usage.startswith("usage: fersnet serve") and "--max-batch-size" in usage
+
+
+def test_synthesize_draws_the_expressions_of_a_two_head_model(
+    make_checkpoint: MakeCheckpoint, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Its targets are the expression head's seven: all of them, and never the answer tail's contempt."""
+    checkpoint = make_checkpoint("two-heads", answer=FERPLUS_CLASSES)
+    face_path = tmp_path / "face.png"
+    Image.fromarray(face(3, 0)).save(face_path)
+    run(capsys, "synthesize", str(face_path), "--checkpoint", str(checkpoint), "--format", "face", "--out", str(tmp_path / "all"))
+    assert sorted(p.stem for p in (tmp_path / "all").iterdir()) == sorted(f"face_{c}" for c in FER2013_CLASSES)
+    with pytest.raises(SystemExit, match=r"--target: the model cannot draw 'contempt' \(it draws angry, disgust"):
+        main(["synthesize", str(face_path), "--checkpoint", str(checkpoint), "--target", "contempt", "--out", str(tmp_path / "no")])

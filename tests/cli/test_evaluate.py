@@ -15,7 +15,7 @@ from fersnet_cli.main import main
 from model_core import Preprocess, create_model, save_checkpoint
 from model_core.checkpoint import build_card
 from model_core.data import load_records
-from model_core.expressions import CKPLUS_CLASSES, FER2013_CLASSES
+from model_core.expressions import CKPLUS_CLASSES, FER2013_CLASSES, FERPLUS_CLASSES
 
 
 @pytest.fixture
@@ -68,3 +68,33 @@ def test_an_always_neutral_model_scores_nothing_on_ck_plus(
     main(["evaluate", "--checkpoint", str(always("neutral")), *data, "--figure", str(figure)])
     text = capsys.readouterr().out
     assert "answers of a class the set never uses (neutral): 30, counted wrong" in text and figure.stat().st_size > 1000
+
+
+def test_head_expression_measures_the_expression_head_of_a_two_head_model(
+    tmp_path: Path, fer2013_folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """FER2013's seven in the expression head (always sad), FER+'s eight in the answer tail (always contempt): served,
+    every answer is contempt, a class FER2013 never uses; --head expression answers in the seven, sad."""
+    model = create_model("fersnet_tiny", answer_classes=len(FERPLUS_CLASSES))
+    with torch.no_grad():
+        for head, classes, answer in ((model.head, FER2013_CLASSES, "sad"), (model.answer_head, FERPLUS_CLASSES, "contempt")):
+            head.fc.weight.zero_()
+            head.fc.bias.zero_()
+            head.fc.bias[classes.index(answer)] = 10.0
+    card = build_card(model, FERPLUS_CLASSES, Preprocess(), expressions=FER2013_CLASSES)
+    checkpoint = save_checkpoint(tmp_path / "two-heads", model, card)
+    data = ["--dataset", "fer2013", "--root", str(fer2013_folder), "--split", "test"]
+
+    served = _evaluate(capsys, checkpoint, *data)
+    assert served["head"] == "served" and served["accuracy"] == 0 and served["extra_classes"] == ["contempt"]
+    assert all(row[-1] == sum(row) for row in served["confusion"])  # every answer in the contempt column
+
+    main(["evaluate", "--checkpoint", str(checkpoint), *data, "--json", "--head", "expression"])
+    expression = json.loads(capsys.readouterr().out)
+    assert expression["head"] == "expression" and expression["predicted_classes"] == list(FER2013_CLASSES)
+    sad = FER2013_CLASSES.index("sad")
+    assert expression["per_class_recall"]["sad"] == 1.0 and all(row[sad] == sum(row) for row in expression["confusion"])
+    assert expression["n"] == served["n"] and expression["accuracy"] == pytest.approx(1 / 7)
+
+    main(["evaluate", "--checkpoint", str(checkpoint), *data, "--head", "expression"])
+    assert ", expression head) on fer2013/test" in capsys.readouterr().out

@@ -14,6 +14,7 @@ from PIL import Image
 from model_core import Preprocess, create_model, save_checkpoint
 from model_core.checkpoint import build_card
 from model_core.expressions import FER2013_CLASSES, canonical
+from model_core.transfer import with_answer_tail
 
 from .fakes import face
 
@@ -131,12 +132,17 @@ MakeCheckpoint = Callable[..., Path]
 def make_checkpoint(tmp_path: Path) -> MakeCheckpoint:
     """An untrained ``fersnet_tiny`` checkpoint folder under ``tmp_path / name``: for tests that need a real
     checkpoint on disk (loading, transfer, balancing, benchmarks) but not a trained one. The seed makes two
-    checkpoints differ where a test needs two models."""
+    checkpoints differ where a test needs two models; ``answer`` gives it a second recognition head."""
 
     def make(name: str = "ckpt", *, sharing: str = "selective", classes: tuple[str, ...] = FER2013_CLASSES,
-             seed: int = 0, **overrides: Any) -> Path:
+             seed: int = 0, answer: tuple[str, ...] | None = None, **overrides: Any) -> Path:
+        """``answer``: grow an answer tail in those classes (what ``classify`` then answers); ``classes`` stay the
+        expression head's."""
         torch.manual_seed(seed)
         model = create_model("fersnet_tiny", sharing=sharing, num_classes=len(classes), **overrides)
-        return save_checkpoint(tmp_path / name, model, build_card(model, classes, Preprocess()))
+        if answer is None:
+            return save_checkpoint(tmp_path / name, model, build_card(model, classes, Preprocess()))
+        model = with_answer_tail(model, classes, answer)
+        return save_checkpoint(tmp_path / name, model, build_card(model, answer, Preprocess(), expressions=classes))
 
     return make

@@ -11,7 +11,7 @@ import pytest
 from model_core import CheckpointError, ModelCard, Preprocess, create_model, load_checkpoint, save_checkpoint
 from model_core.card import CardDraft
 from model_core.checkpoint import build_card, read_card, write_card
-from model_core.expressions import FER2013_CLASSES
+from model_core.expressions import FER2013_CLASSES, FERPLUS_CLASSES
 from model_core.registry import BUNDLED
 
 from .conftest import MakeCheckpoint
@@ -156,3 +156,55 @@ def test_a_redraft_is_saved_with_new_weights_and_keeps_the_rest(checkpoint: Path
     half = load_checkpoint(save_checkpoint(tmp_path / "half", loaded.model, draft, half=True))
     assert half.card.weights.dtype == "float16" and half.card.exported_from == loaded.sha256
     assert half.card.classes == loaded.card.classes and half.card.config == loaded.card.config
+
+
+# --------------------------------------------------------------------------- two recognition heads
+
+
+@pytest.fixture
+def two_heads(make_checkpoint: MakeCheckpoint) -> Path:
+    """FER2013's seven expressions in the expression head, FER+'s eight (with contempt) in the answer tail."""
+    return make_checkpoint("two-heads", answer=FERPLUS_CLASSES)
+
+
+def test_a_two_head_card_round_trips_and_names_both_heads(two_heads: Path, checkpoint: Path) -> None:
+    on_disk = json.loads((two_heads / "card.json").read_text())
+    card = read_card(two_heads)
+    assert card.to_json() == on_disk and ModelCard.from_json(on_disk) == card
+    assert list(on_disk)[4:6] == ["classes", "expressions"] and on_disk["config"]["answer_classes"] == 8
+    loaded = load_checkpoint(two_heads)
+    assert loaded.classes == loaded.classes_of("served") == FERPLUS_CLASSES
+    assert loaded.expressions == loaded.classes_of("expression") == FER2013_CLASSES
+    assert card.expression_classes == list(FER2013_CLASSES)
+    plain = load_checkpoint(checkpoint)  # one head: its classes are its expressions, and its card says nothing more
+    assert plain.expressions == plain.classes == FER2013_CLASSES and plain.card.expressions is None
+    assert "expressions" not in json.loads((checkpoint / "card.json").read_text())
+
+
+def test_a_card_written_before_the_answer_tail_still_loads(checkpoint: Path) -> None:
+    _rewrite(checkpoint, lambda card: card["config"].pop("answer_classes"))
+    loaded = load_checkpoint(checkpoint)
+    assert loaded.model.config.answer_classes == 0 and loaded.expressions == loaded.classes == FER2013_CLASSES
+
+
+@pytest.mark.parametrize(("change", "problem"), [
+    (lambda c: c.pop("expressions"), r"answer tail \(answer_classes=8\), so the card must name the expression head's 7 "
+                                     r"classes in expressions"),
+    (lambda c: c["classes"].pop(), r"7 classes but answer_classes=8 \(the answer tail's\)"),
+    (lambda c: c["expressions"].pop(), "6 expressions but num_classes=7"),
+    (lambda c: c["expressions"].__setitem__(1, "angry"), "expressions repeat a name"),
+    (lambda c: c["config"].update(answer_classes=-1), "answer_classes must be 0"),
+])
+def test_a_two_head_card_that_contradicts_itself_is_refused(two_heads: Path, change: Any, problem: str) -> None:
+    _rewrite(two_heads, change)
+    with pytest.raises(CheckpointError, match=problem):
+        read_card(two_heads)
+
+
+def test_expressions_on_a_one_head_card_are_refused(checkpoint: Path) -> None:
+    """Where classes are the expressions, a second list could only disagree with them."""
+    _rewrite(checkpoint, lambda card: card.update(expressions=list(FER2013_CLASSES)))
+    with pytest.raises(CheckpointError, match=r"expressions given, but the config has no answer tail"):
+        read_card(checkpoint)
+    with pytest.raises(ValueError, match="expressions given"):
+        build_card(create_model("fersnet_tiny"), FER2013_CLASSES, Preprocess(), expressions=FER2013_CLASSES)

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from model_core import Preprocess, create_model, load_checkpoint
+from model_core.calibration import dataset_logits
 from model_core.data import load_records
 from model_core.evaluate import compute_metrics, correct_per_image, evaluate_dataset, evaluate_records, evaluation_set
 from model_core.expressions import CKPLUS_CLASSES, FER2013_CLASSES, FERPLUS_CLASSES
@@ -92,3 +93,24 @@ def test_a_ck_plus_fold_scores_a_ck_plus_model_the_same_both_ways(ckplus_root: P
         assert records.classes == CKPLUS_CLASSES
         metrics = evaluate_records(loaded.model, loaded.classes, loaded.preprocess, records)
         assert metrics.extra_classes == [] and metrics.accuracy_restricted == metrics.accuracy and metrics.unsupported == 0
+
+
+def test_a_two_head_model_is_measured_on_the_served_head_unless_told_otherwise(
+    fer2013_folder: Path, make_checkpoint: MakeCheckpoint
+) -> None:
+    """FER2013's seven expressions, FER+'s eight answers: served, contempt is a class the set never uses; the
+    expression head answers in the set's own seven. Each head's logits come from that head."""
+    loaded = load_checkpoint(make_checkpoint(answer=FERPLUS_CLASSES))
+    records = load_records("fer2013", fer2013_folder, "test")
+    served = evaluate_records(loaded.model, loaded.classes, loaded.preprocess, records)
+    expression = evaluate_records(loaded.model, loaded.classes_of("expression"), loaded.preprocess, records, head="expression")
+    assert served.extra_classes == ["contempt"] and len(served.confusion[0]) == 8
+    assert expression.extra_classes == [] and len(expression.confusion[0]) == 7 and expression.n == served.n
+
+    faces = evaluation_set(records, loaded.preprocess, loaded.expressions)
+    logits, labels = dataset_logits(loaded.model, loaded.expressions, faces, head="expression")
+    images = torch.stack([faces[i][0] for i in range(len(faces))])
+    with torch.inference_mode():
+        assert torch.allclose(logits, loaded.model.recognise(images), atol=1e-5)
+        assert torch.allclose(dataset_logits(loaded.model, loaded.classes, faces)[0], loaded.model.answer(images), atol=1e-5)
+    assert evaluate_dataset(loaded.model, loaded.expressions, faces, logits=(logits, labels)) == expression

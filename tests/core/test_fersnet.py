@@ -153,3 +153,79 @@ def test_flip_average_recognises_a_face_and_its_mirror_image_as_one() -> None:
         assert torch.allclose(both, flipped.classify(x.flip(3)), atol=1e-5)  # a mirror image gets the same answer
         assert not torch.allclose(plain.classify(x), plain.classify(x.flip(3)), atol=1e-5)
     assert FERSNetConfig.from_dict(flipped.config.to_dict()).flip_average
+
+
+# --------------------------------------------------------------------------- the answer tail
+
+
+def _with_and_without_tail(**overrides: object) -> tuple[FERSNet, FERSNet]:
+    """The same seeded fersnet_tiny twice, the second with an eight-class answer tail (built last: the rest is equal)."""
+    torch.manual_seed(0)
+    plain = create_model("fersnet_tiny", **overrides).eval()
+    torch.manual_seed(0)
+    tailed = create_model("fersnet_tiny", answer_classes=8, **overrides).eval()
+    return plain, tailed
+
+
+@pytest.mark.parametrize("overrides", [{}, {"sharing": "none"}, {"sharing": "hard"}, {"gate_last_stage": True}])
+def test_the_answer_tail_answers_in_its_own_classes_and_leaves_the_rest_alone(overrides: dict) -> None:
+    """classify and answer use the tail (8 classes); recognise, forward and synthesis are the network without it."""
+    plain, tailed = _with_and_without_tail(**overrides)
+    assert tailed.has_answer_tail and not plain.has_answer_tail
+    shared = plain.state_dict()
+    assert {k: v for k, v in tailed.state_dict().items() if not FERSNet.in_answer_tail(k)}.keys() == shared.keys()
+    assert all(torch.equal(tailed.state_dict()[k], v) for k, v in shared.items())
+    assert {n.split(".")[0] for n in tailed.state_dict()} - {n.split(".")[0] for n in shared} == {"answer_stage", "answer_head"}
+    x = torch.rand(3, 1, 48, 48) * 2 - 1
+    with torch.inference_mode():
+        answered, recognised = tailed.classify(x), tailed.recognise(x)
+        assert answered.shape == (3, 8) and recognised.shape == (3, 7)
+        assert torch.equal(answered, tailed.answer(x))
+        assert torch.equal(tailed.classify(x, head="expression"), recognised)
+        assert torch.equal(recognised, plain.recognise(x)) and torch.equal(plain.classify(x), plain.answer(x))
+        assert torch.equal(tailed(x).logits, plain(x).logits)
+        assert tailed.forward_features(x).answer is None  # only when asked for
+        if plain.has_synthesis:
+            target = torch.eye(7)[[3, 4, 5]]
+            assert torch.equal(tailed.synthesize(x, target), plain.synthesize(x, target))
+            assert torch.equal(tailed(x, target).synthesis, plain(x, target).synthesis)
+    with pytest.raises(RuntimeError, match="no answer tail"):
+        plain.forward_features(x, answer=True)
+    with pytest.raises(ValueError, match="head must be one of"):
+        tailed.classify(x, head="answer")  # type: ignore[arg-type]
+
+
+def test_the_answer_tail_reads_the_input_of_the_last_fer_stage_not_its_output() -> None:
+    """Changing the last FER stage changes the expression head's answer and not the tail's; changing the tail's stage
+    changes only the tail's."""
+    _, tailed = _with_and_without_tail()
+    x = torch.rand(2, 1, 48, 48) * 2 - 1
+    with torch.inference_mode():
+        before_answer, before_recognised = tailed.answer(x), tailed.recognise(x)
+        for p in tailed.fer_stages[-1].parameters():
+            p.add_(torch.randn_like(p))
+        assert torch.equal(tailed.answer(x), before_answer) and not torch.allclose(tailed.recognise(x), before_recognised)
+        for p in tailed.answer_stage.parameters():
+            p.add_(torch.randn_like(p))
+        assert not torch.allclose(tailed.answer(x), before_answer)
+
+
+def test_flip_average_applies_to_both_heads() -> None:
+    _, tailed = _with_and_without_tail(flip_average=True)
+    x = torch.rand(2, 1, 48, 48) * 2 - 1
+    with torch.inference_mode():
+        assert torch.allclose(tailed.classify(x), (tailed.answer(x) + tailed.answer(x.flip(3))) / 2, atol=1e-5)
+        expression = tailed.classify(x, head="expression")
+        assert torch.allclose(expression, (tailed.recognise(x) + tailed.recognise(x.flip(3))) / 2, atol=1e-5)
+
+
+def test_the_answer_tail_is_in_the_config_the_class_axes_and_the_flops() -> None:
+    plain, tailed = _with_and_without_tail()
+    assert FERSNetConfig.from_dict(tailed.config.to_dict()) == tailed.config
+    old = {k: v for k, v in plain.config.to_dict().items() if k != "answer_classes"}  # a card written before the tail
+    assert FERSNetConfig.from_dict(old) == plain.config and not plain.config.has_answer_tail
+    assert (tailed.config.served_classes, plain.config.served_classes) == (8, 7)
+    assert tailed.class_axes() == {**plain.class_axes(), "answer_head.fc.weight": 0, "answer_head.fc.bias": 0}
+    assert count_flops(tailed) > count_flops(plain)  # classify runs the tail
+    with pytest.raises(ValueError, match="answer_classes must be 0"):
+        FERSNetConfig(answer_classes=-1)

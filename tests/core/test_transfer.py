@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
-from model_core import create_model, load_checkpoint
+from model_core import Preprocess, create_model, load_checkpoint, save_checkpoint
+from model_core.checkpoint import build_card
 from model_core.expressions import CKPLUS_CLASSES, FER2013_CLASSES, FERPLUS_CLASSES
-from model_core.transfer import init_from_checkpoint
+from model_core.transfer import init_from_checkpoint, with_answer_tail
 
 from .conftest import MakeCheckpoint
 
@@ -62,3 +65,62 @@ def test_tensors_the_checkpoint_lacks_are_left_fresh(make_checkpoint: MakeCheckp
     for name, value in gates_before.items():
         assert torch.equal(target.state_dict()[name], value)
 
+
+
+@pytest.mark.parametrize("sharing", ["selective", "none"])
+def test_a_grown_answer_tail_answers_as_the_expression_head_on_the_shared_classes(sharing: str) -> None:
+    """FER2013's head grown a FER+ tail: every weight kept, the tail's logits equal the head's class by class (by name,
+    whatever the order), and the class the head lacks (contempt) a constant: the lowest bias, weight zero."""
+    torch.manual_seed(0)
+    model = create_model("fersnet_tiny", sharing=sharing).eval()
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):  # trained-looking statistics, so copying them matters
+                module.running_mean.uniform_(-0.5, 0.5)
+                module.running_var.uniform_(0.5, 2.0)
+        model.head.fc.bias.uniform_(-1, 1)
+    answer_classes = ("contempt", *reversed(FER2013_CLASSES))  # another order: matched by name, not position
+    grown = with_answer_tail(model, FER2013_CLASSES, answer_classes)
+    assert grown.config.answer_classes == 8 and not grown.training
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(grown.state_dict()[name], tensor), name
+    x = torch.rand(4, 1, 48, 48) * 2 - 1
+    with torch.inference_mode():
+        answered, recognised = grown.answer(x), model.recognise(x)
+        assert torch.equal(grown.recognise(x), recognised)
+    shared = [answer_classes.index(c) for c in FER2013_CLASSES]
+    torch.testing.assert_close(answered[:, shared], recognised, rtol=1e-5, atol=1e-5)
+    contempt = answered[:, answer_classes.index("contempt")]
+    assert torch.equal(contempt, torch.full_like(contempt, float(model.head.fc.bias.detach().min())))
+    assert torch.equal(grown.answer_head.fc.weight[answer_classes.index("contempt")], torch.zeros(model.config.head_width))
+
+
+def test_with_answer_tail_refuses_classes_that_do_not_fit() -> None:
+    model = create_model("fersnet_tiny")
+    with pytest.raises(ValueError, match="6 classes but the expression head has num_classes=7"):
+        with_answer_tail(model, FER2013_CLASSES[:6], FERPLUS_CLASSES)
+    with pytest.raises(ValueError, match="each once"):
+        with_answer_tail(model, FER2013_CLASSES, ("happy", "happy"))
+
+
+def test_a_two_head_checkpoint_transfers_each_head_by_its_own_classes(tmp_path: Path) -> None:
+    """The source's expression head (and synthesis) by its expressions, its tail by its served classes; a target that
+    names no answer classes keeps its tail's class tensors fresh and says so."""
+    torch.manual_seed(0)
+    source = with_answer_tail(create_model("fersnet_tiny"), FER2013_CLASSES, FERPLUS_CLASSES)
+    card = build_card(source, FERPLUS_CLASSES, Preprocess(), expressions=FER2013_CLASSES)
+    folder = save_checkpoint(tmp_path / "two-heads", source, card)
+
+    torch.manual_seed(1)
+    target = create_model("fersnet_tiny", num_classes=len(CKPLUS_CLASSES), answer_classes=len(CKPLUS_CLASSES))
+    report = init_from_checkpoint(target, CKPLUS_CLASSES, folder, answer_classes=CKPLUS_CLASSES)
+    src, dst = source.state_dict(), target.state_dict()
+    angry, contempt = CKPLUS_CLASSES.index("angry"), CKPLUS_CLASSES.index("contempt")
+    assert torch.equal(dst["head.fc.weight"][angry], src["head.fc.weight"][FER2013_CLASSES.index("angry")])
+    assert torch.equal(dst["answer_head.fc.weight"][contempt], src["answer_head.fc.weight"][FERPLUS_CLASSES.index("contempt")])
+    assert torch.equal(dst["answer_stage.0.0.weight"], src["answer_stage.0.0.weight"])
+    assert report["kept_fresh"] == [] and report["classes_fresh"] == ["contempt"]
+
+    fresh = create_model("fersnet_tiny", answer_classes=len(CKPLUS_CLASSES))
+    report = init_from_checkpoint(fresh, FER2013_CLASSES, folder)
+    assert report["kept_fresh"] == ["answer_head.fc.bias", "answer_head.fc.weight"]

@@ -11,6 +11,8 @@ import torch
 
 from model_core import Preprocess, create_model, save_checkpoint
 from model_core.checkpoint import build_card
+from model_core.expressions import FERPLUS_CLASSES
+from model_core.transfer import with_answer_tail
 from service.settings import Settings
 
 from .helpers import FER_CLASSES
@@ -27,10 +29,14 @@ def _no_fersnet_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
 
 
-def _tiny_checkpoint(folder: Path, **overrides: Any) -> Path:
+def _tiny_checkpoint(folder: Path, answer: tuple[str, ...] | None = None, **overrides: Any) -> Path:
+    """A seeded fersnet_tiny whose expressions are FER2013's seven; with ``answer``, an answer tail in those classes."""
     torch.manual_seed(0)
     model = create_model("fersnet_tiny", **overrides).eval()
-    card = build_card(model, FER_CLASSES, Preprocess(), name=f"test-{folder.name}")
+    if answer is not None:
+        model = with_answer_tail(model, FER_CLASSES, answer)
+    classes, expressions = (FER_CLASSES, None) if answer is None else (answer, FER_CLASSES)
+    card = build_card(model, classes, Preprocess(), expressions=expressions, name=f"test-{folder.name}")
     return save_checkpoint(folder, model, card)
 
 
@@ -44,6 +50,12 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def classify_only_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random fersnet_tiny trained-without-synthesis checkpoint (sharing='none')."""
     return _tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "classify-only", sharing="none")
+
+
+@pytest.fixture(scope="session")
+def two_head_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random fersnet_tiny that answers FER+'s eight classes (contempt last) and draws FER2013's seven."""
+    return _tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "two-heads", answer=FERPLUS_CLASSES)
 
 
 @pytest.fixture
