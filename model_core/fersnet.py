@@ -237,7 +237,8 @@ class Features(NamedTuple):
     ``none`` mode or when only classification was asked for); ``skips`` are the
     FES-side feature maps at each resolution, finest first, for the decoder;
     ``images`` is the input itself, which a masked decoder keeps where it draws nothing; ``answer`` the
-    answer tail's logits, when they were asked for (``forward_features(..., answer=True)``).
+    features entering the last FER stage, which the answer tail reads, when they were asked for
+    (``forward_features(..., answer=True)``).
     """
 
     fer: Tensor
@@ -357,8 +358,8 @@ class FERSNet(nn.Module):
         With ``synthesis=False`` the FES branch stops as soon as the FER branch
         no longer needs it (the last stage is ungated by default), which saves
         a stage's compute when only classifying. With ``answer`` (a network with
-        an answer tail only) ``Features.answer`` holds the tail's logits, read off
-        the gated FER features entering the last FER stage.
+        an answer tail only) ``Features.answer`` holds the gated FER features
+        entering the last FER stage: the tail's input (:meth:`answer_from`).
         """
         if answer and not self.has_answer_tail:
             raise RuntimeError("this model has no answer tail (answer_classes=0)")
@@ -369,10 +370,10 @@ class FERSNet(nn.Module):
             skips.append(x)
 
         fer, fes = x, (x if self.has_synthesis else None)
-        answer_logits = None
+        tail_input = None
         for i, fer_stage in enumerate(self.fer_stages):
             if answer and i == len(self.fer_stages) - 1:
-                answer_logits = self.answer_head(self.answer_stage(fer))
+                tail_input = fer
             gate_index = len(self.shared_stages) + i
             gated = gate_index < len(self.gates)
             fer_out = fer_stage(fer)
@@ -385,7 +386,7 @@ class FERSNet(nn.Module):
                 skips.append(fes)
         if fes is not None:
             skips.pop()  # the last map is the bottleneck itself, not a skip
-        return Features(fer=fer, fes=fes if synthesis else None, skips=tuple(skips), images=images, answer=answer_logits)
+        return Features(fer=fer, fes=fes if synthesis else None, skips=tuple(skips), images=images, answer=tail_input)
 
     def forward_head(self, fer_features: Tensor) -> Tensor:
         return self.head(fer_features)
@@ -434,9 +435,14 @@ class FERSNet(nn.Module):
         ``classify`` builds on by default."""
         if not self.has_answer_tail:
             return self.recognise(images)
-        answered = self.forward_features(images, synthesis=False, answer=True).answer
-        assert answered is not None  # forward_features fills it when asked
-        return answered
+        tail_input = self.forward_features(images, synthesis=False, answer=True).answer
+        assert tail_input is not None  # forward_features fills it when asked
+        return self.answer_from(tail_input)
+
+    def answer_from(self, tail_input: Tensor) -> Tensor:
+        """The answer tail's logits from its input (``Features.answer``). Split from :meth:`answer` so a tail can be
+        fitted on a frozen trunk whose output is computed once per face (``training/answer_tail.py``)."""
+        return self.answer_head(self.answer_stage(tail_input))
 
     def synthesize(self, images: Tensor, target: Tensor) -> Tensor:
         """Faces of ``images`` redrawn with ``target`` expressions, in [-1, 1]."""

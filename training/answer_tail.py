@@ -31,21 +31,21 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from model_core import load_checkpoint
-from model_core.checkpoint import build_card, save_checkpoint
+from model_core.checkpoint import build_card, save_checkpoint, write_card
 from model_core.data import DataError, load_records
 from model_core.data.dataset import FaceDataset
 from model_core.evaluate import evaluate_records
 from model_core.expressions import FERPLUS_CLASSES
 from model_core.fersnet import FERSNet
+from model_core.preprocess import Preprocess
 from model_core.transfer import with_answer_tail
 
 DATA = Path("../shared/data")
 
 
-def faces(records_split: str, root: Path, label_mode: str, loaded_preprocess) -> tuple[Tensor, Tensor, Tensor]:  # noqa: ANN001
-    """A FER+ split as (images, vote distributions over FERPLUS_CLASSES, majority labels)."""
-    dataset = FaceDataset(load_records("ferplus", root, records_split, label_mode=label_mode), loaded_preprocess,
-                          classes=FERPLUS_CLASSES)
+def faces(split: str, root: Path, label_mode: str, preprocess: Preprocess) -> tuple[Tensor, Tensor, Tensor]:
+    """A FER+ split as (images, vote distributions over FERPLUS_CLASSES, majority labels), prepared as served."""
+    dataset = FaceDataset(load_records("ferplus", root, split, label_mode=label_mode), preprocess, classes=FERPLUS_CLASSES)
     images = torch.stack([dataset[i][0] for i in range(len(dataset))])
     return images, torch.from_numpy(dataset.targets), torch.from_numpy(dataset.labels)
 
@@ -55,8 +55,14 @@ def tail_inputs(model: FERSNet, images: Tensor, batch_size: int = 512) -> tuple[
     """What the answer tail reads, for each face and for its mirror image: the frozen trunk runs once per view."""
     views = []
     for view in (images, images.flip(3)):
-        views.append(torch.cat([model.tail_input(view[i:i + batch_size]) for i in range(0, len(view), batch_size)]))
+        views.append(torch.cat([_tail_input(model, view[i:i + batch_size]) for i in range(0, len(view), batch_size)]))
     return views[0], views[1]
+
+
+def _tail_input(model: FERSNet, images: Tensor) -> Tensor:
+    tail_input = model.forward_features(images, synthesis=False, answer=True).answer
+    assert tail_input is not None  # filled when asked for
+    return tail_input
 
 
 def tail_of(model: FERSNet) -> nn.Sequential:
@@ -100,6 +106,29 @@ def fit(tail: nn.Module, train: tuple[Tensor, Tensor], votes: Tensor, val: tuple
     return best[1], log
 
 
+def measure(args: argparse.Namespace) -> None:
+    """Measure the checkpoint as written (float16 weights included) on every test split and write it on its card:
+    the served head on each dataset, and the expression head on FER2013 for the literature's comparison."""
+    saved = load_checkpoint(args.out)
+    splits = {
+        "ferplus/val": ("ferplus", args.ferplus, "val", "served"),
+        "ferplus/test": ("ferplus", args.ferplus, "test", "served"),
+        "fer2013/test": ("fer2013", args.fer2013, "test", "served"),
+        "expression_head/fer2013/val": ("fer2013", args.fer2013, "val", "expression"),
+        "expression_head/fer2013/test": ("fer2013", args.fer2013, "test", "expression"),
+        "ckplus/all": ("ckplus", args.ckplus, "all", "served"),
+    }
+    for key, (dataset, root, split, head) in splits.items():
+        if not Path(root).is_dir():
+            continue
+        result = evaluate_records(saved.model, saved.classes_of(head), saved.preprocess, load_records(dataset, root, split),
+                                  head=head)
+        saved.card.metrics[key] = {**result.summary(), "measured_by": f"fersnet evaluate --checkpoint {args.out} --head {head} "
+                                                                    f"--dataset {dataset} --root {root} --split {split}"}
+        print(f"{key}: {result.headline()}", flush=True)
+    write_card(args.out, saved.card)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.answer_tail", description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", default="default", help="the network to extend (its expression head stays as it is)")
@@ -112,7 +141,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--weight-decay", type=float, default=0.05)
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--frozen-stage", action="store_true", help="fit the answer head alone, on the last FER stage's copy as it is")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--half", action="store_true", help="store float16 weights, as the bundled models are")
     args = parser.parse_args(argv)
@@ -123,8 +151,6 @@ def main(argv: list[str] | None = None) -> int:
     model = with_answer_tail(loaded.model, loaded.classes, FERPLUS_CLASSES).eval().requires_grad_(False)
     tail = tail_of(model)
     tail.requires_grad_(True)
-    if args.frozen_stage:
-        model.answer_stage.requires_grad_(False)
     try:
         start = time.perf_counter()
         train_images, votes, _ = faces("train", args.ferplus, "soft", loaded.preprocess)
@@ -139,30 +165,14 @@ def main(argv: list[str] | None = None) -> int:
     tail.load_state_dict(state)
     model.eval()
 
-    measured = {
-        "ferplus/val": ("ferplus", args.ferplus, "val", "served"),
-        "ferplus/test": ("ferplus", args.ferplus, "test", "served"),
-        "fer2013/test": ("fer2013", args.fer2013, "test", "served"),
-        "expression_head/fer2013/val": ("fer2013", args.fer2013, "val", "expression"),
-        "expression_head/fer2013/test": ("fer2013", args.fer2013, "test", "expression"),
-        "ckplus/all": ("ckplus", args.ckplus, "all", "served"),
-    }
-    metrics = {}
-    for key, (dataset, root, split, head) in measured.items():
-        if not Path(root).is_dir():
-            continue
-        classes = FERPLUS_CLASSES if head == "served" else loaded.classes
-        result = evaluate_records(model, classes, loaded.preprocess, load_records(dataset, root, split), head=head)
-        metrics[key] = {**result.summary(), "measured_by": f"fersnet evaluate --checkpoint {args.out} --head {head} "
-                                                          f"--dataset {dataset} --root {root} --split {split}"}
-        print(f"{key}: {result.headline()}", flush=True)
     selected = max(log, key=lambda r: r["val_accuracy"])
     training = {**loaded.card.training, "answer_tail": {
         "command": command, "from": str(loaded.path), "from_sha256": loaded.sha256, "epochs": log,
         "selected_epoch": selected["epoch"], "selected_on": "ferplus:val (majority vote)"}}
     card = build_card(model, FERPLUS_CLASSES, loaded.preprocess, name=args.name or args.out.name, training=training,
-                      metrics=metrics, expressions=list(loaded.classes))
+                      expressions=list(loaded.classes))
     save_checkpoint(args.out, model, card, half=args.half)
+    measure(args)
     print(f"saved {args.out}: serves FER+'s {len(FERPLUS_CLASSES)} classes, synthesises FER2013's {len(loaded.classes)}")
     return 0
 

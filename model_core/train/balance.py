@@ -56,7 +56,7 @@ def balance(
     progress: bool = True,
 ) -> BalanceReport:
     """Synthesise faces of under-represented classes until each has ``target`` (default: the largest class)."""
-    model, pre, classes = loaded.model, loaded.preprocess, loaded.classes
+    model, pre, classes = loaded.model, loaded.preprocess, loaded.expressions  # what the generator draws
     if not model.has_synthesis:
         raise ValueError(f"{loaded.path}: this model has no synthesis branch (sharing='none')")
     dataset = FaceDataset(records, pre, classes=classes, drop_unknown_labels=True)
@@ -88,7 +88,7 @@ def balance(
                 onehot = torch.zeros(len(chunk), len(classes), device=device)
                 onehot[:, c] = 1
                 fakes = model.synthesize(images, onehot)
-                confidence = model.classify(fakes).softmax(1)[:, c].cpu()
+                confidence = model.classify(fakes, head="expression").softmax(1)[:, c].cpu()
                 for i, fake, p in zip(chunk, fakes, confidence, strict=True):
                     if written[name] >= need:
                         break

@@ -63,6 +63,7 @@ def check_compatible(ingredients: Sequence[LoadedModel]) -> None:
         for what, a, b in (
             ("network", first.model.config.to_dict(), other.model.config.to_dict()),
             ("classes", first.classes, other.classes),
+            ("expressions", first.expressions, other.expressions),
             ("input", first.preprocess.to_dict(), other.preprocess.to_dict()),
         ):
             if a != b:
@@ -154,7 +155,8 @@ def soup_card(
         },
         "base": first.card.training,
     }
-    return build_card(result.model, first.classes, first.preprocess, name=name, training=training, metrics=metrics)
+    return build_card(result.model, first.classes, first.preprocess, name=name, training=training, metrics=metrics,
+                      expressions=list(first.expressions) if result.model.has_answer_tail else None)
 
 
 def _network_with(template: LoadedModel, state: Mapping[str, Tensor]) -> FERSNet:

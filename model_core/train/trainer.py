@@ -50,7 +50,7 @@ from ..fersnet import FERSNet, create_model
 from ..hardware import cpu_has_native_bfloat16, resolve_device
 from ..preprocess import Preprocess
 from ..transfer import init_from_checkpoint
-from .config import DataSpec, TrainConfig
+from .config import ConfigError, DataSpec, TrainConfig
 from .losses import MultiTaskObjective, StepOutput, discriminator_loss
 from .teacher import teacher_targets_for
 from .teacher_nets import load_critics
@@ -251,6 +251,9 @@ class Trainer:
         spec = self.config.model
         self.classes = self._classes()
         model = create_model(spec.variant, sharing=spec.sharing, num_classes=len(self.classes), **spec.overrides)
+        if model.has_answer_tail:  # the trainer fits the expression head; a tail it cannot fit would be served stale
+            raise ConfigError("model.overrides.answer_classes: the trainer fits the expression network only; "
+                              "grow and fit an answer tail afterwards (python -m training.answer_tail)")
         if spec.init_from:
             self.init_report = init_from_checkpoint(model, self.classes, spec.init_from)
         return model

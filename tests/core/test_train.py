@@ -297,3 +297,11 @@ def test_a_frozen_recogniser_answers_exactly_as_before_while_the_generator_learn
     assert not torch.equal(model.decoder["to_image"].weight, decoder_before)
     with pytest.raises(ValueError, match="no submodule"):
         freeze(model, ["encoder"])
+
+
+def test_a_recipe_cannot_ask_the_trainer_for_an_answer_tail(tmp_path: Path, fer2013_folder: Path) -> None:
+    """The trainer fits the expression head; a tail grown in a recipe would be saved unfitted and served."""
+    recipe = tiny_recipe(tmp_path, fer2013_folder)
+    recipe["model"]["overrides"] = {**recipe["model"].get("overrides", {}), "answer_classes": 8}
+    with pytest.raises(ConfigError, match="training.answer_tail"):
+        Trainer(TrainConfig.model_validate(recipe))
