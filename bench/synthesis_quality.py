@@ -64,7 +64,7 @@ def _as_judge_input(images: Tensor, generator: LoadedModel, judge: LoadedModel) 
 def _faces(args: argparse.Namespace, generator: LoadedModel) -> tuple[Tensor, Tensor, list[str]]:
     """Faces of the split (normalised as the generator expects), their labels as its class indices, the classes."""
     split = load_records(args.dataset, args.root, args.split)
-    classes = list(generator.classes)
+    classes = list(generator.expressions)
     order = np.random.default_rng(args.seed).permutation(len(split.records))
     records = [split.records[int(i)] for i in order if split.classes[split.records[int(i)].label] in classes]
     records = records[: args.limit]
@@ -146,8 +146,8 @@ def redraw_photo(generator: LoadedModel, photo: Image.Image, targets: list[str])
     face, preprocess = faces[0], generator.preprocess
     model_input = preprocess.prepare(crop_faces(photo, [face], preprocess)[0])
     x = preprocess.to_tensor(model_input)[None]
-    k = len(generator.classes)
-    onehot = torch.eye(k)[[generator.classes.index(t) for t in targets]]
+    k = len(generator.expressions)
+    onehot = torch.eye(k)[[generator.expressions.index(t) for t in targets]]
     out = generator.model.redraw(x, onehot, torch.zeros(len(targets), dtype=torch.long))
     box = crop_box(face, photo.size, preprocess)
     return list(redrawn_photos(photo, box, x[0], out, preprocess)), box

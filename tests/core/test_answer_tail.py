@@ -1,0 +1,45 @@
+"""training/answer_tail.py: a FER+ tail fitted on a frozen network; only the tail moves, and the card serves it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from model_core import load_checkpoint
+from model_core.expressions import FER2013_CLASSES, FERPLUS_CLASSES
+from training import answer_tail
+
+from .conftest import MakeCheckpoint
+
+
+def test_the_tail_learns_and_nothing_else_moves(tmp_path: Path, make_checkpoint: MakeCheckpoint, ferplus_root: Path,
+                                               fer2013_folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = load_checkpoint(make_checkpoint("base", synthesis_output="masked"))
+    out = tmp_path / "two_heads"
+    code = answer_tail.main(["--checkpoint", str(base.path), "--out", str(out), "--ferplus", str(ferplus_root),
+                             "--fer2013", str(fer2013_folder), "--ckplus", str(tmp_path / "absent"),
+                             "--epochs", "2", "--batch-size", "4", "--lr", "0.01"])
+    assert code == 0
+    grown = load_checkpoint(out)
+    assert grown.classes == FERPLUS_CLASSES and grown.expressions == FER2013_CLASSES == base.classes
+    before, after = base.model.state_dict(), grown.model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # trunk, expression head, generator: as they were
+    tail = {k: v for k, v in after.items() if grown.model.in_answer_tail(k)}
+    started = load_checkpoint(make_checkpoint("started", synthesis_output="masked", answer=FERPLUS_CLASSES)).model.state_dict()
+    assert any(not torch.equal(v, started[k]) for k, v in tail.items() if v.is_floating_point())  # the tail learnt
+    card = grown.card
+    assert card.training["answer_tail"]["selected_on"].startswith("ferplus:val")
+    assert len(card.training["answer_tail"]["epochs"]) == 2
+    assert {"ferplus/val", "ferplus/test", "fer2013/test", "expression_head/fer2013/test"} <= set(card.metrics)
+    assert "ckplus/all" not in card.metrics  # a dataset that is not there is skipped, not invented
+    assert "--head expression" in card.metrics["expression_head/fer2013/test"]["measured_by"]
+    assert "FER+ val accuracy" in capsys.readouterr().out
+
+
+def test_a_missing_dataset_is_one_clear_error(tmp_path: Path, make_checkpoint: MakeCheckpoint, capsys: pytest.CaptureFixture[str]) -> None:
+    code = answer_tail.main(["--checkpoint", str(make_checkpoint()), "--out", str(tmp_path / "x"),
+                             "--ferplus", str(tmp_path / "nowhere")])
+    assert code == 2 and "nowhere" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
