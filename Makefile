@@ -1,6 +1,6 @@
 # Two commands on a fresh machine (Python 3.11; torch comes from PyPI or the local wheel cache):
 #   make serve   install into .venv and serve the bundled model on http://127.0.0.1:8000
-#   make test    install into .venv (with the test extras), lint (ruff) and run the whole test suite
+#   make test    install into .venv (with the test extras), lint (ruff), type-check (mypy) and run the whole test suite
 VENV ?= .venv
 PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
@@ -20,4 +20,5 @@ serve: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(PY) -m ruff check .
+	$(PY) -m mypy
 	$(PY) -m pytest

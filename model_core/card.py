@@ -35,7 +35,7 @@ from .preprocess import Preprocess
 from .typed_json import KEEP_UNKNOWN, JSONFieldError, from_json, to_json
 
 CardFormat = Literal["fersnet-card/1"]
-CARD_FORMAT: str = get_args(CardFormat)[0]
+CARD_FORMAT: CardFormat = get_args(CardFormat)[0]
 CARD_FILE = "card.json"
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 

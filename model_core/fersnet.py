@@ -331,6 +331,12 @@ class FERSNet(nn.Module):
         to_image = nn.Conv2d(in_chans, out_chans, kernel_size=3, padding=1)
         return nn.ModuleDict({"blocks": blocks, "to_image": to_image})
 
+    def _decoder_blocks(self) -> nn.ModuleList:
+        """The decoder's UpBlocks, deepest first (a ModuleDict's entries are typed as bare Modules)."""
+        blocks = self.decoder["blocks"]
+        assert isinstance(blocks, nn.ModuleList), "_build_decoder stores the blocks as a ModuleList"
+        return blocks
+
     @staticmethod
     def _init_weights(*roots: nn.Module) -> None:
         for m in (m for root in roots for m in root.modules()):
@@ -402,7 +408,7 @@ class FERSNet(nn.Module):
         target = target.to(features.fes.dtype)
         x = torch.cat((features.fes, self.embedding(target)), dim=1)
         levels = reversed(self._pooled_levels())
-        for k, block in zip(levels, self.decoder["blocks"], strict=True):
+        for k, block in zip(levels, self._decoder_blocks(), strict=True):
             skip = features.skips[k - 1] if self.config.decoder_skips and k > 0 else None
             x = block(x, skip, target)
         out = self.decoder["to_image"](x)
@@ -493,7 +499,7 @@ class FERSNet(nn.Module):
         axes = {"head.fc.weight": 0, "head.fc.bias": 0}
         if self.has_synthesis:
             axes["embedding.net.0.weight"] = 1
-            for i in range(len(self.decoder["blocks"])):
+            for i in range(len(self._decoder_blocks())):
                 axes[f"decoder.blocks.{i}.fuse.0.0.weight"] = 1
         if self.has_answer_tail:
             axes |= {"answer_head.fc.weight": 0, "answer_head.fc.bias": 0}

@@ -62,7 +62,8 @@ def scale_box(box: tuple[int, int, int, int], factor: float) -> tuple[int, int, 
     """A box in pixels of a picture decoded at ``factor`` of its size, in the full picture's pixels."""
     if factor == 1.0:
         return box
-    return tuple(round(v / factor) for v in box)  # type: ignore[return-value]
+    x, y, width, height = box
+    return round(x / factor), round(y / factor), round(width / factor), round(height / factor)
 
 
 def feather(width: int, height: int, margin: float = FEATHER) -> np.ndarray:
@@ -130,8 +131,8 @@ def encode_like(image: Image.Image, upload_format: str) -> tuple[bytes, str]:
     lossless WebP for WebP, PNG for everything else (PNG, BMP, GIF, TIFF). Returns (bytes, media type)."""
     fmt, media_type = _MEDIA.get(upload_format.upper(), ("PNG", "image/png"))
     buffer = io.BytesIO()
-    options: dict[str, object] = {"JPEG": {"quality": 95, "subsampling": 0}, "WEBP": {"lossless": True}}.get(fmt, {})
-    image.save(buffer, format=fmt, **options)
+    options: dict[str, dict[str, object]] = {"JPEG": {"quality": 95, "subsampling": 0}, "WEBP": {"lossless": True}}
+    image.save(buffer, format=fmt, **options.get(fmt, {}))
     return buffer.getvalue(), media_type
 
 

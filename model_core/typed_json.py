@@ -18,9 +18,12 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+T = TypeVar("T", bound="DataclassInstance")
 
 #: ``field(metadata=KEEP_UNKNOWN)``: the keys no other field takes land here, and are written back at the top level.
 KEEP_UNKNOWN: dict[str, bool] = {"keep_unknown": True}
@@ -40,7 +43,7 @@ def from_json(cls: type[T], data: Any, where: str = "") -> T:
     if not isinstance(data, dict):
         raise JSONFieldError(where, f"must be an object, not {_kind(data)}")
     hints = get_type_hints(cls)
-    fields = [f for f in dataclasses.fields(cls) if f.init]  # type: ignore[arg-type]
+    fields = [f for f in dataclasses.fields(cls) if f.init]
     keeper = next((f.name for f in fields if f.metadata.get("keep_unknown")), None)
     known = {f.name for f in fields if f.name != keeper}
     unknown = [key for key in data if key not in known]
@@ -88,8 +91,8 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
     origin, args = get_origin(tp), get_args(tp)
     if tp is Any:
         return value
-    if dataclasses.is_dataclass(tp):
-        return from_json(tp, value, where)  # type: ignore[arg-type]
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):  # an annotation: the class, never an instance
+        return from_json(tp, value, where)
     if origin is Literal:
         if any(value == a and type(value) is type(a) for a in args):
             return value

@@ -42,7 +42,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NotRequired, TypedDict, TypeVar
 
 import anyio
 
@@ -138,6 +138,19 @@ class _Pending(Generic[ItemT, OutputT]):
     future: asyncio.Future[OutputT]
     deadline: Deadline
     enqueued: float = field(default_factory=time.monotonic)
+
+
+class BatcherOptions(TypedDict):
+    """:class:`Batcher`'s keyword arguments, which the endpoints share: ``Batcher(api, **options)``."""
+
+    compute: Callable[[Callable[[], Any]], Awaitable[Any]]
+    workers: anyio.CapacityLimiter
+    metrics: Metrics
+    encoders: NotRequired[anyio.CapacityLimiter | None]
+    max_batch_size: int
+    max_wait_s: float
+    max_queue: int
+    retry_after_s: NotRequired[int]
 
 
 class Batcher(Generic[RequestT, ContextT, ItemT, OutputT, ResponseT]):

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypedDict
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -168,7 +168,15 @@ def error_response(status: int, code: str, message: str, *, details: Any = None,
     return JSONResponse(error_body(status, code, message, details), status_code=status, headers=dict(headers) if headers else None)
 
 
-def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
+class ValidationDetail(TypedDict):
+    """One offending field of a 422's ``details``."""
+
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+def _validation_details(exc: RequestValidationError) -> list[ValidationDetail]:
     """FastAPI's validation errors, trimmed to what a client can act on (no echoed uploads)."""
     return [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))} for e in exc.errors()]
 
@@ -188,7 +196,7 @@ async def _handle_http_error(request: Request, exc: Exception) -> JSONResponse:
 async def _handle_validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     details = _validation_details(exc)
-    first = details[0] if details else {"loc": [], "msg": "invalid request"}
+    first: ValidationDetail = details[0] if details else {"loc": [], "msg": "invalid request", "type": ""}
     where = ".".join(str(part) for part in first["loc"])
     message = f"{where}: {first['msg']}" if where else first["msg"]
     return error_response(422, InvalidParameter.code, message, details=details)

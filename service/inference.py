@@ -110,6 +110,8 @@ class _PhotoPipeline:
 
     #: Whether the decoded photo stays in memory until the answer is encoded (charged to the budget until then).
     keeps_photo = False
+    #: The endpoint's name (declared only: BatchedAPI, the other base of each endpoint, sets it).
+    name: str
 
     def __init__(
         self, engine: Engine, detector: FaceDetector, metrics: Metrics, max_pixels: int, budget: PixelBudget | None = None
@@ -339,7 +341,7 @@ class SynthesizeAPI(_PhotoPipeline, BatchedAPI[SynthesizeRequest, SynthesizeCont
             tiles += [(expression, face_tile(photo, box)) for expression, photo in zip(context.request.targets, photos, strict=True)]
             return Response(png_bytes(labelled_grid(tiles)), media_type="image/png", headers=headers)
         encoded = [encode_like(photo, full.format) for photo in photos]
-        body = SynthesizeResponse(
+        answer = SynthesizeResponse(
             model=self.engine.loaded.card.name,
             width=full.image.width,
             height=full.image.height,
@@ -350,4 +352,4 @@ class SynthesizeAPI(_PhotoPipeline, BatchedAPI[SynthesizeRequest, SynthesizeCont
                 for expression, (data, media_type) in zip(context.request.targets, encoded, strict=True)
             ],
         )
-        return JSONResponse(body.model_dump(mode="json"), headers=headers)
+        return JSONResponse(answer.model_dump(mode="json"), headers=headers)

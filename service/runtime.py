@@ -26,7 +26,7 @@ import anyio
 
 from model_core.faces import FaceDetector
 
-from .batching import Batcher
+from .batching import Batcher, BatcherOptions
 from .budget import PixelBudget
 from .engine import Engine
 from .errors import NotReady, ShuttingDown
@@ -87,7 +87,7 @@ class Runtime:
             engine.device,
             engine.precision,
         )
-        batching = dict(
+        batching = BatcherOptions(
             compute=engine.run,
             workers=anyio.CapacityLimiter(s.decode_workers),
             encoders=anyio.CapacityLimiter(s.decode_workers),

@@ -10,7 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-_PROBABILITIES_EXAMPLE = {
+# Any: ConfigDict.json_schema_extra takes a JSON dict, and dict[str, float] is not one to mypy (dict is invariant).
+_PROBABILITIES_EXAMPLE: dict[str, Any] = {
     "angry": 0.1387,
     "disgust": 0.1201,
     "fear": 0.1622,

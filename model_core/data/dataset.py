@@ -102,7 +102,8 @@ class FaceDataset(Dataset[tuple[Tensor, int, Tensor]]):
                         target[mapping[i]] += v
                 target /= target.sum()
             if teacher is not None:
-                target = (1 - teacher_weight) * target + teacher_weight * teacher[record.source]
+                # float32 as the one-hot and vote targets (a float64 teacher would otherwise promote this one)
+                target = ((1 - teacher_weight) * target + teacher_weight * teacher[record.source]).astype(np.float32, copy=False)
             try:
                 image, face_found = decode(record, preprocess, find_face)
             except DataError as e:

@@ -25,6 +25,7 @@ import io
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -134,7 +135,8 @@ def pack(fer2013_root: str | Path, out: str | Path, ferplus_root: str | Path | N
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp.npz")
-    np.savez_compressed(tmp, **arrays)
+    # cast: numpy's stubs read any **mapping as possibly holding savez's own allow_pickle (a bool); these are arrays.
+    np.savez_compressed(tmp, **cast(dict[str, Any], arrays))
     tmp.replace(out)
     return PackReport(out, out.stat().st_size, len(records), len(arrays.get("ferplus_keys", [])),
                       float(np.median(mad)) if mad.size else 0.0, float(mad.max()) if mad.size else 0.0)

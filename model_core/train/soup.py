@@ -32,6 +32,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..card import CardDraft
 from ..checkpoint import CheckpointError, LoadedModel, build_card
 from ..fersnet import FERSNet
 
@@ -131,7 +132,7 @@ def soup_card(
     command: str,
     name: str,
     metrics: dict[str, Any],
-) -> dict[str, Any]:
+) -> CardDraft:
     """The model card of a soup: enough to audit it, and to make it again.
 
     Its ``training`` section lists every ingredient (checkpoint, hash, its own validation

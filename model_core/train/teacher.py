@@ -30,6 +30,7 @@ import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -44,10 +45,10 @@ from ..expressions import canonical
 KEY_COLUMN = "image"
 
 
-def _open_text(path: Path, mode: str) -> io.TextIOBase:
+def _open_text(path: Path, mode: Literal["r", "w"]) -> io.TextIOWrapper:
     """The file as text, through gzip when its name ends in ``.gz``."""
     if path.suffix == ".gz":
-        return gzip.open(path, mode + "t", newline="")  # type: ignore[return-value]
+        return gzip.open(path, "rt" if mode == "r" else "wt", newline="")
     return open(path, mode, newline="")
 
 

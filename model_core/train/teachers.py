@@ -237,7 +237,8 @@ def train_teacher(plan: TeacherPlan, faces: PackedFaces, device: str | torch.dev
                            str(torch.cuda.get_device_name(device) if device.type == "cuda" else device),
                            compiled=False, plan=asdict(plan))
     peak = plan.lr * batch / 256
-    decay, no_decay = [], []
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
     for p in model.parameters():  # no weight decay on BN scales and biases
         (decay if p.ndim > 1 else no_decay).append(p)
     optimiser = torch.optim.SGD([{"params": decay, "weight_decay": plan.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],

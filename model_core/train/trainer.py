@@ -102,7 +102,8 @@ def hardware() -> str:
 
 
 def _rng_state() -> dict[str, Any]:
-    np_state = np.random.get_state()
+    np_state = np.random.get_state(legacy=True)
+    assert isinstance(np_state, tuple), "the global RandomState is an MT19937, whose legacy state is a tuple"
     return {
         "torch": torch.get_rng_state(),
         "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
@@ -202,7 +203,7 @@ class Trainer:
         # Every training batch has the same shape, so cuDNN's one-off search for the fastest kernels pays.
         torch.backends.cudnn.benchmark = use_cuda
         self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
-        self.model.to(self.device, memory_format=self.memory_format)
+        self.model.to(self.device).to(memory_format=self.memory_format)
         self.amp = autocast_for(self.device, cpu=config.cpu_bf16) if config.amp else nullcontext()
 
         self.objective: nn.Module = MultiTaskObjective(self.model, self.discriminator, config.loss,
@@ -282,7 +283,7 @@ class Trainer:
 
     def _loader(self, epoch: int) -> DataLoader:
         generator = torch.Generator().manual_seed(self.config.seed * 1000 + epoch)
-        sampler = None
+        sampler: DistributedSampler[int] | None = None
         if self.env.distributed:
             sampler = DistributedSampler(self.train_set, shuffle=True, seed=self.config.seed, drop_last=True)
             sampler.set_epoch(epoch)
@@ -327,7 +328,8 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         if self.discriminator is not None and "discriminator" in state:
             self.discriminator.load_state_dict(state["discriminator"])
-            self.d_optimizer.load_state_dict(state["d_optimizer"])  # type: ignore[union-attr]
+            assert self.d_optimizer is not None, "__init__ builds one whenever there is a discriminator"
+            self.d_optimizer.load_state_dict(state["d_optimizer"])
         _set_rng_state(state["rng"])
         self.start_epoch = int(state["epoch"]) + 1
         self.best_score = float(state["best_score"])

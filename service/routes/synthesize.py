@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from fastapi.responses import Response
@@ -46,7 +46,7 @@ curl -F image=@photo.jpg "http://localhost:8000/v1/synthesize?targets=happy" -o 
 ```
 """
 
-_PNG_AND_JSON = {
+_PNG_AND_JSON: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "The redrawn photo (one target), JSON (several), a PNG grid or the bare face (format=face).",
         "content": {
@@ -86,14 +86,14 @@ def parse_targets(values: list[str], expressions: tuple[str, ...]) -> list[str]:
 FormatParameter = Literal["auto", "photo", "face", "png", "json", "grid"]
 
 
-def choose_format(requested: str, targets: list[str]) -> OutputFormat:
+def choose_format(requested: FormatParameter, targets: list[str]) -> OutputFormat:
     """The answer's form: ``auto`` is a photo for one target and JSON for several; ``png`` is ``face``'s older name."""
     if requested == "auto":
         return "photo" if len(targets) == 1 else "json"
-    chosen = "face" if requested == "png" else requested
+    chosen: OutputFormat = "face" if requested == "png" else requested
     if chosen in ("photo", "face") and len(targets) > 1:
         raise InvalidParameter(f"format={requested} returns one picture; ask for one target, or use format=json or format=grid")
-    return chosen  # type: ignore[return-value]
+    return chosen
 
 
 @router.post(
