@@ -40,9 +40,8 @@ BUNDLED: dict[str, Bundled] = {
     b.name: b
     for b in (
         Bundled(DEFAULT, "the served default, in the wheel and the image"),
-        Bundled("fer2013_small_masked", "the previous default: the same network with a weaker recogniser and a "
-                "generator whose edits an independent classifier reads as the requested expression more often; "
-                "source checkout only"),
+        Bundled("fer2013_small_masked", "an earlier default: the same network with one head (FER2013's seven "
+                "classes), a weaker recogniser and a masked generator; source checkout only"),
         Bundled("fer2013_paper_gpu", "the paper's full-size network, recognition and synthesis; source checkout only"),
         Bundled("fer2013_paper_none_gpu", "the full-size network's recognition branch alone (sharing 'none'): "
                 "classification only, no /v1/synthesize; source checkout only"),
