@@ -140,12 +140,14 @@ async def test_the_bundled_default_checkpoint_serves(make_settings: Callable[...
 
 
 @pytest.mark.realdata
-@pytest.mark.parametrize(("cpu_precision", "tolerance"), [("float32", 1e-4), ("bfloat16", 0.02)])
+@pytest.mark.parametrize(("cpu_precision", "tolerance"), [("float32", 1e-4), ("bfloat16", 0.05)])
 async def test_served_probabilities_match_the_evaluation_path(
     make_settings: Callable[..., Settings], fer2013_test: Path, cpu_precision: str, tolerance: float
 ) -> None:
     """One preprocessing path: real FER2013 crops sent with detect=false get the probabilities the model computes,
-    calibrated with its card's temperature (in bfloat16 within 0.02: bench/precision.py measures the whole test split)."""
+    calibrated with its card's temperature. In bfloat16 within 0.05: over the whole test split `python -m bench.precision`
+    measured the default's largest probability difference at 0.044 (its temperature, 0.64, sharpens the logits'
+    rounding) and 13 of 3,589 predictions changed."""
     from model_core import load_checkpoint
 
     faces = [path for expression in FER_CLASSES for path in fer_faces(fer2013_test, expression, 2)]
