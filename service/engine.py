@@ -36,6 +36,7 @@ import torch
 from torch import Tensor
 
 from model_core import CheckpointError, LoadedModel, load_checkpoint
+from model_core.expressions import one_hot
 from model_core.hardware import cpu_has_native_bfloat16, resolve_device
 
 from .settings import Settings
@@ -118,7 +119,7 @@ class Engine:
         """Run both tasks on a fixed input (a blank face and seeded noise); CheckpointError unless every output is finite."""
         generator = torch.Generator().manual_seed(0)
         images = torch.cat([torch.zeros((1, *self.input_shape)), torch.rand((1, *self.input_shape), generator=generator) * 2 - 1])
-        targets = torch.eye(len(self.expressions))[:2]
+        targets = one_hot([0, 1], len(self.expressions))
         problems = set()
         for i in range(2):  # one image per pass: batch 1 fits every padding and batch limit
             if not bool(torch.isfinite(self.classify(images[i : i + 1])).all()):
@@ -219,9 +220,7 @@ class Engine:
             images = torch.zeros((size, *shape))
             self.classify(images)
             if self.has_synthesis:
-                targets = torch.zeros((size, len(self.expressions)))
-                targets[:, 0] = 1.0
-                self.synthesize(images, targets)
+                self.synthesize(images, one_hot([0] * size, len(self.expressions)))
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         log.info("warmed up batch sizes %s on %s in %.2fs", self.warmup_sizes, self.device, time.perf_counter() - started)
