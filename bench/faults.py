@@ -287,8 +287,6 @@ def scenario_model(args: argparse.Namespace) -> None:
         f"float32 {f32:.0f}, bfloat16 + channels-last (the service's CPU default here) {bf16:.0f} faces/s ({bf16 / f32:.2f}x)",
         None,
     )
-    for engine in engines.values():
-        engine.close()
 
 
 # --------------------------------------------------------------------------- start-up faults

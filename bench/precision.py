@@ -102,7 +102,6 @@ def main(argv: list[str] | None = None) -> None:
     probe = engine_for(args.checkpoint, "float32", False, args.batch, args.threads[0])
     classes = probe.classes
     inputs = torch.stack([probe.preprocess(Image.open(f).convert("RGB")) for f in files])
-    probe.close()
     truth = torch.tensor([classes.index(label) for label in labels])
 
     engines = {(label, t): engine_for(args.checkpoint, dtype, cl, args.batch, t) for label, dtype, cl in VARIANTS for t in args.threads}
@@ -134,8 +133,6 @@ def main(argv: list[str] | None = None) -> None:
         for t in args.threads:
             rate = statistics.median(rates[(label, t)])
             print(f"| {label} | {t} | {accuracy:.2%} | {changed} ({changed / len(files):.2%}) | {diff:.4f} | {rate:.0f} | {rate / base[t]:.2f}x |")
-    for engine in engines.values():
-        engine.close()
 
 
 if __name__ == "__main__":

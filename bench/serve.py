@@ -128,24 +128,21 @@ def model_speed(args: argparse.Namespace, seconds: float = 1.5, rounds: int = 3)
     from service.settings import Settings
 
     engine = Engine.load(Settings(**server_settings(args)))
-    try:
-        engine.warm_up()
-        batch = engine.max_batch_size
-        images = torch.rand((batch, *engine.input_shape)) * 2 - 1
-        rates, cpu = [], []
-        for _ in range(rounds):
+    engine.warm_up()
+    batch = engine.max_batch_size
+    images = torch.rand((batch, *engine.input_shape)) * 2 - 1
+    rates, cpu = [], []
+    for _ in range(rounds):
+        engine.classify(images)
+        done, started, cpu_started = 0, time.perf_counter(), time.process_time()
+        while done < 3 or time.perf_counter() - started < seconds:
             engine.classify(images)
-            done, started, cpu_started = 0, time.perf_counter(), time.process_time()
-            while done < 3 or time.perf_counter() - started < seconds:
-                engine.classify(images)
-                done += 1
-            if engine.device.type == "cuda":
-                torch.cuda.synchronize()
-            rates.append(done * batch / (time.perf_counter() - started))
-            cpu.append(1000 * (time.process_time() - cpu_started) / (done * batch))
-        return ModelSpeed(f"{engine.device.type} {engine.precision}", statistics.median(rates), statistics.median(cpu))
-    finally:
-        engine.close()
+            done += 1
+        if engine.device.type == "cuda":
+            torch.cuda.synchronize()
+        rates.append(done * batch / (time.perf_counter() - started))
+        cpu.append(1000 * (time.process_time() - cpu_started) / (done * batch))
+    return ModelSpeed(f"{engine.device.type} {engine.precision}", statistics.median(rates), statistics.median(cpu))
 
 
 # --------------------------------------------------------------------------- the server

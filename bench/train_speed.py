@@ -22,9 +22,9 @@ from contextlib import nullcontext
 from typing import Any
 
 import torch
-from torch import nn
 
 from model_core.discriminator import discriminator_for
+from model_core.expressions import one_hot
 from model_core.fersnet import create_model
 from model_core.train.config import LossSpec
 from model_core.train.losses import MultiTaskObjective
@@ -58,7 +58,7 @@ def measure(variant: str, sharing: str, bf16: bool, args: argparse.Namespace) ->
     amp = autocast_for(device) if bf16 else nullcontext()
     images = torch.randn(args.batch, model.config.in_chans, size, size).contiguous(memory_format=torch.channels_last)
     labels = torch.randint(0, k, (args.batch,))
-    targets = nn.functional.one_hot(labels, k).float()
+    targets = one_hot(labels, k)
 
     def train_step() -> None:
         model.train()

@@ -17,7 +17,7 @@ import torch
 
 from model_core import registry
 from model_core.checkpoint import LoadedModel, load_checkpoint
-from model_core.data import DataError, FaceDataset, Records, load_records
+from model_core.data import DATASETS, DataError, FaceDataset, Records, load_records
 from model_core.evaluate import evaluation_set
 from model_core.faces import decide_detection
 from model_core.hardware import resolve_device
@@ -61,7 +61,7 @@ def add_batch_size(p: argparse.ArgumentParser, default: int = 256) -> None:
 
 def add_data(p: argparse.ArgumentParser, split_default: str | None = None) -> None:
     """The options that name a split of a dataset; :func:`load_split` reads them."""
-    p.add_argument("--dataset", required=True, choices=["fer2013", "ferplus", "ckplus", "folder"])
+    p.add_argument("--dataset", required=True, choices=DATASETS)
     p.add_argument("--root", required=True, help="dataset folder (for fer2013 also a fer2013.csv file)")
     p.add_argument("--split", required=split_default is None, default=split_default,
                    help="train, val, test, all; CK+: fold<i>/train, fold<i>/test")

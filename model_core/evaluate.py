@@ -40,6 +40,7 @@ from torch.utils.data import DataLoader
 from .checkpoint import LoadedModel
 from .data import FaceDataset, Records
 from .data.dataset import FaceFinder
+from .expressions import one_hot
 from .fersnet import FERSNet, Head
 from .preprocess import Preprocess
 
@@ -516,9 +517,7 @@ def synthesis_grid(
     features = model.forward_features(images)
     columns = [images]
     for c in range(k):
-        target = torch.zeros(n, k, device=device)
-        target[:, c] = 1
-        columns.append(model.decode(features, target))
+        columns.append(model.decode(features, one_hot([c] * n, k, device=device)))
     tiles = [[preprocess.to_uint8(col[i]) for col in columns] for i in range(n)]
     grid = np.concatenate([np.concatenate(row, axis=1) for row in tiles], axis=0)
     if path is not None:

@@ -10,6 +10,10 @@ classes; one trained on FER+ or CK+ may add ``contempt``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 #: Every expression any supported dataset knows, in a fixed canonical order.
 CANONICAL: tuple[str, ...] = (
@@ -81,3 +85,14 @@ def index_map(source: Sequence[str], target: Sequence[str]) -> dict[int, int]:
     """
     position = {name: i for i, name in enumerate(target)}
     return {i: position[name] for i, name in enumerate(source) if name in position}
+
+
+def one_hot(indices: Sequence[int] | torch.Tensor, k: int, *, device: torch.device | str | None = None) -> torch.Tensor:
+    """Target rows for synthesis: row ``i`` is 1.0 at class ``indices[i]`` of ``k`` and 0 elsewhere (float32).
+
+    What :meth:`model_core.FERSNet.synthesize` and ``decode`` take as ``target``, built from class indices
+    into the model's expressions. PyTorch is imported here, on first use, so this module stays light.
+    """
+    import torch
+
+    return torch.nn.functional.one_hot(torch.as_tensor(indices, dtype=torch.long, device=device), k).float()

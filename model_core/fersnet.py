@@ -37,6 +37,7 @@ from typing import Any, Literal, NamedTuple
 import torch
 from torch import Tensor, nn
 
+from .expressions import one_hot
 from .gates import GatePair
 
 SharingMode = Literal["none", "hard", "selective"]
@@ -475,7 +476,7 @@ class FERSNet(nn.Module):
 
         Each image is encoded once, and only the decoder runs once per image and target (:meth:`redraw`).
         """
-        onehot = torch.eye(self.config.num_classes, device=images.device)[list(targets)]
+        onehot = one_hot(targets, self.config.num_classes, device=images.device)
         sources = torch.arange(len(images), device=images.device).repeat_interleave(len(targets))
         redrawn = self.redraw(images, onehot.repeat(len(images), 1), sources)
         return redrawn.view(len(images), len(targets), *images.shape[1:])

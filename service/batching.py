@@ -9,6 +9,11 @@ An endpoint describes its work with five hooks (the shape of LitServe's
                                     ▼ batch -> predict -> unbatch   (compute thread, per batch)
     request <--encode-- outputs ◄───┘        (worker thread, per request)
 
+The compute thread is a :class:`ComputeThread`, one per app, shared by every
+endpoint's batcher: the batcher is what puts a batch on it, and ``predict``
+calls the model directly (the model itself knows no threads). The batcher is
+also the one place that bounds a batch by ``max_batch_size``.
+
 The unit of batching is an *item* (one face crop, or one face with one target
 expression), so the limits count images, not requests:
 
@@ -40,6 +45,7 @@ import time
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Generic, NotRequired, TypedDict, TypeVar
@@ -57,6 +63,27 @@ ItemT = TypeVar("ItemT")
 OutputT = TypeVar("OutputT")
 ResponseT = TypeVar("ResponseT")
 T = TypeVar("T")
+
+
+class ComputeThread:
+    """The one thread that runs model work: every batch of every endpoint, and warm-up.
+
+    One thread for all of it, so two endpoints' batches never compete for the
+    device (or for the CPU's cores), and the event loop stays free to accept
+    requests. :class:`service.runtime.Runtime` owns it and lends :meth:`run` to
+    each :class:`Batcher`.
+    """
+
+    def __init__(self, name: str = "fersnet-compute") -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(*args)`` on the compute thread and await its result."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    def close(self) -> None:
+        """Finish the work in progress and stop the thread."""
+        self._executor.shutdown(wait=True)
 
 
 @dataclass(frozen=True)
@@ -156,9 +183,11 @@ class BatcherOptions(TypedDict):
 class Batcher(Generic[RequestT, ContextT, ItemT, OutputT, ResponseT]):
     """The batching loop of one endpoint.
 
-    ``compute`` runs a function on the model's thread (``Engine.run``);
+    ``compute`` runs a function on the model's thread (:meth:`ComputeThread.run`);
     ``workers`` bounds the threads that decode concurrently, ``encoders``
-    those that encode (by default as many, in a limit of their own).
+    those that encode (by default as many, in a limit of their own). A batch
+    never holds more than ``max_batch_size`` items: the only place that limit
+    is enforced.
     """
 
     def __init__(

@@ -1,4 +1,4 @@
-"""The loaded model on its device: precision, fixed batch shapes, warm-up, and one compute thread.
+"""The loaded model on its device: precision, fixed batch shapes, warm-up.
 
 :class:`Engine` is the only place that touches PyTorch at serving time. It
 
@@ -11,9 +11,6 @@
   every CPU in channels-last memory layout, which oneDNN's convolutions prefer
   (``bench/precision.py`` measures both: speed, and that the predictions on
   FER2013's test split hold);
-* runs every forward pass on a single dedicated thread, so the two endpoints'
-  batches never compete for the device (or for the CPU's cores) and the
-  event loop stays free to accept requests;
 * runs the model once on a fixed test input at load, in the serving dtype,
   and refuses (``CheckpointError``) weights whose outputs are not finite: a
   model that overflows in half precision, or whose weights were poisoned
@@ -21,28 +18,27 @@
 
 Inputs arrive as float32 CPU tensors already normalised by the checkpoint's
 :class:`~model_core.Preprocess`; outputs go back as float32 CPU tensors.
+
+Its methods are plain synchronous calls: the thread they run on belongs to
+the caller (in the service, :class:`service.batching.ComputeThread`), and so
+does the size of a batch (the batcher's ``max_batch_size``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
 
 import torch
 from torch import Tensor
 
 from model_core import CheckpointError, LoadedModel, load_checkpoint
+from model_core.expressions import one_hot
 from model_core.hardware import cpu_has_native_bfloat16, resolve_device
 
 from .settings import Settings
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 _DTYPES: dict[str, torch.dtype] = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
 
@@ -90,7 +86,6 @@ class Engine:
         self.batch_sizes = batch_sizes
         self.max_batch_size = max_batch_size
         self.channels_last = channels_last
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fersnet-compute")
 
     @classmethod
     def load(cls, settings: Settings) -> Engine:
@@ -118,7 +113,7 @@ class Engine:
         """Run both tasks on a fixed input (a blank face and seeded noise); CheckpointError unless every output is finite."""
         generator = torch.Generator().manual_seed(0)
         images = torch.cat([torch.zeros((1, *self.input_shape)), torch.rand((1, *self.input_shape), generator=generator) * 2 - 1])
-        targets = torch.eye(len(self.expressions))[:2]
+        targets = one_hot([0, 1], len(self.expressions))
         problems = set()
         for i in range(2):  # one image per pass: batch 1 fits every padding and batch limit
             if not bool(torch.isfinite(self.classify(images[i : i + 1])).all()):
@@ -153,26 +148,18 @@ class Engine:
             return list(self.batch_sizes)
         return sorted({1, self.max_batch_size})
 
-    # ------------------------------------------------------------------ running on the compute thread
-
-    async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run ``fn(*args)`` on the compute thread and await its result."""
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
-
-    def close(self) -> None:
-        """Finish the forward pass in progress and stop the compute thread."""
-        self._executor.shutdown(wait=True)
-
-    # ------------------------------------------------------------------ forward passes (compute thread)
+    # ------------------------------------------------------------------ forward passes
 
     def _padded(self, x: Tensor) -> Tensor:
-        """``x`` padded with zeros up to the next fixed batch size (unchanged when unpadded)."""
+        """``x`` padded with zeros up to the next fixed batch size (unchanged when unpadded).
+
+        The largest fixed size is ``max_batch_size``, which the batcher never exceeds; a larger batch from
+        another caller runs at its own size.
+        """
         n = x.shape[0]
         if self.batch_sizes is None:
             return x
-        size = next((s for s in self.batch_sizes if s >= n), None)
-        if size is None:
-            raise ValueError(f"batch of {n} exceeds the largest fixed batch size {self.batch_sizes[-1]}")
+        size = next((s for s in self.batch_sizes if s >= n), n)
         if size == n:
             return x
         return torch.cat([x, x.new_zeros((size - n, *x.shape[1:]))])
@@ -219,9 +206,7 @@ class Engine:
             images = torch.zeros((size, *shape))
             self.classify(images)
             if self.has_synthesis:
-                targets = torch.zeros((size, len(self.expressions)))
-                targets[:, 0] = 1.0
-                self.synthesize(images, targets)
+                self.synthesize(images, one_hot([0] * size, len(self.expressions)))
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         log.info("warmed up batch sizes %s on %s in %.2fs", self.warmup_sizes, self.device, time.perf_counter() - started)

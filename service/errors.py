@@ -8,6 +8,13 @@ A client sees the same body for every failure, whatever raised it::
 ``status`` repeats the HTTP status. Validation errors add ``details`` (the
 offending fields).
 
+The classes below are the one list of codes: each fixes its status and code,
+and says what it means (``summary``) with a message it might answer
+(``example``). The codes of errors the framework raises (unknown route,
+malformed body) come from :data:`FRAMEWORK_ERRORS`, and the API reference's
+error answers from the classes each route lists
+(:func:`service.schemas.error_responses`).
+
 :class:`ServiceError` subclasses Starlette's ``HTTPException`` on purpose:
 FastAPI turns any other exception raised while it reads a request body into
 a generic 400, but lets an ``HTTPException`` through, so a 413 raised by the
@@ -29,18 +36,35 @@ log = logging.getLogger(__name__)
 
 
 class ServiceError(StarletteHTTPException):
-    """Base of every error the service raises on purpose; subclasses fix the status and code."""
+    """Base of every error the service answers; subclasses fix the status and code, and document them."""
 
     status_code: int = 500
     code: ClassVar[str] = "internal_error"
+    #: What the code means, for the API reference.
+    summary: ClassVar[str] = "An error the service did not expect; it logged the details"
+    #: A message it answers, for the API reference's example.
+    example: ClassVar[str] = "internal error; the service logged the details"
 
     def __init__(self, message: str, *, headers: Mapping[str, str] | None = None, details: Any = None) -> None:
         super().__init__(status_code=type(self).status_code, detail=message, headers=dict(headers) if headers else None)
         self.message = message
         self.details = details
 
+    def response(self) -> JSONResponse:
+        """This error as the service answers it, in the one JSON shape."""
+        return error_response(self.status_code, self.code, self.message, details=self.details, headers=self.headers)
+
 
 # --------------------------------------------------------------------------- 4xx: the client's request
+
+
+class BadRequest(ServiceError):
+    """A request the framework could not read (a malformed multipart body); raised by FastAPI, not by the service."""
+
+    status_code = 400
+    code = "bad_request"
+    summary = "A body the server could not parse"
+    example = "There was an error parsing the body"
 
 
 class BadImage(ServiceError):
@@ -48,10 +72,14 @@ class BadImage(ServiceError):
 
     status_code = 400
     code = "bad_image"
+    summary = "An upload that is not a decodable image"
+    example = "image 0 (photo.jpg) could not be decoded as JPEG (image file is truncated)"
 
 
 class EmptyImage(BadImage):
     code = "empty_image"
+    summary = "An empty upload"
+    example = "image 0 (photo.jpg) is empty"
 
 
 class NoFaceFound(ServiceError):
@@ -59,14 +87,45 @@ class NoFaceFound(ServiceError):
 
     status_code = 400
     code = "no_face"
+    summary = "No face found where one is needed"
+    example = "no face found in image 0 (photo.jpg); send a clearer photo, or detect=false for a ready-made face crop"
 
 
 class Unauthorized(ServiceError):
     status_code = 401
     code = "unauthorized"
+    summary = "API key missing or wrong (only when FERSNET_API_KEY is set)"
+    example = "missing or wrong API key: send it as 'X-API-Key: <key>' or 'Authorization: Bearer <key>'"
 
-    def __init__(self, message: str = "missing or wrong API key: send it as 'X-API-Key: <key>' or 'Authorization: Bearer <key>'") -> None:
+    def __init__(self, message: str = example) -> None:
         super().__init__(message, headers={"WWW-Authenticate": "Bearer"})
+
+
+class Forbidden(ServiceError):
+    """Raised by the framework only; the service itself answers 401 for a missing or wrong key."""
+
+    status_code = 403
+    code = "forbidden"
+    summary = "Forbidden"
+    example = "Forbidden"
+
+
+class NotFound(ServiceError):
+    """An unknown route; raised by the framework."""
+
+    status_code = 404
+    code = "not_found"
+    summary = "No such route"
+    example = "Not Found"
+
+
+class MethodNotAllowed(ServiceError):
+    """A known route asked with a method it does not take; raised by the framework."""
+
+    status_code = 405
+    code = "method_not_allowed"
+    summary = "The route does not take this method"
+    example = "Method Not Allowed"
 
 
 class PayloadTooLarge(ServiceError):
@@ -74,22 +133,30 @@ class PayloadTooLarge(ServiceError):
 
     status_code = 413
     code = "payload_too_large"
+    summary = "A body, a number of images, or pixels in flight over the limit"
+    example = "request body of 20,971,520 bytes is over the limit of 16,777,216 bytes"
 
 
 class TooManyPixels(PayloadTooLarge):
     """An image whose header declares more pixels than allowed: refused before it is decoded."""
 
     code = "too_many_pixels"
+    summary = "An image with more pixels than allowed"
+    example = "image 0 is 30000x30000 = 900,000,000 pixels; the limit is 40,000,000"
 
 
 class UnsupportedMediaType(ServiceError):
     status_code = 415
     code = "unsupported_media_type"
+    summary = "Not JPEG, PNG, WebP, BMP, GIF or TIFF, or not multipart/form-data"
+    example = "image 0 (photo.heic) is HEIC; send JPEG, PNG, WebP, BMP, GIF or TIFF"
 
 
 class InvalidParameter(ServiceError):
     status_code = 422
     code = "invalid_parameter"
+    summary = "Invalid parameter"
+    example = "targets: unknown expression 'smug'; this model draws angry, disgust, fear, happy, sad, surprise, neutral (or 'all')"
 
 
 # --------------------------------------------------------------------------- 5xx: the service's state
@@ -100,6 +167,8 @@ class SynthesisUnavailable(ServiceError):
 
     status_code = 501
     code = "synthesis_unavailable"
+    summary = "The model has no synthesis branch"
+    example = "this model was trained without the synthesis branch (sharing='none'); only /v1/classify is served"
 
 
 class QueueFull(ServiceError):
@@ -107,6 +176,8 @@ class QueueFull(ServiceError):
 
     status_code = 429
     code = "queue_full"
+    summary = "Queue full; retry after the Retry-After header's seconds"
+    example = "classify: 512 images already queued (limit 512); retry shortly"
 
     def __init__(self, message: str, retry_after_s: int) -> None:
         super().__init__(message, headers={"Retry-After": str(retry_after_s)})
@@ -117,6 +188,8 @@ class NotReady(ServiceError):
 
     status_code = 503
     code = "not_ready"
+    summary = "Model loading or warming up, or failed to start"
+    example = "the model is still loading or warming up"
 
     def __init__(self, message: str, retry_after_s: int | None = None) -> None:
         super().__init__(message, headers={"Retry-After": str(retry_after_s)} if retry_after_s is not None else None)
@@ -124,11 +197,15 @@ class NotReady(ServiceError):
 
 class ShuttingDown(NotReady):
     code = "shutting_down"
+    summary = "Shutting down; retry on another instance"
+    example = "the service is shutting down"
 
 
 class DeadlineExceeded(ServiceError):
     status_code = 504
     code = "timeout"
+    summary = "Request timed out"
+    example = "request exceeded its deadline waiting for the classify model"
 
 
 class InferenceFailed(ServiceError):
@@ -136,24 +213,29 @@ class InferenceFailed(ServiceError):
 
     status_code = 500
     code = "inference_failed"
+    summary = "The model failed on the request's batch; the service logged the details"
+    example = "the model failed on this batch; the service logged the details"
 
 
 # --------------------------------------------------------------------------- the one JSON shape
 
-#: Codes for HTTP errors raised by the framework itself (unknown route, wrong method, malformed multipart).
-_FRAMEWORK_CODES: dict[int, str] = {
-    400: "bad_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    413: "payload_too_large",
-    415: "unsupported_media_type",
-    422: "invalid_parameter",
-    429: "queue_full",
-    503: "not_ready",
-    504: "timeout",
-}
+#: What an HTTP error the framework raises itself (unknown route, wrong method, malformed multipart) answers,
+#: by its status: the class whose code it takes. A status not listed answers ``http_error``.
+FRAMEWORK_ERRORS: tuple[type[ServiceError], ...] = (
+    BadRequest,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    MethodNotAllowed,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    InvalidParameter,
+    QueueFull,
+    NotReady,
+    DeadlineExceeded,
+)
+
+_FRAMEWORK_CODES: dict[int, str] = {error.status_code: error.code for error in FRAMEWORK_ERRORS}
 
 
 def error_body(status: int, code: str, message: str, details: Any = None) -> dict[str, Any]:
@@ -184,13 +266,13 @@ def _validation_details(exc: RequestValidationError) -> list[ValidationDetail]:
 async def _handle_http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     if isinstance(exc, ServiceError):
-        code, message, details = exc.code, exc.message, exc.details
+        code, message, response = exc.code, exc.message, exc.response()
     else:
-        code = _FRAMEWORK_CODES.get(exc.status_code, "http_error")
-        message, details = str(exc.detail), None
+        code, message = _FRAMEWORK_CODES.get(exc.status_code, "http_error"), str(exc.detail)
+        response = error_response(exc.status_code, code, message, headers=exc.headers)
     if exc.status_code >= 500 and not isinstance(exc, NotReady):  # 503 while warming up is routine
         log.warning("%s %s -> %d %s: %s", request.method, request.url.path, exc.status_code, code, message)
-    return error_response(exc.status_code, code, message, details=details, headers=exc.headers)
+    return response
 
 
 async def _handle_validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -199,13 +281,13 @@ async def _handle_validation_error(request: Request, exc: Exception) -> JSONResp
     first: ValidationDetail = details[0] if details else {"loc": [], "msg": "invalid request", "type": ""}
     where = ".".join(str(part) for part in first["loc"])
     message = f"{where}: {first['msg']}" if where else first["msg"]
-    return error_response(422, InvalidParameter.code, message, details=details)
+    return InvalidParameter(message, details=details).response()
 
 
 async def _handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
     """Last resort: log the traceback, answer the one JSON shape without internals."""
     log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return error_response(500, ServiceError.code, "internal error; the service logged the details")
+    return ServiceError("internal error; the service logged the details").response()
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -35,6 +35,7 @@ from PIL import Image
 from torch import Tensor
 
 from model_core import Preprocess
+from model_core.expressions import one_hot
 from model_core.faces import Face, FaceDetector, crop_faces, whole_image
 from model_core.photo_edit import crop_box, encode_like, face_tile, redrawn_photos, scale_box
 
@@ -281,9 +282,7 @@ class SynthesizeAPI(_PhotoPipeline, BatchedAPI[SynthesizeRequest, SynthesizeCont
         face = faces[request.face_index]
         model_input = preprocess.prepare(crop_faces(photo.image, [face], preprocess)[0])
         expressions = self.engine.expressions
-        targets = torch.zeros(len(request.targets), len(expressions))
-        for row, expression in enumerate(request.targets):
-            targets[row, expressions.index(expression)] = 1.0
+        targets = one_hot([expressions.index(expression) for expression in request.targets], len(expressions))
         context = SynthesizeContext(request, photo, face, len(faces), model_input)
         return Decoded(context, [FaceToRedraw(preprocess.to_tensor(model_input), targets)])
 

@@ -11,7 +11,7 @@ import time
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .errors import PayloadTooLarge, QueueFull, error_response
+from .errors import PayloadTooLarge, QueueFull
 from .metrics import Metrics
 
 #: Route label of requests that matched no route (kept apart so unknown paths cannot grow the label set).
@@ -115,9 +115,8 @@ class Admission:
                 f"{self.in_flight} requests in progress (limit {self.limit}); retry after {self.retry_after_s} s",
                 retry_after_s=self.retry_after_s,
             )
-            response = error_response(refusal.status_code, refusal.code, refusal.message, headers=refusal.headers)
             self.metrics.refused.labels("inflight").inc()
-            await response(scope, receive, send)
+            await refusal.response()(scope, receive, send)
             return
         self.in_flight += 1
         self.metrics.inflight.set(self.in_flight)

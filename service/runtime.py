@@ -1,4 +1,4 @@
-"""What one running app holds: the engine, the two batchers, the detector, and whether it is ready.
+"""What one running app holds: the engine, the compute thread, the two batchers, the detector, and whether it is ready.
 
 The life of a :class:`Runtime` follows the app's lifespan::
 
@@ -13,6 +13,10 @@ starts, so that message is one line rather than a lifespan traceback;
 Warm-up then runs in the background: ``/healthz`` answers meanwhile (the
 process is alive), ``/readyz`` and the inference endpoints answer 503 with
 ``Retry-After`` until every batch shape has run once.
+
+The runtime owns the one :class:`~service.batching.ComputeThread` that runs
+model work: it lends it to both batchers (which put their batches on it, where
+each endpoint's ``predict`` calls the engine) and runs warm-up on it.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import anyio
 
 from model_core.faces import FaceDetector
 
-from .batching import Batcher, BatcherOptions
+from .batching import Batcher, BatcherOptions, ComputeThread
 from .budget import PixelBudget
 from .engine import Engine
 from .errors import NotReady, ShuttingDown
@@ -57,6 +61,8 @@ class Runtime:
             on_idle=trim_in_background(),
         )
         self.engine: Engine | None = None
+        #: The one thread every forward pass runs on, both endpoints' and warm-up's.
+        self.compute = ComputeThread()
         self.classifier: Batcher | None = None
         self.synthesizer: Batcher | None = None
         self.state: State = "starting"
@@ -88,7 +94,7 @@ class Runtime:
             engine.precision,
         )
         batching = BatcherOptions(
-            compute=engine.run,
+            compute=self.compute.run,
             workers=anyio.CapacityLimiter(s.decode_workers),
             encoders=anyio.CapacityLimiter(s.decode_workers),
             metrics=self.metrics,
@@ -119,7 +125,7 @@ class Runtime:
     async def _warm_up(self, started: float) -> None:
         assert self.engine is not None
         try:
-            await self.engine.run(self.engine.warm_up)
+            await self.compute.run(self.engine.warm_up)
             await anyio.to_thread.run_sync(self.detector.warm_up)
         except Exception as e:  # a broken device: stay alive to say so, never report ready
             log.exception("warm-up failed")
@@ -148,8 +154,7 @@ class Runtime:
         for batcher in (self.classifier, self.synthesizer):
             if batcher is not None:
                 await batcher.stop()
-        if self.engine is not None:
-            await anyio.to_thread.run_sync(self.engine.close)
+        await anyio.to_thread.run_sync(self.compute.close)
         log.info("stopped")
 
     # ------------------------------------------------------------------ checks used by the routes

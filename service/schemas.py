@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .errors import NoFaceFound, ServiceError, error_body
+
 # Any: ConfigDict.json_schema_extra takes a JSON dict, and dict[str, float] is not one to mypy (dict is invariant).
 _PROBABILITIES_EXAMPLE: dict[str, Any] = {
     "angry": 0.1387,
@@ -256,9 +258,9 @@ class Readiness(BaseModel):
 
 
 class ErrorBody(BaseModel):
-    code: str = Field(description="Stable machine-readable code.", examples=["no_face"])
-    message: str = Field(description="What went wrong, for people.", examples=["no face found in image 0 (photo.jpg)"])
-    status: int = Field(description="The HTTP status, repeated.", examples=[400])
+    code: str = Field(description="Stable machine-readable code.", examples=[NoFaceFound.code])
+    message: str = Field(description="What went wrong, for people.", examples=[NoFaceFound.example])
+    status: int = Field(description="The HTTP status, repeated.", examples=[NoFaceFound.status_code])
     details: list[dict[str, Any]] | None = Field(None, description="For 422: each invalid field.")
 
 
@@ -268,39 +270,20 @@ class ErrorResponse(BaseModel):
     error: ErrorBody
 
 
-_ERROR_EXAMPLES: dict[int, tuple[str, str, str]] = {
-    400: (
-        "Empty, undecodable image, or no face where one is needed",
-        "bad_image",
-        "image 0 (photo.jpg) could not be decoded as JPEG (image file is truncated)",
-    ),
-    401: ("API key missing or wrong (only when FERSNET_API_KEY is set)", "unauthorized", "missing or wrong API key"),
-    413: (
-        "Body or image pixel count over the limit",
-        "too_many_pixels",
-        "image 0 is 30000x30000 = 900,000,000 pixels; the limit is 40,000,000",
-    ),
-    415: ("Not JPEG, PNG, WebP, BMP, GIF or TIFF", "unsupported_media_type", "image 0 (photo.heic) is HEIC; send JPEG, PNG, WebP, BMP, GIF or TIFF"),
-    422: ("Invalid parameter", "invalid_parameter", "query.targets: unknown expression 'smug'"),
-    429: (
-        "Queue full; retry after the Retry-After header's seconds",
-        "queue_full",
-        "classify: 512 images already queued (limit 512); retry shortly",
-    ),
-    501: ("The model has no synthesis branch", "synthesis_unavailable", "this model (sharing='none') cannot synthesise faces"),
-    503: ("Model loading or warming up, or shutting down", "not_ready", "the model is still loading or warming up"),
-    504: ("Request timed out", "timeout", "request exceeded its deadline waiting for the classify model"),
-}
+def error_responses(*errors: type[ServiceError]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for the errors a route answers, one per status, built from their classes.
 
-
-def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` entries for the given error statuses, each with the shared schema and an example."""
+    Each status lists every code it may carry with what it means, and shows the first listed error's example.
+    """
+    by_status: dict[int, list[type[ServiceError]]] = {}
+    for error in errors:
+        by_status.setdefault(error.status_code, []).append(error)
     out: dict[int | str, dict[str, Any]] = {}
-    for status in statuses:
-        description, code, message = _ERROR_EXAMPLES[status]
+    for status, group in sorted(by_status.items()):
+        example = group[0]
         out[status] = {
             "model": ErrorResponse,
-            "description": description,
-            "content": {"application/json": {"example": {"error": {"code": code, "message": message, "status": status}}}},
+            "description": "; ".join(f"`{error.code}`: {error.summary}" for error in group),
+            "content": {"application/json": {"example": error_body(status, example.code, example.example)}},
         }
     return out

@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from ..checkpoint import LoadedModel
 from ..data import FaceDataset, Records
+from ..expressions import one_hot
 
 
 @dataclass
@@ -85,9 +86,7 @@ def balance(
                 chunk = donors[cursor: cursor + batch_size]
                 cursor += len(chunk)
                 images = torch.stack([dataset[int(i)][0] for i in chunk]).to(device)
-                onehot = torch.zeros(len(chunk), len(classes), device=device)
-                onehot[:, c] = 1
-                fakes = model.synthesize(images, onehot)
+                fakes = model.synthesize(images, one_hot([c] * len(chunk), len(classes), device=device))
                 confidence = model.classify(fakes, head="expression").softmax(1)[:, c].cpu()
                 for i, fake, p in zip(chunk, fakes, confidence, strict=True):
                     if written[name] >= need:

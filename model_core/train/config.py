@@ -13,6 +13,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from ..data import DatasetName
 from ..fersnet import SharingMode
 
 
@@ -23,7 +24,7 @@ class _Strict(BaseModel):
 class DataSpec(_Strict):
     """One split of one dataset."""
 
-    dataset: Literal["fer2013", "ferplus", "ckplus", "folder"]
+    dataset: DatasetName
     root: str
     split: str
     label_mode: Literal["hard", "soft"] = "hard"

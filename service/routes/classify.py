@@ -7,7 +7,20 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 
 from ..deps import ReadyEngine, RequestDeadline, RuntimeDep, SettingsDep, reject_unknown_parameters, require_api_key, require_multipart
-from ..errors import PayloadTooLarge
+from ..errors import (
+    BadImage,
+    BadRequest,
+    DeadlineExceeded,
+    EmptyImage,
+    InvalidParameter,
+    NotReady,
+    PayloadTooLarge,
+    QueueFull,
+    ShuttingDown,
+    TooManyPixels,
+    Unauthorized,
+    UnsupportedMediaType,
+)
 from ..images import Upload
 from ..inference import ClassifyRequest
 from ..schemas import ClassifyResponse, error_responses
@@ -42,7 +55,10 @@ curl -F images=@photo.jpg http://localhost:8000/v1/classify
     response_model=ClassifyResponse,
     summary="Recognise the expression of every face in one or more photos",
     description=DESCRIPTION,
-    responses=error_responses(400, 401, 413, 415, 422, 429, 503, 504),
+    responses=error_responses(
+        BadImage, EmptyImage, BadRequest, Unauthorized, TooManyPixels, PayloadTooLarge, UnsupportedMediaType, InvalidParameter,
+        QueueFull, NotReady, ShuttingDown, DeadlineExceeded,
+    ),
     dependencies=[Depends(require_multipart), Depends(reject_unknown_parameters)],
 )
 async def classify(

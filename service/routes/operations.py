@@ -14,7 +14,7 @@ from model_core.registry import Bundled
 from model_core.typed_json import to_json
 
 from ..deps import RuntimeDep, require_api_key
-from ..errors import NotReady
+from ..errors import NotReady, ShuttingDown, Unauthorized
 from ..schemas import BundledModel, Health, InputSpec, ModelInfo, Readiness, RuntimeInfo, error_responses
 
 router = APIRouter(tags=["operations"])
@@ -25,7 +25,7 @@ router = APIRouter(tags=["operations"])
     response_model=Health,
     summary="Liveness: the process is up",
     description="200 while the process serves HTTP, from before warm-up until shutdown; 503 only if warm-up failed.",
-    responses=error_responses(503),
+    responses=error_responses(NotReady),
 )
 async def healthz(runtime: RuntimeDep) -> Health:
     if runtime.state == "failed":
@@ -38,7 +38,7 @@ async def healthz(runtime: RuntimeDep) -> Health:
     response_model=Readiness,
     summary="Readiness: the model is loaded and warmed up",
     description="503 (with Retry-After) while the model loads and runs every batch shape once, and again once shutdown begins.",
-    responses=error_responses(503),
+    responses=error_responses(NotReady, ShuttingDown),
 )
 async def readyz(runtime: RuntimeDep) -> Readiness:
     engine = runtime.require_ready()
@@ -68,7 +68,7 @@ models_router = APIRouter(prefix="/v1", tags=["model"], dependencies=[Depends(re
     description="What the checkpoint is (variant, the classes it answers, the expressions it draws, input size, "
     "weights' sha256, recorded test metrics), how "
     "it runs here, and every checkpoint bundled with model_core (`bundled`: which are installed, which is served).",
-    responses=error_responses(401, 503),
+    responses=error_responses(Unauthorized, NotReady),
 )
 async def models(runtime: RuntimeDep) -> ModelInfo:
     engine = runtime.engine

@@ -10,7 +10,22 @@ from fastapi.responses import Response
 from model_core import canonical
 
 from ..deps import ReadyEngine, RequestDeadline, RuntimeDep, reject_unknown_parameters, require_api_key, require_multipart
-from ..errors import InvalidParameter, SynthesisUnavailable
+from ..errors import (
+    BadImage,
+    BadRequest,
+    DeadlineExceeded,
+    EmptyImage,
+    InvalidParameter,
+    NoFaceFound,
+    NotReady,
+    PayloadTooLarge,
+    QueueFull,
+    ShuttingDown,
+    SynthesisUnavailable,
+    TooManyPixels,
+    Unauthorized,
+    UnsupportedMediaType,
+)
 from ..images import Upload
 from ..inference import OutputFormat, SynthesizeRequest
 from ..schemas import SynthesizeResponse, error_responses
@@ -101,7 +116,13 @@ def choose_format(requested: FormatParameter, targets: list[str]) -> OutputForma
     response_model=SynthesizeResponse,
     summary="Redraw a face with one or more target expressions",
     description=DESCRIPTION,
-    responses={**_PNG_AND_JSON, **error_responses(400, 401, 413, 415, 422, 429, 501, 503, 504)},
+    responses={
+        **_PNG_AND_JSON,
+        **error_responses(
+            NoFaceFound, BadImage, EmptyImage, BadRequest, Unauthorized, TooManyPixels, PayloadTooLarge, UnsupportedMediaType,
+            InvalidParameter, QueueFull, SynthesisUnavailable, NotReady, ShuttingDown, DeadlineExceeded,
+        ),
+    },
     dependencies=[Depends(require_multipart), Depends(reject_unknown_parameters)],
 )
 async def synthesize(

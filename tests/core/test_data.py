@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from model_core import Preprocess
-from model_core.data import DataError, FaceDataset, load_records
+from model_core.data import DATASETS, LOADERS, DataError, DatasetName, FaceDataset, load_records
 from model_core.data.ckplus import fold_of_subjects
 from model_core.data.dataset import decode
 
@@ -129,6 +130,11 @@ def test_folder_tree_and_split_folders(make_folder: Callable[[dict[str, int]], P
 def test_unknown_dataset_is_refused() -> None:
     with pytest.raises(DataError, match="unknown dataset"):
         load_records("affectnet", "/nowhere", "train")
+
+
+def test_the_dataset_names_are_the_loader_registrys() -> None:
+    """DatasetName (what recipes validate) and DATASETS (what --dataset offers) name exactly the loaders, in order."""
+    assert get_args(DatasetName) == tuple(LOADERS) == DATASETS == ("fer2013", "ferplus", "ckplus", "folder")
 
 
 def test_face_databases_in_tiff_and_pgm_are_read_as_a_viewer_shows_them(tmp_path: Path) -> None:

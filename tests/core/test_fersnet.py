@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from model_core import FERSNetConfig, create_model, list_variants
+from model_core.expressions import one_hot
 from model_core.fersnet import FERSNet, count_flops
 from model_core.gates import ConvFLU
 
@@ -115,6 +116,14 @@ def test_redraw_encodes_each_face_once_and_matches_synthesize() -> None:
         redrawn = model.redraw(faces, targets, sources)
         one_by_one = torch.cat([model.synthesize(faces[[s]], targets[[i]]) for i, s in enumerate(sources.tolist())])
     assert torch.allclose(redrawn, one_by_one, atol=1e-5)
+
+
+def test_one_hot_rows_are_the_identitys_rows() -> None:
+    """The synthesis targets every caller builds from class indices: float32 rows of the identity, on the device asked for."""
+    assert torch.equal(one_hot([3, 5, 0], 7), torch.eye(7)[[3, 5, 0]])
+    assert torch.equal(one_hot(torch.tensor([1, 1]), 3), torch.eye(3)[[1, 1]])
+    assert one_hot([2], 4, device="cpu").dtype == torch.float32
+    assert one_hot([], 7).shape == (0, 7)
 
 
 def test_redraw_each_gives_every_face_with_every_target() -> None:

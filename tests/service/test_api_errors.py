@@ -10,8 +10,10 @@ from typing import Any
 import httpx
 import pytest
 
+from service import errors
 from service.app import create_app
 from service.engine import Engine
+from service.schemas import error_responses
 from service.settings import Settings
 
 from .helpers import Gate, assert_error, blank_photo, classify_crop, encode, held_model, noise_image, noise_png, png_header_only, runtime_of, serve, until
@@ -176,6 +178,38 @@ async def test_a_model_without_synthesis_answers_501(make_settings: Callable[...
         assert_error(response, 501, "synthesis_unavailable")
         assert (await classify_crop(client)).status_code == 200
         assert (await client.get("/v1/models")).json()["synthesis"] is False
+
+
+# --------------------------------------------------------------------------- the error classes: the one list of codes
+
+
+def _error_classes(root: type[errors.ServiceError] = errors.ServiceError) -> list[type[errors.ServiceError]]:
+    return [root, *(c for sub in root.__subclasses__() for c in _error_classes(sub))]
+
+
+def test_every_error_class_documents_a_code_of_its_own() -> None:
+    classes = _error_classes()
+    codes = [c.code for c in classes]
+    assert len(codes) == len(set(codes)) and len(classes) >= 19
+    for c in classes:
+        assert {"code", "summary", "example"} <= set(vars(c)), f"{c.__name__} inherits what it should say itself"
+
+
+def test_framework_errors_answer_the_codes_of_the_error_classes() -> None:
+    """The codes of HTTP errors FastAPI raises itself, derived from the classes: the table as it was written out before."""
+    assert errors._FRAMEWORK_CODES == {
+        400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+        413: "payload_too_large", 415: "unsupported_media_type", 422: "invalid_parameter", 429: "queue_full",
+        503: "not_ready", 504: "timeout",
+    }  # fmt: skip
+
+
+def test_the_reference_documents_each_status_from_the_classes_a_route_lists() -> None:
+    responses = error_responses(errors.QueueFull, errors.BadImage, errors.NoFaceFound)
+    assert list(responses) == [400, 429]
+    first = responses[400]["content"]["application/json"]["example"]
+    assert first == {"error": {"code": "bad_image", "message": errors.BadImage.example, "status": 400}}
+    assert responses[400]["description"] == f"`bad_image`: {errors.BadImage.summary}; `no_face`: {errors.NoFaceFound.summary}"
 
 
 # --------------------------------------------------------------------------- 429, 504 and 503: the service's own limits

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable
+from typing import Any
 
 import httpx
+import pytest
 
+from service.engine import Engine
 from service.settings import Settings
 
 from .helpers import metric_value, noise_png, serve
@@ -45,3 +49,25 @@ async def test_batched_answers_match_answers_computed_alone(make_settings: Calla
         assert all(abs(p[k] - q[k]) < 1e-4 for k in p), (p, q)
     distinct = {round(r.json()["images"][0]["faces"][0]["probabilities"]["happy"], 6) for r in alone}
     assert len(distinct) > 1  # the images really differ, so a mix-up would show
+
+
+async def test_every_forward_pass_runs_on_the_one_compute_thread(make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Warm-up and both endpoints' batches share one thread: the runtime's compute thread."""
+    threads: dict[str, set[str]] = {}
+    for name in ("warm_up", "classify", "synthesize"):
+
+        def spy(self: Engine, *args: Any, _name: str = name, _original: Any = getattr(Engine, name)) -> Any:
+            threads.setdefault(_name, set()).add(threading.current_thread().name)
+            return _original(self, *args)
+
+        monkeypatch.setattr(Engine, name, spy)
+    async with serve(make_settings()) as (app, client):
+        warm_up = threads.pop("warm_up")
+        threads.clear()  # the load's self-test ran on the loading thread
+        assert (await classify(client, 1)).status_code == 200
+        synthesized = await client.post(
+            "/v1/synthesize", params={"targets": "happy", "detect": "false"}, files={"image": ("f.png", noise_png(2), "image/png")}
+        )
+        assert synthesized.status_code == 200
+    assert threads == {"classify": warm_up, "synthesize": warm_up}
+    assert len(warm_up) == 1 and next(iter(warm_up)).startswith("fersnet-compute")
