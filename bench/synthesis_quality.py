@@ -48,6 +48,7 @@ from model_core import load_checkpoint
 from model_core.checkpoint import LoadedModel
 from model_core.data import load_records
 from model_core.data.dataset import decode
+from model_core.expressions import one_hot
 from model_core.faces import FaceDetector, crop_faces
 from model_core.photo_edit import changed_outside, crop_box, face_tile, redrawn_photos
 
@@ -84,7 +85,7 @@ def edits(model: nn.Module, images: Tensor, labels: Tensor, k: int, batch_size: 
     for start in range(0, len(sources), batch_size):
         s, t = sources[start : start + batch_size], targets[start : start + batch_size]
         features = model.forward_features(images[s])
-        parts = model.decode_parts(features, F.one_hot(t, k).float())
+        parts = model.decode_parts(features, one_hot(t, k))
         fakes.append(parts.face)
         if parts.mask is not None:
             masks.append(parts.mask)
@@ -147,7 +148,7 @@ def redraw_photo(generator: LoadedModel, photo: Image.Image, targets: list[str])
     model_input = preprocess.prepare(crop_faces(photo, [face], preprocess)[0])
     x = preprocess.to_tensor(model_input)[None]
     k = len(generator.expressions)
-    onehot = torch.eye(k)[[generator.expressions.index(t) for t in targets]]
+    onehot = one_hot([generator.expressions.index(t) for t in targets], k)
     out = generator.model.redraw(x, onehot, torch.zeros(len(targets), dtype=torch.long))
     box = crop_box(face, photo.size, preprocess)
     return list(redrawn_photos(photo, box, x[0], out, preprocess)), box
@@ -176,7 +177,7 @@ def measure(args: argparse.Namespace) -> None:
     for name, g, (sources, targets, fakes, _) in zip(args.checkpoint, generators, results, strict=True):
         x = images[sources]
         with torch.inference_mode():
-            back = g.model.synthesize(fakes, F.one_hot(labels[sources], k).float())
+            back = g.model.synthesize(fakes, one_hot(labels[sources], k))
         change = (fakes - x).abs()
         row: dict[str, str] = {
             "generator": _short(name),
@@ -246,7 +247,7 @@ def draw_grid(generators: list[LoadedModel], names: list[str], images: Tensor, l
     for name, g in zip(names, generators, strict=True):
         x = images[chosen]
         for i, face in enumerate(x):
-            out_faces = g.model.synthesize(face[None].expand(len(classes), -1, -1, -1), torch.eye(len(classes)))
+            out_faces = g.model.synthesize(face[None].expand(len(classes), -1, -1, -1), one_hot(range(len(classes)), len(classes)))
             tiles = [g.preprocess.to_image(face)] + [g.preprocess.to_image(f) for f in out_faces]
             rows.append((f"{_short(name)[:14]}: {classes[int(labels[chosen[i]])]}", tiles))
     out.parent.mkdir(parents=True, exist_ok=True)

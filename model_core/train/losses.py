@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from ..expressions import one_hot
 from ..fersnet import Features, FERSNet
 from .config import LossSpec
 
@@ -142,10 +143,10 @@ class MultiTaskObjective(nn.Module):
         # At least two faces: batch norm needs more than one value per channel at the 1x1 bottleneck.
         n = min(images.shape[0], max(2, round(images.shape[0] * w.synthesis_fraction)))
         k = model.config.num_classes
-        real, source = images[:n], F.one_hot(labels[:n], k).float()
+        real, source = images[:n], one_hot(labels[:n], k)
         wanted = other_labels(labels[:n], k)
         subset = _head(features, n)
-        drawn = model.decode_parts(subset, F.one_hot(wanted, k).float())
+        drawn = model.decode_parts(subset, one_hot(wanted, k))
         kept = model.decode_parts(subset, source)
         fake, same = drawn.face, kept.face
         judged = frozen_call(model, fake, source)  # the FER verdict on the fake, and its way back
