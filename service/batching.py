@@ -53,7 +53,7 @@ from typing import Any, Generic, NotRequired, TypedDict, TypeVar
 import anyio
 
 from .errors import DeadlineExceeded, InferenceFailed, PayloadTooLarge, QueueFull, ShuttingDown
-from .metrics import Metrics
+from .metrics import ServiceMetrics
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +172,7 @@ class BatcherOptions(TypedDict):
 
     compute: Callable[[Callable[[], Any]], Awaitable[Any]]
     workers: anyio.CapacityLimiter
-    metrics: Metrics
+    metrics: ServiceMetrics
     encoders: NotRequired[anyio.CapacityLimiter | None]
     max_batch_size: int
     max_wait_s: float
@@ -196,7 +196,7 @@ class Batcher(Generic[RequestT, ContextT, ItemT, OutputT, ResponseT]):
         *,
         compute: Callable[[Callable[[], Any]], Awaitable[Any]],
         workers: anyio.CapacityLimiter,
-        metrics: Metrics,
+        metrics: ServiceMetrics,
         encoders: anyio.CapacityLimiter | None = None,
         max_batch_size: int,
         max_wait_s: float,

@@ -45,7 +45,7 @@ from .encoding import labelled_grid, png_bytes
 from .engine import Engine
 from .errors import InferenceFailed, InvalidParameter, NoFaceFound
 from .images import Frame, Photo, Upload, decode_image, probe
-from .metrics import Metrics
+from .metrics import ServiceMetrics
 from .schemas import (
     Box,
     ClassifyResponse,
@@ -115,7 +115,7 @@ class _PhotoPipeline:
     name: str
 
     def __init__(
-        self, engine: Engine, detector: FaceDetector, metrics: Metrics, max_pixels: int, budget: PixelBudget | None = None
+        self, engine: Engine, detector: FaceDetector, metrics: ServiceMetrics, max_pixels: int, budget: PixelBudget | None = None
     ) -> None:
         self.engine = engine
         self.detector = detector

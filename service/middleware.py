@@ -12,7 +12,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import PayloadTooLarge, QueueFull
-from .metrics import Metrics
+from .metrics import ServiceMetrics
 
 #: Route label of requests that matched no route (kept apart so unknown paths cannot grow the label set).
 UNMATCHED_ROUTE = "unmatched"
@@ -21,7 +21,7 @@ UNMATCHED_ROUTE = "unmatched"
 class RequestMetrics:
     """Counts every HTTP request by route template, method and status, and times it."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
         self.app = app
         self.metrics = metrics
 
@@ -98,7 +98,7 @@ class Admission:
     when the response is sent, whatever it was.
     """
 
-    def __init__(self, app: ASGIApp, *, limit: int, paths: frozenset[str], retry_after_s: int, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, *, limit: int, paths: frozenset[str], retry_after_s: int, metrics: ServiceMetrics) -> None:
         self.app = app
         self.limit = limit
         self.paths = paths

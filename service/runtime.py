@@ -36,7 +36,7 @@ from .engine import Engine
 from .errors import NotReady, ShuttingDown
 from .inference import ClassifyAPI, SynthesizeAPI
 from .memory import trim_in_background
-from .metrics import Metrics
+from .metrics import ServiceMetrics
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -47,9 +47,9 @@ State = Literal["starting", "warming_up", "ready", "failed", "stopping"]
 class Runtime:
     """Everything one app instance serves with; created by ``create_app``, started by its lifespan."""
 
-    def __init__(self, settings: Settings, metrics: Metrics | None = None) -> None:
+    def __init__(self, settings: Settings, metrics: ServiceMetrics | None = None) -> None:
         self.settings = settings
-        self.metrics = metrics or Metrics()
+        self.metrics = metrics or ServiceMetrics()
         self.detector = FaceDetector(settings.detect_confidence, settings.max_faces_per_image)
         #: Decoded pixels held by requests in flight, shared by both endpoints (service.budget).
         self.pixels = PixelBudget(

@@ -158,7 +158,7 @@ class InputSpec(BaseModel):
     in_chans: int = Field(description="1 = greyscale, 3 = RGB.", examples=[1])
     mean: float = Field(examples=[0.5])
     std: float = Field(examples=[0.5])
-    face_scale: float = Field(description="Crop side as a multiple of the detected box's longer side.", examples=[1.25])
+    face_scale: float = Field(description="Crop side as a multiple of the detected box's longer side.", examples=[0.98])
     face_shift: float = Field(description="Crop centre moved down by this many box heights.", examples=[0.0])
 
 
@@ -177,7 +177,7 @@ class BundledModel(BaseModel):
     description: str = Field(examples=["the served default, in the wheel and the image"])
     installed: bool = Field(description="Whether this installation has it (a wheel or the image has 'default' alone).")
     served: bool = Field(description="Whether it is the model this process serves.")
-    variant: str | None = Field(None, description="From its card; null where not installed.", examples=["fersnet_tiny"])
+    variant: str | None = Field(None, description="From its card; null where not installed.", examples=["fersnet_small"])
     sharing: str | None = Field(None, examples=["selective"])
     synthesis: bool | None = Field(None, description="Whether it can serve /v1/synthesize; null where not installed.")
     sha256: str | None = Field(None, description="SHA-256 of its weights, from its card; null where not installed.")
@@ -191,25 +191,26 @@ class ModelInfo(BaseModel):
         json_schema_extra={
             "examples": [
                 {
-                    "name": "placeholder-untrained",
-                    "variant": "fersnet_tiny",
+                    "name": "fer2013_ferplus_small_judged",
+                    "variant": "fersnet_small",
                     "sharing": "selective",
                     "synthesis": True,
-                    "classes": ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"],
+                    "classes": ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral", "contempt"],
                     "expressions": ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"],
-                    "input": {"img_size": 48, "in_chans": 1, "mean": 0.5, "std": 0.5, "face_scale": 1.25, "face_shift": 0.0},
-                    "sha256": "b6d044adb76687fa96fc326193133640afb985dcba09c8dbeeab37b47a998316",
-                    "parameters": 147264,
-                    "metrics": {},
-                    "training": {"note": "placeholder until the trained default lands"},
-                    "created": "2026-11-28T00:25:24+00:00",
-                    "config": {"variant": "fersnet_tiny", "img_size": 48, "in_chans": 1, "num_classes": 7},
-                    "runtime": {"device": "cpu", "precision": "float32", "batch_sizes": None, "max_batch_size": 32, "max_wait_ms": 10.0},
+                    "input": {"img_size": 48, "in_chans": 1, "mean": 0.5, "std": 0.5, "face_scale": 0.98, "face_shift": 0.0},
+                    "sha256": "b3f8b2bfc3bccddf0025650025bec42d74d89f3a87711d4a9382e8dd01c29015",
+                    "parameters": 7072305,
+                    "metrics": {"ferplus/test": {"accuracy": 0.8365, "macro_f1": 0.7088, "images": 3395},
+                                "expression_head/fer2013/test": {"accuracy": 0.7133, "macro_f1": 0.6997, "images": 3589}},
+                    "training": {"answer_tail": {"selected_epoch": 6, "selected_on": "ferplus:val (majority vote)"}},
+                    "created": "2026-12-04T20:21:01+00:00",
+                    "config": {"variant": "fersnet_small", "img_size": 48, "in_chans": 1, "num_classes": 7, "answer_classes": 8},
+                    "runtime": {"device": "cpu", "precision": "bfloat16", "batch_sizes": None, "max_batch_size": 32, "max_wait_ms": 10.0},
                     "bundled": [
                         {"name": "default", "description": "the served default, in the wheel and the image",
-                         "installed": True, "served": False, "variant": "fersnet_small", "sharing": "selective",
+                         "installed": True, "served": True, "variant": "fersnet_small", "sharing": "selective",
                          "synthesis": True,
-                         "sha256": "e4a7afe45925081cd6759f56c2d11bb585f789bdbefbc429029ea3f9554eb468"},
+                         "sha256": "b3f8b2bfc3bccddf0025650025bec42d74d89f3a87711d4a9382e8dd01c29015"},
                     ],
                 }
             ]

@@ -189,7 +189,8 @@ class Trainer:
         self.run_dir = config.run_dir
         seed_everything(config.seed + self.env.rank)
 
-        self.model = self._build_model()
+        self.classes = self._classes()
+        self.model, self.init_report = self._build_model()
         cfg = self.model.config
         self.preprocess = Preprocess(img_size=cfg.img_size, in_chans=cfg.in_chans)
         self.train_set = self._build_train_set()
@@ -248,16 +249,15 @@ class Trainer:
         first = self.config.train[0]
         return load_records(first.dataset, first.root, first.split, **first.options()).classes
 
-    def _build_model(self) -> FERSNet:
+    def _build_model(self) -> tuple[FERSNet, dict[str, Any] | None]:
+        """The network of the recipe, and what ``init_from`` copied into it (None when it starts fresh)."""
         spec = self.config.model
-        self.classes = self._classes()
         model = create_model(spec.variant, sharing=spec.sharing, num_classes=len(self.classes), **spec.overrides)
         if model.has_answer_tail:  # the trainer fits the expression head; a tail it cannot fit would be served stale
             raise ConfigError("model.overrides.answer_classes: the trainer fits the expression network only; "
                               "grow and fit an answer tail afterwards (python -m training.answer_tail)")
-        if spec.init_from:
-            self.init_report = init_from_checkpoint(model, self.classes, spec.init_from)
-        return model
+        report = init_from_checkpoint(model, self.classes, spec.init_from) if spec.init_from else None
+        return model, report
 
     def _dataset(self, spec: DataSpec, augment: bool) -> FaceDataset:
         records = load_records(spec.dataset, spec.root, spec.split, **spec.options())
@@ -356,7 +356,7 @@ class Trainer:
             "wall_time_s": round(self.elapsed_before + time.time() - self.started, 1),
             "torch": torch.__version__,
         }
-        if getattr(self, "init_report", None):
+        if self.init_report:
             training["init_from"] = {k: v for k, v in self.init_report.items() if k != "kept_fresh"}
         return build_card(self.model, self.classes, self.preprocess, name=c.name, training=training, metrics=metrics)
 

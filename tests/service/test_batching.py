@@ -12,7 +12,7 @@ import pytest
 
 from service.batching import BatchedAPI, Batcher, Deadline, Decoded
 from service.errors import DeadlineExceeded, InferenceFailed, PayloadTooLarge, QueueFull, ShuttingDown
-from service.metrics import Metrics
+from service.metrics import ServiceMetrics
 
 
 class Doubler(BatchedAPI[list[int], None, int, int, list[int]]):
@@ -62,7 +62,7 @@ async def model_entered(api: Doubler) -> None:
 
 def make_batcher(api: Doubler, **limits: Any) -> Batcher:
     settings = {"max_batch_size": 4, "max_wait_s": 5.0, "max_queue": 16} | limits
-    return Batcher(api, compute=_in_thread, workers=anyio.CapacityLimiter(4), metrics=Metrics(), retry_after_s=3, **settings)
+    return Batcher(api, compute=_in_thread, workers=anyio.CapacityLimiter(4), metrics=ServiceMetrics(), retry_after_s=3, **settings)
 
 
 async def test_concurrent_requests_share_batches_and_get_their_own_outputs() -> None:

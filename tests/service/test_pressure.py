@@ -14,7 +14,7 @@ from service.batching import BatchedAPI, Batcher, Deadline, Decoded
 from service.budget import PixelBudget, PixelNeed
 from service.errors import PayloadTooLarge, QueueFull
 from service.images import Upload, probe
-from service.metrics import Metrics
+from service.metrics import ServiceMetrics
 from service.settings import Settings
 
 from .helpers import assert_error, classify_crop, encode, held_model, metric_value, noise_image, noise_png, png_header_only, runtime_of, serve, until
@@ -188,7 +188,7 @@ async def test_a_computed_answer_is_encoded_while_every_decode_thread_is_busy() 
         return await asyncio.to_thread(fn)
 
     batcher = Batcher(
-        api, compute=compute, workers=anyio.CapacityLimiter(1), metrics=Metrics(), max_batch_size=4, max_wait_s=0.0, max_queue=16
+        api, compute=compute, workers=anyio.CapacityLimiter(1), metrics=ServiceMetrics(), max_batch_size=4, max_wait_s=0.0, max_queue=16
     )
     batcher.start()
     try:
