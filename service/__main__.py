@@ -20,11 +20,11 @@ import logging
 import math
 import socket
 import sys
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from types import UnionType
+from typing import TYPE_CHECKING, Any, Literal, Union, get_args, get_origin
 
 from pydantic import ValidationError
-
-from model_core import registry
 
 from .memory import tune_malloc
 from .settings import Settings
@@ -40,24 +40,33 @@ class StartupError(Exception):
     """A problem found before serving, reported as one line."""
 
 
+#: The settings that are also command-line options (``--max-batch-size`` for ``max_batch_size``); every other one is
+#: set through its environment variable. Each option's help, choices and default are read off :class:`Settings`.
+FLAGS: tuple[str, ...] = ("host", "port", "checkpoint", "device", "precision", "cpu_precision", "torch_threads",
+                          "max_batch_size", "max_wait_ms", "api_key", "log_level")
+
+
+def _option(parser: argparse.ArgumentParser, name: str) -> None:
+    """Add ``name``'s option as :class:`Settings` declares the field: one place for its meaning, type and default."""
+    field = Settings.model_fields[name]
+    kind = field.annotation
+    if get_origin(kind) in (Union, UnionType):  # an optional setting: the type it takes when set
+        kind = next(a for a in get_args(kind) if a is not type(None))
+    choices = list(get_args(kind)) if get_origin(kind) is Literal else None
+    default = "unset" if field.default is None else field.default
+    help_text = f"{field.description} (default {default}; FERSNET_{name.upper()})"
+    convert: Callable[[str], Any] = int if kind is int else float if kind is float else str
+    parser.add_argument(f"--{name.replace('_', '-')}", type=convert, choices=choices, help=help_text.replace("%", "%%"))
+
+
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog or "python -m service",
         description="Serve FERSNet expression recognition and synthesis over HTTP. "
         "Every option can also be set as a FERSNET_* environment variable (e.g. FERSNET_MAX_BATCH_SIZE).",
     )
-    parser.add_argument("--host", help="interface to listen on (default 127.0.0.1; 0.0.0.0 in a container)")
-    parser.add_argument("--port", type=int, help="TCP port (default 8000)")
-    parser.add_argument("--checkpoint", help=f"checkpoint folder, or a bundled one by name: {registry.describe()}")
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where the model runs (default auto)")
-    parser.add_argument("--precision", choices=["float16", "bfloat16", "float32"], help="dtype on CUDA (default float16)")
-    parser.add_argument("--cpu-precision", choices=["auto", "bfloat16", "float32"],
-                        help="dtype on the CPU (default auto: bfloat16 where the CPU has it natively)")
-    parser.add_argument("--torch-threads", type=int, help="PyTorch CPU threads (default: all cores)")
-    parser.add_argument("--max-batch-size", type=int, help="most images per forward pass (default 32)")
-    parser.add_argument("--max-wait-ms", type=float, help="longest wait for a batch to fill (default 10)")
-    parser.add_argument("--api-key", help="require this key in X-API-Key (prefer FERSNET_API_KEY: arguments show in ps)")
-    parser.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"], help="default info")
+    for name in FLAGS:
+        _option(parser, name)
     return parser
 
 

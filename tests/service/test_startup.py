@@ -114,3 +114,19 @@ async def test_docs_load_every_asset_from_the_service_itself(make_settings: Call
                 if url.endswith((".js", ".css", ".png")):
                     asset = await client.get(url)
                     assert asset.status_code == 200 and len(asset.content) > 1000, url
+
+
+def test_each_option_is_read_off_its_setting() -> None:
+    """Help, choices and default come from Settings, so the command line cannot drift from the environment variables."""
+    parser = cli.build_parser()
+    actions = {a.dest: a for a in parser._actions if a.dest != "help"}
+    assert list(actions) == list(cli.FLAGS)
+    for name, action in actions.items():
+        field = Settings.model_fields[name]
+        assert action.help is not None and str(field.description) in action.help.replace("%%", "%")
+        assert f"FERSNET_{name.upper()}" in action.help
+        assert f"(default {'unset' if field.default is None else field.default};" in action.help
+    assert actions["device"].choices == ["auto", "cpu", "cuda"] and actions["port"].type is int
+    assert cli.load_settings(["--max-wait-ms", "2.5", "--log-level", "debug"]).max_wait_ms == 2.5
+    with pytest.raises(SystemExit):
+        cli.load_settings(["--device", "tpu"])
