@@ -13,7 +13,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ..data import DatasetName
+from ..data import DatasetName, Records, load_records
 from ..fersnet import SharingMode
 
 
@@ -37,6 +37,10 @@ class DataSpec(_Strict):
 
     def options(self) -> dict[str, Any]:
         return {"label_mode": self.label_mode, "folds": self.folds, "skip_bad": self.skip_bad}
+
+    def load(self) -> Records:
+        """The split's records, read as this spec says (label mode, folds, bad files): the one way a recipe reads data."""
+        return load_records(self.dataset, self.root, self.split, **self.options())
 
     def describe(self) -> str:
         soft = " (vote distributions)" if self.label_mode == "soft" else ""

@@ -43,7 +43,7 @@ from tqdm import tqdm
 from ..calibration import calibrate, dataset_logits
 from ..card import CardDraft
 from ..checkpoint import build_card, load_checkpoint, load_state, save_checkpoint, save_state
-from ..data import FaceDataset, load_records, train_augmentation
+from ..data import FaceDataset, Records, train_augmentation
 from ..discriminator import discriminator_for
 from ..evaluate import Metrics, evaluate_dataset, evaluation_set, plot_confusion, plot_curves, synthesis_grid
 from ..fersnet import FERSNet, create_model
@@ -189,11 +189,12 @@ class Trainer:
         self.run_dir = config.run_dir
         seed_everything(config.seed + self.env.rank)
 
-        self.classes = self._classes()
+        train_records = [s.load() for s in config.train]  # read once
+        self.classes = tuple(config.model.classes) if config.model.classes else train_records[0].classes
         self.model, self.init_report = self._build_model()
         cfg = self.model.config
         self.preprocess = Preprocess(img_size=cfg.img_size, in_chans=cfg.in_chans)
-        self.train_set = self._build_train_set()
+        self.train_set = self._build_train_set(train_records)
         d = config.discriminator
         self.discriminator = (
             discriminator_for(cfg.img_size, cfg.in_chans, width=d.width, spectral_norm=d.spectral_norm).to(self.device)
@@ -243,12 +244,6 @@ class Trainer:
 
     # ------------------------------------------------------------------ setup
 
-    def _classes(self) -> tuple[str, ...]:
-        if self.config.model.classes:
-            return tuple(self.config.model.classes)
-        first = self.config.train[0]
-        return load_records(first.dataset, first.root, first.split, **first.options()).classes
-
     def _build_model(self) -> tuple[FERSNet, dict[str, Any] | None]:
         """The network of the recipe, and what ``init_from`` copied into it (None when it starts fresh)."""
         spec = self.config.model
@@ -259,15 +254,17 @@ class Trainer:
         report = init_from_checkpoint(model, self.classes, spec.init_from) if spec.init_from else None
         return model, report
 
-    def _dataset(self, spec: DataSpec, augment: bool) -> FaceDataset:
-        records = load_records(spec.dataset, spec.root, spec.split, **spec.options())
+    def _dataset(self, spec: DataSpec, augment: bool, records: Records | None = None) -> FaceDataset:
+        """``spec``'s faces as the model learns them; ``records`` where the split was already read."""
+        if records is None:
+            records = spec.load()
         transform = train_augmentation(self.preprocess.img_size, self.config.augment) if augment else None
         teacher = teacher_targets_for(records, spec.root, spec.teacher, self.classes) if spec.teacher else None
         return FaceDataset(records, self.preprocess, classes=self.classes, augment=transform, skip_bad=spec.skip_bad,
                            teacher=teacher, teacher_weight=spec.teacher_weight)
 
-    def _build_train_set(self) -> ConcatDataset[Any]:
-        parts = [self._dataset(spec, augment=True) for spec in self.config.train]
+    def _build_train_set(self, records: list[Records]) -> ConcatDataset[Any]:
+        parts = [self._dataset(spec, augment=True, records=r) for spec, r in zip(self.config.train, records, strict=True)]
         self.skipped = {spec.describe(): len(part.skipped) for spec, part in zip(self.config.train, parts, strict=True)}
         return ConcatDataset(parts)
 
@@ -418,7 +415,7 @@ class Trainer:
             return None
         if self._val_set is None:
             spec = self.config.val
-            records = load_records(spec.dataset, spec.root, spec.split, **spec.options())
+            records = spec.load()
             self._val_set = evaluation_set(records, self.preprocess, self.classes, skip_bad=spec.skip_bad)
         return evaluate_dataset(self.model, self.classes, self._val_set, self.device)
 
@@ -507,7 +504,7 @@ class Trainer:
             if spec is self.config.val and self._val_set is not None:
                 faces = self._val_set  # decoded once for the whole run (validate)
             else:
-                records = load_records(spec.dataset, spec.root, spec.split, **spec.options())
+                records = spec.load()
                 faces = evaluation_set(records, self.preprocess, self.classes, skip_bad=spec.skip_bad)
             key = f"{spec.dataset}/{spec.split}"
             logits[key] = dataset_logits(loaded.model, self.classes, faces, self.device)  # once, for accuracy and calibration
@@ -533,7 +530,7 @@ class Trainer:
 
 def grid_faces(spec: DataSpec, preprocess: Preprocess, classes: tuple[str, ...], per_class: int = 1) -> tuple[torch.Tensor, list[str]]:
     """The first ``per_class`` faces of each class of a split: varied rows for a synthesis grid."""
-    records = load_records(spec.dataset, spec.root, spec.split, **spec.options())
+    records = spec.load()
     dataset = FaceDataset(records, preprocess, classes=classes, drop_unknown_labels=True, skip_bad=True)
     chosen: list[int] = []
     for c in range(len(classes)):
