@@ -36,7 +36,7 @@ def service_metrics() -> dict[str, dict[str, Any]]:
     from prometheus_client.metrics import MetricWrapperBase
 
     out: dict[str, dict[str, Any]] = {}
-    for metric in vars(metrics_mod.Metrics()).values():
+    for metric in vars(metrics_mod.ServiceMetrics()).values():
         if isinstance(metric, MetricWrapperBase):
             name = metric._name + ("_total" if metric._type == "counter" else "")
             out[name] = {"type": metric._type, "labels": set(metric._labelnames)}
