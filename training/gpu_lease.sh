@@ -5,11 +5,11 @@
 #
 #   OUT=runs/lease_out bash training/gpu_lease.sh      # on the GPU host, from the project root
 #
-# The GPU host receives the checkout plus .carry/ and .whl/ (64 MiB in all). Beforehand, where the datasets are:
+# For a GPU host that has this checkout but neither the datasets nor the package's dependencies: it installs the
+# wheels found in .whl/ (pydantic and what it needs, where the host's Python lacks them) and unpacks FER2013 from
+# .carry/fer2013.tar.gz at ../shared/data, where the recipes look. Make that archive where the datasets are:
 #   tar -czf .carry/fer2013.tar.gz -C ../shared/data fer2013/metadata.csv fer2013/README.md fer2013/train fer2013/test
-# put the wheels of the packages the host's Python lacks (pydantic and its dependencies) in .whl/, and move the
-# bundled weights (104 MB) out of the checkout for the copy (mv model_core/weights /tmp/weights_aside, and back
-# after; nothing here needs them). The host unpacks the data at ../shared/data, where the recipes look.
+# (The bundled weights are not needed here; leave model_core/weights out of the copy if it must be small.)
 # $OUT/small and $OUT/none receive each run's shards, card, logs and figures (files of at most 16 MiB).
 set -uo pipefail
 cd "$(dirname "$0")/.."
