@@ -2,7 +2,7 @@
 
 The model card needs this, and pydantic cannot do it: checkpoints are saved and loaded
 on the bare GPU image too (``training/gpu_teachers.sh``: PyTorch, NumPy, Pillow and
-safetensors, nothing installed; ``tests/core/test_gpu_teachers.py`` makes pydantic
+safetensors, nothing installed; ``tests/training/test_gpu_teachers.py`` makes pydantic
 unimportable there), so everything the checkpoint path imports must be standard library.
 The annotations understood are the ones a card uses: ``str``, ``int``, ``float``, ``bool``,
 ``Literal[...]``, unions with ``None``, ``list[T]``, ``tuple[T, ...]``, ``dict[str, T]``,

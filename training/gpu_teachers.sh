@@ -28,7 +28,7 @@
 #   cat weights.tar.part-* | tar -x -C runs/teachers_gpu
 # then copy a teacher's *.csv.gz and command.txt into training/teachers/NN_name/ (see docs/teachers.md).
 #
-# CPU dry run (a few steps on a subset; what tests/core/test_gpu_teachers.py runs on fake data):
+# CPU dry run (a few steps on a subset; what tests/training/test_gpu_teachers.py runs on fake data):
 #   OUT=runs/teachers_dry_out RUNS=runs/teachers_dry TEACHERS="tiny:0 small:0" BUDGET_S=20 SUBSET=200 \
 #       bash training/gpu_teachers.sh --device cpu --threads 1 --max-steps 3 --batch-size 16
 set -uo pipefail

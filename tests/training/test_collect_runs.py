@@ -11,7 +11,7 @@ from model_core import load_checkpoint
 from model_core.train import TrainConfig, Trainer
 from training import collect_runs
 
-from .fakes import tiny_recipe
+from ..core.fakes import tiny_recipe
 
 
 def test_a_run_folder_gives_its_selected_epoch_and_metrics(

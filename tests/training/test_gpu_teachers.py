@@ -37,8 +37,8 @@ from model_core.train.teacher_nets import ARCHITECTURES, ResNet, build_teacher, 
 from model_core.train.teachers import TeacherPlan, distillation_loss, lr_at, train_teacher, write_teacher
 from training import gpu_teachers, teacher_table
 
-from .conftest import FERPLUS_COLUMNS, write_ferplus_csv
-from .fakes import REPO, face
+from ..core.conftest import FERPLUS_COLUMNS, write_ferplus_csv
+from ..core.fakes import REPO, face
 
 MIB = 1 << 20
 #: FER+'s vote column of each FER2013 class.

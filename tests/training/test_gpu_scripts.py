@@ -19,7 +19,7 @@ import pytest
 
 from model_core import load_checkpoint
 
-from .fakes import REPO
+from ..core.fakes import REPO
 
 
 @pytest.mark.slow
