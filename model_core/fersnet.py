@@ -442,12 +442,16 @@ class FERSNet(nn.Module):
         ``classify`` builds on by default."""
         if not self.has_answer_tail:
             return self.recognise(images)
+        return self.answer_from(self.tail_input(images))
+
+    def tail_input(self, images: Tensor) -> Tensor:
+        """What the answer tail reads (``Features.answer``): the gated FER features entering the last FER stage."""
         tail_input = self.forward_features(images, synthesis=False, answer=True).answer
         assert tail_input is not None  # forward_features fills it when asked
-        return self.answer_from(tail_input)
+        return tail_input
 
     def answer_from(self, tail_input: Tensor) -> Tensor:
-        """The answer tail's logits from its input (``Features.answer``). Split from :meth:`answer` so a tail can be
+        """The answer tail's logits from its input (:meth:`tail_input`). Split from :meth:`answer` so a tail can be
         fitted on a frozen trunk whose output is computed once per face (``training/answer_tail.py``)."""
         return self.answer_head(self.answer_stage(tail_input))
 

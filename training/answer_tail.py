@@ -31,7 +31,6 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from model_core import load_checkpoint
@@ -42,6 +41,7 @@ from model_core.evaluate import evaluate_records
 from model_core.expressions import FERPLUS_CLASSES
 from model_core.fersnet import FERSNet
 from model_core.preprocess import Preprocess
+from model_core.train.losses import soft_cross_entropy
 from model_core.transfer import with_answer_tail
 
 DATA = Path("../shared/data")
@@ -59,14 +59,8 @@ def tail_inputs(model: FERSNet, images: Tensor, batch_size: int = 512) -> tuple[
     """What the answer tail reads, for each face and for its mirror image: the frozen trunk runs once per view."""
     views = []
     for view in (images, images.flip(3)):
-        views.append(torch.cat([_tail_input(model, view[i:i + batch_size]) for i in range(0, len(view), batch_size)]))
+        views.append(torch.cat([model.tail_input(view[i:i + batch_size]) for i in range(0, len(view), batch_size)]))
     return views[0], views[1]
-
-
-def _tail_input(model: FERSNet, images: Tensor) -> Tensor:
-    tail_input = model.forward_features(images, synthesis=False, answer=True).answer
-    assert tail_input is not None  # filled when asked for
-    return tail_input
 
 
 def tail_of(model: FERSNet) -> nn.Sequential:
@@ -84,7 +78,7 @@ def served_accuracy(tail: nn.Module, views: tuple[Tensor, Tensor], labels: Tenso
 
 def fit(tail: nn.Module, train: tuple[Tensor, Tensor], votes: Tensor, val: tuple[Tensor, Tensor], val_labels: Tensor,
         epochs: int, lr: float, weight_decay: float, batch_size: int, seed: int) -> tuple[dict[str, Tensor], list[dict]]:
-    """AdamW with a one-cycle schedule on the raters' vote distributions; returns the best epoch's state and the log."""
+    """AdamW with a one-cycle schedule, cross-entropy against the raters' vote distributions (the trainer's own); returns the best epoch's state and the log."""
     generator = torch.Generator().manual_seed(seed)
     inputs, targets = torch.cat(train), torch.cat([votes, votes])
     steps = epochs * (len(inputs) // batch_size)
@@ -97,7 +91,7 @@ def fit(tail: nn.Module, train: tuple[Tensor, Tensor], votes: Tensor, val: tuple
         order = torch.randperm(len(inputs), generator=generator)
         for start in range(0, len(order) - batch_size + 1, batch_size):
             batch = order[start:start + batch_size]
-            loss = -(targets[batch] * F.log_softmax(tail(inputs[batch]), dim=1)).sum(1).mean()
+            loss = soft_cross_entropy(tail(inputs[batch]), targets[batch])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
