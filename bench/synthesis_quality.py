@@ -27,6 +27,14 @@ redraws every face with every other expression, and one row per generator says:
     python -m bench.synthesis_quality --checkpoint OLD NEW --judge fer2013_paper_none_gpu --grid runs/grids.png \\
         --photo-figure docs/figures/synthesis_photo.png
 
+``--intensity`` measures each generator at several intensities (how strongly an edit is applied:
+``FERSNet.decode_parts``); with ``--write-intensity``, on a validation split, the smallest of them that the
+judge reads as the target at least ``--min-judged`` of the time becomes the card's default, which
+``/v1/synthesize`` and ``fersnet synthesize`` apply when a request names none::
+
+    python -m bench.synthesis_quality --checkpoint default --split val --judge runs/teachers_gpu/vgg_s1/weights \\
+        --limit 200 --judge-limit 200 --intensity 1 1.1 1.2 1.3 1.4 1.5 1.75 --write-intensity
+
 ``--grid`` draws one real face of each expression (rows) by every target (columns), the generators side by
 side. It shows dataset faces, so it is written under ``runs/`` and never committed. ``--photo-figure`` draws
 the public-domain portrait before and redrawn with every target by each generator: that one may be committed.
@@ -35,6 +43,8 @@ the public-domain portrait before and redrawn with every target by each generato
 from __future__ import annotations
 
 import argparse
+import shlex
+import sys
 import time
 from pathlib import Path
 
@@ -45,7 +55,8 @@ from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor, nn
 
 from model_core import load_checkpoint
-from model_core.checkpoint import LoadedModel
+from model_core.card import Intensity
+from model_core.checkpoint import LoadedModel, write_card
 from model_core.data import load_records
 from model_core.data.dataset import decode
 from model_core.expressions import one_hot
@@ -75,8 +86,9 @@ def _faces(args: argparse.Namespace, generator: LoadedModel) -> tuple[Tensor, Te
 
 
 @torch.inference_mode()
-def edits(model: nn.Module, images: Tensor, labels: Tensor, k: int, batch_size: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Every face with every other target: (sources, targets, edits, masks or empty) in a fixed order."""
+def edits(model: nn.Module, images: Tensor, labels: Tensor, k: int, batch_size: int,
+          intensity: float = 1.0) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Every face with every other target at ``intensity``: (sources, targets, edits, masks or empty) in a fixed order."""
     sources = torch.arange(len(images)).repeat_interleave(k)
     targets = torch.arange(k).repeat(len(images))
     keep = targets != labels[sources]
@@ -85,7 +97,7 @@ def edits(model: nn.Module, images: Tensor, labels: Tensor, k: int, batch_size: 
     for start in range(0, len(sources), batch_size):
         s, t = sources[start : start + batch_size], targets[start : start + batch_size]
         features = model.forward_features(images[s])
-        parts = model.decode_parts(features, one_hot(t, k))
+        parts = model.decode_parts(features, one_hot(t, k), intensity)
         fakes.append(parts.face)
         if parts.mask is not None:
             masks.append(parts.mask)
@@ -139,8 +151,10 @@ def _portrait() -> Image.Image | None:
 
 
 @torch.inference_mode()
-def redraw_photo(generator: LoadedModel, photo: Image.Image, targets: list[str]) -> tuple[list[Image.Image], tuple[int, int, int, int]]:
-    """The photo's largest face redrawn with each target, as the service answers; and its square."""
+def redraw_photo(generator: LoadedModel, photo: Image.Image, targets: list[str],
+                 intensity: float | None = None) -> tuple[list[Image.Image], tuple[int, int, int, int]]:
+    """The photo's largest face redrawn with each target, as the service answers (at the card's intensity unless
+    ``intensity`` says); and its square."""
     faces = FaceDetector().detect(photo)
     if not faces:
         raise SystemExit("no face found in the portrait")
@@ -149,7 +163,8 @@ def redraw_photo(generator: LoadedModel, photo: Image.Image, targets: list[str])
     x = preprocess.to_tensor(model_input)[None]
     k = len(generator.expressions)
     onehot = one_hot([generator.expressions.index(t) for t in targets], k)
-    out = generator.model.redraw(x, onehot, torch.zeros(len(targets), dtype=torch.long))
+    out = generator.model.redraw(x, onehot, torch.zeros(len(targets), dtype=torch.long),
+                                 generator.intensity if intensity is None else intensity)
     box = crop_box(face, photo.size, preprocess)
     return list(redrawn_photos(photo, box, x[0], out, preprocess)), box
 
@@ -169,18 +184,23 @@ def measure(args: argparse.Namespace) -> None:
         judge.model.eval()
         with torch.inference_mode():
             judged_inputs = judge.model.classify(_as_judge_input(images[: args.judge_limit], generators[0], judge)).argmax(1)
-    results = [edits(g.model, images, labels, k, args.batch_size) for g in generators]
-    region = next((r[3] < CLOSED for r in results if len(r[3])), None)  # the first masked generator's closed pixels
+    # Each generator at each intensity asked for (its card's when none is).
+    runs = [(name, g, level) for name, g in zip(args.checkpoint, generators, strict=True)
+            for level in (args.intensity or [g.intensity])]
+    results = [edits(g.model, images, labels, k, args.batch_size, level) for _, g, level in runs]
+    # The first masked generator's closed pixels, at its first intensity.
+    region = next((r[3] < CLOSED for r in results if len(r[3])), None)
     half = len(images) // 2  # realism: real faces from the first half, edits of the second half's faces
     portrait = _portrait()
-    rows = []
-    for name, g, (sources, targets, fakes, _) in zip(args.checkpoint, generators, results, strict=True):
+    rows, judged_rates = [], []
+    for (name, g, level), (sources, targets, fakes, _) in zip(runs, results, strict=True):
         x = images[sources]
         with torch.inference_mode():
             back = g.model.synthesize(fakes, one_hot(labels[sources], k))
         change = (fakes - x).abs()
         row: dict[str, str] = {
             "generator": _short(name),
+            "intensity": f"{level:g}",
             "edits": f"{len(fakes)}",
             "cycle L1": f"{float((back - x).abs().mean()) * GREY:.1f}",
             "changed": f"{float(change.mean()) * GREY:.1f}",
@@ -192,10 +212,11 @@ def measure(args: argparse.Namespace) -> None:
                 verdict = torch.cat([judge.model.classify(_as_judge_input(chunk, g, judge)).argmax(1)
                                      for chunk in fakes[judged].split(args.batch_size)])
             wanted = torch.tensor([judge.classes.index(classes[t]) for t in targets[judged].tolist()])
-            row["judged as target"] = f"{100 * float((verdict == wanted).float().mean()):.1f} %"
+            judged_rates.append(float((verdict == wanted).float().mean()))
+            row["judged as target"] = f"{100 * judged_rates[-1]:.1f} %"
             row["input judged"] = f"{100 * float((judged_inputs[sources[judged]] == wanted).float().mean()):.1f} %"
         if portrait is not None:
-            photos, box = redraw_photo(g, portrait, classes[:3])
+            photos, box = redraw_photo(g, portrait, classes[:3], level)
             row["photo outside the face"] = f"{max(changed_outside(portrait, p, box) for p in photos):.2f}"
         one_each = torch.stack([torch.nonzero(sources == i)[0, 0] for i in range(half, len(images))])
         row["real vs edited"] = f"{100 * realism(images[:half], fakes[one_each], args.seed):.1f} %"
@@ -207,6 +228,8 @@ def measure(args: argparse.Namespace) -> None:
     print("|---|" + "---:|" * (len(columns) - 1))
     for row in rows:
         print("| " + " | ".join(row.get(c, "-") for c in columns) + " |")
+    if args.write_intensity:
+        write_intensity(args, generators[0], runs, rows, judged_rates)
     if args.grid:
         draw_grid(generators, args.checkpoint, images, labels, classes, args.grid)
         print(f"\ngrid: {args.grid} (dataset faces: not to be committed)")
@@ -214,6 +237,33 @@ def measure(args: argparse.Namespace) -> None:
         draw_photo_figure(generators, args.checkpoint, portrait, classes, args.photo_figure)
         print(f"photo figure: {args.photo_figure}")
     print(f"\n{time.time() - started:.0f} s")
+
+
+def write_intensity(args: argparse.Namespace, generator: LoadedModel, runs: list[tuple[str, LoadedModel, float]],
+                    rows: list[dict[str, str]], judged: list[float]) -> None:
+    """Write into the generator's card the smallest intensity whose edits the judge read as the target at least
+    ``--min-judged`` of the time, with every intensity's figures: each step up also changes the face more."""
+    if len(args.checkpoint) != 1 or not args.judge or not args.intensity or args.split == "test":
+        raise SystemExit("--write-intensity needs one --checkpoint, a --judge, several --intensity values and a "
+                         "validation --split (never the test split)")
+    reaching = [level for (_, _, level), rate in zip(runs, judged, strict=True) if rate >= args.min_judged]
+    if not reaching:
+        raise SystemExit(f"no intensity tried reached {100 * args.min_judged:g} % judged as target; card unchanged")
+    chosen = min(reaching)
+    measured = {f"{level:g}": {"judged_as_target": round(rate, 4), "changed": float(row["changed"]),
+                               "outside_the_expression": float(row["outside the expression"]),
+                               "cycle_l1": float(row["cycle L1"])}
+                for (_, _, level), rate, row in zip(runs, judged, rows, strict=True)}
+    card = generator.card
+    card.intensity = Intensity(
+        default=chosen,
+        chosen_on=f"{args.dataset}:{args.split}, {args.limit} faces, judge {args.judge} on {args.judge_limit}: the smallest "
+                  f"intensity tried whose edits it read as the target at least {100 * args.min_judged:g} % of the time",
+        command="python -m bench.synthesis_quality " + shlex.join(sys.argv[1:]),
+        measured=measured,
+    )
+    write_card(generator.path, card)
+    print(f"\nintensity {chosen:g} written to {generator.path / 'card.json'}")
 
 
 def _short(name: str) -> str:
@@ -285,6 +335,13 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=600, help="faces drawn at random from the split")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--intensity", type=float, nargs="+",
+                        help="measure each generator at each of these intensities (default: the card's)")
+    parser.add_argument("--write-intensity", action="store_true",
+                        help="write the smallest --intensity that reaches --min-judged into the (one) checkpoint's card "
+                             "as its default; on a validation split only")
+    parser.add_argument("--min-judged", type=float, default=0.95,
+                        help="with --write-intensity: the share of edits the judge must read as the target")
     parser.add_argument("--grid", type=Path, help="real faces (rows) x targets (columns), every generator, to this PNG")
     parser.add_argument("--photo-figure", type=Path, help="the public-domain portrait redrawn by every generator, to this PNG")
     measure(parser.parse_args())

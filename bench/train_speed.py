@@ -26,9 +26,10 @@ import torch
 from model_core.discriminator import discriminator_for
 from model_core.expressions import one_hot
 from model_core.fersnet import create_model
+from model_core.hardware import autocast_for
 from model_core.train.config import LossSpec
 from model_core.train.losses import MultiTaskObjective
-from model_core.train.trainer import autocast_for, freeze, training_step
+from model_core.train.trainer import freeze, training_step
 
 
 def _timed(step: Callable[[], Any], batch: int, warmup: int, steps: int, repeats: int) -> float:

@@ -4,7 +4,7 @@
 (``input``), what its outputs mean (``classes``: what ``classify`` answers; ``expressions``: the
 expression head's classes, which are the synthesis targets, where a network has an answer tail
 beside that head), which bytes they are (``weights``), how the probabilities are calibrated
-(``calibration``), and how the model was trained and measured (``training`` and ``metrics``:
+(``calibration``), how strongly its edits are applied by default (``intensity``), and how the model was trained and measured (``training`` and ``metrics``:
 free-form records, kept as the trainer wrote them). Readers get
 a :class:`ModelCard` instead of a dict, so nothing downstream guesses with ``.get`` fallbacks:
 a card that lacks a field, or holds one of the wrong type, is refused when read, with the
@@ -78,6 +78,25 @@ class Calibration:
             raise ValueError(f"temperature must be a positive number, not {self.temperature!r}")
 
 
+#: The strongest intensity a request may ask for: past about 2 a masked decoder's mask is open wherever it moved at all.
+MAX_INTENSITY = 3.0
+
+
+@dataclass
+class Intensity:
+    """How strongly a redrawn face shows its target when the request does not say (``FERSNet.decode_parts``'s
+    ``intensity``), and how that default was chosen: ``measured`` holds, per intensity tried, what the choice read."""
+
+    default: float
+    chosen_on: str | None = None
+    command: str | None = None
+    measured: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.default) and 0 <= self.default <= MAX_INTENSITY):
+            raise ValueError(f"default must be between 0 and {MAX_INTENSITY}, not {self.default!r}")
+
+
 @dataclass(kw_only=True)
 class CardDraft:
     """Everything a card says but its weights: what :func:`~model_core.checkpoint.build_card` makes."""
@@ -102,6 +121,8 @@ class CardDraft:
     weights: Weights | None = None
     created: str | None = None
     calibration: Calibration | None = None
+    intensity: Intensity | None = None
+    """The synthesis intensity used when a request names none; 1 (the decoder as trained) where absent."""
     other: dict[str, Any] = field(default_factory=dict, metadata=KEEP_UNKNOWN)
 
     def __post_init__(self) -> None:

@@ -94,6 +94,11 @@ class LoadedModel:
         """The logits' divisor that makes the softmax calibrated (``fersnet calibrate``); 1 where none was fitted."""
         return self.card.calibration.temperature if self.card.calibration else 1.0
 
+    @property
+    def intensity(self) -> float:
+        """The synthesis intensity a request gets when it names none (the card's ``intensity``); 1 where none was chosen."""
+        return self.card.intensity.default if self.card.intensity else 1.0
+
 
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()

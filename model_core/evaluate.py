@@ -508,8 +508,10 @@ def synthesis_grid(
     preprocess: Preprocess,
     path: Path | None = None,
     labels: Sequence[str] | None = None,
+    intensity: float = 1.0,
 ) -> np.ndarray:
-    """Input faces down the rows, one column per target expression; saved as PNG if ``path`` is given."""
+    """Input faces down the rows, one column per target expression drawn at ``intensity``; saved as PNG if ``path``
+    is given."""
     model.eval()
     device = next(model.parameters()).device
     images = images.to(device)
@@ -517,7 +519,7 @@ def synthesis_grid(
     features = model.forward_features(images)
     columns = [images]
     for c in range(k):
-        columns.append(model.decode(features, one_hot([c] * n, k, device=device)))
+        columns.append(model.decode(features, one_hot([c] * n, k, device=device), intensity))
     tiles = [[preprocess.to_uint8(col[i]) for col in columns] for i in range(n)]
     grid = np.concatenate([np.concatenate(row, axis=1) for row in tiles], axis=0)
     if path is not None:

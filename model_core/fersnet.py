@@ -48,6 +48,11 @@ Head = Literal["served", "expression"]
 """Which head ``classify`` answers with: ``served``, the one a user gets (the answer tail where there is one, else
 the expression head), or ``expression``, the expression head that training fits and the synthesis targets name."""
 HEADS: tuple[Head, ...] = ("served", "expression")
+
+#: How strongly a redrawn face shows its target (:meth:`FERSNet.decode_parts`): one number for every face,
+#: or a tensor of one per face.
+Intensity = float | Tensor
+
 #: The modules of the answer tail (:attr:`FERSNetConfig.answer_classes`): the state-dict prefixes of its tensors.
 ANSWER_TAIL: tuple[str, ...] = ("answer_stage", "answer_head")
 
@@ -368,6 +373,15 @@ class FERSNet(nn.Module):
         an answer tail only) ``Features.answer`` holds the gated FER features
         entering the last FER stage: the tail's input (:meth:`answer_from`).
         """
+        fer, fes, skips, tail_input = self._branches(images, synthesis, answer, last_fer_stage=True)
+        assert fer is not None  # the last FER stage ran
+        return Features(fer=fer, fes=fes if synthesis else None, skips=skips, images=images, answer=tail_input)
+
+    def _branches(self, images: Tensor, synthesis: bool, answer: bool,
+                  last_fer_stage: bool) -> tuple[Tensor | None, Tensor | None, tuple[Tensor, ...], Tensor | None]:
+        """The encoder's loop: (FER output, FES output, skips, tail input). Without ``last_fer_stage`` (only when
+        neither synthesis nor the expression head needs it, i.e. :meth:`tail_input`) the loop stops where the tail's
+        input is taken, and the FER output is None: the tail has its own copy of that stage."""
         if answer and not self.has_answer_tail:
             raise RuntimeError("this model has no answer tail (answer_classes=0)")
         x = self.stem(images)
@@ -376,11 +390,14 @@ class FERSNet(nn.Module):
             x = stage(x)
             skips.append(x)
 
-        fer, fes = x, (x if self.has_synthesis else None)
+        fer: Tensor | None = x
+        fes = x if self.has_synthesis else None
         tail_input = None
         for i, fer_stage in enumerate(self.fer_stages):
             if answer and i == len(self.fer_stages) - 1:
                 tail_input = fer
+                if not last_fer_stage and not synthesis:
+                    return None, None, tuple(skips), tail_input
             gate_index = len(self.shared_stages) + i
             gated = gate_index < len(self.gates)
             fer_out = fer_stage(fer)
@@ -393,20 +410,33 @@ class FERSNet(nn.Module):
                 skips.append(fes)
         if fes is not None:
             skips.pop()  # the last map is the bottleneck itself, not a skip
-        return Features(fer=fer, fes=fes if synthesis else None, skips=tuple(skips), images=images, answer=tail_input)
+        return fer, fes, tuple(skips), tail_input
 
     def forward_head(self, fer_features: Tensor) -> Tensor:
         return self.head(fer_features)
 
-    def decode(self, features: Features, target: Tensor) -> Tensor:
-        """Draw the face of ``features`` with the ``target`` expression (B x num_classes)."""
-        return self.decode_parts(features, target).face
+    def decode(self, features: Features, target: Tensor, intensity: Intensity = 1.0) -> Tensor:
+        """Draw the face of ``features`` with the ``target`` expression (B x num_classes), at ``intensity``."""
+        return self.decode_parts(features, target, intensity).face
 
-    def decode_parts(self, features: Features, target: Tensor) -> Synthesis:
-        """The redrawn face and, for a masked decoder, its mask (the losses keep the mask small and smooth)."""
+    def decode_parts(self, features: Features, target: Tensor, intensity: Intensity = 1.0) -> Synthesis:
+        """The redrawn face and, for a masked decoder, its mask (the losses keep the mask small and smooth).
+
+        ``intensity`` scales the mask that blends the decoder's change into the input face, clipped to [0, 1]:
+        below 1 the expression is applied partly (0 returns the input), above 1 the pixels the decoder
+        changed only in part are changed more, while the untouched ones (mask 0) stay untouched. The paper's
+        direct decoder has no mask (as if it were 1 everywhere): below 1 its face is blended with the input,
+        above 1 nothing more changes. Training always decodes at 1.
+        """
         if not self.has_synthesis or features.fes is None:
             raise RuntimeError("this model has no synthesis branch (sharing='none'), or features lack it")
         target = target.to(features.fes.dtype)
+        if isinstance(intensity, Tensor):  # one per row of ``target``: as a factor of each row's (B x 1 x H x W) mask
+            if bool((intensity < 0).any()):
+                raise ValueError("intensity must be 0 or more")
+            intensity = intensity.to(features.fes.dtype).view(-1, 1, 1, 1)
+        elif intensity < 0:
+            raise ValueError(f"intensity must be 0 or more, not {intensity}")
         x = torch.cat((features.fes, self.embedding(target)), dim=1)
         levels = reversed(self._pooled_levels())
         for k, block in zip(levels, self._decoder_blocks(), strict=True):
@@ -414,10 +444,18 @@ class FERSNet(nn.Module):
             x = block(x, skip, target)
         out = self.decoder["to_image"](x)
         if self.config.synthesis_output == "direct":
-            return Synthesis(torch.tanh(out), None)
+            face = torch.tanh(out)
+            if isinstance(intensity, float | int) and intensity >= 1:
+                return Synthesis(face, None)
+            if features.images is None:
+                raise RuntimeError("an intensity below 1 needs the input images (Features.images)")
+            weight = torch.as_tensor(intensity, dtype=face.dtype, device=face.device).clamp(max=1)
+            return Synthesis(weight * face + (1 - weight) * features.images.to(face.dtype), None)
         if features.images is None:
             raise RuntimeError("a masked decoder needs the input images (Features.images)")
         change, mask = torch.tanh(out[:, :-1]), torch.sigmoid(out[:, -1:])
+        if isinstance(intensity, Tensor) or intensity != 1:
+            mask = (mask * intensity).clamp(max=1)
         return Synthesis(mask * change + (1 - mask) * features.images.to(change.dtype), mask)
 
     def classify(self, images: Tensor, head: Head = "served") -> Tensor:
@@ -445,9 +483,10 @@ class FERSNet(nn.Module):
         return self.answer_from(self.tail_input(images))
 
     def tail_input(self, images: Tensor) -> Tensor:
-        """What the answer tail reads (``Features.answer``): the gated FER features entering the last FER stage."""
-        tail_input = self.forward_features(images, synthesis=False, answer=True).answer
-        assert tail_input is not None  # forward_features fills it when asked
+        """What the answer tail reads (``Features.answer``): the gated FER features entering the last FER stage. The
+        expression head's own last stage is not run: the served answer does not pay for a head it does not read."""
+        tail_input = self._branches(images, synthesis=False, answer=True, last_fer_stage=False)[3]
+        assert tail_input is not None  # the loop takes it when asked
         return tail_input
 
     def answer_from(self, tail_input: Tensor) -> Tensor:
@@ -455,12 +494,12 @@ class FERSNet(nn.Module):
         fitted on a frozen trunk whose output is computed once per face (``training/answer_tail.py``)."""
         return self.answer_head(self.answer_stage(tail_input))
 
-    def synthesize(self, images: Tensor, target: Tensor) -> Tensor:
-        """Faces of ``images`` redrawn with ``target`` expressions, in [-1, 1]."""
-        return self.decode(self.forward_features(images), target)
+    def synthesize(self, images: Tensor, target: Tensor, intensity: Intensity = 1.0) -> Tensor:
+        """Faces of ``images`` redrawn with ``target`` expressions at ``intensity`` (:meth:`decode_parts`), in [-1, 1]."""
+        return self.decode(self.forward_features(images), target, intensity)
 
-    def redraw(self, images: Tensor, targets: Tensor, sources: Tensor) -> Tensor:
-        """Face ``sources[i]`` of ``images`` redrawn with ``targets[i]``, for every i, in [-1, 1].
+    def redraw(self, images: Tensor, targets: Tensor, sources: Tensor, intensity: Intensity = 1.0) -> Tensor:
+        """Face ``sources[i]`` of ``images`` redrawn with ``targets[i]`` at ``intensity``, for every i, in [-1, 1].
 
         Each image is encoded once however many targets it is redrawn with;
         only the decoder runs once per target.
@@ -473,16 +512,16 @@ class FERSNet(nn.Module):
             return t.index_select(0, sources)
 
         features = Features(fer=pick(f.fer), fes=pick(f.fes), skips=tuple(pick(s) for s in f.skips), images=pick(f.images))
-        return self.decode(features, targets)
+        return self.decode(features, targets, intensity)
 
-    def redraw_each(self, images: Tensor, targets: Sequence[int]) -> Tensor:
+    def redraw_each(self, images: Tensor, targets: Sequence[int], intensity: Intensity = 1.0) -> Tensor:
         """Every image redrawn with every target class index: (N, len(targets), C, H, W), in [-1, 1].
 
         Each image is encoded once, and only the decoder runs once per image and target (:meth:`redraw`).
         """
         onehot = one_hot(targets, self.config.num_classes, device=images.device)
         sources = torch.arange(len(images), device=images.device).repeat_interleave(len(targets))
-        redrawn = self.redraw(images, onehot.repeat(len(images), 1), sources)
+        redrawn = self.redraw(images, onehot.repeat(len(images), 1), sources, intensity)
         return redrawn.view(len(images), len(targets), *images.shape[1:])
 
     def forward(self, images: Tensor, target: Tensor | None = None) -> FERSNetOutput:

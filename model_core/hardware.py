@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+from contextlib import nullcontext
+from typing import Any
 
 import torch
 
@@ -16,6 +18,19 @@ def cpu_has_native_bfloat16() -> bool:
     except OSError:  # not Linux: no way to tell cheaply, keep float32
         return False
     return ("avx512_bf16" in flags or "amx_bf16" in flags) and torch.backends.mkldnn.is_available()
+
+
+def autocast_for(device: torch.device, cpu: bool = True) -> Any:
+    """bfloat16 mixed precision where the hardware has it (CUDA, or with ``cpu`` a CPU with AVX-512 BF16), else nothing.
+
+    bfloat16 keeps float32's range, so unlike float16 it needs no loss scaling; the losses
+    themselves are computed in float32 (see :mod:`.losses`).
+    """
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    if device.type == "cpu" and cpu and cpu_has_native_bfloat16():
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return nullcontext()
 
 
 class DeviceError(RuntimeError):

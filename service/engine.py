@@ -186,16 +186,22 @@ class Engine:
         return (logits.float() / self.loaded.temperature).softmax(dim=1).cpu()
 
     @torch.inference_mode()
-    def synthesize(self, images: Tensor, targets: Tensor, sources: Tensor | None = None) -> Tensor:
+    def synthesize(self, images: Tensor, targets: Tensor, sources: Tensor | None = None,
+                   intensity: Tensor | float | None = None) -> Tensor:
         """Faces redrawn with ``targets`` (N x expressions distributions): N x C x H x W float32 in [-1, 1], CPU.
 
         ``sources[i]`` names the image that target i redraws (default: image i), so a face asked for
-        several expressions is encoded once and decoded once per expression.
+        several expressions is encoded once and decoded once per expression. ``intensity`` is one number,
+        or one per target (:meth:`FERSNet.decode_parts`); by default the card's.
         """
+        if intensity is None:
+            intensity = self.loaded.intensity
+        if isinstance(intensity, Tensor):
+            intensity = intensity.to(self.device)
         n = targets.shape[0]
         if sources is None:
             sources = torch.arange(n)
-        out = self.model.redraw(self._to_device(images), targets.to(self.device, self.dtype), sources.to(self.device))
+        out = self.model.redraw(self._to_device(images), targets.to(self.device, self.dtype), sources.to(self.device), intensity)
         return out[:n].float().cpu()
 
     def warm_up(self) -> list[int]:

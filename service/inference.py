@@ -225,6 +225,7 @@ class SynthesizeRequest:
     detect: bool = True
     face_index: int = 0
     output: OutputFormat = "photo"
+    intensity: float = 1.0  # how strongly the target shows (FERSNet.decode_parts); the route fills in the card's
 
 
 @dataclass(frozen=True)
@@ -233,6 +234,7 @@ class FaceToRedraw:
 
     pixels: Tensor
     targets: Tensor  # T x classes, one-hot rows in request order
+    intensity: float
 
 
 @dataclass(frozen=True)
@@ -251,6 +253,7 @@ class RedrawBatch:
     images: Tensor
     targets: Tensor
     sources: Tensor
+    intensity: Tensor  # one per target: requests batched together may ask for different ones
     counts: list[int]
 
 
@@ -284,15 +287,17 @@ class SynthesizeAPI(_PhotoPipeline, BatchedAPI[SynthesizeRequest, SynthesizeCont
         expressions = self.engine.expressions
         targets = one_hot([expressions.index(expression) for expression in request.targets], len(expressions))
         context = SynthesizeContext(request, photo, face, len(faces), model_input)
-        return Decoded(context, [FaceToRedraw(preprocess.to_tensor(model_input), targets)])
+        return Decoded(context, [FaceToRedraw(preprocess.to_tensor(model_input), targets, request.intensity)])
 
     def batch(self, items: Sequence[FaceToRedraw]) -> RedrawBatch:
         counts = [len(item.targets) for item in items]
         sources = torch.repeat_interleave(torch.arange(len(items)), torch.tensor(counts))
-        return RedrawBatch(torch.stack([item.pixels for item in items]), torch.cat([item.targets for item in items]), sources, counts)
+        intensity = torch.tensor([item.intensity for item in items])[sources]
+        return RedrawBatch(torch.stack([item.pixels for item in items]), torch.cat([item.targets for item in items]), sources,
+                           intensity, counts)
 
     def predict(self, batch: RedrawBatch) -> list[Tensor]:
-        faces = self.engine.synthesize(batch.images, batch.targets, batch.sources)
+        faces = self.engine.synthesize(batch.images, batch.targets, batch.sources, batch.intensity)
         return list(faces.split(batch.counts))
 
     def unbatch(self, output: list[Tensor], count: int) -> list[Tensor]:
@@ -306,6 +311,7 @@ class SynthesizeAPI(_PhotoPipeline, BatchedAPI[SynthesizeRequest, SynthesizeCont
             "X-Face-Box": f"{box.x},{box.y},{box.width},{box.height}",
             "X-Faces-Found": str(context.faces_found),
             "X-Expressions": ",".join(context.request.targets),
+            "X-Intensity": f"{context.request.intensity:g}",
         }
         if context.face.score is not None:
             headers["X-Face-Score"] = f"{context.face.score:.4f}"
@@ -344,6 +350,7 @@ class SynthesizeAPI(_PhotoPipeline, BatchedAPI[SynthesizeRequest, SynthesizeCont
             model=self.engine.loaded.card.name,
             width=full.image.width,
             height=full.image.height,
+            intensity=context.request.intensity,
             face=UsedFace(index=context.request.face_index, box=_box(context.photo, context.face),
                           detection_score=context.face.score, faces_found=context.faces_found),
             images=[

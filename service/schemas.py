@@ -128,6 +128,7 @@ class SynthesizeResponse(BaseModel):
                     "model": "fer2013_small_masked",
                     "width": 640,
                     "height": 480,
+                    "intensity": 1.0,
                     "face": {
                         "index": 0,
                         "box": {"x": 188, "y": 97, "width": 121, "height": 148},
@@ -146,6 +147,8 @@ class SynthesizeResponse(BaseModel):
     model: str
     width: int = Field(description="Width of every returned picture in pixels: the uploaded photo's.")
     height: int
+    intensity: float = Field(description="How strongly each target was drawn: the request's, or the model's default.",
+                             examples=[1.0])
     face: UsedFace
     images: list[SynthesizedFace] = Field(description="The photo redrawn once per requested target, in request order.")
 
@@ -235,6 +238,9 @@ class ModelInfo(BaseModel):
         default_factory=dict,
         description="The temperature that calibrates the probabilities (empty: none fitted), where it was fitted, and "
         "the calibration measured before and after (NLL, expected calibration error, mean confidence).",
+    )
+    intensity: float = Field(
+        1.0, description="The synthesis intensity a /v1/synthesize request gets when it names none (1: the edit as trained)."
     )
     training: dict[str, Any] = Field(description="How the model was trained, as recorded in the card.")
     created: str = Field(description="When the checkpoint was written (ISO 8601).")

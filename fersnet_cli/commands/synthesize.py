@@ -17,6 +17,7 @@ import torch
 from PIL import Image
 
 from model_core import CheckpointError
+from model_core.card import MAX_INTENSITY
 from model_core.data import DataError
 from model_core.evaluate import synthesis_grid
 from model_core.expressions import canonical
@@ -38,6 +39,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="photo (the default): each input at its own size and colours with its face redrawn, saved "
                         "as <name>_<target> in the input's format family; face: the bare model-sized face the network "
                         "drew")
+    p.add_argument("--intensity", type=intensity_value, help="how strongly each target shows, 0 (unchanged) to "
+                   f"{MAX_INTENSITY:g}; 1 is the edit as trained (default: the model card's)")
     p.add_argument("--grid", action="store_true", help="one PNG of model-sized faces: inputs down, target expressions "
                    "across")
     shared.add_detect(p, help="find the largest face in each input (YuNet) and frame it as the service does: yes (or "
@@ -45,6 +48,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                       "model's input across, redrawn whole where no face is found")
     shared.add_device(p)
     p.set_defaults(func=run)
+
+
+def intensity_value(text: str) -> float:
+    """``--intensity``'s value, refused by argparse with the reason when it is not a number in range."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value <= MAX_INTENSITY:
+        raise argparse.ArgumentTypeError(f"{text} is outside 0 to {MAX_INTENSITY:g}")
+    return value
 
 
 def targets(spec: str, classes: Sequence[str]) -> list[str]:
@@ -82,6 +96,7 @@ def run(args: argparse.Namespace) -> None:
     if not loaded.model.has_synthesis:
         raise CheckpointError(f"{loaded.path}: this model has no synthesis branch (sharing='none')")
     wanted, preprocess = targets(args.target, loaded.expressions), loaded.preprocess
+    intensity = loaded.intensity if args.intensity is None else args.intensity
     finder = face_finder(args.detect != "no", preprocess)
     photos, boxes, inputs, formats = [], [], [], []
     for path in args.inputs:
@@ -94,12 +109,12 @@ def run(args: argparse.Namespace) -> None:
     images, names, out = torch.stack(inputs).to(device), [Path(path).stem for path in args.inputs], Path(args.out)
     if args.grid:
         out.parent.mkdir(parents=True, exist_ok=True)
-        synthesis_grid(loaded.model, images, loaded.expressions, preprocess, out, names)
+        synthesis_grid(loaded.model, images, loaded.expressions, preprocess, out, names, intensity)
         print(f"wrote {out}")
         return
     out.mkdir(parents=True, exist_ok=True)
     with torch.inference_mode():  # each input encoded once, decoded once per target
-        redrawn = loaded.model.redraw_each(images, [loaded.expressions.index(t) for t in wanted])
+        redrawn = loaded.model.redraw_each(images, [loaded.expressions.index(t) for t in wanted], intensity)
     for i, name in enumerate(names):
         if args.format == "face":
             for target, drawn in zip(wanted, redrawn[i], strict=True):

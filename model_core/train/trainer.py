@@ -47,7 +47,7 @@ from ..data import FaceDataset, Records, train_augmentation
 from ..discriminator import discriminator_for
 from ..evaluate import Metrics, evaluate_dataset, evaluation_set, plot_confusion, plot_curves, synthesis_grid
 from ..fersnet import FERSNet, create_model
-from ..hardware import cpu_has_native_bfloat16, resolve_device
+from ..hardware import autocast_for, resolve_device
 from ..preprocess import Preprocess
 from ..transfer import init_from_checkpoint
 from .config import ConfigError, DataSpec, TrainConfig
@@ -119,17 +119,6 @@ def _set_rng_state(state: dict[str, Any]) -> None:
     random.setstate((version, tuple(internal), gauss))
 
 
-def autocast_for(device: torch.device, cpu: bool = True) -> Any:
-    """bfloat16 mixed precision where the hardware has it (CUDA, or with ``cpu`` a CPU with AVX-512 BF16), else nothing.
-
-    bfloat16 keeps float32's range, so unlike float16 it needs no loss scaling; the losses
-    themselves are computed in float32 (see :mod:`.losses`).
-    """
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    if device.type == "cpu" and cpu and cpu_has_native_bfloat16():
-        return torch.autocast("cpu", dtype=torch.bfloat16)
-    return nullcontext()
 
 
 def freeze(model: nn.Module, names: list[str]) -> list[nn.Module]:

@@ -88,6 +88,7 @@ async def models(runtime: RuntimeDep) -> ModelInfo:
         parameters=card.parameters,
         metrics=card.metrics,
         calibration=to_json(card.calibration) if card.calibration else {},
+        intensity=engine.loaded.intensity,
         training=card.training,
         created=card.created,
         config=card.config.to_dict(),

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from fastapi.responses import Response
 
 from model_core import canonical
+from model_core.card import MAX_INTENSITY
 
 from ..deps import ReadyEngine, RequestDeadline, RuntimeDep, reject_unknown_parameters, require_api_key, require_multipart
 from ..errors import (
@@ -52,6 +53,12 @@ once, however many targets are asked for.
 * `format=face`: the bare face the network drew, grey, at its input size
   (one target; `png` is its older name).
 
+`intensity` says how strongly each target shows: 0 returns the face as it
+was, 1 is the network's edit as trained, and above 1 the parts of the face the
+edit moved only in part are moved further (up to 3), while the rest stays
+untouched. Without it, the model's default applies (`/v1/models`:
+`intensity`), chosen where an independent classifier reads the target best.
+
 Every answer says which face was used: the `face` object in JSON, and the
 headers `X-Face-Index`, `X-Face-Box` (`x,y,width,height` in the uploaded
 image's pixels), `X-Face-Score` and `X-Faces-Found`.
@@ -72,6 +79,7 @@ _PNG_AND_JSON: dict[int | str, dict[str, Any]] = {
             "X-Face-Box": {"description": "Its box: x,y,width,height.", "schema": {"type": "string"}},
             "X-Face-Score": {"description": "The detector's score (absent when detect=false).", "schema": {"type": "number"}},
             "X-Faces-Found": {"description": "Faces found in the image.", "schema": {"type": "integer"}},
+            "X-Intensity": {"description": "How strongly the targets were drawn.", "schema": {"type": "number"}},
         },
     }
 }
@@ -147,10 +155,18 @@ async def synthesize(
         Query(description="`auto` (the default): the redrawn photo for one target, JSON for several. `grid`: one labelled "
               "PNG of the face with every target. `face`: the bare model-sized face."),
     ] = None,
+    intensity: Annotated[
+        float | None,
+        Query(ge=0, le=MAX_INTENSITY, description="How strongly each target shows: 0 (unchanged) to 3; 1 is the edit as "
+              "trained. Default: the model's (`/v1/models`).", examples=[1.0]),
+    ] = None,
     form_detect: Annotated[bool | None, Form(alias="detect", description="The same as the `detect` query parameter.")] = None,
     form_face: Annotated[int | None, Form(alias="face", ge=0, le=1000, description="The same as the `face` query parameter.")] = None,
     form_format: Annotated[
         FormatParameter | None, Form(alias="format", description="The same as the `format` query parameter.")
+    ] = None,
+    form_intensity: Annotated[
+        float | None, Form(alias="intensity", ge=0, le=MAX_INTENSITY, description="The same as the `intensity` query parameter.")
     ] = None,
 ) -> Response:
     if not engine.has_synthesis:
@@ -162,6 +178,7 @@ async def synthesize(
         detect=query_or_form("detect", detect, form_detect, True),
         face_index=query_or_form("face", face, form_face, 0),
         output=choose_format(query_or_form("format", format, form_format, "auto"), expressions),
+        intensity=query_or_form("intensity", intensity, form_intensity, engine.loaded.intensity),
     )
     assert runtime.synthesizer is not None  # ReadyEngine guarantees a started runtime
     return await runtime.synthesizer.handle(request, deadline)

@@ -80,17 +80,20 @@ export async function classify(blob, filename) {
 /**
  * One face redrawn with every expression (POST /v1/synthesize, format=json).
  *
- * Returns the face that was used and a list of {expression, blob}: each blob
- * is the whole uploaded photo with that face redrawn (`images: [{expression,
+ * Returns the face that was used, the intensity drawn at (the model's default
+ * when `intensity` is null) and a list of {expression, blob}: each blob is the
+ * whole uploaded photo with that face redrawn (`images: [{expression,
  * media_type, image_base64}]`).
  */
-export async function synthesize(blob, filename, faceIndex) {
+export async function synthesize(blob, filename, faceIndex, intensity = null) {
   const form = new FormData();
   form.append("image", blob, filename);
   const query = new URLSearchParams({ targets: "all", format: "json", face: String(faceIndex) });
+  if (intensity !== null) query.set("intensity", String(intensity));
   const body = await (await request(`v1/synthesize?${query}`, { method: "POST", body: form })).json();
   return {
     face: body.face || null,
+    intensity: body.intensity,
     images: body.images.map((item) => ({
       expression: item.expression,
       blob: base64Blob(item.image_base64, item.media_type),

@@ -2,7 +2,8 @@
 //
 // The service answers with the whole photo redrawn (same size as the upload,
 // the face in the same place): each is shown as a crop around the face, with
-// a link to download the whole picture.
+// a link to download the whole picture. The slider redraws the same face more
+// or less strongly; it opens at the model's default intensity.
 
 import { synthesize } from "./api.js";
 import { el, errorNodes } from "./dom.js";
@@ -11,8 +12,16 @@ const dialog = document.getElementById("redraw");
 const title = document.getElementById("redraw-title");
 const status = document.getElementById("redraw-status");
 const tiles = document.getElementById("redraw-tiles");
+const slider = document.getElementById("redraw-intensity");
+const sliderValue = document.getElementById("redraw-intensity-value");
 let urls = []; // object URLs of the open dialog, freed when it closes
 let current = 0; // which request the dialog shows: an older answer arriving late is dropped
+let shown = null; // the arguments of the open dialog, for the slider to redraw the same face
+
+slider.addEventListener("input", () => { sliderValue.textContent = slider.value; });
+slider.addEventListener("change", () => {
+  if (shown) openRedraw(...shown, Number(slider.value));
+});
 
 document.getElementById("redraw-close").addEventListener("click", () => dialog.close());
 dialog.addEventListener("close", () => {
@@ -22,9 +31,12 @@ dialog.addEventListener("close", () => {
   tiles.replaceChildren();
 });
 
-/** Open the dialog for face `faceIndex` of `photo` (`image` is its /v1/classify answer, `picture` its <img>). */
-export async function openRedraw(photo, image, faceIndex, picture) {
+/** Open the dialog for face `faceIndex` of `photo` (`image` is its /v1/classify answer, `picture` its <img>),
+ * redrawn at `intensity` (null: the model's default). */
+export async function openRedraw(photo, image, faceIndex, picture, intensity = null) {
   const request = ++current;
+  shown = [photo, image, faceIndex, picture];
+  slider.disabled = true;
   const face = image.faces[faceIndex];
   title.textContent = `Face ${faceIndex + 1} of ${photo.name}, redrawn`;
   status.textContent = "Redrawing the face with every expression…";
@@ -36,19 +48,24 @@ export async function openRedraw(photo, image, faceIndex, picture) {
   dialog.setAttribute("aria-busy", "true");
   try {
     // Both endpoints number faces the same way (largest first), so classify's index is synthesize's `face`.
-    const answer = await synthesize(photo.blob, photo.name, faceIndex);
+    const answer = await synthesize(photo.blob, photo.name, faceIndex, intensity);
     if (request !== current) return;
+    slider.value = String(answer.intensity);
+    sliderValue.textContent = slider.value;
     const box = answer.face ? answer.face.box : face.box;
     for (const item of answer.images) {
       tiles.append(await redrawnTile(item, box, photo, faceIndex));
       if (request !== current) return;
     }
-    status.textContent = `${answer.images.length} expressions. Each photo can be downloaded.`;
+    status.textContent = `${answer.images.length} expressions at intensity ${answer.intensity}. Each photo can be downloaded.`;
   } catch (error) {
     if (request !== current) return;
     status.replaceChildren(...errorNodes(error).filter(Boolean));
   } finally {
-    if (request === current) dialog.setAttribute("aria-busy", "false");
+    if (request === current) {
+      dialog.setAttribute("aria-busy", "false");
+      slider.disabled = false;
+    }
   }
 }
 

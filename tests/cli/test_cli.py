@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -118,3 +119,19 @@ def test_synthesize_draws_the_expressions_of_a_two_head_model(
     assert sorted(p.stem for p in (tmp_path / "all").iterdir()) == sorted(f"face_{c}" for c in FER2013_CLASSES)
     with pytest.raises(SystemExit, match=r"--target: the model cannot draw 'contempt' \(it draws angry, disgust"):
         main(["synthesize", str(face_path), "--checkpoint", str(checkpoint), "--target", "contempt", "--out", str(tmp_path / "no")])
+
+
+def test_synthesize_takes_an_intensity_and_refuses_one_out_of_range(
+    make_checkpoint: MakeCheckpoint, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--intensity 0 leaves every target's face as it came in; past 3 is refused before anything loads."""
+    checkpoint = make_checkpoint("one-head")
+    face_path = tmp_path / "face.png"
+    Image.fromarray(face(3, 0)).save(face_path)
+    run(capsys, "synthesize", str(face_path), "--checkpoint", str(checkpoint), "--format", "face", "--target", "happy,sad",
+        "--intensity", "0", "--out", str(tmp_path / "none"))
+    happy, sad = (np.asarray(Image.open(tmp_path / "none" / f"face_{t}.png")) for t in ("happy", "sad"))
+    assert np.array_equal(happy, sad)
+    with pytest.raises(SystemExit) as refused:
+        main(["synthesize", str(face_path), "--intensity", "4", "--out", str(tmp_path / "no")])
+    assert refused.value.code == 2 and "--intensity: 4 is outside 0 to 3" in capsys.readouterr().err

@@ -41,6 +41,7 @@ def test_a_built_card_round_trips(checkpoint: Path) -> None:
                              "training", "metrics", "weights", "created"]  # the shape build_card always wrote
     assert card.input == Preprocess() and card.config.widths == create_model("fersnet_tiny").config.widths
     assert card.calibration is None and load_checkpoint(checkpoint).temperature == 1.0
+    assert card.intensity is None and load_checkpoint(checkpoint).intensity == 1.0  # no default chosen: as trained
 
 
 @pytest.mark.parametrize("name", list(BUNDLED))
@@ -94,6 +95,7 @@ def test_a_card_missing_a_field_is_refused_naming_the_file_and_the_field(
     ("weights.bytes", "big", "weights.bytes: must be an integer"),
     ("weights.sha256", "abc", "weights: sha256 must be 64 lower-case hex digits, not 'abc'"),
     ("calibration", {"temperature": -1.0}, "calibration: temperature must be a positive number"),
+    ("intensity", {"default": 7.0}, "intensity: default must be between 0 and 3.0, not 7.0"),
     ("created", "yesterday", "created must be an ISO 8601 time"),
 ])
 def test_a_card_with_a_wrong_value_is_refused_naming_the_file_and_the_field(

@@ -106,6 +106,34 @@ def test_a_masked_decoder_keeps_the_input_where_its_mask_is_closed() -> None:
     assert direct.decode_parts(direct.forward_features(x), torch.eye(7)[:2]).mask is None
 
 
+def test_intensity_scales_the_mask_and_leaves_closed_pixels_alone() -> None:
+    """0 gives the input back, 1 is the decoder as trained, above 1 the mask opens further where it was partly open,
+    never where it was closed; one intensity per row does what one number does to each row."""
+    torch.manual_seed(0)
+    model = create_model("fersnet_tiny", synthesis_output="masked").eval()
+    x = torch.rand(3, 1, 48, 48) * 2 - 1
+    targets = torch.eye(7)[[1, 3, 5]]
+    with torch.no_grad():
+        features = model.forward_features(x)
+        trained = model.decode_parts(features, targets)
+        assert torch.equal(model.decode_parts(features, targets, 1.0).face, trained.face)
+        assert torch.allclose(model.decode_parts(features, targets, 0.0).face, x, atol=1e-6)
+        strong = model.decode_parts(features, targets, 2.0)
+        assert trained.mask is not None and strong.mask is not None
+        assert torch.allclose(strong.mask, (2 * trained.mask).clamp(max=1))
+        assert (strong.face - x).abs().mean() > (trained.face - x).abs().mean()
+        per_row = model.decode_parts(features, targets, torch.tensor([0.0, 1.0, 2.0])).face
+        assert torch.allclose(per_row[0], x[0], atol=1e-6)
+        assert torch.allclose(per_row[1], trained.face[1]) and torch.allclose(per_row[2], strong.face[2])
+        with pytest.raises(ValueError, match="0 or more"):
+            model.decode_parts(features, targets, -0.5)
+        direct = create_model("fersnet_tiny").eval()
+        f = direct.forward_features(x)
+        full = direct.decode(f, targets)
+        assert torch.equal(direct.decode(f, targets, 2.0), full)  # no mask to open further
+        assert torch.allclose(direct.decode(f, targets, 0.5), (full + x) / 2, atol=1e-6)
+
+
 def test_redraw_encodes_each_face_once_and_matches_synthesize() -> None:
     torch.manual_seed(0)
     model = create_model("fersnet_tiny", synthesis_output="masked").eval()
@@ -202,6 +230,23 @@ def test_the_answer_tail_answers_in_its_own_classes_and_leaves_the_rest_alone(ov
         plain.forward_features(x, answer=True)
     with pytest.raises(ValueError, match="head must be one of"):
         tailed.classify(x, head="answer")  # type: ignore[arg-type]
+
+
+def test_the_served_answer_skips_the_expression_heads_last_stage() -> None:
+    """The tail has its own copy of the last FER stage, so serving it never runs the expression head's."""
+    _, tailed = _with_and_without_tail()
+    x = torch.rand(2, 1, 48, 48) * 2 - 1
+    calls: list[str] = []
+    tailed.fer_stages[-1].register_forward_hook(lambda *_: calls.append("last FER stage"))
+    with torch.inference_mode():
+        tail_input = tailed.tail_input(x)
+        assert calls == []
+        assert torch.equal(tail_input, tailed.forward_features(x, synthesis=False, answer=True).answer)
+        assert calls == ["last FER stage"]  # the full pass runs it, as the expression head needs it
+        tailed.classify(x)
+        assert calls == ["last FER stage"]
+        tailed.classify(x, head="expression")
+        assert calls == ["last FER stage"] * 2
 
 
 def test_the_answer_tail_reads_the_input_of_the_last_fer_stage_not_its_output() -> None:

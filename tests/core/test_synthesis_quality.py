@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from bench import synthesis_quality
+from model_core import load_checkpoint
 
 from .conftest import MakeCheckpoint
 
@@ -54,3 +55,27 @@ def test_the_generator_cannot_judge_itself(
     with pytest.raises(SystemExit, match="another model"):
         _run(monkeypatch, "--checkpoint", str(generator), "--judge", str(generator), "--root", str(fer2013_folder),
              "--limit", "7")
+
+
+def test_intensities_side_by_side_and_the_chosen_one_written_to_the_card(
+    fer2013_folder: Path, make_checkpoint: MakeCheckpoint, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    masked = make_checkpoint("masked", synthesis_output="masked", seed=2)
+    judge = make_checkpoint("judge", sharing="none", seed=1)
+    common = ["--checkpoint", str(masked), "--judge", str(judge), "--root", str(fer2013_folder), "--limit", "14",
+              "--judge-limit", "14", "--intensity", "0", "1", "2"]
+    with pytest.raises(SystemExit, match="validation --split"):
+        _run(monkeypatch, *common, "--write-intensity")  # the test split never chooses
+    capsys.readouterr()
+    _run(monkeypatch, *common, "--split", "val", "--write-intensity", "--min-judged", "0")
+    out = capsys.readouterr().out
+    rows = [line.split("|") for line in out.splitlines() if line.startswith("| masked")]
+    assert [r[2].strip() for r in rows] == ["0", "1", "2"]
+    assert float(rows[0][5]) == 0 < float(rows[1][5]) < float(rows[2][5])  # "changed" grows with the intensity
+    card = load_checkpoint(masked).card
+    assert card.intensity is not None and card.intensity.default == 0  # the smallest reaching 0 %: any
+    assert set(card.intensity.measured) == {"0", "1", "2"} and "--write-intensity" in (card.intensity.command or "")
+    with pytest.raises(SystemExit, match="no intensity tried reached"):
+        _run(monkeypatch, *common, "--split", "val", "--write-intensity", "--min-judged", "1.01")
+    assert load_checkpoint(masked).card.intensity == card.intensity  # unchanged

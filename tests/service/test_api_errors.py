@@ -113,7 +113,7 @@ async def test_unknown_parameters_are_named_with_what_the_route_reads(make_setti
         response = await client.post("/v1/synthesize", params={"target": "happy", "detect": "false"}, files=synth)
         form = await client.post("/v1/synthesize", data={"targets": "happy", "detect": "false", "size": "96"}, files=synth)
     error = assert_error(response, 422, "invalid_parameter")
-    assert error["message"] == "unknown query parameter 'target'; /v1/synthesize reads detect, face, format, image, targets"
+    assert error["message"] == "unknown query parameter 'target'; /v1/synthesize reads detect, face, format, image, intensity, targets"
     assert error["details"] == [{"loc": ["query", "target"], "msg": "unknown parameter", "type": "unknown_parameter"}]
     assert assert_error(form, 422, "invalid_parameter")["message"].startswith("unknown form field 'size';")
 

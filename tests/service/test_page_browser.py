@@ -139,6 +139,15 @@ def test_upload_boxes_every_face_and_redraws_the_chosen_one(
     uploaded = Image.open(photos["two faces.jpg"]).size
     assert size == list(uploaded)  # the download is the whole photo, at its own size
 
+    # The slider opens at the model's default intensity and redraws the same face at the one chosen.
+    slider = chrome.find_element(By.ID, "redraw-intensity")
+    assert slider.get_attribute("value") == "1" and "at intensity 1." in chrome.find_element(By.ID, "redraw-status").text
+    chrome.execute_script("const s = arguments[0]; s.value = '0.5'; s.dispatchEvent(new Event('input'));"
+                          "s.dispatchEvent(new Event('change'));", slider)
+    wait(chrome, lambda c: "at intensity 0.5." in c.find_element(By.ID, "redraw-status").text)
+    assert chrome.find_element(By.ID, "redraw-intensity-value").text == "0.5"
+    assert len(chrome.find_elements(By.CSS_SELECTOR, "#redraw-tiles .tile")) == 1 + len(FER_CLASSES)
+
     # Keyboard: Escape closes and gives focus back; Enter on a focused face box opens its redraw.
     chrome.switch_to.active_element.send_keys(Keys.ESCAPE)
     wait(chrome, lambda c: not dialog.is_displayed())

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import io
+import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -142,3 +144,35 @@ async def test_the_face_found_in_a_photo_is_used_and_reported(make_settings: Cal
     assert 0.5 <= float(second.headers["x-face-score"]) <= 1.0
     # one face with seven targets, one with one: two faces through the synthesis model, each encoded once
     assert 'fersnet_images_total{endpoint="synthesize"} 2.0' in metrics
+
+
+async def test_intensity_zero_returns_the_face_unchanged_whatever_the_target(make_settings: Callable[..., Settings]) -> None:
+    async with serve(make_settings()) as (app, client):
+        faces = [await client.post("/v1/synthesize", params={"targets": target, "detect": "false", "format": "face",
+                                                             "intensity": "0"}, files=CROP) for target in ("happy", "sad")]
+        strong = await client.post("/v1/synthesize", data={"targets": "happy,sad", "detect": "false", "intensity": "2"},
+                                   files=CROP)
+        too_strong = await client.post("/v1/synthesize", params={"targets": "happy", "intensity": "4"}, files=CROP)
+    assert all(f.status_code == 200 for f in faces), faces[0].text
+    assert faces[0].content == faces[1].content  # no edit at all: the same input face for both targets
+    assert faces[0].headers["x-intensity"] == "0"
+    assert strong.status_code == 200, strong.text
+    assert strong.json()["intensity"] == 2.0 and strong.headers["x-intensity"] == "2"
+    assert too_strong.status_code == 422 and too_strong.json()["error"]["code"] == "invalid_parameter"
+    assert "intensity" in too_strong.text
+
+
+async def test_without_intensity_the_cards_default_applies(make_settings: Callable[..., Settings], tiny_checkpoint: Path,
+                                                           tmp_path: Path) -> None:
+    folder = tmp_path / "stronger"
+    shutil.copytree(tiny_checkpoint, folder)
+    card = json.loads((folder / "card.json").read_text())
+    card["intensity"] = {"default": 1.5, "chosen_on": "a test"}
+    (folder / "card.json").write_text(json.dumps(card))
+    async with serve(make_settings(checkpoint=str(folder))) as (app, client):
+        models = await client.get("/v1/models")
+        default = await client.post("/v1/synthesize", params={"targets": "happy,sad", "detect": "false"}, files=CROP)
+        asked = await client.post("/v1/synthesize", params={"targets": "happy,sad", "detect": "false", "intensity": "1.5"},
+                                  files=CROP)
+    assert models.json()["intensity"] == 1.5
+    assert default.json()["intensity"] == 1.5 and default.json()["images"] == asked.json()["images"]
