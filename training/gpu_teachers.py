@@ -37,7 +37,7 @@ from model_core.data import DataError
 from model_core.data.packed import load_packed
 from model_core.expressions import FER2013_CLASSES
 from model_core.hardware import resolve_device
-from model_core.train.ensemble import ensemble_table, format_table, probabilities_for, read_teacher_folder
+from model_core.train.ensemble import ensemble_table, format_table, read_teacher_folder
 from model_core.train.teacher_nets import ARCHITECTURES
 from model_core.train.teachers import SUMMARY_FILE, TeacherPlan, splits_of_pack, train_teacher, write_teacher
 
@@ -59,12 +59,12 @@ def train(args: argparse.Namespace, argv: list[str]) -> int:
     if not args.arch and not args.init:
         raise DataError("name the network: --arch ARCH, or --init CHECKPOINT for a student of a saved FERSNet")
     arch = args.arch or f"init:{Path(args.init).name}"
-    name = args.name or f"{args.arch or 'student'}_s{args.seed}"
+    name = args.name or f"{args.arch or 'student'}_s{args.seed}" + (f"_f{args.fold}of{args.folds}" if args.fold is not None else "")
     plan = TeacherPlan(name=name, arch=arch, seed=args.seed, budget_s=args.budget_s, batch_size=args.batch_size,
                        lr=args.lr, ema=args.ema, max_steps=args.max_steps, eval_every=args.eval_every,
                        compile=args.compile, flip_tta=not args.no_flip_tta, init=args.init,
                        soft_targets=args.soft_targets, distill=args.distill if args.soft_targets else 0.0,
-                       temperature=args.temperature)
+                       temperature=args.temperature, fold=args.fold, folds=args.folds)
     model, result, logits = train_teacher(plan, faces, device, log=lambda line: print(line, flush=True))
     command = "python -m training.gpu_teachers " + shlex.join(argv)
     folder = write_teacher(args.out, model, result, logits, faces, command)
@@ -73,24 +73,33 @@ def train(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def targets(args: argparse.Namespace) -> int:
-    """Average the teachers' probabilities into one row per face of the pack: a student's soft targets."""
+    """Average the teachers' probabilities into one row per face of the pack: a student's soft targets.
+
+    Each face gets the mean of the teachers that answered it: all of them for a whole-set teacher, only the
+    ones that held it out for K-fold teachers (which leave out the faces they trained on). A face that no
+    teacher answered is an error: the teachers do not cover the pack.
+    """
     faces = load_packed(args.pack, images=False)
     if tuple(faces.classes) != tuple(FER2013_CLASSES):
         raise DataError(f"{args.pack}: classes {faces.classes}, not FER2013's")
     total = np.zeros((len(faces.keys), len(FER2013_CLASSES)), dtype=np.float64)
+    answers = np.zeros(len(faces.keys), dtype=np.int64)
     for folder in args.teachers:
         taught = read_teacher_folder(folder)
         if tuple(taught.classes) != tuple(FER2013_CLASSES):
             raise DataError(f"{folder}: classes {taught.classes}, not FER2013's")
-        probs = probabilities_for(taught, faces.keys)
-        if probs is None:
-            missing = [k for k in faces.keys if k not in taught.probs]
-            raise DataError(f"{folder}: no probabilities for {len(missing)} faces of the pack (first: {missing[0]})")
-        total += probs
+        rows = [i for i, key in enumerate(faces.keys) if key in taught.probs]
+        if rows:
+            total[rows] += np.stack([taught.probs[faces.keys[i]] for i in rows])
+            answers[rows] += 1
+    if not answers.all():
+        missing = [faces.keys[i] for i in np.flatnonzero(answers == 0)]
+        raise DataError(f"no teacher has probabilities for {len(missing)} faces of the pack (first: {missing[0]}); "
+                        "K-fold teachers must cover every fold")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    np.save(args.out, (total / len(args.teachers)).astype(np.float16))
-    print(f"wrote {args.out}: {len(args.teachers)} teachers averaged over {len(faces.keys)} faces "
-          f"({Path(args.out).stat().st_size / MIB:.2f} MiB)")
+    np.save(args.out, (total / answers[:, None]).astype(np.float16))
+    print(f"wrote {args.out}: {len(args.teachers)} teachers over {len(faces.keys)} faces, "
+          f"{answers.min()} to {answers.max()} answers a face ({Path(args.out).stat().st_size / MIB:.2f} MiB)")
     return 0
 
 
@@ -178,7 +187,10 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--distill", type=float, default=0.8, help="weight of the soft targets' loss (labels: the rest)")
     t.add_argument("--temperature", type=float, default=2.0, help="softening of both sides in the soft targets' loss")
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--name", help="default: ARCH_sSEED")
+    t.add_argument("--fold", type=int, help="a K-fold teacher: hold out this fold of the Training faces (0 to FOLDS-1) "
+                   "and leave probabilities only for faces it never trained on")
+    t.add_argument("--folds", type=int, default=5, help="with --fold: how many folds")
+    t.add_argument("--name", help="default: ARCH_sSEED, and _fFOLDofFOLDS for a K-fold teacher")
     t.add_argument("--budget-s", type=float, default=300.0, help="wall-clock seconds of training (the schedule fits it)")
     t.add_argument("--batch-size", type=int, default=256)
     t.add_argument("--lr", type=float, default=0.1, help="peak SGD learning rate for 256 faces a batch")

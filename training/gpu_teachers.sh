@@ -17,7 +17,10 @@
 # (decoding the pack, CUDA) and the final scoring, so the default 330 s should end inside 7 minutes
 # (an estimate until a GPU run measures it: see "wall time" at the end of the output).
 #
-#   TEACHERS="vgg:0 vgg:1 resnet18:0 small:0"   ARCH:SEED pairs (architectures: model_core/train/teacher_nets.py)
+#   TEACHERS="vgg:0 vgg:1 resnet18:0 small:0"   ARCH:SEED pairs (architectures: model_core/train/teacher_nets.py),
+#            or ARCH:SEED:FOLD/FOLDS for K-fold teachers, each trained without one fold of the Training faces and
+#            answering only the faces it never saw: TEACHERS="vgg:0:0/5 vgg:0:1/5 vgg:0:2/5 vgg:0:3/5 vgg:0:4/5"
+#            (then `python -m training.gpu_teachers targets --teachers ...` gives every face an unseen teacher's answer)
 #   BUDGET_S=330  PACK=.carry/fer2013.npz  RUNS=runs/teachers  PYTHON=python3  SUBSET=N (smoke runs: N faces a split)
 #   extra arguments go to every `python -m training.gpu_teachers train` (e.g. --compile, --batch-size 512)
 #
@@ -44,8 +47,12 @@ export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 budget=${BUDGET_S:-330}
 jobs=()
 for spec in $teachers; do
-    arch=${spec%%:*} seed=${spec##*:}
-    jobs+=("${arch}_s${seed}=--arch $arch --seed $seed")
+    IFS=: read -r arch seed fold <<< "$spec"
+    if [ -n "$fold" ]; then  # ARCH:SEED:FOLD/FOLDS, a K-fold teacher
+        jobs+=("${arch}_s${seed}_f${fold%/*}of${fold#*/}=--arch $arch --seed $seed --fold ${fold%/*} --folds ${fold#*/}")
+    else
+        jobs+=("${arch}_s${seed}=--arch $arch --seed $seed")
+    fi
 done
 # shellcheck source=training/side_by_side.sh
 . training/side_by_side.sh

@@ -29,6 +29,7 @@ What :func:`write_teacher` leaves in a teacher's folder::
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import math
 import time
@@ -89,6 +90,16 @@ class TeacherPlan:
     mixup: float = 0.0
     #: Score every face at the end (what a teacher leaves); False scores PublicTest only (a proxy run, which keeps none).
     score_all: bool = True
+    #: A K-fold teacher: trained on the Training faces outside fold ``fold`` of ``folds`` (:func:`fold_of`), it
+    #: leaves probabilities only for faces it never trained on, so that K of them give every Training face an
+    #: answer from a network that did not see it (what distillation needs: a teacher's answers on its own
+    #: training faces mostly repeat their labels). None: one teacher on every Training face.
+    fold: int | None = None
+    folds: int = 5
+
+    def __post_init__(self) -> None:
+        if self.fold is not None and not 0 <= self.fold < self.folds:
+            raise ValueError(f"fold must be 0 to {self.folds - 1} (of folds={self.folds}), not {self.fold}")
 
 
 @dataclass
@@ -110,6 +121,24 @@ class TeacherResult:
     accuracy: dict[str, float] = field(default_factory=dict)
     plan: dict[str, Any] = field(default_factory=dict)
     history: list[dict[str, float]] = field(default_factory=list)
+
+
+def fold_of(keys: list[str], folds: int) -> np.ndarray:
+    """Each face's fold, 0 to ``folds - 1``, from a hash of its key: the same in every pack and subset, and for
+    every teacher whatever its seed or architecture, so that K-fold teachers of different kinds agree on it."""
+    # A cryptographic hash, not a CRC: a CRC is linear in the key's bits, and keys that differ in a few digits
+    # can all land in one fold.
+    return np.array([int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "little") % folds
+                     for key in keys], dtype=np.int64)
+
+
+def trained_on(faces: PackedFaces, plan: TeacherPlan | dict[str, Any]) -> np.ndarray:
+    """The pack's rows a teacher of ``plan`` (or its ``asdict``, as a summary holds it) trains on."""
+    rows = faces.rows("train")
+    fold, folds = (plan.fold, plan.folds) if isinstance(plan, TeacherPlan) else (plan.get("fold"), plan.get("folds", 5))
+    if fold is None:
+        return rows
+    return rows[fold_of([faces.keys[i] for i in rows], folds) != fold]
 
 
 def lr_at(fraction: float, peak: float, warmup: float) -> float:
@@ -224,7 +253,7 @@ def train_teacher(plan: TeacherPlan, faces: PackedFaces, device: str | torch.dev
 
     images = torch.from_numpy(faces.images).unsqueeze(1).to(device)  # N x 1 x 48 x 48 uint8, resident
     labels = torch.from_numpy(faces.label).to(device)
-    train_rows = torch.from_numpy(faces.rows("train")).to(device)
+    train_rows = torch.from_numpy(trained_on(faces, plan)).to(device)
     val_rows = torch.from_numpy(faces.rows("val")).to(device)
     batch = min(plan.batch_size, len(train_rows))
     steps_per_epoch = max(1, len(train_rows) // batch)  # the last partial batch is dropped: fixed shapes
@@ -343,13 +372,22 @@ def _val_accuracy(model: nn.Module, images: Tensor, labels: np.ndarray, device: 
 
 def write_teacher(folder: str | Path, model: nn.Module, result: TeacherResult, logits: Tensor, faces: PackedFaces,
                   command: str) -> Path:
-    """Leave the teacher's probabilities, weights, summary, log and command in ``folder`` (layout above)."""
+    """Leave the teacher's probabilities, weights, summary, log and command in ``folder`` (layout above).
+
+    A K-fold teacher's files leave out the faces it trained on (FER+'s among them, by their FER2013 face).
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     probs = logits.softmax(1).numpy()
-    write_probabilities(folder / FER2013_FILE, faces.keys, FER2013_CLASSES, probs)
+    unseen = np.ones(len(faces.keys), dtype=bool)
+    if result.plan.get("fold") is not None:
+        unseen[trained_on(faces, result.plan)] = False
+    rows = np.flatnonzero(unseen)
+    write_probabilities(folder / FER2013_FILE, [faces.keys[i] for i in rows], FER2013_CLASSES, probs[rows])
     if faces.ferplus_keys is not None and faces.ferplus_match is not None:
-        write_probabilities(folder / FERPLUS_FILE, faces.ferplus_keys, FER2013_CLASSES, probs[faces.ferplus_match])
+        kept = np.flatnonzero(unseen[faces.ferplus_match])
+        write_probabilities(folder / FERPLUS_FILE, [faces.ferplus_keys[i] for i in kept], FER2013_CLASSES,
+                            probs[faces.ferplus_match[kept]])
     summary = asdict(result)
     history = summary.pop("history")
     (folder / "log.jsonl").write_text("".join(json.dumps(h) + "\n" for h in history))

@@ -34,7 +34,15 @@ from model_core.fersnet import create_model
 from model_core.train.ensemble import LabelledSplit, ensemble_table, format_table, read_teacher_folder
 from model_core.train.teacher import TeacherTargets, read_teacher_targets, teacher_targets_for, write_probabilities
 from model_core.train.teacher_nets import ARCHITECTURES, ResNet, build_teacher, load_teacher, save_teacher
-from model_core.train.teachers import TeacherPlan, distillation_loss, lr_at, train_teacher, write_teacher
+from model_core.train.teachers import (
+    TeacherPlan,
+    distillation_loss,
+    fold_of,
+    lr_at,
+    train_teacher,
+    trained_on,
+    write_teacher,
+)
 from training import gpu_teachers, teacher_table
 
 from ..core.conftest import FERPLUS_COLUMNS, write_ferplus_csv
@@ -319,6 +327,20 @@ def test_the_lease_script_brings_back_probabilities_table_and_weights_within_the
 
 
 @pytest.mark.slow
+def test_the_lease_script_trains_k_fold_teachers_from_their_specs(packed: Path, tmp_path: Path) -> None:
+    done = subprocess.run(["bash", str(REPO / "training" / "gpu_teachers.sh"), *CPU_ARGS],
+                          env=_lease_env(tmp_path, packed, "tiny:0:0/2 tiny:0:1/2"), capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    for fold in (0, 1):
+        folder = tmp_path / "runs" / f"tiny_s0_f{fold}of2"
+        summary = json.loads((folder / "summary.json").read_text())
+        assert (summary["plan"]["fold"], summary["plan"]["folds"]) == (fold, 2)
+        assert "--fold" in (folder / "command.txt").read_text()
+        assert len(read_teacher_folder(folder).probs) < 70 + 69  # its training faces left out
+
+
+@pytest.mark.slow
 def test_a_failed_teacher_fails_the_script_but_the_others_and_its_log_come_back(packed: Path, tmp_path: Path) -> None:
     done = subprocess.run(["bash", str(REPO / "training" / "gpu_teachers.sh"), *CPU_ARGS],
                           env=_lease_env(tmp_path, packed, "tiny:0 nosuch:0"), capture_output=True, text=True, timeout=600)
@@ -365,12 +387,44 @@ def test_targets_average_the_teachers_in_the_packs_order_and_name_one_that_lacks
     assert gpu_teachers.main(["targets", "--pack", str(packed), "--teachers", str(tmp_path / "a"), str(tmp_path / "b"),
                               "--out", str(out)]) == 0
     assert np.allclose(np.load(out), (made[0] + made[1]) / 2, atol=1e-3)
-    assert f"2 teachers averaged over {len(faces.keys)} faces" in capsys.readouterr().out
+    assert f"2 teachers over {len(faces.keys)} faces, 2 to 2 answers a face" in capsys.readouterr().out
 
     (tmp_path / "c").mkdir()
     write_probabilities(tmp_path / "c" / "fer2013.csv.gz", faces.keys[1:], FER2013_CLASSES, made[0][1:])
     assert gpu_teachers.main(["targets", "--pack", str(packed), "--teachers", str(tmp_path / "c"), "--out", str(out)]) == 2
-    assert f"no probabilities for 1 faces of the pack (first: {faces.keys[0]})" in capsys.readouterr().err
+    assert f"no teacher has probabilities for 1 faces of the pack (first: {faces.keys[0]})" in capsys.readouterr().err
+    # Beside a teacher that answered it, the face gets that teacher's answer alone; the others, the mean of both.
+    assert gpu_teachers.main(["targets", "--pack", str(packed), "--teachers", str(tmp_path / "a"), str(tmp_path / "c"),
+                              "--out", str(out)]) == 0
+    soft = np.load(out)
+    assert np.allclose(soft[0], made[0][0], atol=1e-3) and np.allclose(soft[1:], made[0][1:], atol=1e-3)
+
+
+def test_k_fold_teachers_each_answer_only_faces_they_never_trained_on_and_together_cover_the_pack(
+        packed: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    torch.set_num_threads(1)
+    faces = load_packed(packed)
+    train = set(faces.rows("train").tolist())
+    folds = fold_of(faces.keys, 2)
+    assert set(folds[sorted(train)]) == {0, 1}  # both folds hold Training faces
+    folders = []
+    for fold in (0, 1):
+        plan = TeacherPlan(name=f"f{fold}", arch="tiny", batch_size=8, max_steps=2, fold=fold, folds=2)
+        model, result, logits = train_teacher(plan, faces, "cpu", log=lambda line: None)
+        folder = write_teacher(tmp_path / f"f{fold}", model, result, logits, faces, "python -m training.gpu_teachers ...")
+        answered = set(read_teacher_targets(folder / "fer2013.csv.gz").probs)
+        seen = {faces.keys[i] for i in trained_on(faces, plan)}
+        assert seen and not seen & answered  # nothing it trained on
+        assert answered | seen == set(faces.keys)  # everything else, PublicTest and PrivateTest included
+        assert seen == {faces.keys[i] for i in train if folds[i] != fold}
+        ferplus = read_teacher_targets(folder / "ferplus.csv.gz").probs
+        assert 0 < len(ferplus) < 69 and set(result.accuracy) == {"PublicTest", "PrivateTest", "FER+ test"}
+        folders.append(str(folder))
+    out = tmp_path / "soft.npy"
+    assert gpu_teachers.main(["targets", "--pack", str(packed), "--teachers", *folders, "--out", str(out)]) == 0
+    assert "1 to 2 answers a face" in capsys.readouterr().out  # Training faces once, the others twice
+    with pytest.raises(ValueError, match="fold must be 0 to 1"):
+        TeacherPlan(name="x", arch="tiny", fold=2, folds=2)
 
 
 def test_a_student_starts_from_a_checkpoint_learns_from_soft_targets_and_stays_a_whole_fersnet(
