@@ -291,13 +291,15 @@ def _labelled_rows(rows: list[tuple[str, list[Image.Image]]], header: list[str],
 
 @torch.inference_mode()
 def draw_grid(generators: list[LoadedModel], names: list[str], images: Tensor, labels: Tensor, classes: list[str], out: Path) -> None:
-    """One real face of each expression (rows; each generator a block of rows) by every target (columns)."""
+    """One real face of each expression (rows; each generator a block of rows) by every target (columns), each
+    generator at its card's intensity."""
     chosen = [int(torch.nonzero(labels == c)[0, 0]) for c in range(len(classes)) if (labels == c).any()]
     rows = []
     for name, g in zip(names, generators, strict=True):
         x = images[chosen]
         for i, face in enumerate(x):
-            out_faces = g.model.synthesize(face[None].expand(len(classes), -1, -1, -1), one_hot(range(len(classes)), len(classes)))
+            out_faces = g.model.synthesize(face[None].expand(len(classes), -1, -1, -1), one_hot(range(len(classes)), len(classes)),
+                                           g.intensity)
             tiles = [g.preprocess.to_image(face)] + [g.preprocess.to_image(f) for f in out_faces]
             rows.append((f"{_short(name)[:14]}: {classes[int(labels[chosen[i]])]}", tiles))
     out.parent.mkdir(parents=True, exist_ok=True)
