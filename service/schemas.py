@@ -205,6 +205,7 @@ class ModelInfo(BaseModel):
                     "parameters": 7072305,
                     "metrics": {"ferplus/test": {"accuracy": 0.8365, "macro_f1": 0.7088, "images": 3395},
                                 "expression_head/fer2013/test": {"accuracy": 0.7133, "macro_f1": 0.6997, "images": 3589}},
+                    "intensity": 1.2,
                     "training": {"answer_tail": {"selected_epoch": 6, "selected_on": "ferplus:val (majority vote)"}},
                     "created": "2026-12-04T20:21:01+00:00",
                     "config": {"variant": "fersnet_small", "img_size": 48, "in_chans": 1, "num_classes": 7, "answer_classes": 8},
