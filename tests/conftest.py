@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 
+#: The fake datasets and tiny checkpoints (``fer2013_folder``, ``make_checkpoint``, ...): defined once, for every suite.
+pytest_plugins = ["tests.shared_fixtures"]
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = (REPO_ROOT / ".." / "shared" / "data").resolve()
 

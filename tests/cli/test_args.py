@@ -9,7 +9,7 @@ import torch
 
 from fersnet_cli.main import main
 
-from .conftest import MakeCheckpoint
+from ..shared_fixtures import MakeCheckpoint
 
 
 def commands_with_data(checkpoint: Path, out: Path) -> dict[str, list[str]]:

@@ -10,7 +10,7 @@ import pytest
 from fersnet_cli.main import main
 from model_core import load_checkpoint
 
-from .conftest import MakeCheckpoint
+from ..shared_fixtures import MakeCheckpoint
 
 
 def test_calibrate_command_writes_the_temperature_on_the_card(

@@ -15,8 +15,8 @@ from PIL import Image
 from fersnet_cli.main import main
 from model_core.expressions import FER2013_CLASSES, FERPLUS_CLASSES
 
-from ..core.conftest import MakeCheckpoint
 from ..core.fakes import face, tiny_recipe
+from ..shared_fixtures import MakeCheckpoint
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> str:

@@ -10,7 +10,7 @@ import pytest
 from fersnet_cli.main import main
 from model_core.expressions import FERPLUS_CLASSES
 
-from .conftest import MakeCheckpoint
+from ..shared_fixtures import MakeCheckpoint
 
 
 def test_compare_scores_the_headline_or_with_restricted_the_restricted_figure(

@@ -13,7 +13,7 @@ from PIL import Image
 
 from fersnet_cli.main import main
 
-from .conftest import MakeCheckpoint
+from ..shared_fixtures import MakeCheckpoint
 
 EXPRESSIONS = ("angry", "happy", "sad", "surprise")
 

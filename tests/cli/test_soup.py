@@ -12,7 +12,7 @@ from fersnet_cli.main import main
 from model_core import load_checkpoint, save_checkpoint
 
 from ..core.fakes import flat_parameters, perturbed
-from .conftest import MakeCheckpoint
+from ..shared_fixtures import MakeCheckpoint
 
 
 def test_cli_writes_the_soup_with_its_ingredients_and_measurements_on_its_card(

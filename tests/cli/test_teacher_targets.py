@@ -11,7 +11,7 @@ import yaml
 from fersnet_cli.main import main
 
 from ..core.fakes import tiny_recipe
-from .conftest import MakeCheckpoint
+from ..shared_fixtures import MakeCheckpoint
 
 
 def test_distillation_end_to_end_from_the_command_line(fer2013_folder: Path, make_checkpoint: MakeCheckpoint,

@@ -12,7 +12,7 @@ from model_core import load_checkpoint
 from model_core.data import load_records
 from model_core.train import balance
 
-from .conftest import MakeCheckpoint
+from ..shared_fixtures import MakeCheckpoint
 
 
 def test_balance_reaches_the_target_and_writes_a_manifest(

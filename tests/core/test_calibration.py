@@ -15,7 +15,7 @@ from model_core.calibration import (
     fit_temperature,
 )
 
-from .conftest import MakeCheckpoint
+from ..shared_fixtures import MakeCheckpoint
 
 
 def sampled(temperature: float, n: int = 6000, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

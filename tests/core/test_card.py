@@ -14,7 +14,7 @@ from model_core.checkpoint import build_card, read_card, write_card
 from model_core.expressions import FER2013_CLASSES, FERPLUS_CLASSES
 from model_core.registry import BUNDLED
 
-from .conftest import MakeCheckpoint
+from ..shared_fixtures import MakeCheckpoint
 
 
 @pytest.fixture

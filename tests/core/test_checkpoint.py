@@ -12,7 +12,7 @@ from model_core import CheckpointError, Preprocess, create_model, load_checkpoin
 from model_core.checkpoint import build_card, load_state, save_state
 from model_core.expressions import FER2013_CLASSES
 
-from .conftest import MakeCheckpoint
+from ..shared_fixtures import MakeCheckpoint
 
 
 @pytest.fixture

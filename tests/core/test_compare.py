@@ -12,7 +12,7 @@ from model_core.data import load_records
 from model_core.evaluate import correct_per_image, evaluate_records, paired_comparison, seeded_comparison
 from model_core.expressions import FERPLUS_CLASSES
 
-from .conftest import MakeCheckpoint
+from ..shared_fixtures import MakeCheckpoint
 
 
 def test_a_model_against_itself_differs_by_nothing() -> None:

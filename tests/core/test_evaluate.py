@@ -16,7 +16,7 @@ from model_core.data import load_records
 from model_core.evaluate import compute_metrics, correct_per_image, evaluate_dataset, evaluate_records, evaluation_set
 from model_core.expressions import CKPLUS_CLASSES, FER2013_CLASSES, FERPLUS_CLASSES
 
-from .conftest import MakeCheckpoint
+from ..shared_fixtures import MakeCheckpoint
 
 
 def test_a_neutral_answer_on_a_set_without_neutral_is_wrong_in_the_headline_and_ignored_in_the_restricted_figure(

@@ -9,7 +9,7 @@ import torch
 from model_core import create_model, load_checkpoint
 from model_core.export import CalibratedClassifier, resave_checkpoint
 
-from .conftest import MakeCheckpoint
+from ..shared_fixtures import MakeCheckpoint
 
 
 def test_a_resaved_half_checkpoint_names_the_weights_it_came_from(make_checkpoint: MakeCheckpoint,

@@ -16,7 +16,7 @@ from model_core.train.soup import (
     uniform_soup,
 )
 
-from .conftest import MakeCheckpoint
+from ..shared_fixtures import MakeCheckpoint
 from .fakes import flat_parameters, perturbed
 
 

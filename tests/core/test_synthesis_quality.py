@@ -12,7 +12,7 @@ from PIL import Image
 from bench import synthesis_quality
 from model_core import load_checkpoint
 
-from .conftest import MakeCheckpoint
+from ..shared_fixtures import MakeCheckpoint
 
 
 def _run(monkeypatch: pytest.MonkeyPatch, *argv: str) -> None:

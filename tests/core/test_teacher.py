@@ -14,7 +14,7 @@ from model_core.data import DataError, FaceDataset, load_records
 from model_core.expressions import CANONICAL, FER2013_CLASSES
 from model_core.train.teacher import read_teacher_targets, teacher_targets_for, write_teacher_targets
 
-from .conftest import MakeCheckpoint
+from ..shared_fixtures import MakeCheckpoint
 
 
 def _rows(path: Path) -> list[list[str]]:

@@ -12,7 +12,7 @@ from model_core.checkpoint import build_card
 from model_core.expressions import CKPLUS_CLASSES, FER2013_CLASSES, FERPLUS_CLASSES
 from model_core.transfer import init_from_checkpoint, with_answer_tail
 
-from .conftest import MakeCheckpoint
+from ..shared_fixtures import MakeCheckpoint
 
 
 def _class_slice(tensor: torch.Tensor, axis: int, n_classes: int, index: int) -> torch.Tensor:

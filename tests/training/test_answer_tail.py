@@ -11,7 +11,7 @@ from model_core import load_checkpoint
 from model_core.expressions import FER2013_CLASSES, FERPLUS_CLASSES
 from training import answer_tail
 
-from ..core.conftest import MakeCheckpoint
+from ..shared_fixtures import MakeCheckpoint
 
 
 def test_the_tail_learns_and_nothing_else_moves(tmp_path: Path, make_checkpoint: MakeCheckpoint, ferplus_root: Path,

@@ -10,7 +10,7 @@ import pytest
 
 from training import ckplus_cv
 
-from ..core.conftest import MakeCheckpoint
+from ..shared_fixtures import MakeCheckpoint
 
 
 def _main(monkeypatch: pytest.MonkeyPatch, root: Path, out: Path, *extra: str) -> None:

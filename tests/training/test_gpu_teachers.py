@@ -45,8 +45,8 @@ from model_core.train.teachers import (
 )
 from training import gpu_teachers, teacher_table
 
-from ..core.conftest import FERPLUS_COLUMNS, write_ferplus_csv
 from ..core.fakes import REPO, face
+from ..shared_fixtures import FERPLUS_COLUMNS, write_ferplus_csv
 
 MIB = 1 << 20
 #: FER+'s vote column of each FER2013 class.

@@ -1,4 +1,5 @@
-"""Fixtures for model_core tests: tiny fake datasets in every real file format and untrained checkpoints, made on the fly."""
+"""Fixtures for every suite (offered by tests/conftest.py): tiny fake datasets in every real file format and untrained
+checkpoints, made on the fly."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from model_core.checkpoint import build_card
 from model_core.expressions import FER2013_CLASSES, canonical
 from model_core.transfer import with_answer_tail
 
-from .fakes import face
+from .core.fakes import face
 
 
 @pytest.fixture
