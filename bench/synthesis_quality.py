@@ -170,6 +170,7 @@ def redraw_photo(generator: LoadedModel, photo: Image.Image, targets: list[str],
 
 
 def measure(args: argparse.Namespace) -> None:
+    check_write_intensity(args)
     started = time.time()
     generators = [load_checkpoint(c) for c in args.checkpoint]
     judge = load_checkpoint(args.judge) if args.judge else None
@@ -192,19 +193,22 @@ def measure(args: argparse.Namespace) -> None:
     region = next((r[3] < CLOSED for r in results if len(r[3])), None)
     half = len(images) // 2  # realism: real faces from the first half, edits of the second half's faces
     portrait = _portrait()
-    rows, judged_rates = [], []
+    rows, figures = [], []  # per run: the table's text, and the numbers a card keeps
     for (name, g, level), (sources, targets, fakes, _) in zip(runs, results, strict=True):
         x = images[sources]
         with torch.inference_mode():
             back = g.model.synthesize(fakes, one_hot(labels[sources], k))
         change = (fakes - x).abs()
+        numbers = {"cycle_l1": round(float((back - x).abs().mean()) * GREY, 1), "changed": round(float(change.mean()) * GREY, 1)}
+        if region is not None:
+            numbers["outside_the_expression"] = round(float(change[region].mean()) * GREY, 2)
         row: dict[str, str] = {
             "generator": _short(name),
             "intensity": f"{level:g}",
             "edits": f"{len(fakes)}",
-            "cycle L1": f"{float((back - x).abs().mean()) * GREY:.1f}",
-            "changed": f"{float(change.mean()) * GREY:.1f}",
-            "outside the expression": "-" if region is None else f"{float(change[region].mean()) * GREY:.2f}",
+            "cycle L1": f"{numbers['cycle_l1']:.1f}",
+            "changed": f"{numbers['changed']:.1f}",
+            "outside the expression": f"{numbers['outside_the_expression']:.2f}" if region is not None else "-",
         }
         if judge is not None and judged_inputs is not None:
             judged = sources < args.judge_limit
@@ -212,8 +216,8 @@ def measure(args: argparse.Namespace) -> None:
                 verdict = torch.cat([judge.model.classify(_as_judge_input(chunk, g, judge)).argmax(1)
                                      for chunk in fakes[judged].split(args.batch_size)])
             wanted = torch.tensor([judge.classes.index(classes[t]) for t in targets[judged].tolist()])
-            judged_rates.append(float((verdict == wanted).float().mean()))
-            row["judged as target"] = f"{100 * judged_rates[-1]:.1f} %"
+            numbers["judged_as_target"] = float((verdict == wanted).float().mean())
+            row["judged as target"] = f"{100 * numbers['judged_as_target']:.1f} %"
             row["input judged"] = f"{100 * float((judged_inputs[sources[judged]] == wanted).float().mean()):.1f} %"
         if portrait is not None:
             photos, box = redraw_photo(g, portrait, classes[:3], level)
@@ -221,6 +225,7 @@ def measure(args: argparse.Namespace) -> None:
         one_each = torch.stack([torch.nonzero(sources == i)[0, 0] for i in range(half, len(images))])
         row["real vs edited"] = f"{100 * realism(images[:half], fakes[one_each], args.seed):.1f} %"
         rows.append(row)
+        figures.append(numbers)
     what = f"{len(images)} faces of {args.dataset}/{args.split}" + (f", judge {args.judge} on the first {args.judge_limit}" if judge else "")
     print(what)
     columns = list(rows[0])
@@ -229,7 +234,7 @@ def measure(args: argparse.Namespace) -> None:
     for row in rows:
         print("| " + " | ".join(row.get(c, "-") for c in columns) + " |")
     if args.write_intensity:
-        write_intensity(args, generators[0], runs, rows, judged_rates)
+        write_intensity(args, generators[0], [level for _, _, level in runs], figures)
     if args.grid:
         draw_grid(generators, args.checkpoint, images, labels, classes, args.grid)
         print(f"\ngrid: {args.grid} (dataset faces: not to be committed)")
@@ -239,21 +244,24 @@ def measure(args: argparse.Namespace) -> None:
     print(f"\n{time.time() - started:.0f} s")
 
 
-def write_intensity(args: argparse.Namespace, generator: LoadedModel, runs: list[tuple[str, LoadedModel, float]],
-                    rows: list[dict[str, str]], judged: list[float]) -> None:
-    """Write into the generator's card the smallest intensity whose edits the judge read as the target at least
-    ``--min-judged`` of the time, with every intensity's figures: each step up also changes the face more."""
-    if len(args.checkpoint) != 1 or not args.judge or not args.intensity or args.split == "test":
+def check_write_intensity(args: argparse.Namespace) -> None:
+    """Refuse ``--write-intensity`` without what it needs, before anything is measured."""
+    if args.write_intensity and (len(args.checkpoint) != 1 or not args.judge or not args.intensity or args.split == "test"):
         raise SystemExit("--write-intensity needs one --checkpoint, a --judge, several --intensity values and a "
                          "validation --split (never the test split)")
-    reaching = [level for (_, _, level), rate in zip(runs, judged, strict=True) if rate >= args.min_judged]
+
+
+def write_intensity(args: argparse.Namespace, generator: LoadedModel, levels: list[float],
+                    figures: list[dict[str, float]]) -> None:
+    """Write into the generator's card the smallest intensity whose edits the judge read as the target at least
+    ``--min-judged`` of the time, with every intensity's figures: each step up also changes the face more."""
+    reaching = [level for level, numbers in zip(levels, figures, strict=True) if numbers["judged_as_target"] >= args.min_judged]
     if not reaching:
         raise SystemExit(f"no intensity tried reached {100 * args.min_judged:g} % judged as target; card unchanged")
     chosen = min(reaching)
-    measured = {f"{level:g}": {"judged_as_target": round(rate, 4), "changed": float(row["changed"]),
-                               "outside_the_expression": float(row["outside the expression"]),
-                               "cycle_l1": float(row["cycle L1"])}
-                for (_, _, level), rate, row in zip(runs, judged, rows, strict=True)}
+    order = ("judged_as_target", "changed", "outside_the_expression", "cycle_l1")
+    measured = {f"{level:g}": {key: round(numbers[key], 4) for key in order if key in numbers}
+                for level, numbers in zip(levels, figures, strict=True)}
     card = generator.card
     card.intensity = Intensity(
         default=chosen,

@@ -132,10 +132,10 @@ def fold_of(keys: list[str], folds: int) -> np.ndarray:
                      for key in keys], dtype=np.int64)
 
 
-def trained_on(faces: PackedFaces, plan: TeacherPlan | dict[str, Any]) -> np.ndarray:
-    """The pack's rows a teacher of ``plan`` (or its ``asdict``, as a summary holds it) trains on."""
+def trained_on(faces: PackedFaces, fold: int | None, folds: int) -> np.ndarray:
+    """The pack's rows a teacher trains on: every Training face, or for a K-fold teacher (:attr:`TeacherPlan.fold`)
+    those outside its fold."""
     rows = faces.rows("train")
-    fold, folds = (plan.fold, plan.folds) if isinstance(plan, TeacherPlan) else (plan.get("fold"), plan.get("folds", 5))
     if fold is None:
         return rows
     return rows[fold_of([faces.keys[i] for i in rows], folds) != fold]
@@ -253,7 +253,7 @@ def train_teacher(plan: TeacherPlan, faces: PackedFaces, device: str | torch.dev
 
     images = torch.from_numpy(faces.images).unsqueeze(1).to(device)  # N x 1 x 48 x 48 uint8, resident
     labels = torch.from_numpy(faces.label).to(device)
-    train_rows = torch.from_numpy(trained_on(faces, plan)).to(device)
+    train_rows = torch.from_numpy(trained_on(faces, plan.fold, plan.folds)).to(device)
     val_rows = torch.from_numpy(faces.rows("val")).to(device)
     batch = min(plan.batch_size, len(train_rows))
     steps_per_epoch = max(1, len(train_rows) // batch)  # the last partial batch is dropped: fixed shapes
@@ -380,8 +380,8 @@ def write_teacher(folder: str | Path, model: nn.Module, result: TeacherResult, l
     folder.mkdir(parents=True, exist_ok=True)
     probs = logits.softmax(1).numpy()
     unseen = np.ones(len(faces.keys), dtype=bool)
-    if result.plan.get("fold") is not None:
-        unseen[trained_on(faces, result.plan)] = False
+    if result.plan["fold"] is not None:
+        unseen[trained_on(faces, result.plan["fold"], result.plan["folds"])] = False
     rows = np.flatnonzero(unseen)
     write_probabilities(folder / FER2013_FILE, [faces.keys[i] for i in rows], FER2013_CLASSES, probs[rows])
     if faces.ferplus_keys is not None and faces.ferplus_match is not None:

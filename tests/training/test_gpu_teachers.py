@@ -413,7 +413,7 @@ def test_k_fold_teachers_each_answer_only_faces_they_never_trained_on_and_togeth
         model, result, logits = train_teacher(plan, faces, "cpu", log=lambda line: None)
         folder = write_teacher(tmp_path / f"f{fold}", model, result, logits, faces, "python -m training.gpu_teachers ...")
         answered = set(read_teacher_targets(folder / "fer2013.csv.gz").probs)
-        seen = {faces.keys[i] for i in trained_on(faces, plan)}
+        seen = {faces.keys[i] for i in trained_on(faces, plan.fold, plan.folds)}
         assert seen and not seen & answered  # nothing it trained on
         assert answered | seen == set(faces.keys)  # everything else, PublicTest and PrivateTest included
         assert seen == {faces.keys[i] for i in train if folds[i] != fold}
