@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(args.seed)
 
     loaded = load_checkpoint(args.checkpoint)
-    model = with_answer_tail(loaded.model, loaded.classes, FERPLUS_CLASSES).eval().requires_grad_(False)
+    model = with_answer_tail(loaded.model, loaded.expressions, FERPLUS_CLASSES).eval().requires_grad_(False)
     tail = tail_of(model)
     tail.requires_grad_(True)
     try:
@@ -168,10 +168,10 @@ def main(argv: list[str] | None = None) -> int:
         "command": command, "from": str(loaded.path), "from_sha256": loaded.sha256, "epochs": log,
         "selected_epoch": selected["epoch"], "selected_on": "ferplus:val (majority vote)"}}
     card = build_card(model, FERPLUS_CLASSES, loaded.preprocess, name=args.name or args.out.name, training=training,
-                      expressions=list(loaded.classes))
+                      expressions=list(loaded.expressions))
     save_checkpoint(args.out, model, card, half=args.half)
     measure(args)
-    print(f"saved {args.out}: serves FER+'s {len(FERPLUS_CLASSES)} classes, synthesises FER2013's {len(loaded.classes)}")
+    print(f"saved {args.out}: serves FER+'s {len(FERPLUS_CLASSES)} classes, synthesises FER2013's {len(loaded.expressions)}")
     return 0
 
 

@@ -43,3 +43,17 @@ def test_a_missing_dataset_is_one_clear_error(tmp_path: Path, make_checkpoint: M
                              "--ferplus", str(tmp_path / "nowhere")])
     assert code == 2 and "nowhere" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_a_network_with_a_tail_gets_a_new_one_grown_from_its_expression_head(
+        tmp_path: Path, make_checkpoint: MakeCheckpoint, ferplus_root: Path, fer2013_folder: Path) -> None:
+    base = load_checkpoint(make_checkpoint("two_heads", synthesis_output="masked", answer=FERPLUS_CLASSES))
+    out = tmp_path / "regrown"
+    code = answer_tail.main(["--checkpoint", str(base.path), "--out", str(out), "--ferplus", str(ferplus_root),
+                             "--fer2013", str(fer2013_folder), "--ckplus", str(tmp_path / "absent"),
+                             "--epochs", "1", "--batch-size", "4"])
+    assert code == 0
+    regrown = load_checkpoint(out)
+    assert regrown.classes == FERPLUS_CLASSES and regrown.expressions == base.expressions == FER2013_CLASSES
+    before, after = base.model.state_dict(), regrown.model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before if not base.model.in_answer_tail(k))
