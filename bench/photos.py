@@ -70,7 +70,8 @@ def main() -> None:
             records = load_records("folder", Path(tmp) / kind, "all")
             for detect in (False, True):
                 start = time.perf_counter()
-                m = evaluate_records(loaded.model, loaded.classes, loaded.preprocess, records, find_face=finder if detect else None)
+                m = evaluate_records(loaded.model, loaded.classes, loaded.preprocess, records,
+                                     find_face=finder if detect else None, answer=loaded.probabilities)  # as served
                 decoded = m.n - m.unsupported  # a class the model lacks is scored wrong without being decoded
                 found = "-" if m.faceless is None else f"{decoded - m.faceless} of {decoded}"
                 print(f"| {kind} | {'yes' if detect else 'no'} | {m.n} | {found} | {100 * m.accuracy:.2f} % | "

@@ -9,6 +9,7 @@
     fersnet teacher-targets ...        a teacher's probabilities for a split, for distillation
     fersnet soup A B ... --out DIR     average fine-tunings of one model into one (greedy on a validation split)
     fersnet calibrate CHECKPOINT ...   fit the temperature that calibrates a checkpoint's probabilities
+    fersnet prior CHECKPOINT ...       record its training class frequencies and the class prior answers assume
     fersnet export ...                 re-save a checkpoint (float16) or export the classifier (.pt2)
     fersnet serve --host --port        the REST service
 

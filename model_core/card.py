@@ -4,7 +4,8 @@
 (``input``), what its outputs mean (``classes``: what ``classify`` answers; ``expressions``: the
 expression head's classes, which are the synthesis targets, where a network has an answer tail
 beside that head), which bytes they are (``weights``), how the probabilities are calibrated
-(``calibration``), how strongly its edits are applied by default (``intensity``), and how the model was trained and measured (``training`` and ``metrics``:
+(``calibration``), which class prior its answers assume (``prior``), how strongly its edits are applied by
+default (``intensity``), and how the model was trained and measured (``training`` and ``metrics``:
 free-form records, kept as the trainer wrote them). Readers get
 a :class:`ModelCard` instead of a dict, so nothing downstream guesses with ``.get`` fallbacks:
 a card that lacks a field, or holds one of the wrong type, is refused when read, with the
@@ -32,6 +33,7 @@ from typing import Any, Literal, get_args
 
 from .fersnet import FERSNetConfig, SharingMode
 from .preprocess import Preprocess
+from .prior import PRIORS, PriorName
 from .typed_json import KEEP_UNKNOWN, JSONFieldError, from_json, to_json
 
 CardFormat = Literal["fersnet-card/1"]
@@ -76,6 +78,25 @@ class Calibration:
     def __post_init__(self) -> None:
         if not (math.isfinite(self.temperature) and self.temperature > 0):
             raise ValueError(f"temperature must be a positive number, not {self.temperature!r}")
+
+
+@dataclass
+class Prior:
+    """How often each served class occurred in the targets the served head was fitted on, and which class prior its
+    answers assume when a request names none (:mod:`model_core.prior`: ``natural``, those frequencies; ``balanced``,
+    every class equally likely)."""
+
+    frequencies: dict[str, float]
+    default: PriorName = "natural"
+    measured_on: str | None = None
+    command: str | None = None
+
+    def __post_init__(self) -> None:
+        bad = {c: f for c, f in self.frequencies.items() if not (math.isfinite(f) and f > 0)}
+        if bad or not self.frequencies:
+            raise ValueError(f"frequencies must be positive numbers, one per class, not {bad or self.frequencies}")
+        if self.default not in PRIORS:
+            raise ValueError(f"default must be one of {PRIORS}, not {self.default!r}")
 
 
 #: The strongest intensity a request may ask for: past about 2 a masked decoder's mask is open wherever it moved at all.
@@ -123,6 +144,8 @@ class CardDraft:
     calibration: Calibration | None = None
     intensity: Intensity | None = None
     """The synthesis intensity used when a request names none; 1 (the decoder as trained) where absent."""
+    prior: Prior | None = None
+    """The served head's training class frequencies and default prior; absent: answers assume the natural prior only."""
     other: dict[str, Any] = field(default_factory=dict, metadata=KEEP_UNKNOWN)
 
     def __post_init__(self) -> None:
@@ -143,6 +166,8 @@ class CardDraft:
             raise ValueError(f"{len(self.expressions)} expressions but num_classes={cfg.num_classes} in config")
         if self.expressions is not None and len(set(self.expressions)) != len(self.expressions):
             raise ValueError(f"expressions repeat a name: {self.expressions}")
+        if self.prior is not None and sorted(self.prior.frequencies) != sorted(self.classes):
+            raise ValueError(f"prior.frequencies has classes {sorted(self.prior.frequencies)}, not classes {sorted(self.classes)}")
         if (self.variant, self.sharing) != (cfg.variant, cfg.sharing):
             raise ValueError(f"variant/sharing {self.variant}/{self.sharing} but {cfg.variant}/{cfg.sharing} in config")
         if (self.input.img_size, self.input.in_chans) != (cfg.img_size, cfg.in_chans):

@@ -50,6 +50,7 @@ from . import registry
 from .card import CARD_FILE, CARD_FORMAT, CardDraft, CardError, ModelCard, Weights
 from .fersnet import FERSNet, FERSNetConfig, Head
 from .preprocess import Preprocess
+from .prior import PriorName, reweigh
 
 WEIGHTS_FILE = "model.safetensors"
 DEFAULT_CHECKPOINT = registry.BUNDLED[registry.DEFAULT].folder
@@ -93,6 +94,27 @@ class LoadedModel:
     def temperature(self) -> float:
         """The logits' divisor that makes the softmax calibrated (``fersnet calibrate``); 1 where none was fitted."""
         return self.card.calibration.temperature if self.card.calibration else 1.0
+
+    @property
+    def prior(self) -> PriorName:
+        """The class prior an answer assumes when the request names none (the card's ``prior.default``); ``natural``
+        (the training data's frequencies) where the card records none."""
+        return self.card.prior.default if self.card.prior else "natural"
+
+    def reweigh(self, probabilities: Tensor, prior: PriorName | None = None) -> Tensor:
+        """The served head's calibrated probabilities (N x classes) under ``prior`` (by default the card's):
+        :func:`model_core.prior.reweigh` with the card's training frequencies."""
+        prior = prior or self.prior
+        if prior == "natural":
+            return probabilities
+        if self.card.prior is None:
+            raise ValueError(f"{self.card.name}'s card records no class frequencies, so it answers under the natural prior only")
+        return reweigh(probabilities, [self.card.prior.frequencies[c] for c in self.classes], prior)
+
+    def probabilities(self, logits: Tensor, prior: PriorName | None = None) -> Tensor:
+        """What a user is answered for the served head's ``logits``: calibrated by the card's temperature, then under
+        ``prior`` (by default the card's). The one place the service, ``fersnet evaluate`` and an export agree on."""
+        return self.reweigh((logits.float() / self.temperature).softmax(1), prior)
 
     @property
     def intensity(self) -> float:

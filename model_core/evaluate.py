@@ -26,8 +26,9 @@ classes passed beside it must be that head's (``LoadedModel.classes_of(head)``).
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,10 @@ from .data.dataset import FaceFinder
 from .expressions import one_hot
 from .fersnet import FERSNet, Head
 from .preprocess import Preprocess
+from .prior import PriorName
+
+#: Turns a head's logits into the probabilities a user is answered (:meth:`LoadedModel.probabilities`).
+Answer = Callable[[Tensor], Tensor]
 
 
 @dataclass
@@ -185,13 +190,15 @@ def predict(
     device: torch.device | str = "cpu",
     temperature: float = 1.0,
     head: Head = "served",
+    answer: Answer | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """Class probabilities (``softmax(logits / temperature)``) of ``head`` and labels for every item of ``loader``."""
+    """Class probabilities of ``head`` and labels for every item of ``loader``: ``softmax(logits / temperature)``, or
+    what ``answer`` makes of the logits (:meth:`LoadedModel.probabilities`: the card's temperature and prior)."""
     model.eval()
     probs, labels = [], []
     for images, label, _ in loader:
         logits = model.classify(images.to(device), head)
-        probs.append((logits.float() / temperature).softmax(1).cpu())
+        probs.append((answer(logits) if answer else (logits.float() / temperature).softmax(1)).cpu())
         labels.append(label)
     return torch.cat(probs), torch.cat(labels)
 
@@ -204,6 +211,7 @@ def _answers(
     batch_size: int,
     logits: tuple[Tensor, Tensor] | None = None,
     head: Head = "served",
+    answer: Answer | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
     """The true labels of ``dataset`` and the model's two answers to each image, and the model's extra classes.
 
@@ -212,7 +220,8 @@ def _answers(
     ``extra``, the model's classes the dataset never uses; ``restricted``, the best of the model's
     classes that the dataset contains, indexes the dataset's classes (-1 if it shares none with the model).
     ``logits`` are the set's :func:`~model_core.calibration.dataset_logits` when the caller has them already;
-    otherwise the model's ``head`` answers, and ``model_classes`` are that head's.
+    otherwise the model's ``head`` answers, and ``model_classes`` are that head's. ``answer`` turns logits into the
+    probabilities a user gets (:meth:`LoadedModel.probabilities`); without it the logits' argmax is the answer.
     """
     dataset_classes = list(dataset.dataset_classes)
     model_classes = list(model_classes)
@@ -221,10 +230,11 @@ def _answers(
     if logits is None:
         # A private generator: building a loader draws a seed, and measuring must not shift training's RNG.
         loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, generator=torch.Generator())
-        scores, labels = predict(model, loader, device, head=head)
+        scores, labels = predict(model, loader, device, head=head, answer=answer)
         true = np.array([dataset_classes.index(c) for c in dataset.classes])[labels.numpy()]
     else:
         scores, model_labels = logits  # labels as indices into the model's classes
+        scores = answer(scores) if answer else scores
         true = np.array([dataset_classes.index(model_classes[i]) for i in model_labels.tolist()], dtype=np.int64)
     columns = dataset_classes + extra
     plain = np.array([columns.index(c) for c in model_classes])[scores.argmax(1).numpy()]
@@ -261,6 +271,7 @@ def evaluate_dataset(
     batch_size: int = 256,
     logits: tuple[Tensor, Tensor] | None = None,
     head: Head = "served",
+    answer: Answer | None = None,
 ) -> Metrics:
     """Evaluate ``head`` (whose classes are ``model_classes``) on an :func:`evaluation_set`: the headline scores the
     argmax over all the model's classes, ``accuracy_restricted`` the best of those the set contains (see module docstring).
@@ -276,7 +287,7 @@ def evaluate_dataset(
     """
     unsupported = sum(1 for _, why in dataset.skipped if "not in model classes" in why)
     # Labels come back on the dataset's classes, so that unsupported classes keep their row in the report.
-    true, plain, restricted, extra = _answers(model, model_classes, dataset, device, batch_size, logits, head)
+    true, plain, restricted, extra = _answers(model, model_classes, dataset, device, batch_size, logits, head, answer)
     metrics = compute_metrics(true, plain, dataset.dataset_classes, unsupported, extra, restricted)
     metrics.faceless = None if dataset.faceless is None else len(dataset.faceless)
     return metrics
@@ -292,11 +303,13 @@ def evaluate_records(
     skip_bad: bool = False,
     find_face: FaceFinder | None = None,
     head: Head = "served",
+    answer: Answer | None = None,
 ) -> Metrics:
     """Evaluate ``head`` (whose classes are ``model_classes``) on a dataset split: the argmax over all the model's
-    classes, and the restricted figure beside it (see module docstring)."""
+    classes, and the restricted figure beside it (see module docstring). ``answer``: as a user is answered
+    (:meth:`LoadedModel.probabilities`, for the served head of a checkpoint whose card names a prior)."""
     dataset = evaluation_set(records, preprocess, model_classes, skip_bad, find_face)
-    return evaluate_dataset(model, model_classes, dataset, device, batch_size, head=head)
+    return evaluate_dataset(model, model_classes, dataset, device, batch_size, head=head, answer=answer)
 
 
 # --------------------------------------------------------------------------- two models on the same images
@@ -310,6 +323,7 @@ def correct_per_image(
     skip_bad: bool = False,
     find_face: FaceFinder | None = None,
     restricted: bool = False,
+    prior: PriorName | None = None,
 ) -> np.ndarray:
     """Whether the model gets each usable image of ``records`` right, in record order.
 
@@ -318,10 +332,11 @@ def correct_per_image(
     is its ``accuracy``; with ``restricted``, the best of the model's classes that
     the set contains, so ``mean()`` is its ``accuracy_restricted``. Kept per image
     because two models are compared on the *same* faces, and the pairing is what
-    makes a small difference measurable.
+    makes a small difference measurable. The answers are the served ones, under ``prior`` (by default the card's).
     """
     dataset = FaceDataset(records, loaded.preprocess, classes=records.classes, skip_bad=skip_bad, find_face=find_face)
-    true, plain, best_shared, _ = _answers(loaded.model, loaded.classes, dataset, device, batch_size)
+    answer = functools.partial(loaded.probabilities, prior=prior)
+    true, plain, best_shared, _ = _answers(loaded.model, loaded.classes, dataset, device, batch_size, answer=answer)
     return true == (best_shared if restricted else plain)
 
 

@@ -4,32 +4,50 @@ A re-saved checkpoint is still a checkpoint (``model.safetensors`` + ``card.json
 :func:`~model_core.checkpoint.load_checkpoint`; its card says which weights it came from. The
 exported program is for runtimes without this package: it holds the recognition path only (no
 synthesis branch, no discriminator) and returns probabilities already divided by the card's
-temperature, so a reader of the program gets the same calibrated answer as the service.
+temperature and under the card's default class prior (:mod:`model_core.prior`), so a reader of the
+program gets the same answer as the service.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
 from .checkpoint import LoadedModel, save_checkpoint
 from .fersnet import FERSNet
+from .prior import reweigh
 
 #: The largest batch the exported program accepts (its batch dimension is dynamic from 1 to this).
 MAX_EXPORT_BATCH = 1024
 
 
 class CalibratedClassifier(torch.nn.Module):
-    """The recognition path alone, returning calibrated probabilities: what an exported classifier needs."""
+    """The recognition path alone, returning calibrated probabilities: what an exported classifier needs.
 
-    def __init__(self, model: FERSNet, temperature: float = 1.0) -> None:
+    With the training frequencies of the classes (``balanced_from``) they answer as if every class were equally
+    likely (:func:`model_core.prior.reweigh`), as a card whose default prior is ``balanced`` does."""
+
+    def __init__(self, model: FERSNet, temperature: float = 1.0, balanced_from: Sequence[float] | None = None) -> None:
         super().__init__()
         self.model = model
         self.temperature = temperature
+        self.balanced_from = None if balanced_from is None else list(balanced_from)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return (self.model.classify(images) / self.temperature).softmax(1)
+        probabilities = (self.model.classify(images).float() / self.temperature).softmax(1)
+        if self.balanced_from is None:
+            return probabilities
+        return reweigh(probabilities, self.balanced_from, "balanced")
+
+    @classmethod
+    def of(cls, loaded: LoadedModel) -> CalibratedClassifier:
+        """``loaded``'s served answer, as the service gives it: its card's temperature and default prior."""
+        prior = loaded.card.prior
+        if loaded.prior == "natural" or prior is None:
+            return cls(loaded.model, loaded.temperature)
+        return cls(loaded.model, loaded.temperature, [prior.frequencies[c] for c in loaded.classes])
 
 
 def resave_checkpoint(loaded: LoadedModel, out: str | Path, half: bool = False) -> Path:
@@ -45,12 +63,12 @@ def export_classifier(loaded: LoadedModel, out: str | Path) -> Path:
     """``loaded``'s classifier as a ``torch.export`` program at ``out`` (load with ``torch.export.load``).
 
     Input: (N, channels, size, size) images normalised as the card's ``input`` says, N from 1 to
-    :data:`MAX_EXPORT_BATCH`; output: the calibrated probabilities of the card's classes.
+    :data:`MAX_EXPORT_BATCH`; output: the probabilities of the card's classes, as the service answers them.
     """
     cfg = loaded.model.config
     example = torch.zeros(2, cfg.in_chans, cfg.img_size, cfg.img_size)
     batch = torch.export.Dim("batch", min=1, max=MAX_EXPORT_BATCH)
-    classifier = CalibratedClassifier(loaded.model, loaded.temperature).eval()
+    classifier = CalibratedClassifier.of(loaded).eval()
     program = torch.export.export(classifier, (example,), dynamic_shapes=({0: batch},))
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -35,6 +35,7 @@ from torch import Tensor
 from model_core import CheckpointError, LoadedModel, load_checkpoint
 from model_core.expressions import one_hot
 from model_core.hardware import cpu_has_native_bfloat16, resolve_device
+from model_core.prior import PriorName
 
 from .settings import Settings
 
@@ -72,8 +73,11 @@ class Engine:
         batch_sizes: list[int] | None,
         max_batch_size: int,
         channels_last: bool = False,
+        prior: PriorName | None = None,
     ) -> None:
         self.loaded = loaded
+        #: The class prior /v1/classify answers under when a request names none: the operator's, else the card's.
+        self.prior: PriorName = prior or loaded.prior
         self.model = loaded.model
         self.preprocess = loaded.preprocess
         #: What classification answers (the served head), and the expressions synthesis draws (its targets' classes):
@@ -105,7 +109,10 @@ class Engine:
             batch_sizes: list[int] | None = settings.batch_sizes or default_batch_sizes(settings.max_batch_size)
         else:
             batch_sizes = settings.batch_sizes
-        engine = cls(loaded, device, dtype, batch_sizes, settings.max_batch_size, channels_last)
+        if settings.prior not in (None, "natural") and loaded.card.prior is None:
+            raise CheckpointError(f"FERSNET_PRIOR={settings.prior}, but {loaded.path}'s card records no class frequencies "
+                                  "to move its answers by (fersnet prior writes them)")
+        engine = cls(loaded, device, dtype, batch_sizes, settings.max_batch_size, channels_last, settings.prior)
         engine.self_test()
         return engine
 

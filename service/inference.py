@@ -6,7 +6,7 @@ classify
     image) -> one normalised crop per face, the photo's pixels dropped before
     the next upload is decoded; batch/predict/unbatch: stacked crops ->
     probabilities; encode: the faces of each image with their boxes and
-    probabilities (never a NaN: a non-finite output is a 500).
+    probabilities under the request's class prior (never a NaN: a non-finite output is a 500).
 synthesize
     decode: the upload -> photo -> the chosen face -> one item, the face with
     every target expression; batch/predict/unbatch: each face encoded once,
@@ -38,6 +38,7 @@ from model_core import Preprocess
 from model_core.expressions import one_hot
 from model_core.faces import Face, FaceDetector, crop_faces, whole_image
 from model_core.photo_edit import crop_box, encode_like, face_tile, redrawn_photos, scale_box
+from model_core.prior import PriorName
 
 from .batching import BatchedAPI, Decoded
 from .budget import PixelBudget, PixelNeed
@@ -77,6 +78,7 @@ def _faces_in(photo: Photo, detect: bool, detector: FaceDetector) -> list[Face]:
 class ClassifyRequest:
     uploads: list[Upload]
     detect: bool = True
+    prior: PriorName = "natural"  # the class prior the answer assumes (model_core.prior); the route fills in the card's
 
 
 @dataclass(frozen=True)
@@ -184,10 +186,12 @@ class ClassifyAPI(_PhotoPipeline, BatchedAPI[ClassifyRequest, ClassifyContext, F
         return list(output[:count].unbind(0))
 
     def encode(self, decoded: Decoded[ClassifyContext, FaceCrop], outputs: Sequence[Tensor]) -> ClassifyResponse:
+        """The faces of each image with their probabilities, moved from the training data's prior to the request's."""
         classes = self.engine.classes
         request, photos = decoded.context.request, decoded.context.photos
         per_image: list[list[FaceExpression]] = [[] for _ in photos]
-        for item, probabilities in zip(decoded.items, outputs, strict=True):
+        answered: Tensor | list[Tensor] = self.engine.loaded.reweigh(torch.stack(list(outputs)), request.prior) if outputs else []
+        for item, probabilities in zip(decoded.items, answered, strict=True):
             values = probabilities.tolist()
             if not all(math.isfinite(v) for v in values):  # a probability is a number, never null
                 log.error("classify: the model answered non-finite probabilities %s", values)
@@ -212,7 +216,7 @@ class ClassifyAPI(_PhotoPipeline, BatchedAPI[ClassifyRequest, ClassifyContext, F
             )
             for i, (upload, photo, faces) in enumerate(zip(request.uploads, photos, per_image, strict=True))
         ]
-        return ClassifyResponse(model=self.engine.loaded.card.name, detect=request.detect, images=images)
+        return ClassifyResponse(model=self.engine.loaded.card.name, detect=request.detect, prior=request.prior, images=images)
 
 
 # --------------------------------------------------------------------------- synthesize

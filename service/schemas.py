@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from model_core.prior import PriorName
+
 from .errors import NoFaceFound, ServiceError, error_body
 
 # Any: ConfigDict.json_schema_extra takes a JSON dict, and dict[str, float] is not one to mypy (dict is invariant).
@@ -46,7 +48,7 @@ class FaceExpression(BaseModel):
     expression: str = Field(description="The most probable expression.", examples=["happy"])
     confidence: float = Field(
         description="Probability of that expression, calibrated on the model's validation split where its card has a "
-        "temperature (see /v1/models `calibration`).",
+        "temperature (see /v1/models `calibration`), under the answer's `prior`.",
         examples=[0.2127],
     )
     probabilities: dict[str, float] = Field(
@@ -72,6 +74,7 @@ class ClassifyResponse(BaseModel):
                 {
                     "model": "placeholder-untrained",
                     "detect": True,
+                    "prior": "natural",
                     "images": [
                         {
                             "index": 0,
@@ -96,6 +99,10 @@ class ClassifyResponse(BaseModel):
 
     model: str = Field(description="Name of the served checkpoint (see /v1/models).")
     detect: bool = Field(description="Whether faces were detected (false: each image was taken as one face crop).")
+    prior: PriorName = Field(
+        description="The class prior the probabilities assume: `natural`, the model's training data's class frequencies "
+        "(see /v1/models `prior`), or `balanced`, every expression equally likely. The request's, or the model's default."
+    )
     images: list[ImageExpressions]
 
 
@@ -206,6 +213,9 @@ class ModelInfo(BaseModel):
                     "metrics": {"ferplus/test": {"accuracy": 0.8365, "macro_f1": 0.7088, "images": 3395},
                                 "expression_head/fer2013/test": {"accuracy": 0.7133, "macro_f1": 0.6997, "images": 3589}},
                     "intensity": 1.2,
+                    "prior": {"frequencies": {"angry": 0.084009, "disgust": 0.015935, "fear": 0.035589, "happy": 0.262513,
+                                              "sad": 0.144096, "surprise": 0.120928, "neutral": 0.318832, "contempt": 0.018098},
+                              "default": "balanced", "measured_on": "ferplus:train from ../shared/data/ferplus, soft labels"},
                     "training": {"answer_tail": {"selected_epoch": 6, "selected_on": "ferplus:val (majority vote)"}},
                     "created": "2026-12-04T20:21:01+00:00",
                     "config": {"variant": "fersnet_small", "img_size": 48, "in_chans": 1, "num_classes": 7, "answer_classes": 8},
@@ -242,6 +252,12 @@ class ModelInfo(BaseModel):
     )
     intensity: float = Field(
         1.0, description="The synthesis intensity a /v1/synthesize request gets when it names none (1: the edit as trained)."
+    )
+    prior: dict[str, Any] = Field(
+        default_factory=dict,
+        description="How often each class occurred in the served head's training targets (`frequencies`), and the class "
+        "prior a /v1/classify request gets when it names none (`default`: natural or balanced; the card's, or "
+        "FERSNET_PRIOR's). Empty: the model answers under its training data's prior only.",
     )
     training: dict[str, Any] = Field(description="How the model was trained, as recorded in the card.")
     created: str = Field(description="When the checkpoint was written (ISO 8601).")

@@ -47,6 +47,11 @@ class Settings(BaseSettings):
         description="Checkpoint folder (or its card.json / model.safetensors), or the name of a checkpoint bundled in "
         f"model_core/weights: {registry.describe()}.",
     )
+    prior: Literal["natural", "balanced"] | None = Field(  # model_core.prior.PriorName, spelt out: that module loads torch
+        None,
+        description="The class prior /v1/classify assumes when a request names none: 'natural' (the training data's "
+        "class frequencies) or 'balanced' (every expression equally likely). Unset: the model card's default.",
+    )
     device: Device = Field("auto", description="Where the model runs: 'auto' picks CUDA when a GPU is present, else the CPU.")
     precision: Precision = Field("float16", description="Weights and activations dtype on CUDA (see cpu_precision for the CPU).")
     cpu_precision: CpuPrecision = Field(

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 from pathlib import Path
 
+from model_core.checkpoint import write_card
+from model_core.data import DataError
 from model_core.evaluate import evaluate_records, plot_confusion
 from model_core.faces import face_finder
 from model_core.fersnet import HEADS
+from model_core.prior import PRIORS
 
 from .. import args as shared
 
@@ -26,17 +30,37 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="which recognition head to measure: served (the default) is what the service and classify "
                         "answer; expression is the head training fits and synthesis targets name (FER2013's seven "
                         "classes, comparable with the literature), which differs only for a model with an answer tail")
+    p.add_argument("--prior", choices=PRIORS,
+                   help="the class prior the served head's answers assume (default: its card's; fersnet prior): "
+                        "natural (its training data's class frequencies) or balanced (every class equally likely)")
+    p.add_argument("--record", action="store_true",
+                   help="also write the figures on the checkpoint's card, as metrics DATASET/SPLIT "
+                        "(expression_head/DATASET/SPLIT with --head expression), with this command")
     shared.add_batch_size(p)
     shared.add_device(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> None:
+    if args.prior and args.head != "served":
+        raise DataError(f"--prior is the served head's; the {args.head} head answers under its training data's prior")
     device, loaded = shared.checkpoint_on_device(args)
+    prior = args.prior or loaded.prior
+    if args.record and prior != loaded.prior:
+        raise DataError(f"--record writes the card's figures, which are its answers under its own prior ({loaded.prior}), "
+                        f"not under --prior {prior}")
     records = shared.load_split(args)
     detect = shared.detect_faces(args.detect, records, loaded.preprocess.img_size)
-    metrics = evaluate_records(loaded.model, loaded.classes_of(args.head), loaded.preprocess, records, device,
-                               args.batch_size, args.skip_bad, face_finder(detect, loaded.preprocess), args.head)
+    answer = functools.partial(loaded.probabilities, prior=prior) if args.head == "served" else None
+    try:
+        metrics = evaluate_records(loaded.model, loaded.classes_of(args.head), loaded.preprocess, records, device,
+                                   args.batch_size, args.skip_bad, face_finder(detect, loaded.preprocess), args.head, answer)
+    except ValueError as e:  # a balanced prior asked of a card without class frequencies
+        raise DataError(f"--prior {prior}: {e}") from None
+    if args.record:
+        key = f"{args.dataset}/{args.split}" if args.head == "served" else f"expression_head/{args.dataset}/{args.split}"
+        loaded.card.metrics[key] = {**metrics.summary(), "measured_by": shared.command_line(args)}
+        write_card(loaded.path, loaded.card)
     if args.figure:
         title = f"{args.dataset}/{args.split}: accuracy {100 * metrics.accuracy:.2f} %"
         if metrics.extra_classes and metrics.accuracy_restricted is not None:
@@ -44,8 +68,9 @@ def run(args: argparse.Namespace) -> None:
         plot_confusion(metrics, Path(args.figure), title=title)
     if args.json:
         print(json.dumps({"checkpoint": str(loaded.path), "dataset": args.dataset, "split": args.split,
-                          "detect": detect, "head": args.head, "skipped": len(records.skipped), **metrics.to_dict()}))
+                          "detect": detect, "head": args.head, "prior": prior if args.head == "served" else None,
+                          "skipped": len(records.skipped), **metrics.to_dict()}))
     else:
-        head = "" if args.head == "served" else ", expression head"
+        head = f", {prior} prior" if args.head == "served" else ", expression head"
         print(f"{loaded.card.name} ({loaded.sha256[:12]}{head}) on {args.dataset}/{args.split}")
         print(metrics.table())

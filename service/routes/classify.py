@@ -6,6 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 
+from model_core.prior import PriorName
+
 from ..deps import ReadyEngine, RequestDeadline, RuntimeDep, SettingsDep, reject_unknown_parameters, require_api_key, require_multipart
 from ..errors import (
     BadImage,
@@ -41,8 +43,17 @@ without a face has an empty `faces` list.
 
 With `detect=false` (a query parameter, or a form field beside the images)
 each image is taken as an already cropped face (such as a FER2013 image) and
-classified whole. A parameter or form field the route does not know is
-refused (422) rather than ignored.
+classified whole.
+
+`prior` says how likely each expression is before the face is seen.
+`natural` is the model's training data's class frequencies (for FER+, a third
+neutral and a quarter happy: photos from the web). `balanced` treats every
+expression as equally likely, which suits posed expressions and anyone trying
+each expression in turn. The default is the model's (see /v1/models `prior`),
+and the answer names the prior it used.
+
+A parameter or form field the route does not know is refused (422) rather
+than ignored.
 
 ```
 curl -F images=@photo.jpg http://localhost:8000/v1/classify
@@ -71,9 +82,20 @@ async def classify(
         bool | None, Query(description="Find faces in each image (default: true). `false`: each image already is one face crop.")
     ] = None,
     form_detect: Annotated[bool | None, Form(alias="detect", description="The same as the `detect` query parameter.")] = None,
+    prior: Annotated[
+        PriorName | None,
+        Query(description="The class prior the probabilities assume: `natural` (the training data's class frequencies) "
+                          "or `balanced` (every expression equally likely). Default: the model's (/v1/models `prior`)."),
+    ] = None,
+    form_prior: Annotated[PriorName | None, Form(alias="prior", description="The same as the `prior` query parameter.")] = None,
 ) -> ClassifyResponse:
     if len(images) > settings.max_images_per_request:
         raise PayloadTooLarge(f"{len(images)} images in one request; the limit is {settings.max_images_per_request}")
+    chosen = query_or_form("prior", prior, form_prior, engine.prior)
+    if chosen != "natural" and engine.loaded.card.prior is None:
+        raise InvalidParameter(f"prior={chosen}: model {engine.loaded.card.name}'s card records no class frequencies, "
+                               "so it answers under its training data's prior only (prior=natural)")
     uploads = [Upload(await f.read(), f.filename, f.content_type, i) for i, f in enumerate(images)]
     assert runtime.classifier is not None  # ReadyEngine guarantees a started runtime
-    return await runtime.classifier.handle(ClassifyRequest(uploads, query_or_form("detect", detect, form_detect, True)), deadline)
+    request = ClassifyRequest(uploads, query_or_form("detect", detect, form_detect, True), chosen)
+    return await runtime.classifier.handle(request, deadline)

@@ -89,6 +89,7 @@ async def models(runtime: RuntimeDep) -> ModelInfo:
         metrics=card.metrics,
         calibration=to_json(card.calibration) if card.calibration else {},
         intensity=engine.loaded.intensity,
+        prior=(to_json(card.prior) | {"default": engine.prior}) if card.prior else {},
         training=card.training,
         created=card.created,
         config=card.config.to_dict(),

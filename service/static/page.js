@@ -99,10 +99,12 @@ async function describeModel() {
     const confidence = temperature
       ? `confidences calibrated (temperature ${Number(temperature).toFixed(2)})`
       : "confidences not calibrated";
+    // The class prior the answers assume (/v1/classify `prior`): say when every expression counts as equally likely.
+    const prior = card.prior && card.prior.default === "balanced" ? ", every expression taken as equally likely" : "";
     // A model with an answer tail recognises classes (contempt, say) it cannot draw: say which it redraws.
     const drawn = card.expressions || card.classes;
     const redraws = drawn.join() === card.classes.join() ? "." : `; redraws ${drawn.join(", ")}.`;
-    line.textContent = `Model ${card.name}: ${card.classes.length} expressions, ${confidence}`
+    line.textContent = `Model ${card.name}: ${card.classes.length} expressions, ${confidence}${prior}`
       + (synthesis ? redraws : ", recognition only (no redrawing).");
   } catch (error) {
     if (error.status === 401) {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -9,13 +10,14 @@ from typing import Any
 import pytest
 import torch
 
-from model_core import Preprocess, create_model, save_checkpoint
-from model_core.checkpoint import build_card
+from model_core import Preprocess, create_model, load_checkpoint, save_checkpoint
+from model_core.card import Prior
+from model_core.checkpoint import build_card, write_card
 from model_core.expressions import FERPLUS_CLASSES
 from model_core.transfer import with_answer_tail
 from service.settings import Settings
 
-from .helpers import FER_CLASSES
+from .helpers import FER_CLASSES, FREQUENCIES
 
 
 @pytest.fixture(autouse=True)
@@ -76,3 +78,13 @@ def make_settings(tiny_checkpoint: Path) -> Callable[..., Settings]:
         return Settings(**values)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def balanced_checkpoint(two_head_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The two-headed tiny model, its card recording its training class FREQUENCIES and answering under a balanced prior."""
+    folder = shutil.copytree(two_head_checkpoint, tmp_path_factory.mktemp("ckpt") / "balanced")
+    card = load_checkpoint(folder).card
+    card.prior = Prior(frequencies=FREQUENCIES, default="balanced", measured_on="made up for the tests")
+    write_card(folder, card)
+    return folder

@@ -145,7 +145,7 @@ async def test_served_probabilities_match_the_evaluation_path(
     make_settings: Callable[..., Settings], fer2013_test: Path, cpu_precision: str, tolerance: float
 ) -> None:
     """One preprocessing path: real FER2013 crops sent with detect=false get the probabilities the model computes,
-    calibrated with its card's temperature. In bfloat16 within 0.05: over the whole test split `python -m bench.precision`
+    calibrated with its card's temperature and under its default class prior. In bfloat16 within 0.05: over the whole test split `python -m bench.precision`
     measured the default's largest probability difference at 0.044 (its temperature, 0.64, sharpens the logits'
     rounding) and 13 of 3,589 predictions changed."""
     from model_core import load_checkpoint
@@ -161,6 +161,7 @@ async def test_served_probabilities_match_the_evaluation_path(
     loaded = load_checkpoint(None)
     with torch.no_grad():
         logits = loaded.model.classify(loaded.preprocess.batch([Image.open(path) for path in faces]))
-        expected = (logits / loaded.temperature).softmax(1)
+        expected = loaded.probabilities(logits)  # the temperature, then the card's prior (balanced for the default)
+    assert response.json()["prior"] == loaded.prior
     for got, want in zip(served, expected, strict=True):
         assert [got[name] for name in loaded.classes] == pytest.approx(want.tolist(), abs=tolerance)

@@ -221,3 +221,12 @@ def test_api_key_is_asked_for_once_and_sent(chrome: WebDriver, tiny_checkpoint: 
         assert "page-test-key" not in chrome.current_url
         assert chrome.execute_script("return sessionStorage.getItem('fersnet-api-key')") == "page-test-key"
         chrome.execute_script("sessionStorage.clear()")
+
+
+def test_the_page_says_when_every_expression_counts_as_equally_likely(chrome: WebDriver, server: str,
+                                                                      balanced_checkpoint: Path) -> None:
+    open_page(chrome, server)
+    assert "equally likely" not in chrome.find_element(By.ID, "model").text  # the test model records no prior
+    with live_server(settings_for(balanced_checkpoint)) as url:
+        open_page(chrome, url)
+        assert "every expression taken as equally likely" in chrome.find_element(By.ID, "model").text
