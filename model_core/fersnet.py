@@ -468,7 +468,7 @@ class FERSNet(nn.Module):
         if not self.config.flip_average:
             return logits_of(images)
         both = logits_of(torch.cat([images, images.flip(3)]))  # one batch: one pass of each layer
-        return (both[: len(images)] + both[len(images) :]) / 2
+        return both.unflatten(0, (2, -1)).mean(0)  # the face's and its mirror image's; no slice (torch.export keeps N dynamic)
 
     def recognise(self, images: Tensor) -> Tensor:
         """Expression logits of the images as they are: what training fits, the generator's judge reads, and

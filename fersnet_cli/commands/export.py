@@ -31,4 +31,4 @@ def run(args: argparse.Namespace) -> None:
     cfg, preprocess = loaded.model.config, loaded.preprocess
     print(f"wrote {out}: torch.export program (load with torch.export.load), input (N, {cfg.in_chans}, {cfg.img_size}, "
           f"{cfg.img_size}) normalised with mean {preprocess.mean}, std {preprocess.std}; "
-          f"output: probabilities of {', '.join(loaded.classes)}")
+          f"output: probabilities of {', '.join(loaded.classes)}, under the {loaded.prior} class prior")

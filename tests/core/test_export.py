@@ -7,7 +7,10 @@ from pathlib import Path
 import torch
 
 from model_core import create_model, load_checkpoint
-from model_core.export import CalibratedClassifier, resave_checkpoint
+from model_core.card import Prior
+from model_core.checkpoint import write_card
+from model_core.export import CalibratedClassifier, export_classifier, resave_checkpoint
+from model_core.expressions import FERPLUS_CLASSES
 
 from ..shared_fixtures import MakeCheckpoint
 
@@ -28,3 +31,20 @@ def test_the_exported_classifier_answers_calibrated_probabilities() -> None:
     with torch.no_grad():
         probs = CalibratedClassifier(model, temperature=0.5)(x)
         assert torch.allclose(probs, (model.classify(x) * 2).softmax(1), atol=1e-6)
+
+
+def test_an_exported_two_headed_mirror_averaging_classifier_keeps_its_batch_dynamic_and_its_prior(
+        make_checkpoint: MakeCheckpoint, tmp_path: Path) -> None:
+    """The default's shape: flip averaging, an answer tail, a balanced prior. Exported once, it answers any batch size
+    exactly as the service does (LoadedModel.probabilities)."""
+    folder = make_checkpoint(answer=FERPLUS_CLASSES, flip_average=True)
+    card = load_checkpoint(folder).card
+    card.prior = Prior(frequencies=dict(zip(FERPLUS_CLASSES, [0.1, 0.02, 0.05, 0.25, 0.15, 0.1, 0.31, 0.02], strict=True)),
+                       default="balanced")
+    write_card(folder, card)
+    loaded = load_checkpoint(folder)
+    program = torch.export.load(str(export_classifier(loaded, tmp_path / "classifier.pt2"))).module()
+    for n in (1, 3):
+        x = torch.rand(n, 1, 48, 48) * 2 - 1
+        with torch.no_grad():
+            assert torch.allclose(program(x), loaded.probabilities(loaded.model.classify(x)), atol=1e-5)
