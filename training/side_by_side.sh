@@ -1,8 +1,9 @@
 # Sourced by gpu_teachers.sh and gpu_distill.sh: train several networks at once on one GPU, one process each
 # (`python -m training.gpu_teachers train`: small networks leave a GPU idle between their kernel launches, so
 # several fill it better than one after another, and one's failure leaves the others), then `collect` what comes
-# back. Reads $out, $runs, $pack, $py, $budget and the array subset. Arguments: NAME=ARGUMENTS for each network,
-# then -- and the arguments every one of them gets.
+# back. Reads $out, $runs, $pack, $py, $budget and the array subset, and from the environment MAX_FILES and MAX_MIB
+# (what `collect` may leave in $out: 8 files and 64 MiB, a lease's whole answer, unless a caller shares it).
+# Arguments: NAME=ARGUMENTS for each network, then -- and the arguments every one of them gets.
 side_by_side() {
     local jobs=() job name failed=0 rc start i
     while [ $# -gt 0 ] && [ "$1" != "--" ]; do jobs+=("$1"); shift; done
@@ -30,7 +31,7 @@ side_by_side() {
     done
     echo "training: $(( $(date +%s) - start )) s"
     "$py" -m training.gpu_teachers collect --pack "$pack" --runs "$runs" --teachers "${names[@]}" --out "$out" \
-        --extra "$runs/gpu.txt" "${subset[@]}"
+        --extra "$runs/gpu.txt" --max-files "${MAX_FILES:-8}" --max-mib "${MAX_MIB:-64}" "${subset[@]}"
     rc=$?
     echo "wall time: $(( $(date +%s) - start )) s"
     [ $rc -eq 0 ] && [ $failed -eq 0 ]

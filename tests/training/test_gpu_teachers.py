@@ -469,3 +469,25 @@ def test_the_distillation_lease_script_brings_back_every_student_within_the_limi
     summaries = {n: json.loads((tmp_path / "runs" / n / "summary.json").read_text()) for n in students}
     assert summaries["default_kd_s0"]["plan"]["distill"] == 0.8 and summaries["default_ce_s0"]["plan"]["distill"] == 0
     assert summaries["scratch_kd_s0"]["plan"]["init"] is None and summaries["default_ce_s0"]["plan"]["init"] == str(tmp_path / "start")
+
+
+@pytest.mark.slow
+def test_one_lease_trains_k_fold_teachers_then_students_on_their_answers_within_the_limits(
+        packed: Path, tmp_path: Path) -> None:
+    start = create_model("fersnet_tiny", synthesis_output="masked")
+    save_checkpoint(tmp_path / "start", start, build_card(start, FER2013_CLASSES, Preprocess(img_size=48), name="start"))
+    env = _lease_env(tmp_path, packed, "") | {"INIT": str(tmp_path / "start"), "FOLDS": "2", "TEACHER_ARCH": "tiny",
+                                               "TEACHER_BUDGET_S": "60", "STUDENT_BUDGET_S": "60"}
+    done = subprocess.run(["bash", str(REPO / "training" / "gpu_kfold_distill.sh"), *CPU_ARGS], env=env,
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    out, runs = tmp_path / "out", tmp_path / "runs"
+    assert [p.name for p in (out / "teachers").iterdir()] == ["teachers.tar.gz"]  # probabilities only, no weights
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert len(files) <= 8 and all(f.stat().st_size <= 16 * MIB for f in files)
+    assert sum(f.stat().st_size for f in files) <= 64 * MIB
+    assert any(p.name.startswith("weights.tar.part-") for p in (out / "students").iterdir())
+    soft = np.load(runs / "soft_targets_kfold.npy")
+    assert soft.shape == (len(load_packed(packed, images=False).keys), 7)  # every face answered by an unseen teacher
+    summary = json.loads((runs / "students" / "default_kd_s0" / "summary.json").read_text())
+    assert summary["plan"]["soft_targets"] == str(runs / "soft_targets_kfold.npy")
