@@ -9,8 +9,9 @@
 #   python -m training.gpu_teachers targets --teachers training/teachers/0[2-6]_*   # .carry/soft_targets.npy
 #   python -c "from model_core.checkpoint import load_checkpoint as l, save_checkpoint as s; \
 #              m = l('model_core/weights/default'); s('.carry/default', m.model, m.card, half=True)"
-# The GPU host receives the checkout plus .carry/ (64 MiB in all): move model_core/weights out of the checkout
-# for the copy (and back after).
+# The GPU host receives the checkout plus .carry/ (64 MiB in all): move what it does not need out of the checkout
+# for the copy (mkdir -p /tmp/aside && mv model_core/weights training/teachers docs/figures /tmp/aside/, and back
+# after; about 56 MiB travel then).
 #
 # Students (name, then the arguments of `python -m training.gpu_teachers train`):
 #   default_kd_s0/s1  the bundled default, distilled from the teachers (labels 0.2, teachers 0.8, T 2)

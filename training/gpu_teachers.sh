@@ -6,8 +6,9 @@
 #
 # The GPU host receives the checkout plus .carry/ (64 MiB in all). Beforehand, where the datasets are:
 #   python -m training.pack_data     # ../shared/data -> .carry/fer2013.npz (43 MiB: FER2013's JPEGs + FER+'s labels)
-# and move the bundled weights (118 MB) out of the checkout for the copy, since only 64 MiB travel with the
-# working tree: mv model_core/weights /tmp/weights_aside (and back after; nothing here needs them).
+# and move what the host does not need out of the checkout for the copy, since only 64 MiB travel with the working
+# tree (the bundled weights, the committed teachers' probabilities, the figures; nothing here needs them):
+#   mkdir -p /tmp/aside && mv model_core/weights training/teachers docs/figures /tmp/aside/     # and back after
 # The GPU image's python3 has PyTorch, NumPy, Pillow and safetensors, all this needs: nothing is installed.
 #
 # One process per teacher, all at once: small networks leave a GPU idle between their kernel launches, so several
