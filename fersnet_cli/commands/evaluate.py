@@ -46,17 +46,16 @@ def run(args: argparse.Namespace) -> None:
         raise DataError(f"--prior is the served head's; the {args.head} head answers under its training data's prior")
     device, loaded = shared.checkpoint_on_device(args)
     prior = args.prior or loaded.prior
+    if prior != "natural" and loaded.card.prior is None:
+        raise DataError(f"--prior {prior}: {loaded.card.name}'s card records no class frequencies (fersnet prior writes them)")
     if args.record and prior != loaded.prior:
         raise DataError(f"--record writes the card's figures, which are its answers under its own prior ({loaded.prior}), "
                         f"not under --prior {prior}")
     records = shared.load_split(args)
     detect = shared.detect_faces(args.detect, records, loaded.preprocess.img_size)
     answer = functools.partial(loaded.probabilities, prior=prior) if args.head == "served" else None
-    try:
-        metrics = evaluate_records(loaded.model, loaded.classes_of(args.head), loaded.preprocess, records, device,
-                                   args.batch_size, args.skip_bad, face_finder(detect, loaded.preprocess), args.head, answer)
-    except ValueError as e:  # a balanced prior asked of a card without class frequencies
-        raise DataError(f"--prior {prior}: {e}") from None
+    metrics = evaluate_records(loaded.model, loaded.classes_of(args.head), loaded.preprocess, records, device,
+                               args.batch_size, args.skip_bad, face_finder(detect, loaded.preprocess), args.head, answer)
     if args.record:
         key = f"{args.dataset}/{args.split}" if args.head == "served" else f"expression_head/{args.dataset}/{args.split}"
         loaded.card.metrics[key] = {**metrics.summary(), "measured_by": shared.command_line(args)}

@@ -71,6 +71,15 @@ def test_evaluate_answers_under_the_cards_prior_or_the_one_asked(
     assert "--prior is the served head's" in capsys.readouterr().err
 
 
+def test_a_balanced_prior_needs_the_cards_frequencies(make_checkpoint: MakeCheckpoint, fer2013_folder: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    checkpoint = make_checkpoint()
+    with pytest.raises(SystemExit):
+        evaluate(capsys, checkpoint, fer2013_folder, "--prior", "balanced")
+    assert "records no class frequencies (fersnet prior writes them)" in capsys.readouterr().err
+    assert evaluate(capsys, checkpoint, fer2013_folder)["prior"] == "natural"
+
+
 def test_record_writes_the_figures_the_card_answers_with_and_nothing_else(
     leaning_neutral: Path, fer2013_folder: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
