@@ -69,10 +69,19 @@ export async function modelCard() {
   return (await request("v1/models")).json();
 }
 
+// The class prior classify asks for (`natural` or `balanced`); null: the model's default.
+let prior = null;
+
+/** Ask every later classify request (photos and camera alike) for this class prior; null for the model's default. */
+export function setPrior(value) {
+  prior = value;
+}
+
 /** The faces and expressions of one photo (POST /v1/classify): the `images[0]` of the answer, and the model name. */
 export async function classify(blob, filename) {
   const form = new FormData();
   form.append("images", blob, filename);
+  if (prior) form.append("prior", prior);
   const body = await (await request("v1/classify", { method: "POST", body: form })).json();
   return { model: body.model, image: body.images[0] };
 }

@@ -1,6 +1,6 @@
 // The page's wiring: photos in (choose, drop, paste, camera), the model's card, the API key form.
 
-import { classify, hasKey, modelCard, plainWords, setKey } from "./api.js";
+import { classify, hasKey, modelCard, plainWords, setKey, setPrior } from "./api.js";
 import { cameraUnavailable, currentFrame, startCamera, stopCamera } from "./camera.js";
 import { openRedraw } from "./redraw.js";
 import { photoCard } from "./results.js";
@@ -15,12 +15,14 @@ const keyButton = $("key-button");
 let synthesis = true; // whether the served model can redraw faces (its card says)
 let queue = Promise.resolve(); // photos are classified one after another, in the order they came
 let photoUrls = [];
+let shown = []; // {card, photo} of every photo on the page, classified again when the prior changes
 
 function addPhotos(files) {
   for (const file of files) {
     const photo = { blob: file, name: file.name || "photo", url: URL.createObjectURL(file) };
     photoUrls.push(photo.url);
     const card = photoCard(results, photo, { onRedraw: openRedraw, canRedraw: () => synthesis });
+    shown.push({ card, photo });
     classifyInto(card, photo);
   }
   $("clear").hidden = false;
@@ -68,8 +70,18 @@ $("clear").addEventListener("click", () => {
   results.replaceChildren();
   photoUrls.forEach((url) => URL.revokeObjectURL(url));
   photoUrls = [];
+  shown = [];
   $("clear").hidden = true;
   $("choose").focus();
+});
+
+// The class prior: offered where the model's card records its training class frequencies (/v1/models `prior`).
+$("prior").addEventListener("change", () => {
+  setPrior($("prior").value);
+  for (const { card, photo } of shown) {
+    card.busy();
+    classifyInto(card, photo);
+  }
 });
 
 // ------------------------------------------------------------------ camera
@@ -99,12 +111,15 @@ async function describeModel() {
     const confidence = temperature
       ? `confidences calibrated (temperature ${Number(temperature).toFixed(2)})`
       : "confidences not calibrated";
-    // The class prior the answers assume (/v1/classify `prior`): say when every expression counts as equally likely.
-    const prior = card.prior && card.prior.default === "balanced" ? ", every expression taken as equally likely" : "";
+    // The class prior the answers assume (/v1/classify `prior`): a choice, opened at the model's default.
+    if (card.prior && card.prior.default) {
+      $("prior").value = card.prior.default;
+      $("prior-choice").hidden = false;
+    }
     // A model with an answer tail recognises classes (contempt, say) it cannot draw: say which it redraws.
     const drawn = card.expressions || card.classes;
     const redraws = drawn.join() === card.classes.join() ? "." : `; redraws ${drawn.join(", ")}.`;
-    line.textContent = `Model ${card.name}: ${card.classes.length} expressions, ${confidence}${prior}`
+    line.textContent = `Model ${card.name}: ${card.classes.length} expressions, ${confidence}`
       + (synthesis ? redraws : ", recognition only (no redrawing).");
   } catch (error) {
     if (error.status === 401) {

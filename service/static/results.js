@@ -7,7 +7,8 @@ import { colourOf, count, drawBoxes, el, errorNodes, percent } from "./dom.js";
 const PASSING = new Set([0, 429, 503, 504]);
 
 /**
- * A card for a photo that is being classified. Returns {show(result), fail(error, retry)}.
+ * A card for a photo that is being classified. Returns {busy(), show(result), fail(error, retry)}: busy() while it
+ * is classified again.
  * `retry`, when given, is offered as a "Try again" button for errors that may pass.
  * `onRedraw(photo, image, faceIndex, picture)` is called when a face's box or button is chosen.
  */
@@ -26,6 +27,10 @@ export function photoCard(container, photo, { onRedraw, canRedraw }) {
   container.prepend(card);
 
   return {
+    busy() {
+      card.setAttribute("aria-busy", "true");
+      status.textContent = "Finding faces…";
+    },
     show({ model, image }) {
       card.setAttribute("aria-busy", "false");
       stage.style.aspectRatio = `${image.width} / ${image.height}`; // only matters when the browser cannot show it

@@ -29,7 +29,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(browser_missing() is not None
 if browser_missing() is None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
-    from selenium.webdriver.support.ui import WebDriverWait
+    from selenium.webdriver.support.ui import Select, WebDriverWait
 
 WAIT_S = 60
 
@@ -223,10 +223,21 @@ def test_api_key_is_asked_for_once_and_sent(chrome: WebDriver, tiny_checkpoint: 
         chrome.execute_script("sessionStorage.clear()")
 
 
-def test_the_page_says_when_every_expression_counts_as_equally_likely(chrome: WebDriver, server: str,
-                                                                      balanced_checkpoint: Path) -> None:
+def test_the_answers_prior_is_a_choice_where_the_model_records_its_class_frequencies(
+        chrome: WebDriver, server: str, balanced_checkpoint: Path, photos: dict[str, Path]) -> None:
+    """Opened at the model's default; changing it classifies the photos shown again under the other prior."""
     open_page(chrome, server)
-    assert "equally likely" not in chrome.find_element(By.ID, "model").text  # the test model records no prior
+    assert not chrome.find_element(By.ID, "prior-choice").is_displayed()  # the test model records no frequencies
     with live_server(settings_for(balanced_checkpoint)) as url:
         open_page(chrome, url)
-        assert "every expression taken as equally likely" in chrome.find_element(By.ID, "model").text
+        wait(chrome, lambda c: c.find_element(By.ID, "prior-choice").is_displayed())
+        choice = Select(chrome.find_element(By.ID, "prior"))
+        assert choice.first_selected_option.get_attribute("value") == "balanced"
+        upload(chrome, photos["two faces.jpg"])
+        wait(chrome, lambda c: c.find_elements(By.CSS_SELECTOR, ".photo[aria-busy='false'] .face"))
+        balanced = texts(chrome, ".photo .face .value")
+        choice.select_by_value("natural")
+        wait(chrome, lambda c: c.find_elements(By.CSS_SELECTOR, ".photo[aria-busy='false'] .face")
+             and texts(c, ".photo .face .value") != balanced)
+        assert len(texts(chrome, ".photo .face .value")) == len(balanced)  # the same faces, other probabilities
+        assert not chrome.get_log("browser")
