@@ -74,8 +74,9 @@ def main() -> None:
                                      find_face=finder if detect else None, answer=loaded.probabilities)  # as served
                 decoded = m.n - m.unsupported  # a class the model lacks is scored wrong without being decoded
                 found = "-" if m.faceless is None else f"{decoded - m.faceless} of {decoded}"
+                restricted = "-" if m.accuracy_restricted is None else f"{100 * m.accuracy_restricted:.2f} %"
                 print(f"| {kind} | {'yes' if detect else 'no'} | {m.n} | {found} | {100 * m.accuracy:.2f} % | "
-                      f"{100 * m.accuracy_restricted:.2f} % | {100 * m.macro_f1:.2f} % | {time.perf_counter() - start:.0f} |")
+                      f"{restricted} | {100 * m.macro_f1:.2f} % | {time.perf_counter() - start:.0f} |")
 
 
 if __name__ == "__main__":
