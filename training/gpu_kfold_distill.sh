@@ -16,7 +16,9 @@
 #   mkdir -p /tmp/aside && mv model_core/weights training/teachers docs/figures /tmp/aside/     # and back after
 #
 #   FOLDS=5  TEACHER_ARCH=vgg  TEACHER_BUDGET_S=240  STUDENT_BUDGET_S=200  RUNS=runs  (PACK, INIT, PYTHON, SUBSET:
-#   as for gpu_teachers.sh and gpu_distill.sh; extra arguments go to every network's `train`)
+#   as for gpu_teachers.sh and gpu_distill.sh; extra arguments go to every network's `train`: `--gamma 2.2 --blur 0.3`
+#   trains teachers and students on dim, bright and blurred faces too, which `python -m bench.robustness` found the
+#   default weak on; select the students on PublicTest as always, then run that bench on the one chosen)
 # With a minute of start-up and scoring for each half, about 9 minutes: inside a 15-minute lease with the
 # machine's own start (an estimate until a GPU run measures it: "wall time" twice in the output).
 #

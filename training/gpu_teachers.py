@@ -27,6 +27,7 @@ import shlex
 import sys
 import tarfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ import numpy as np
 import torch
 
 from model_core.data import DataError
+from model_core.data.batch_augment import BatchAugment
 from model_core.data.packed import load_packed
 from model_core.expressions import FER2013_CLASSES
 from model_core.hardware import resolve_device
@@ -64,7 +66,8 @@ def train(args: argparse.Namespace, argv: list[str]) -> int:
                        lr=args.lr, ema=args.ema, max_steps=args.max_steps, eval_every=args.eval_every,
                        compile=args.compile, flip_tta=not args.no_flip_tta, init=args.init,
                        soft_targets=args.soft_targets, distill=args.distill if args.soft_targets else 0.0,
-                       temperature=args.temperature, fold=args.fold, folds=args.folds)
+                       temperature=args.temperature, fold=args.fold, folds=args.folds,
+                       augment=replace(BatchAugment(), gamma=args.gamma, blur=args.blur))
     model, result, logits = train_teacher(plan, faces, device, log=lambda line: print(line, flush=True))
     command = "python -m training.gpu_teachers " + shlex.join(argv)
     folder = write_teacher(args.out, model, result, logits, faces, command)
@@ -195,6 +198,10 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=int, default=256)
     t.add_argument("--lr", type=float, default=0.1, help="peak SGD learning rate for 256 faces a batch")
     t.add_argument("--ema", type=float, default=0.999, help="decay of the weights' moving average; 0 for none")
+    t.add_argument("--gamma", type=float, default=1.0,
+                   help="augment the light too: mid-tones raised to a power in [1/GAMMA, GAMMA] (1: none; 2.2 reaches "
+                        "bench.robustness's dim photos)")
+    t.add_argument("--blur", type=float, default=0.0, help="augment with a Gaussian blur on this share of the faces")
     t.add_argument("--max-steps", type=int, help="stop after this many steps even within the budget")
     t.add_argument("--eval-every", type=int, help="steps between PublicTest scorings (default: one epoch)")
     t.add_argument("--compile", action="store_true", help="torch.compile the network (eager if that fails)")

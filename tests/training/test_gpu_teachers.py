@@ -156,6 +156,37 @@ def test_batch_augment_is_seeded_bounded_and_its_geometry_is_right() -> None:
     assert ((grey > 0.05) & (grey < 0.15)).all()  # one patch of about a tenth of each face
 
 
+STILL = {"scale": (1, 1), "shift": 0, "degrees": 0, "flip": 0, "brightness": 0, "contrast": 0, "erase": 0}
+
+
+def test_gamma_and_blur_are_off_by_default_and_change_light_and_sharpness_when_asked() -> None:
+    images = torch.rand(8, 1, 48, 48) * 2 - 1
+    # Off: the default draws exactly the random numbers it drew before the two existed.
+    assert torch.equal(BatchAugment()(images, torch.Generator().manual_seed(3)),
+                       BatchAugment(gamma=1.0, blur=0.0)(images, torch.Generator().manual_seed(3)))
+    quarter = torch.full((8, 1, 48, 48), -0.5)  # a quarter of the way from black to white
+    lit = BatchAugment(**STILL, gamma=2.2)(quarter, torch.Generator().manual_seed(0))
+    powers = (torch.log((lit + 1) / 2) / math.log(0.25)).flatten(1)  # one power per face, within [1/2.2, 2.2]
+    assert torch.allclose(powers, powers[:, :1].expand(-1, 48 * 48), atol=1e-4)
+    assert (powers >= 1 / 2.2 - 1e-4).all() and (powers <= 2.2 + 1e-4).all() and powers[:, 0].std() > 0.1
+    blurred = BatchAugment(**STILL, blur=1.0)(images, torch.Generator().manual_seed(0))
+    kept = blurred.flatten(1).std(1) / images.flatten(1).std(1)  # noise smoothed on every face, each its own amount
+    assert (kept < 0.9).all() and kept.max() - kept.min() > 0.2
+    assert torch.allclose(BatchAugment(**STILL, blur=1.0)(torch.full((2, 1, 48, 48), 0.3)), torch.full((2, 1, 48, 48), 0.3))
+    with pytest.raises(ValueError, match="gamma"):
+        BatchAugment(gamma=0.5)
+    with pytest.raises(ValueError, match="blur"):
+        BatchAugment(blur=1.5)
+
+
+def test_a_teacher_asked_for_gamma_and_blur_trains_with_them(packed: Path, tmp_path: Path) -> None:
+    assert gpu_teachers.main(["train", "--pack", str(packed), "--out", str(tmp_path / "lit"), "--arch", "tiny",
+                              "--device", "cpu", "--threads", "1", "--max-steps", "1", "--batch-size", "8",
+                              "--gamma", "2.2", "--blur", "0.3"]) == 0
+    augment = json.loads((tmp_path / "lit" / "summary.json").read_text())["plan"]["augment"]
+    assert (augment["gamma"], augment["blur"]) == (2.2, 0.3)
+
+
 def test_the_learning_rate_warms_up_then_falls_to_zero_with_the_clock() -> None:
     assert lr_at(0.0, 0.1, 0.05) == 0 and lr_at(0.025, 0.1, 0.05) == pytest.approx(0.05)
     assert lr_at(0.05, 0.1, 0.05) == pytest.approx(0.1)
