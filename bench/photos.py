@@ -47,15 +47,21 @@ def write_folders(records: Records, out: Path, limit: int | None, seed: int) -> 
             image.save(out / kind / name / f"{i:05d}.png")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def photo_arguments(description: str) -> argparse.Namespace:
+    """The options of the benches that paste a split's faces into photos (this one, ``bench.robustness``): the
+    checkpoint, the split, a random sample of it, the seed."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--checkpoint", default="default")
     parser.add_argument("--dataset", default="ckplus")
     parser.add_argument("--root", default="../shared/data/ckplus48")
     parser.add_argument("--split", default="all")
     parser.add_argument("--limit", type=int, help="at most this many faces (a random sample)")
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = photo_arguments(__doc__.split("\n\n")[0])
 
     loaded = load_checkpoint(args.checkpoint, "cpu")
     finder = LargestFace(loaded.preprocess, FaceDetector())

@@ -14,7 +14,6 @@ unchanged photos, so it says what that change costs.
 
 from __future__ import annotations
 
-import argparse
 import io
 import random
 import tempfile
@@ -29,7 +28,7 @@ from model_core.data import load_records
 from model_core.evaluate import evaluate_records
 from model_core.faces import FaceDetector, LargestFace
 
-from .photos import write_folders
+from .photos import photo_arguments, write_folders
 
 Change = Callable[[Image.Image, random.Random], Image.Image]
 
@@ -80,14 +79,7 @@ def changed_folder(photos: Path, out: Path, change: Change, seed: int) -> Path:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--checkpoint", default="default")
-    parser.add_argument("--dataset", default="ckplus")
-    parser.add_argument("--root", default="../shared/data/ckplus48")
-    parser.add_argument("--split", default="all")
-    parser.add_argument("--limit", type=int, help="at most this many faces (a random sample)")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    args = photo_arguments(__doc__.split("\n\n")[0])
 
     loaded = load_checkpoint(args.checkpoint, "cpu")
     finder = LargestFace(loaded.preprocess, FaceDetector())
