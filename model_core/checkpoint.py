@@ -50,7 +50,7 @@ from . import registry
 from .card import CARD_FILE, CARD_FORMAT, CardDraft, CardError, ModelCard, Weights
 from .fersnet import FERSNet, FERSNetConfig, Head
 from .preprocess import Preprocess
-from .prior import PriorName, reweigh
+from .prior import PRIORS, PriorName, reweigh
 
 WEIGHTS_FILE = "model.safetensors"
 DEFAULT_CHECKPOINT = registry.BUNDLED[registry.DEFAULT].folder
@@ -101,15 +101,24 @@ class LoadedModel:
         (the training data's frequencies) where the card records none."""
         return self.card.prior.default if self.card.prior else "natural"
 
+    @property
+    def frequencies(self) -> list[float] | None:
+        """The served classes' training frequencies, in their order (the card's ``prior``); None where it records none."""
+        return [self.card.prior.frequencies[c] for c in self.classes] if self.card.prior else None
+
+    @property
+    def priors(self) -> tuple[PriorName, ...]:
+        """The priors this model can answer under: both where its card records the frequencies, else natural alone."""
+        return PRIORS if self.card.prior else ("natural",)
+
     def reweigh(self, probabilities: Tensor, prior: PriorName | None = None) -> Tensor:
         """The served head's calibrated probabilities (N x classes) under ``prior`` (by default the card's):
         :func:`model_core.prior.reweigh` with the card's training frequencies."""
         prior = prior or self.prior
-        if prior == "natural":
-            return probabilities
-        if self.card.prior is None:
+        if prior not in self.priors:
             raise ValueError(f"{self.card.name}'s card records no class frequencies, so it answers under the natural prior only")
-        return reweigh(probabilities, [self.card.prior.frequencies[c] for c in self.classes], prior)
+        frequencies = self.frequencies
+        return probabilities if frequencies is None else reweigh(probabilities, frequencies, prior)
 
     def probabilities(self, logits: Tensor, prior: PriorName | None = None) -> Tensor:
         """What a user is answered for the served head's ``logits``: calibrated by the card's temperature, then under

@@ -44,10 +44,7 @@ class CalibratedClassifier(torch.nn.Module):
     @classmethod
     def of(cls, loaded: LoadedModel) -> CalibratedClassifier:
         """``loaded``'s served answer, as the service gives it: its card's temperature and default prior."""
-        prior = loaded.card.prior
-        if loaded.prior == "natural" or prior is None:
-            return cls(loaded.model, loaded.temperature)
-        return cls(loaded.model, loaded.temperature, [prior.frequencies[c] for c in loaded.classes])
+        return cls(loaded.model, loaded.temperature, loaded.frequencies if loaded.prior == "balanced" else None)
 
 
 def resave_checkpoint(loaded: LoadedModel, out: str | Path, half: bool = False) -> Path:

@@ -109,7 +109,7 @@ class Engine:
             batch_sizes: list[int] | None = settings.batch_sizes or default_batch_sizes(settings.max_batch_size)
         else:
             batch_sizes = settings.batch_sizes
-        if settings.prior not in (None, "natural") and loaded.card.prior is None:
+        if settings.prior is not None and settings.prior not in loaded.priors:
             raise CheckpointError(f"FERSNET_PRIOR={settings.prior}, but {loaded.path}'s card records no class frequencies "
                                   "to move its answers by (fersnet prior writes them)")
         engine = cls(loaded, device, dtype, batch_sizes, settings.max_batch_size, channels_last, settings.prior)

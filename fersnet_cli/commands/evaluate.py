@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> None:
         raise DataError(f"--prior is the served head's; the {args.head} head answers under its training data's prior")
     device, loaded = shared.checkpoint_on_device(args)
     prior = args.prior or loaded.prior
-    if prior != "natural" and loaded.card.prior is None:
+    if prior not in loaded.priors:
         raise DataError(f"--prior {prior}: {loaded.card.name}'s card records no class frequencies (fersnet prior writes them)")
     if args.record and prior != loaded.prior:
         raise DataError(f"--record writes the card's figures, which are its answers under its own prior ({loaded.prior}), "

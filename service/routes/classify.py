@@ -92,7 +92,7 @@ async def classify(
     if len(images) > settings.max_images_per_request:
         raise PayloadTooLarge(f"{len(images)} images in one request; the limit is {settings.max_images_per_request}")
     chosen = query_or_form("prior", prior, form_prior, engine.prior)
-    if chosen != "natural" and engine.loaded.card.prior is None:
+    if chosen not in engine.loaded.priors:
         raise InvalidParameter(f"prior={chosen}: model {engine.loaded.card.name}'s card records no class frequencies, "
                                "so it answers under its training data's prior only (prior=natural)")
     uploads = [Upload(await f.read(), f.filename, f.content_type, i) for i, f in enumerate(images)]
