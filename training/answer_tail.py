@@ -8,16 +8,22 @@ head, :func:`model_core.transfer.with_answer_tail`) learns FER+'s eight classes,
 contempt included, from the same frozen trunk. The card then serves the tail.
 
 Because everything below the tail is frozen, its input is computed once per face
-(and once for its mirror image, the only augmentation), so an epoch over FER+'s
-28,389 training faces takes about 40 s on two CPU cores; the faces go through the same preprocessing as
+and once for its mirror image, so an epoch over FER+'s 28,389 training faces
+takes about 40 s on two CPU cores; the faces go through the same preprocessing as
 training and serving (:class:`~model_core.data.dataset.FaceDataset`). The epoch
 is selected on FER+'s validation split (majority vote) and the test splits are
 measured once, on the selected tail.
 
+``--copies K`` adds K changed copies of the training faces (:data:`CHANGES`:
+the trunk's own framing changes, plus dim and bright light, flat contrast and
+blur, which ``python -m bench.robustness`` found the served answer weakest on);
+each copy goes through the trunk once, and epoch e reads the faces, their
+mirror images and the next copy in turn.
+
 The bundled default's tail, on the generator of ``fer2013_small_gpu_judged.yaml`` (its trunk frozen there too):
 
     python -m training.answer_tail --checkpoint runs/fer2013_small_gpu_judged/best --out runs/answer_tail \
-        --name fer2013_ferplus_small_judged --half
+        --name fer2013_ferplus_small_robust --half --copies 4
     fersnet calibrate runs/answer_tail --dataset ferplus --root ../shared/data/ferplus --split val \
         --report ferplus:test:../shared/data/ferplus --report fer2013:test:../shared/data/fer2013
 """
@@ -28,6 +34,7 @@ import argparse
 import shlex
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -36,15 +43,20 @@ from torch import Tensor, nn
 from model_core import load_checkpoint
 from model_core.checkpoint import build_card, save_checkpoint, write_card
 from model_core.data import DataError, load_records
+from model_core.data.batch_augment import BatchAugment
 from model_core.data.dataset import FaceDataset
 from model_core.evaluate import evaluate_records
 from model_core.expressions import FERPLUS_CLASSES
-from model_core.fersnet import FERSNet
+from model_core.fersnet import FERSNet, Head
 from model_core.preprocess import Preprocess
 from model_core.train.losses import soft_cross_entropy
 from model_core.transfer import with_answer_tail
 
 DATA = Path("../shared/data")
+
+#: The changes drawn for each copy (``--copies``): the framing changes the trunk trained with (shift, zoom, tilt,
+#: mirror, erasing), stronger contrast, and the two it never saw, dim or bright mid-tones and blur.
+CHANGES = BatchAugment(contrast=0.5, gamma=2.2, blur=0.3)
 
 
 def faces(split: str, root: Path, label_mode: str, preprocess: Preprocess) -> tuple[Tensor, Tensor, Tensor]:
@@ -63,6 +75,15 @@ def tail_inputs(model: FERSNet, images: Tensor, batch_size: int = 512) -> tuple[
     return views[0], views[1]
 
 
+@torch.inference_mode()
+def changed_copies(model: FERSNet, images: Tensor, copies: int, seed: int, batch_size: int = 512) -> list[Tensor]:
+    """What the tail reads for ``copies`` changed copies of ``images``, each face changed anew (:data:`CHANGES`),
+    drawn from ``seed`` so that a run repeats."""
+    generator = torch.Generator().manual_seed(seed)
+    return [torch.cat([model.tail_input(CHANGES(images[i:i + batch_size], generator))
+                       for i in range(0, len(images), batch_size)]) for _ in range(copies)]
+
+
 def tail_of(model: FERSNet) -> nn.Sequential:
     """The modules that learn: the answer stage, then the answer head (the rest of ``model`` stays frozen)."""
     return nn.Sequential(model.answer_stage, model.answer_head)
@@ -76,18 +97,24 @@ def served_accuracy(tail: nn.Module, views: tuple[Tensor, Tensor], labels: Tenso
     return (logits.argmax(1) == labels).float().mean().item()
 
 
-def fit(tail: nn.Module, train: tuple[Tensor, Tensor], votes: Tensor, val: tuple[Tensor, Tensor], val_labels: Tensor,
-        epochs: int, lr: float, weight_decay: float, batch_size: int, seed: int) -> tuple[dict[str, Tensor], list[dict]]:
-    """AdamW with a one-cycle schedule, cross-entropy against the raters' vote distributions (the trainer's own); returns the best epoch's state and the log."""
+def fit(tail: nn.Module, train: tuple[Tensor, Tensor], copies: list[Tensor], votes: Tensor, val: tuple[Tensor, Tensor],
+        val_labels: Tensor, epochs: int, lr: float, weight_decay: float, batch_size: int,
+        seed: int) -> tuple[dict[str, Tensor], list[dict]]:
+    """AdamW with a one-cycle schedule, cross-entropy against the raters' vote distributions (the trainer's own);
+    each epoch reads the faces, their mirror images and the next changed copy, if any. Returns the best epoch's
+    state and the log."""
     generator = torch.Generator().manual_seed(seed)
-    inputs, targets = torch.cat(train), torch.cat([votes, votes])
-    steps = epochs * (len(inputs) // batch_size)
+    views = len(train) + (1 if copies else 0)
+    targets = votes.repeat(views, 1)
+    steps = epochs * (views * len(votes) // batch_size)
     optimizer = torch.optim.AdamW(tail.parameters(), lr=lr, weight_decay=weight_decay)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, lr, total_steps=steps, pct_start=0.1)
     best: tuple[float, dict[str, Tensor]] = (-1.0, {})
     log = []
     for epoch in range(1, epochs + 1):
         tail.train()
+        copy = [copies[(epoch - 1) % len(copies)]] if copies else []
+        inputs = torch.cat([*train, *copy])
         order = torch.randperm(len(inputs), generator=generator)
         for start in range(0, len(order) - batch_size + 1, batch_size):
             batch = order[start:start + batch_size]
@@ -108,7 +135,7 @@ def measure(args: argparse.Namespace) -> None:
     """Measure the checkpoint as written (float16 weights included) on every test split and write it on its card:
     the served head on each dataset, and the expression head on FER2013 for the literature's comparison."""
     saved = load_checkpoint(args.out)
-    splits = {
+    splits: dict[str, tuple[str, Path, str, Head]] = {
         "ferplus/val": ("ferplus", args.ferplus, "val", "served"),
         "ferplus/test": ("ferplus", args.ferplus, "test", "served"),
         "fer2013/test": ("fer2013", args.fer2013, "test", "served"),
@@ -140,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weight-decay", type=float, default=0.05)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--copies", type=int, default=0, help="changed copies of the training faces (CHANGES), one read "
+                                                               "per epoch in turn; 0: the faces and their mirror images only")
     parser.add_argument("--half", action="store_true", help="store float16 weights, as the bundled models are")
     args = parser.parse_args(argv)
     command = "python -m training.answer_tail " + shlex.join(argv if argv is not None else sys.argv[1:])
@@ -154,21 +183,24 @@ def main(argv: list[str] | None = None) -> int:
         train_images, votes, _ = faces("train", args.ferplus, "soft", loaded.preprocess)
         val_images, _, val_labels = faces("val", args.ferplus, "hard", loaded.preprocess)
         train, val = tail_inputs(model, train_images), tail_inputs(model, val_images)
-        print(f"{len(train_images)} training and {len(val_images)} validation faces through the frozen trunk "
-              f"in {time.perf_counter() - start:.0f} s", flush=True)
+        copies = changed_copies(model, train_images, args.copies, args.seed)
+        print(f"{len(train_images)} training faces ({args.copies} changed copies) and {len(val_images)} validation faces "
+              f"through the frozen trunk in {time.perf_counter() - start:.0f} s", flush=True)
     except DataError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    state, log = fit(tail, train, votes, val, val_labels, args.epochs, args.lr, args.weight_decay, args.batch_size, args.seed)
+    state, log = fit(tail, train, copies, votes, val, val_labels, args.epochs, args.lr, args.weight_decay, args.batch_size, args.seed)
     tail.load_state_dict(state)
     model.eval()
 
     selected = max(log, key=lambda r: r["val_accuracy"])
     training = {**loaded.card.training, "answer_tail": {
         "command": command, "from": str(loaded.path), "from_sha256": loaded.sha256, "epochs": log,
-        "selected_epoch": selected["epoch"], "selected_on": "ferplus:val (majority vote)"}}
+        "selected_epoch": selected["epoch"], "selected_on": "ferplus:val (majority vote)",
+        **({"copies": args.copies, "changes": asdict(CHANGES)} if args.copies else {})}}
     card = build_card(model, FERPLUS_CLASSES, loaded.preprocess, name=args.name or args.out.name, training=training,
                       expressions=list(loaded.expressions))
+    card.intensity = loaded.card.intensity  # the generator is unchanged, so is the intensity chosen for its edits
     save_checkpoint(args.out, model, card, half=args.half)
     measure(args)
     print(f"saved {args.out}: serves FER+'s {len(FERPLUS_CLASSES)} classes, synthesises FER2013's {len(loaded.expressions)}")

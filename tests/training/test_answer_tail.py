@@ -8,6 +8,8 @@ import pytest
 import torch
 
 from model_core import load_checkpoint
+from model_core.card import Intensity
+from model_core.checkpoint import write_card
 from model_core.expressions import FER2013_CLASSES, FERPLUS_CLASSES
 from training import answer_tail
 
@@ -17,6 +19,8 @@ from ..shared_fixtures import MakeCheckpoint
 def test_the_tail_learns_and_nothing_else_moves(tmp_path: Path, make_checkpoint: MakeCheckpoint, ferplus_root: Path,
                                                fer2013_folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
     base = load_checkpoint(make_checkpoint("base", synthesis_output="masked"))
+    base.card.intensity = Intensity(default=1.2, chosen_on="a test")
+    write_card(base.path, base.card)
     out = tmp_path / "two_heads"
     code = answer_tail.main(["--checkpoint", str(base.path), "--out", str(out), "--ferplus", str(ferplus_root),
                              "--fer2013", str(fer2013_folder), "--ckplus", str(tmp_path / "absent"),
@@ -35,6 +39,7 @@ def test_the_tail_learns_and_nothing_else_moves(tmp_path: Path, make_checkpoint:
     assert {"ferplus/val", "ferplus/test", "fer2013/test", "expression_head/fer2013/test"} <= set(card.metrics)
     assert "ckplus/all" not in card.metrics  # a dataset that is not there is skipped, not invented
     assert "--head expression" in card.metrics["expression_head/fer2013/test"]["measured_by"]
+    assert card.intensity == base.card.intensity and card.intensity.default == 1.2  # the generator's, carried over
     assert "FER+ val accuracy" in capsys.readouterr().out
 
 
@@ -57,3 +62,27 @@ def test_a_network_with_a_tail_gets_a_new_one_grown_from_its_expression_head(
     assert regrown.classes == FERPLUS_CLASSES and regrown.expressions == base.expressions == FER2013_CLASSES
     before, after = base.model.state_dict(), regrown.model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before if not base.model.in_answer_tail(k))
+
+
+def test_changed_copies_are_new_faces_drawn_alike_each_run(make_checkpoint: MakeCheckpoint) -> None:
+    model = load_checkpoint(make_checkpoint("copies", answer=FERPLUS_CLASSES)).model.eval()
+    images = torch.rand(6, 1, 48, 48) * 2 - 1
+    first, second = answer_tail.changed_copies(model, images, copies=2, seed=3, batch_size=4)
+    again = answer_tail.changed_copies(model, images, copies=2, seed=3, batch_size=4)
+    clean = model.tail_input(images)
+    assert first.shape == second.shape == clean.shape
+    assert not torch.allclose(first, clean) and not torch.allclose(first, second)  # each copy changes each face anew
+    assert torch.equal(first, again[0]) and torch.equal(second, again[1])  # the seed repeats a run
+
+
+def test_copies_are_read_in_turn_and_named_on_the_card(tmp_path: Path, make_checkpoint: MakeCheckpoint,
+                                                      ferplus_root: Path, fer2013_folder: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "with_copies"
+    code = answer_tail.main(["--checkpoint", str(make_checkpoint("base", synthesis_output="masked")), "--out", str(out),
+                             "--ferplus", str(ferplus_root), "--fer2013", str(fer2013_folder),
+                             "--ckplus", str(tmp_path / "absent"), "--epochs", "3", "--batch-size", "4", "--copies", "2"])
+    assert code == 0
+    tail = load_checkpoint(out).card.training["answer_tail"]
+    assert tail["copies"] == 2 and tail["changes"]["gamma"] == answer_tail.CHANGES.gamma > 1
+    assert len(tail["epochs"]) == 3 and "(2 changed copies)" in capsys.readouterr().out
