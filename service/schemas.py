@@ -201,30 +201,30 @@ class ModelInfo(BaseModel):
         json_schema_extra={
             "examples": [
                 {
-                    "name": "fer2013_ferplus_small_judged",
+                    "name": "fer2013_ferplus_small_robust",
                     "variant": "fersnet_small",
                     "sharing": "selective",
                     "synthesis": True,
                     "classes": ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral", "contempt"],
                     "expressions": ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"],
                     "input": {"img_size": 48, "in_chans": 1, "mean": 0.5, "std": 0.5, "face_scale": 0.98, "face_shift": 0.0},
-                    "sha256": "b3f8b2bfc3bccddf0025650025bec42d74d89f3a87711d4a9382e8dd01c29015",
+                    "sha256": "468cfe1ce6ff31e9115726a92d9d81376ca1b4a96c17a911ceccedc6fdc04c27",
                     "parameters": 7072305,
-                    "metrics": {"ferplus/test": {"accuracy": 0.8365, "macro_f1": 0.7088, "images": 3395},
+                    "metrics": {"ferplus/test": {"accuracy": 0.80206, "macro_f1": 0.65542, "images": 3395},
                                 "expression_head/fer2013/test": {"accuracy": 0.7133, "macro_f1": 0.6997, "images": 3589}},
                     "intensity": 1.2,
                     "prior": {"frequencies": {"angry": 0.084009, "disgust": 0.015935, "fear": 0.035589, "happy": 0.262513,
                                               "sad": 0.144096, "surprise": 0.120928, "neutral": 0.318832, "contempt": 0.018098},
                               "default": "balanced", "measured_on": "ferplus:train from ../shared/data/ferplus, soft labels"},
                     "training": {"answer_tail": {"selected_epoch": 6, "selected_on": "ferplus:val (majority vote)"}},
-                    "created": "2026-12-04T20:21:01+00:00",
+                    "created": "2026-12-05T03:53:18+00:00",
                     "config": {"variant": "fersnet_small", "img_size": 48, "in_chans": 1, "num_classes": 7, "answer_classes": 8},
                     "runtime": {"device": "cpu", "precision": "bfloat16", "batch_sizes": None, "max_batch_size": 32, "max_wait_ms": 10.0},
                     "bundled": [
                         {"name": "default", "description": "the served default, in the wheel and the image",
                          "installed": True, "served": True, "variant": "fersnet_small", "sharing": "selective",
                          "synthesis": True,
-                         "sha256": "b3f8b2bfc3bccddf0025650025bec42d74d89f3a87711d4a9382e8dd01c29015"},
+                         "sha256": "468cfe1ce6ff31e9115726a92d9d81376ca1b4a96c17a911ceccedc6fdc04c27"},
                     ],
                 }
             ]
