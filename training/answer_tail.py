@@ -171,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
                                                                "per epoch in turn; 0: the faces and their mirror images only")
     parser.add_argument("--half", action="store_true", help="store float16 weights, as the bundled models are")
     args = parser.parse_args(argv)
+    if args.copies < 0:
+        parser.error(f"--copies is a number of copies, 0 or more, not {args.copies}")
     command = "python -m training.answer_tail " + shlex.join(argv if argv is not None else sys.argv[1:])
     torch.manual_seed(args.seed)
 

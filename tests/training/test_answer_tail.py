@@ -86,3 +86,10 @@ def test_copies_are_read_in_turn_and_named_on_the_card(tmp_path: Path, make_chec
     tail = load_checkpoint(out).card.training["answer_tail"]
     assert tail["copies"] == 2 and tail["changes"]["gamma"] == answer_tail.CHANGES.gamma > 1
     assert len(tail["epochs"]) == 3 and "(2 changed copies)" in capsys.readouterr().out
+
+
+def test_a_negative_number_of_copies_is_refused_up_front(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as refused:
+        answer_tail.main(["--out", str(tmp_path / "x"), "--copies", "-1"])
+    assert refused.value.code == 2 and "--copies" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
