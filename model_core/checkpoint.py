@@ -120,10 +120,15 @@ class LoadedModel:
         frequencies = self.frequencies
         return probabilities if frequencies is None else reweigh(probabilities, frequencies, prior)
 
+    def calibrated(self, logits: Tensor) -> Tensor:
+        """The served head's probabilities for its ``logits``, calibrated by the card's temperature, under the
+        training data's prior: what the service computes per batch before each request's prior (:meth:`reweigh`)."""
+        return (logits.float() / self.temperature).softmax(1)
+
     def probabilities(self, logits: Tensor, prior: PriorName | None = None) -> Tensor:
-        """What a user is answered for the served head's ``logits``: calibrated by the card's temperature, then under
-        ``prior`` (by default the card's). The one place the service, ``fersnet evaluate`` and an export agree on."""
-        return self.reweigh((logits.float() / self.temperature).softmax(1), prior)
+        """What a user is answered for the served head's ``logits``: :meth:`calibrated`, then under ``prior`` (by
+        default the card's). The one place the service, ``fersnet evaluate`` and an export agree on."""
+        return self.reweigh(self.calibrated(logits), prior)
 
     @property
     def intensity(self) -> float:

@@ -190,7 +190,7 @@ class Engine:
         """
         n = images.shape[0]
         logits = self.model.classify(self._to_device(images))[:n]
-        return (logits.float() / self.loaded.temperature).softmax(dim=1).cpu()
+        return self.loaded.calibrated(logits).cpu()
 
     @torch.inference_mode()
     def synthesize(self, images: Tensor, targets: Tensor, sources: Tensor | None = None,

@@ -34,6 +34,7 @@ import argparse
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -67,21 +68,22 @@ def faces(split: str, root: Path, label_mode: str, preprocess: Preprocess) -> tu
 
 
 @torch.inference_mode()
+def through_trunk(model: FERSNet, images: Tensor, batch_size: int = 512,
+                  change: Callable[[Tensor], Tensor] | None = None) -> Tensor:
+    """What the answer tail reads for ``images``, a batch at a time, each batch first ``change``d if given."""
+    return torch.cat([model.tail_input(change(batch) if change else batch) for batch in images.split(batch_size)])
+
+
 def tail_inputs(model: FERSNet, images: Tensor, batch_size: int = 512) -> tuple[Tensor, Tensor]:
     """What the answer tail reads, for each face and for its mirror image: the frozen trunk runs once per view."""
-    views = []
-    for view in (images, images.flip(3)):
-        views.append(torch.cat([model.tail_input(view[i:i + batch_size]) for i in range(0, len(view), batch_size)]))
-    return views[0], views[1]
+    return through_trunk(model, images, batch_size), through_trunk(model, images.flip(3), batch_size)
 
 
-@torch.inference_mode()
 def changed_copies(model: FERSNet, images: Tensor, copies: int, seed: int, batch_size: int = 512) -> list[Tensor]:
     """What the tail reads for ``copies`` changed copies of ``images``, each face changed anew (:data:`CHANGES`),
     drawn from ``seed`` so that a run repeats."""
     generator = torch.Generator().manual_seed(seed)
-    return [torch.cat([model.tail_input(CHANGES(images[i:i + batch_size], generator))
-                       for i in range(0, len(images), batch_size)]) for _ in range(copies)]
+    return [through_trunk(model, images, batch_size, lambda batch: CHANGES(batch, generator)) for _ in range(copies)]
 
 
 def tail_of(model: FERSNet) -> nn.Sequential:
