@@ -39,7 +39,6 @@ from torch import Tensor, nn
 
 from .expressions import one_hot
 from .gates import GatePair
-from .light import level_light
 
 SharingMode = Literal["none", "hard", "selective"]
 SHARING_MODES: tuple[SharingMode, ...] = ("none", "hard", "selective")
@@ -180,11 +179,6 @@ class FERSNetConfig:
     (what training, the synthesis targets and the generator's judge use, comparable with the literature) while a
     second head, fed by its own copy of the last FER stage from that stage's input, answers users in its own
     classes. The tail reads the trunk and changes nothing in it, so it can be fitted on a frozen network."""
-    answer_light: float | None = None
-    """The mean brightness (in (0, 1)) that each face is brought to before the answer tail's pass through the trunk
-    (:func:`model_core.light.level_light`: a power curve over its tones, so a face in dim or glaring light reads as
-    if well lit); None reads faces as they are. The expression head and the generator always see the face as it
-    is: they were trained so, and a redrawn face keeps its own light."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -204,9 +198,6 @@ class FERSNetConfig:
             raise ValueError(f"hard_shared_stages must be in 1..{len(self.widths) - 1}")
         if self.answer_classes < 0:
             raise ValueError(f"answer_classes must be 0 (no answer tail) or a number of classes, not {self.answer_classes}")
-        if self.answer_light is not None and not (self.answer_classes and 0 < self.answer_light < 1):
-            raise ValueError(f"answer_light is a mean brightness in (0, 1) for an answer tail, not {self.answer_light} "
-                             f"(answer_classes={self.answer_classes})")
 
     @property
     def downsample(self) -> int:
@@ -251,14 +242,16 @@ class Features(NamedTuple):
     ``fer`` feeds the classifier; ``fes`` is the synthesis bottleneck (None in
     ``none`` mode or when only classification was asked for); ``skips`` are the
     FES-side feature maps at each resolution, finest first, for the decoder;
-    ``images`` is the input itself, which a masked decoder keeps where it draws nothing. (What the answer
-    tail reads comes from :meth:`FERSNet.tail_input`, which may see the face in levelled light.)
+    ``images`` is the input itself, which a masked decoder keeps where it draws nothing; ``answer`` the
+    features entering the last FER stage, which the answer tail reads, when they were asked for
+    (``forward_features(..., answer=True)``).
     """
 
     fer: Tensor
     fes: Tensor | None
     skips: tuple[Tensor, ...]
     images: Tensor | None = None
+    answer: Tensor | None = None
 
 
 class Synthesis(NamedTuple):
@@ -371,16 +364,18 @@ class FERSNet(nn.Module):
 
     # ------------------------------------------------------------------ forward passes
 
-    def forward_features(self, images: Tensor, synthesis: bool = True) -> Features:
+    def forward_features(self, images: Tensor, synthesis: bool = True, answer: bool = False) -> Features:
         """Run the stem and both branches, exchanging features through the gates.
 
         With ``synthesis=False`` the FES branch stops as soon as the FER branch
         no longer needs it (the last stage is ungated by default), which saves
-        a stage's compute when only classifying.
+        a stage's compute when only classifying. With ``answer`` (a network with
+        an answer tail only) ``Features.answer`` holds the gated FER features
+        entering the last FER stage: the tail's input (:meth:`answer_from`).
         """
-        fer, fes, skips, _ = self._branches(images, synthesis, answer=False, last_fer_stage=True)
+        fer, fes, skips, tail_input = self._branches(images, synthesis, answer, last_fer_stage=True)
         assert fer is not None  # the last FER stage ran
-        return Features(fer=fer, fes=fes if synthesis else None, skips=skips, images=images)
+        return Features(fer=fer, fes=fes if synthesis else None, skips=skips, images=images, answer=tail_input)
 
     def _branches(self, images: Tensor, synthesis: bool, answer: bool,
                   last_fer_stage: bool) -> tuple[Tensor | None, Tensor | None, tuple[Tensor, ...], Tensor | None]:
@@ -488,11 +483,8 @@ class FERSNet(nn.Module):
         return self.answer_from(self.tail_input(images))
 
     def tail_input(self, images: Tensor) -> Tensor:
-        """What the answer tail reads: the gated FER features entering the last FER stage, of the images with their
-        light levelled if the config says so (``answer_light``). The expression head's own last stage is not run:
-        the served answer does not pay for a head it does not read."""
-        if self.config.answer_light is not None:
-            images = level_light(images, self.config.answer_light)
+        """What the answer tail reads (``Features.answer``): the gated FER features entering the last FER stage. The
+        expression head's own last stage is not run: the served answer does not pay for a head it does not read."""
         tail_input = self._branches(images, synthesis=False, answer=True, last_fer_stage=False)[3]
         assert tail_input is not None  # the loop takes it when asked
         return tail_input

@@ -93,8 +93,7 @@ def _copy_classes(
     return out
 
 
-def with_answer_tail(model: FERSNet, classes: Sequence[str], answer_classes: Sequence[str],
-                     light: float | None = None) -> FERSNet:
+def with_answer_tail(model: FERSNet, classes: Sequence[str], answer_classes: Sequence[str]) -> FERSNet:
     """A copy of ``model`` (whose expression head answers ``classes``) with an answer tail answering ``answer_classes``.
 
     Every weight of ``model`` is copied; the tail's stage starts as the last FER stage, and its head as the
@@ -103,7 +102,6 @@ def with_answer_tail(model: FERSNet, classes: Sequence[str], answer_classes: Seq
     than any known class's bias. So before any training the tail computes the expression head's logits on
     the shared classes (the same weights on the same features), and fitting it on the new labels starts
     from there. A tail ``model`` already has is replaced. The copy is in ``model``'s mode and on its device.
-    ``light`` is the new tail's :attr:`~model_core.fersnet.FERSNetConfig.answer_light` (None: faces as they are).
     """
     config = model.config
     if len(classes) != config.num_classes:
@@ -111,7 +109,7 @@ def with_answer_tail(model: FERSNet, classes: Sequence[str], answer_classes: Seq
     if not answer_classes or len(set(answer_classes)) != len(answer_classes):
         raise ValueError(f"answer_classes must name at least one class, each once: {list(answer_classes)}")
     parameter = next(model.parameters())
-    grown = FERSNet(dataclasses.replace(config, answer_classes=len(answer_classes), answer_light=light)).to(parameter.device, parameter.dtype)
+    grown = FERSNet(dataclasses.replace(config, answer_classes=len(answer_classes))).to(parameter.device, parameter.dtype)
     state = grown.state_dict()
     own = {k: v for k, v in model.state_dict().items() if not FERSNet.in_answer_tail(k)}
     last = f"fer_stages.{len(model.fer_stages) - 1}."

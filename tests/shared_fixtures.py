@@ -136,14 +136,14 @@ def make_checkpoint(tmp_path: Path) -> MakeCheckpoint:
     checkpoints differ where a test needs two models; ``answer`` gives it a second recognition head."""
 
     def make(name: str = "ckpt", *, sharing: str = "selective", classes: tuple[str, ...] = FER2013_CLASSES,
-             seed: int = 0, answer: tuple[str, ...] | None = None, light: float | None = None, **overrides: Any) -> Path:
+             seed: int = 0, answer: tuple[str, ...] | None = None, **overrides: Any) -> Path:
         """``answer``: grow an answer tail in those classes (what ``classify`` then answers); ``classes`` stay the
-        expression head's. ``light``: the tail's ``answer_light``."""
+        expression head's."""
         torch.manual_seed(seed)
         model = create_model("fersnet_tiny", sharing=sharing, num_classes=len(classes), **overrides)
         if answer is None:
             return save_checkpoint(tmp_path / name, model, build_card(model, classes, Preprocess()))
-        model = with_answer_tail(model, classes, answer, light)
+        model = with_answer_tail(model, classes, answer)
         return save_checkpoint(tmp_path / name, model, build_card(model, answer, Preprocess(), expressions=classes))
 
     return make

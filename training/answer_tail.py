@@ -20,10 +20,6 @@ blur, which ``python -m bench.robustness`` found the served answer weakest on);
 each copy goes through the trunk once, and epoch e reads the faces, their
 mirror images and the next copy in turn.
 
-``--level-light`` has the tail read every face with its light levelled to the
-training faces' mean brightness (:mod:`model_core.light`): a photo taken in a
-dim room then reads nearly as if it were well lit.
-
 The bundled default's tail, on the generator of ``fer2013_small_gpu_judged.yaml`` (its trunk frozen there too):
 
     python -m training.answer_tail --checkpoint runs/fer2013_small_gpu_judged/best --out runs/answer_tail \
@@ -88,12 +84,6 @@ def changed_copies(model: FERSNet, images: Tensor, copies: int, seed: int, batch
     drawn from ``seed`` so that a run repeats."""
     generator = torch.Generator().manual_seed(seed)
     return [through_trunk(model, images, batch_size, lambda batch: CHANGES(batch, generator)) for _ in range(copies)]
-
-
-def brightness(images: Tensor) -> float:
-    """The mean brightness (in [0, 1]) of ``images``, normalised to [-1, 1] as the network reads them: what
-    ``--level-light`` brings every face to."""
-    return float((images.double().mean() + 1) / 2)
 
 
 def tail_of(model: FERSNet) -> nn.Sequential:
@@ -181,9 +171,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--copies", type=int, default=0, help="changed copies of the training faces (CHANGES), one read "
                                                                "per epoch in turn; 0: the faces and their mirror images only")
-    parser.add_argument("--level-light", action="store_true",
-                        help="the tail reads every face at the training faces' mean brightness (model_core.light), so "
-                             "that dim and glaring photos read as if well lit")
     parser.add_argument("--half", action="store_true", help="store float16 weights, as the bundled models are")
     args = parser.parse_args(argv)
     if args.copies < 0:
@@ -192,23 +179,20 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(args.seed)
 
     loaded = load_checkpoint(args.checkpoint)
+    model = with_answer_tail(loaded.model, loaded.expressions, FERPLUS_CLASSES).eval().requires_grad_(False)
+    tail = tail_of(model)
+    tail.requires_grad_(True)
     try:
         start = time.perf_counter()
         train_images, votes, _ = faces("train", args.ferplus, "soft", loaded.preprocess)
         val_images, _, val_labels = faces("val", args.ferplus, "hard", loaded.preprocess)
+        train, val = tail_inputs(model, train_images), tail_inputs(model, val_images)
+        copies = changed_copies(model, train_images, args.copies, args.seed)
+        print(f"{len(train_images)} training faces ({args.copies} changed copies) and {len(val_images)} validation faces "
+              f"through the frozen trunk in {time.perf_counter() - start:.0f} s", flush=True)
     except DataError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    light = brightness(train_images) if args.level_light else None
-    model = with_answer_tail(loaded.model, loaded.expressions, FERPLUS_CLASSES, light).eval().requires_grad_(False)
-    tail = tail_of(model)
-    tail.requires_grad_(True)
-    if light is not None:
-        print(f"the tail reads every face at the training faces' mean brightness, {light:.4f}", flush=True)
-    train, val = tail_inputs(model, train_images), tail_inputs(model, val_images)
-    copies = changed_copies(model, train_images, args.copies, args.seed)
-    print(f"{len(train_images)} training faces ({args.copies} changed copies) and {len(val_images)} validation faces "
-          f"through the frozen trunk in {time.perf_counter() - start:.0f} s", flush=True)
     state, log = fit(tail, train, copies, votes, val, val_labels, args.epochs, args.lr, args.weight_decay, args.batch_size, args.seed)
     tail.load_state_dict(state)
     model.eval()
@@ -217,8 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     training = {**loaded.card.training, "answer_tail": {
         "command": command, "from": str(loaded.path), "from_sha256": loaded.sha256, "epochs": log,
         "selected_epoch": selected["epoch"], "selected_on": "ferplus:val (majority vote)",
-        **({"copies": args.copies, "changes": asdict(CHANGES)} if args.copies else {}),
-        **({"light": light} if light is not None else {})}}
+        **({"copies": args.copies, "changes": asdict(CHANGES)} if args.copies else {})}}
     card = build_card(model, FERPLUS_CLASSES, loaded.preprocess, name=args.name or args.out.name, training=training,
                       expressions=list(loaded.expressions))
     card.intensity = loaded.card.intensity  # the generator is unchanged, so is the intensity chosen for its edits

@@ -35,9 +35,9 @@ def test_the_exported_classifier_answers_calibrated_probabilities() -> None:
 
 def test_an_exported_two_headed_mirror_averaging_classifier_keeps_its_batch_dynamic_and_its_prior(
         make_checkpoint: MakeCheckpoint, tmp_path: Path) -> None:
-    """The default's shape: flip averaging, an answer tail reading faces in levelled light, a balanced prior. Exported
-    once, it answers any batch size exactly as the service does (LoadedModel.probabilities)."""
-    folder = make_checkpoint(answer=FERPLUS_CLASSES, light=0.5, flip_average=True)
+    """The default's shape: flip averaging, an answer tail, a balanced prior. Exported once, it answers any batch size
+    exactly as the service does (LoadedModel.probabilities)."""
+    folder = make_checkpoint(answer=FERPLUS_CLASSES, flip_average=True)
     card = load_checkpoint(folder).card
     card.prior = Prior(frequencies=dict(zip(FERPLUS_CLASSES, [0.1, 0.02, 0.05, 0.25, 0.15, 0.1, 0.31, 0.02], strict=True)),
                        default="balanced")

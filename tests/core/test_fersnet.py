@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch import Tensor
 
 from model_core import FERSNetConfig, create_model, list_variants
 from model_core.expressions import one_hot
@@ -222,12 +221,13 @@ def test_the_answer_tail_answers_in_its_own_classes_and_leaves_the_rest_alone(ov
         assert torch.equal(tailed.classify(x, head="expression"), recognised)
         assert torch.equal(recognised, plain.recognise(x)) and torch.equal(plain.classify(x), plain.answer(x))
         assert torch.equal(tailed(x).logits, plain(x).logits)
+        assert tailed.forward_features(x).answer is None  # only when asked for
         if plain.has_synthesis:
             target = torch.eye(7)[[3, 4, 5]]
             assert torch.equal(tailed.synthesize(x, target), plain.synthesize(x, target))
             assert torch.equal(tailed(x, target).synthesis, plain(x, target).synthesis)
     with pytest.raises(RuntimeError, match="no answer tail"):
-        plain.tail_input(x)
+        plain.forward_features(x, answer=True)
     with pytest.raises(ValueError, match="head must be one of"):
         tailed.classify(x, head="answer")  # type: ignore[arg-type]
 
@@ -237,15 +237,12 @@ def test_the_served_answer_skips_the_expression_heads_last_stage() -> None:
     _, tailed = _with_and_without_tail()
     x = torch.rand(2, 1, 48, 48) * 2 - 1
     calls: list[str] = []
-    entering: list[Tensor] = []
     tailed.fer_stages[-1].register_forward_hook(lambda *_: calls.append("last FER stage"))
-    tailed.fer_stages[-1].register_forward_pre_hook(lambda _, inputs: entering.append(inputs[0]))
     with torch.inference_mode():
         tail_input = tailed.tail_input(x)
         assert calls == []
-        tailed.forward_features(x, synthesis=False)
+        assert torch.equal(tail_input, tailed.forward_features(x, synthesis=False, answer=True).answer)
         assert calls == ["last FER stage"]  # the full pass runs it, as the expression head needs it
-        assert torch.equal(tail_input, entering[0])  # what the tail reads is what enters that stage
         tailed.classify(x)
         assert calls == ["last FER stage"]
         tailed.classify(x, head="expression")
@@ -286,28 +283,3 @@ def test_the_answer_tail_is_in_the_config_the_class_axes_and_the_flops() -> None
     assert count_flops(tailed) > count_flops(plain)  # classify runs the tail
     with pytest.raises(ValueError, match="answer_classes must be 0"):
         FERSNetConfig(answer_classes=-1)
-
-
-def test_the_answer_tail_can_read_faces_in_levelled_light_and_nothing_else_does() -> None:
-    """With answer_light the tail reads level_light's faces; the expression head and the generator read them as
-    they are."""
-    from model_core.light import level_light
-
-    _, tailed = _with_and_without_tail()
-    torch.manual_seed(0)
-    lit = create_model("fersnet_tiny", answer_classes=8, answer_light=0.5).eval()
-    lit.load_state_dict(tailed.state_dict())
-    x = torch.rand(3, 1, 48, 48) * 1.2 - 1  # darker than 0.5 on average: the levelling changes them
-    with torch.inference_mode():
-        assert torch.equal(lit.tail_input(x), tailed.tail_input(level_light(x, 0.5)))
-        assert not torch.allclose(lit.classify(x), tailed.classify(x))
-        assert torch.equal(lit.recognise(x), tailed.recognise(x))
-        target = torch.eye(7)[[3, 4, 5]]
-        assert torch.equal(lit.synthesize(x, target), tailed.synthesize(x, target))
-
-
-@pytest.mark.parametrize("overrides", [{"answer_light": 0.5}, {"answer_classes": 8, "answer_light": 1.0},
-                                       {"answer_classes": 8, "answer_light": 0.0}])
-def test_answer_light_needs_a_tail_and_a_brightness_between_zero_and_one(overrides: dict) -> None:
-    with pytest.raises(ValueError, match="answer_light"):
-        FERSNetConfig(**overrides)

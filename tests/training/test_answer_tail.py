@@ -93,19 +93,3 @@ def test_a_negative_number_of_copies_is_refused_up_front(tmp_path: Path, capsys:
         answer_tail.main(["--out", str(tmp_path / "x"), "--copies", "-1"])
     assert refused.value.code == 2 and "--copies" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
-
-
-def test_level_light_has_the_tail_read_faces_at_the_training_faces_brightness(
-        tmp_path: Path, make_checkpoint: MakeCheckpoint, ferplus_root: Path, fer2013_folder: Path) -> None:
-    base = make_checkpoint("base", synthesis_output="masked")
-    out = tmp_path / "levelled"
-    code = answer_tail.main(["--checkpoint", str(base), "--out", str(out), "--ferplus", str(ferplus_root),
-                             "--fer2013", str(fer2013_folder), "--ckplus", str(tmp_path / "absent"),
-                             "--epochs", "1", "--batch-size", "4", "--level-light"])
-    assert code == 0
-    levelled = load_checkpoint(out)
-    train_images = answer_tail.faces("train", ferplus_root, "soft", levelled.preprocess)[0]
-    light = levelled.model.config.answer_light
-    assert light == pytest.approx(answer_tail.brightness(train_images)) and 0 < light < 1
-    assert levelled.card.training["answer_tail"]["light"] == light
-    assert load_checkpoint(base).model.config.answer_light is None  # only asked for here
