@@ -113,10 +113,10 @@ def fit(tail: nn.Module, train: tuple[Tensor, Tensor], copies: list[Tensor], vot
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, lr, total_steps=steps, pct_start=0.1)
     best: tuple[float, dict[str, Tensor]] = (-1.0, {})
     log = []
+    clean = torch.cat(train)  # the faces and their mirror images, which every epoch reads: joined once
     for epoch in range(1, epochs + 1):
         tail.train()
-        copy = [copies[(epoch - 1) % len(copies)]] if copies else []
-        inputs = torch.cat([*train, *copy])
+        inputs = torch.cat([clean, copies[(epoch - 1) % len(copies)]]) if copies else clean
         order = torch.randperm(len(inputs), generator=generator)
         for start in range(0, len(order) - batch_size + 1, batch_size):
             batch = order[start:start + batch_size]
