@@ -11,7 +11,8 @@ seven and eight classes it would drop the whole decoder for a shape mismatch.
 :func:`with_answer_tail` grows a network a second recognition head (the *answer tail*,
 :attr:`~model_core.fersnet.FERSNetConfig.answer_classes`) that starts out answering exactly as
 its expression head does, class by class by name, so fitting the tail on other labels (FER+'s
-votes beside FER2013's) starts from what the network already knows.
+votes beside FER2013's) starts from what the network already knows; :func:`without_answer_tail`
+takes it off again, for training that moves the trunk beneath it.
 """
 
 from __future__ import annotations
@@ -127,3 +128,18 @@ def with_answer_tail(model: FERSNet, classes: Sequence[str], answer_classes: Seq
         raise RuntimeError(f"with_answer_tail left {sorted(missing)} uninitialised")
     grown.load_state_dict(own | tail)
     return grown.train(model.training)
+
+
+def without_answer_tail(model: FERSNet) -> FERSNet:
+    """A copy of ``model`` without its answer tail: the expression head answers again.
+
+    A tail reads the frozen trunk's features; once the trunk trains further (a distillation
+    student started from the two-head default) those features move and the tail no longer
+    fits them, so the student drops it and a new one is grown on the finished trunk
+    (``training/answer_tail.py``). A model without a tail is copied as it is. The copy is in
+    ``model``'s mode and on its device.
+    """
+    parameter = next(model.parameters())
+    bare = FERSNet(dataclasses.replace(model.config, answer_classes=0)).to(parameter.device, parameter.dtype)
+    bare.load_state_dict({k: v for k, v in model.state_dict().items() if not FERSNet.in_answer_tail(k)})
+    return bare.train(model.training)

@@ -44,6 +44,7 @@ from ..data import DataError
 from ..expressions import FER2013_CLASSES
 from ..fersnet import FERSNet, create_model
 from ..preprocess import Preprocess
+from ..transfer import without_answer_tail
 
 TEACHER_FILE = "teacher.json"
 IMG_SIZE = 48
@@ -126,9 +127,12 @@ ARCHITECTURES: dict[str, Callable[[], nn.Module]] = {
 
 def student_of(checkpoint: str | Path) -> FERClassifier:
     """A saved FERSNet (the bundled default, say) as a classifier to train further: the whole network is kept,
-    synthesis decoder included, so the student is again a complete checkpoint that ``init_from`` can take."""
+    synthesis decoder included, so the student is again a complete checkpoint that ``init_from`` can take.
+
+    An answer tail is dropped (:func:`~model_core.transfer.without_answer_tail`): the student learns FER2013's
+    labels through the expression head, its trunk moves, and a tail fitted on the old trunk would no longer fit."""
     loaded = load_checkpoint(checkpoint)
-    return FERClassifier(loaded.model.float().requires_grad_(True), loaded.preprocess)
+    return FERClassifier(without_answer_tail(loaded.model).float().requires_grad_(True), loaded.preprocess)
 
 
 def build_teacher(arch: str) -> nn.Module:

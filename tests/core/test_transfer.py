@@ -10,7 +10,8 @@ import torch
 from model_core import Preprocess, create_model, load_checkpoint, save_checkpoint
 from model_core.checkpoint import build_card
 from model_core.expressions import CKPLUS_CLASSES, FER2013_CLASSES, FERPLUS_CLASSES
-from model_core.transfer import init_from_checkpoint, with_answer_tail
+from model_core.train.teacher_nets import student_of
+from model_core.transfer import init_from_checkpoint, with_answer_tail, without_answer_tail
 
 from ..shared_fixtures import MakeCheckpoint
 
@@ -101,6 +102,32 @@ def test_with_answer_tail_refuses_classes_that_do_not_fit() -> None:
         with_answer_tail(model, FER2013_CLASSES[:6], FERPLUS_CLASSES)
     with pytest.raises(ValueError, match="each once"):
         with_answer_tail(model, FER2013_CLASSES, ("happy", "happy"))
+
+
+def test_without_answer_tail_gives_back_the_one_head_network() -> None:
+    """Growing a tail and taking it off again leaves every other tensor and the expression head's answers as they were."""
+    torch.manual_seed(0)
+    model = create_model("fersnet_tiny").eval()
+    bare = without_answer_tail(with_answer_tail(model, FER2013_CLASSES, FERPLUS_CLASSES))
+    assert not bare.has_answer_tail and bare.config == model.config and not bare.training
+    assert bare.state_dict().keys() == model.state_dict().keys()
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(bare.state_dict()[name], tensor), name
+
+
+def test_a_student_of_the_two_head_default_learns_and_saves_the_expression_head(tmp_path: Path) -> None:
+    """A distillation student started from a checkpoint with an answer tail trains FER2013's seven classes: the tail
+    is dropped, so the student's card (seven classes) matches its network and saves."""
+    torch.manual_seed(0)
+    source = with_answer_tail(create_model("fersnet_tiny"), FER2013_CLASSES, FERPLUS_CLASSES)
+    folder = save_checkpoint(tmp_path / "two-heads", source, build_card(source, FERPLUS_CLASSES, Preprocess(),
+                                                                        expressions=FER2013_CLASSES))
+    student = student_of(folder)
+    assert not student.fersnet.has_answer_tail
+    assert student(torch.zeros(2, 1, 48, 48)).shape == (2, len(FER2013_CLASSES))
+    card = build_card(student.fersnet, FER2013_CLASSES, Preprocess())
+    saved = load_checkpoint(save_checkpoint(tmp_path / "student", student.fersnet, card))
+    assert saved.classes == FER2013_CLASSES
 
 
 def test_a_two_head_checkpoint_transfers_each_head_by_its_own_classes(tmp_path: Path) -> None:
