@@ -38,7 +38,7 @@ OUT=$out/teachers RUNS=$runs/teachers_kfold TEACHERS=$specs BUDGET_S=${TEACHER_B
     bash training/gpu_teachers.sh "$@" || { echo "the teachers failed: no students trained" >&2; exit 1; }
 soft=$runs/soft_targets_kfold.npy
 "${PYTHON:-python3}" -m training.gpu_teachers targets --pack "${PACK:-.carry/fer2013.npz}" \
-    --teachers "$runs/teachers_kfold/${arch}_s0_f"*"of$folds" --out "$soft" || exit 1
+    --teachers "$runs/teachers_kfold/${arch}_s0_f"*"of$folds" --out "$soft" ${SUBSET:+--subset "$SUBSET"} || exit 1
 used=$(( ($(stat -c %s "$out/teachers/teachers.tar.gz") >> 20) + 1 ))   # MiB the teachers' answer takes
 OUT=$out/students RUNS=$runs/students SOFT=$soft BUDGET_S=${STUDENT_BUDGET_S:-200} MAX_FILES=7 MAX_MIB=$((64 - used)) \
     bash training/gpu_distill.sh "$@"

@@ -80,13 +80,19 @@ def targets(args: argparse.Namespace) -> int:
 
     Each face gets the mean of the teachers that answered it: all of them for a whole-set teacher, only the
     ones that held it out for K-fold teachers (which leave out the faces they trained on). A face that no
-    teacher answered is an error: the teachers do not cover the pack.
+    teacher answered is an error: the teachers do not cover the pack. With ``--subset N`` (smoke runs) only
+    the faces of ``train --subset N`` must be covered; the rest get the uniform distribution, which a student
+    of the same subset never reads.
     """
     faces = load_packed(args.pack, images=False)
     if tuple(faces.classes) != tuple(FER2013_CLASSES):
         raise DataError(f"{args.pack}: classes {faces.classes}, not FER2013's")
     total = np.zeros((len(faces.keys), len(FER2013_CLASSES)), dtype=np.float64)
     answers = np.zeros(len(faces.keys), dtype=np.int64)
+    if args.subset:
+        outside = np.ones(len(faces.keys), dtype=bool)
+        outside[faces.subset(args.subset).source_rows] = False
+        total[outside], answers[outside] = 1.0 / len(FER2013_CLASSES), 1
     for folder in args.teachers:
         taught = read_teacher_folder(folder)
         if tuple(taught.classes) != tuple(FER2013_CLASSES):
@@ -213,6 +219,7 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--pack", default=".carry/fer2013.npz")
     g.add_argument("--teachers", nargs="+", required=True, help="teacher folders (holding fer2013.csv.gz)")
     g.add_argument("--out", default=".carry/soft_targets.npy")
+    g.add_argument("--subset", type=int, help="smoke runs: teachers trained with `train --subset N` cover these faces")
     c = sub.add_parser("collect", help="score the ensemble and pack what comes back from the GPU host")
     c.add_argument("--pack", default=".carry/fer2013.npz")
     c.add_argument("--runs", required=True, help="the folder holding one folder per teacher")

@@ -43,6 +43,7 @@ from model_core.train.teachers import (
     trained_on,
     write_teacher,
 )
+from model_core.transfer import with_answer_tail
 from training import gpu_teachers, teacher_table
 
 from ..core.fakes import REPO, face
@@ -431,6 +432,25 @@ def test_targets_average_the_teachers_in_the_packs_order_and_name_one_that_lacks
     assert np.allclose(soft[0], made[0][0], atol=1e-3) and np.allclose(soft[1:], made[0][1:], atol=1e-3)
 
 
+def test_targets_of_a_smoke_run_need_only_cover_its_subset(packed: Path, tmp_path: Path) -> None:
+    """`train --subset N` teachers answer N faces a split: `targets --subset N` averages those, and leaves the faces
+    a student of the same subset never reads uniform; without --subset the same teachers are refused."""
+    faces = load_packed(packed, images=False)
+    rows = faces.subset(2).source_rows
+    assert rows is not None and 0 < len(rows) < len(faces.keys)
+    probs = np.random.default_rng(0).dirichlet(np.ones(7), len(rows))
+    (tmp_path / "t").mkdir()
+    write_probabilities(tmp_path / "t" / "fer2013.csv.gz", [faces.keys[i] for i in rows], FER2013_CLASSES, probs)
+    out = tmp_path / "soft.npy"
+    args = ["targets", "--pack", str(packed), "--teachers", str(tmp_path / "t"), "--out", str(out)]
+    assert gpu_teachers.main(args) == 2
+    assert gpu_teachers.main([*args, "--subset", "2"]) == 0
+    soft = np.load(out).astype(np.float64)
+    assert np.allclose(soft[rows], probs, atol=1e-3)
+    others = np.setdiff1d(np.arange(len(faces.keys)), rows)
+    assert np.allclose(soft[others], 1 / 7, atol=1e-3)
+
+
 def test_k_fold_teachers_each_answer_only_faces_they_never_trained_on_and_together_cover_the_pack(
         packed: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     torch.set_num_threads(1)
@@ -505,8 +525,10 @@ def test_the_distillation_lease_script_brings_back_every_student_within_the_limi
 @pytest.mark.slow
 def test_one_lease_trains_k_fold_teachers_then_students_on_their_answers_within_the_limits(
         packed: Path, tmp_path: Path) -> None:
-    start = create_model("fersnet_tiny", synthesis_output="masked")
-    save_checkpoint(tmp_path / "start", start, build_card(start, FER2013_CLASSES, Preprocess(img_size=48), name="start"))
+    # The students start from a network shaped like the bundled default: two heads, FER+'s tail served.
+    start = with_answer_tail(create_model("fersnet_tiny", synthesis_output="masked"), FER2013_CLASSES, FERPLUS_CLASSES)
+    save_checkpoint(tmp_path / "start", start, build_card(start, FERPLUS_CLASSES, Preprocess(img_size=48), name="start",
+                                                          expressions=FER2013_CLASSES))
     env = _lease_env(tmp_path, packed, "") | {"INIT": str(tmp_path / "start"), "FOLDS": "2", "TEACHER_ARCH": "tiny",
                                                "TEACHER_BUDGET_S": "60", "STUDENT_BUDGET_S": "60"}
     done = subprocess.run(["bash", str(REPO / "training" / "gpu_kfold_distill.sh"), *CPU_ARGS], env=env,
