@@ -11,7 +11,7 @@
 #              m = l('model_core/weights/default'); s('.carry/default', m.model, m.card, half=True)"
 # The GPU host receives the checkout plus .carry/ (64 MiB in all): move what it does not need out of the checkout
 # for the copy (mkdir -p /tmp/aside && mv model_core/weights training/teachers docs/figures /tmp/aside/, and back
-# after; about 56 MiB travel then).
+# after; about 59 MiB travel then).
 #
 # Students (name, then the arguments of `python -m training.gpu_teachers train`):
 #   default_kd_s0/s1  the bundled default, distilled from the teachers (labels 0.2, teachers 0.8, T 2)

@@ -12,7 +12,7 @@
 #   python -c "from model_core.checkpoint import load_checkpoint as l, save_checkpoint as s; \
 #              m = l('model_core/weights/default'); s('.carry/default', m.model, m.card, half=True)"
 # and move what the host does not need out of the checkout for the copy, since only 64 MiB travel with it (the
-# bundled weights, the committed teachers' probabilities and the figures; about 56 MiB then, .carry included):
+# bundled weights, the committed teachers' probabilities and the figures; about 59 MiB then, .carry included):
 #   mkdir -p /tmp/aside && mv model_core/weights training/teachers docs/figures /tmp/aside/     # and back after
 #
 #   FOLDS=5  TEACHER_ARCH=vgg  TEACHER_BUDGET_S=240  STUDENT_BUDGET_S=200  RUNS=runs  (PACK, INIT, PYTHON, SUBSET:
