@@ -109,10 +109,9 @@ def with_answer_tail(model: FERSNet, classes: Sequence[str], answer_classes: Seq
         raise ValueError(f"{len(classes)} classes but the expression head has num_classes={config.num_classes}")
     if not answer_classes or len(set(answer_classes)) != len(answer_classes):
         raise ValueError(f"answer_classes must name at least one class, each once: {list(answer_classes)}")
-    parameter = next(model.parameters())
-    grown = FERSNet(dataclasses.replace(config, answer_classes=len(answer_classes))).to(parameter.device, parameter.dtype)
+    grown = _reshaped(model, answer_classes=len(answer_classes))
     state = grown.state_dict()
-    own = {k: v for k, v in model.state_dict().items() if not FERSNet.in_answer_tail(k)}
+    own = _without_tail_state(model)
     last = f"fer_stages.{len(model.fer_stages) - 1}."
     tail = {f"answer_stage.{k.removeprefix(last)}": v for k, v in own.items() if k.startswith(last)}
     tail |= {f"answer_{k}": v for k, v in own.items() if k.startswith("head.") and not k.startswith("head.fc.")}
@@ -139,7 +138,17 @@ def without_answer_tail(model: FERSNet) -> FERSNet:
     (``training/answer_tail.py``). A model without a tail is copied as it is. The copy is in
     ``model``'s mode and on its device.
     """
-    parameter = next(model.parameters())
-    bare = FERSNet(dataclasses.replace(model.config, answer_classes=0)).to(parameter.device, parameter.dtype)
-    bare.load_state_dict({k: v for k, v in model.state_dict().items() if not FERSNet.in_answer_tail(k)})
+    bare = _reshaped(model, answer_classes=0)
+    bare.load_state_dict(_without_tail_state(model))
     return bare.train(model.training)
+
+
+def _reshaped(model: FERSNet, answer_classes: int) -> FERSNet:
+    """A fresh network of ``model``'s config but for the answer tail's width, on its device and in its dtype."""
+    parameter = next(model.parameters())
+    return FERSNet(dataclasses.replace(model.config, answer_classes=answer_classes)).to(parameter.device, parameter.dtype)
+
+
+def _without_tail_state(model: FERSNet) -> dict[str, Tensor]:
+    """Every tensor of ``model`` but its answer tail's: the trunk, the expression head and the generator."""
+    return {k: v for k, v in model.state_dict().items() if not FERSNet.in_answer_tail(k)}
