@@ -81,18 +81,14 @@ def targets(args: argparse.Namespace) -> int:
     Each face gets the mean of the teachers that answered it: all of them for a whole-set teacher, only the
     ones that held it out for K-fold teachers (which leave out the faces they trained on). A face that no
     teacher answered is an error: the teachers do not cover the pack. With ``--subset N`` (smoke runs) only
-    the faces of ``train --subset N`` must be covered; the rest get the uniform distribution, which a student
-    of the same subset never reads.
+    the faces of ``train --subset N`` must be covered; unanswered faces outside it get the uniform
+    distribution, which a student of the same subset never reads.
     """
     faces = load_packed(args.pack, images=False)
     if tuple(faces.classes) != tuple(FER2013_CLASSES):
         raise DataError(f"{args.pack}: classes {faces.classes}, not FER2013's")
     total = np.zeros((len(faces.keys), len(FER2013_CLASSES)), dtype=np.float64)
     answers = np.zeros(len(faces.keys), dtype=np.int64)
-    if args.subset:
-        outside = np.ones(len(faces.keys), dtype=bool)
-        outside[faces.subset(args.subset).source_rows] = False
-        total[outside], answers[outside] = 1.0 / len(FER2013_CLASSES), 1
     for folder in args.teachers:
         taught = read_teacher_folder(folder)
         if tuple(taught.classes) != tuple(FER2013_CLASSES):
@@ -101,6 +97,10 @@ def targets(args: argparse.Namespace) -> int:
         if rows:
             total[rows] += np.stack([taught.probs[faces.keys[i]] for i in rows])
             answers[rows] += 1
+    if args.subset:  # faces outside a smoke run's subset that no teacher answered: uniform, never read
+        unread = answers == 0
+        unread[faces.subset(args.subset).source_rows] = False
+        total[unread], answers[unread] = 1.0 / len(FER2013_CLASSES), 1
     if not answers.all():
         missing = [faces.keys[i] for i in np.flatnonzero(answers == 0)]
         raise DataError(f"no teacher has probabilities for {len(missing)} faces of the pack (first: {missing[0]}); "

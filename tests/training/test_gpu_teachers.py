@@ -449,6 +449,13 @@ def test_targets_of_a_smoke_run_need_only_cover_its_subset(packed: Path, tmp_pat
     assert np.allclose(soft[rows], probs, atol=1e-3)
     others = np.setdiff1d(np.arange(len(faces.keys)), rows)
     assert np.allclose(soft[others], 1 / 7, atol=1e-3)
+    # A teacher that answered every face keeps its answers outside the subset too: only unanswered faces are uniform.
+    whole = np.random.default_rng(1).dirichlet(np.ones(7), len(faces.keys))
+    (tmp_path / "w").mkdir()
+    write_probabilities(tmp_path / "w" / "fer2013.csv.gz", list(faces.keys), FER2013_CLASSES, whole)
+    assert gpu_teachers.main(["targets", "--pack", str(packed), "--teachers", str(tmp_path / "w"), "--out", str(out),
+                              "--subset", "2"]) == 0
+    assert np.allclose(np.load(out).astype(np.float64), whole, atol=1e-3)
 
 
 def test_k_fold_teachers_each_answer_only_faces_they_never_trained_on_and_together_cover_the_pack(
