@@ -44,10 +44,11 @@ def known_errors() -> tuple[type[Exception], ...]:
     """The errors a user can fix, reported as one line: what the library raises for bad input."""
     from model_core import CheckpointError
     from model_core.data import DataError
+    from model_core.faces import DetectorUnavailable
     from model_core.hardware import DeviceError
     from model_core.train import ConfigError
 
-    return CheckpointError, ConfigError, DataError, DeviceError, FileNotFoundError
+    return CheckpointError, ConfigError, DataError, DetectorUnavailable, DeviceError, FileNotFoundError
 
 
 def main(argv: Sequence[str] | None = None) -> None:

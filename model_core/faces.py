@@ -15,17 +15,25 @@ larger photos are detected on a downscaled copy and the boxes scaled back.
 It misses many faces in small pictures (a fifth of FER2013's 48-pixel test
 crops), and finds almost all of them enlarged, so pictures under 192 pixels
 are detected on an enlarged copy (``python -m bench.photos`` measures both).
+
+``yuface`` publishes wheels for CPython 3.11 alone (the image runs 3.11). On
+any other Python the package installs without it, and everything but finding
+faces works: :func:`detection_available` says which, and a
+:class:`FaceDetector` made without it raises :class:`DetectorUnavailable`,
+whose message tells the user to send face crops instead.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import logging
+import sys
 import threading
 from dataclasses import dataclass
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 import numpy as np
-import yuface
 from PIL import Image
 
 from .preprocess import Preprocess
@@ -45,6 +53,33 @@ DETECT_MIN_SIDE = 192
 #: faces (JAFFE's 256, KDEF's 562) are larger. Detection on crops costs little either way (FER2013 PrivateTest +0.95,
 #: CK+48 -0.71 points, docs/results.md).
 PHOTO_SIDE_FACTOR = 2
+
+
+class DetectorUnavailable(RuntimeError):
+    """Faces were to be found, but YuNet (the ``yuface`` package) is not installed in this Python."""
+
+    def __init__(self) -> None:
+        version = f"{sys.version_info.major}.{sys.version_info.minor}"
+        #: Why, in a clause: for messages that give their own advice (the service's).
+        self.reason = ("the yuface package is not installed (pip install yuface)" if version == "3.11" else
+                       f"the yuface package is not installed: it has wheels for Python 3.11 only, and this is Python {version}")
+        super().__init__(
+            f"face detection needs YuNet, but {self.reason}; send ready-made face crops (--detect no), "
+            "or use Python 3.11 or the Docker image"
+        )
+
+
+def detection_available() -> bool:
+    """Whether this Python can find faces: ``yuface`` is installed (it has wheels for CPython 3.11 only)."""
+    return importlib.util.find_spec("yuface") is not None
+
+
+def _yunet() -> ModuleType:
+    try:
+        import yuface
+    except ImportError:
+        raise DetectorUnavailable() from None
+    return yuface
 
 
 @dataclass(frozen=True)
@@ -71,6 +106,8 @@ class FaceDetector:
     """YuNet with a confidence threshold, returning the largest faces first."""
 
     def __init__(self, confidence: float = 0.5, max_faces: int = 16) -> None:
+        """Raises :class:`DetectorUnavailable` where ``yuface`` is not installed."""
+        self._yunet = _yunet()
         self.confidence = confidence
         self.max_faces = max_faces
         self._first_call = threading.Lock()
@@ -95,10 +132,10 @@ class FaceDetector:
             seen = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))), resample)
         bgr = np.ascontiguousarray(np.asarray(seen.convert("RGB"))[:, :, ::-1])
         if self._warm:
-            confs, boxes, _ = yuface.detect(bgr, conf=self.confidence)
+            confs, boxes, _ = self._yunet.detect(bgr, conf=self.confidence)
         else:
             with self._first_call:
-                confs, boxes, _ = yuface.detect(bgr, conf=self.confidence)
+                confs, boxes, _ = self._yunet.detect(bgr, conf=self.confidence)
                 self._warm = True
         faces = []
         for conf, box in zip(confs.tolist(), boxes.astype(np.int64).tolist(), strict=True):

@@ -171,6 +171,18 @@ class SynthesisUnavailable(ServiceError):
     example = "this model was trained without the synthesis branch (sharing='none'); only /v1/classify is served"
 
 
+class DetectionUnavailable(ServiceError):
+    """Detection was asked for, but this installation has no face detector (``yuface`` has wheels for Python 3.11 only)."""
+
+    status_code = 501
+    code = "detection_unavailable"
+    summary = "This server cannot find faces; send face crops with detect=false"
+    example = (
+        "this server cannot find faces in photos (face detection needs the yuface package, which has wheels for "
+        "Python 3.11 only; this is Python 3.12): send a ready-made face crop with detect=false"
+    )
+
+
 class QueueFull(ServiceError):
     """More images wait than ``max_queue``; the client should retry after a pause."""
 

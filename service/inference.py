@@ -44,7 +44,7 @@ from .batching import BatchedAPI, Decoded
 from .budget import PixelBudget, PixelNeed
 from .encoding import labelled_grid, png_bytes
 from .engine import Engine
-from .errors import InferenceFailed, InvalidParameter, NoFaceFound
+from .errors import DetectionUnavailable, InferenceFailed, InvalidParameter, NoFaceFound
 from .images import Frame, Photo, Upload, decode_image, probe
 from .metrics import ServiceMetrics
 from .schemas import (
@@ -67,8 +67,12 @@ def _box(photo: Photo | Frame, face: Face) -> Box:
     return Box(x=x, y=y, width=w, height=h)
 
 
-def _faces_in(photo: Photo, detect: bool, detector: FaceDetector) -> list[Face]:
-    return detector.detect(photo.image) if detect else [whole_image(photo.image)]
+def _faces_in(photo: Photo, detect: bool, detector: FaceDetector | None) -> list[Face]:
+    if not detect:
+        return [whole_image(photo.image)]
+    if detector is None:  # reserve() refuses such a request before anything is decoded
+        raise DetectionUnavailable("this server cannot find faces in photos; send a face crop with detect=false")
+    return detector.detect(photo.image)
 
 
 # --------------------------------------------------------------------------- classify
@@ -117,19 +121,34 @@ class _PhotoPipeline:
     name: str
 
     def __init__(
-        self, engine: Engine, detector: FaceDetector, metrics: ServiceMetrics, max_pixels: int, budget: PixelBudget | None = None
+        self,
+        engine: Engine,
+        detector: FaceDetector | None,
+        metrics: ServiceMetrics,
+        max_pixels: int,
+        budget: PixelBudget | None = None,
+        no_detector: str = "",
     ) -> None:
+        """``detector`` None: this installation cannot find faces (``no_detector`` says why), and a request that
+        asks for detection is refused before its image is read."""
         self.engine = engine
         self.detector = detector
         self.metrics = metrics
         self.max_pixels = max_pixels
         self.budget = budget
+        self.no_detector = no_detector
+
+    def require_detector(self, request: ClassifyRequest | SynthesizeRequest) -> None:
+        """501 at once for a request that needs faces found where no detector is installed."""
+        if request.detect and self.detector is None:
+            raise DetectionUnavailable(f"this server cannot find faces in photos ({self.no_detector}): send a ready-made face crop with detect=false")
 
     def uploads(self, request: ClassifyRequest | SynthesizeRequest) -> list[Upload]:
         return request.uploads if isinstance(request, ClassifyRequest) else [request.upload]
 
     def reserve(self, request: ClassifyRequest | SynthesizeRequest) -> AbstractContextManager[object]:
         """Charge the request's decoded pixels from the headers alone (400/413/415 for a bad one, 429 when full)."""
+        self.require_detector(request)
         if self.budget is None:
             return nullcontext()
         probes = [probe(upload, max_pixels=self.max_pixels) for upload in self.uploads(request)]
@@ -267,6 +286,7 @@ class SynthesizeAPI(_PhotoPipeline, BatchedAPI[SynthesizeRequest, SynthesizeCont
 
     def reserve(self, request: ClassifyRequest | SynthesizeRequest) -> AbstractContextManager[object]:
         """As for classify, plus what the answer holds: the photo at full size and one redrawn copy at a time."""
+        self.require_detector(request)
         if self.budget is None or not isinstance(request, SynthesizeRequest):
             return super().reserve(request)
         p = probe(request.upload, max_pixels=self.max_pixels)

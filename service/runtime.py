@@ -28,7 +28,7 @@ from typing import Literal
 
 import anyio
 
-from model_core.faces import FaceDetector
+from model_core.faces import DetectorUnavailable, FaceDetector
 
 from .batching import Batcher, BatcherOptions, ComputeThread
 from .budget import PixelBudget
@@ -50,7 +50,14 @@ class Runtime:
     def __init__(self, settings: Settings, metrics: ServiceMetrics | None = None) -> None:
         self.settings = settings
         self.metrics = metrics or ServiceMetrics()
-        self.detector = FaceDetector(settings.detect_confidence, settings.max_faces_per_image)
+        #: None where this Python lacks YuNet: the service then serves face crops (detect=false) alone, and says why.
+        self.detector: FaceDetector | None = None
+        self.no_detector = ""
+        try:
+            self.detector = FaceDetector(settings.detect_confidence, settings.max_faces_per_image)
+        except DetectorUnavailable as e:
+            self.no_detector = e.reason
+            log.warning("no face detection: %s; requests must send face crops (detect=false)", e.reason)
         #: Decoded pixels held by requests in flight, shared by both endpoints (service.budget).
         self.pixels = PixelBudget(
             settings.max_request_pixels,
@@ -104,8 +111,9 @@ class Runtime:
             retry_after_s=s.retry_after_s,
         )
         budget = self.pixels
-        self.classifier = Batcher(ClassifyAPI(engine, self.detector, self.metrics, s.max_image_pixels, budget), **batching)
-        self.synthesizer = Batcher(SynthesizeAPI(engine, self.detector, self.metrics, s.max_image_pixels, budget), **batching)
+        pipeline = (engine, self.detector, self.metrics, s.max_image_pixels, budget, self.no_detector)
+        self.classifier = Batcher(ClassifyAPI(*pipeline), **batching)
+        self.synthesizer = Batcher(SynthesizeAPI(*pipeline), **batching)
         self.classifier.start()
         self.synthesizer.start()
         for endpoint in (self.classifier.name, self.synthesizer.name):
@@ -126,7 +134,8 @@ class Runtime:
         assert self.engine is not None
         try:
             await self.compute.run(self.engine.warm_up)
-            await anyio.to_thread.run_sync(self.detector.warm_up)
+            if self.detector is not None:
+                await anyio.to_thread.run_sync(self.detector.warm_up)
         except Exception as e:  # a broken device: stay alive to say so, never report ready
             log.exception("warm-up failed")
             self.failure = f"warm-up failed: {e}"

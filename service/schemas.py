@@ -178,6 +178,11 @@ class RuntimeInfo(BaseModel):
     batch_sizes: list[int] | None = Field(description="Fixed shapes batches are padded to (null: none).", examples=[None])
     max_batch_size: int = Field(examples=[32])
     max_wait_ms: float = Field(examples=[10.0])
+    face_detection: bool = Field(
+        description="Whether this server finds faces in photos (YuNet). Without it (a Python other than 3.11, for which "
+        "the detector has no wheel) every upload must be a face crop sent with detect=false; detect=true answers 501.",
+        examples=[True],
+    )
 
 
 class BundledModel(BaseModel):
@@ -219,7 +224,8 @@ class ModelInfo(BaseModel):
                     "training": {"answer_tail": {"selected_epoch": 6, "selected_on": "ferplus:val (majority vote)"}},
                     "created": "2026-12-05T03:53:18+00:00",
                     "config": {"variant": "fersnet_small", "img_size": 48, "in_chans": 1, "num_classes": 7, "answer_classes": 8},
-                    "runtime": {"device": "cpu", "precision": "bfloat16", "batch_sizes": None, "max_batch_size": 32, "max_wait_ms": 10.0},
+                    "runtime": {"device": "cpu", "precision": "bfloat16", "batch_sizes": None, "max_batch_size": 32, "max_wait_ms": 10.0,
+                                "face_detection": True},
                     "bundled": [
                         {"name": "default", "description": "the served default, in the wheel and the image",
                          "installed": True, "served": True, "variant": "fersnet_small", "sharing": "selective",

@@ -3,7 +3,9 @@ checkpoints, made on the fly."""
 
 from __future__ import annotations
 
+import builtins
 import csv
+import importlib.util
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -147,3 +149,17 @@ def make_checkpoint(tmp_path: Path) -> MakeCheckpoint:
         return save_checkpoint(tmp_path / name, model, build_card(model, answer, Preprocess(), expressions=classes))
 
     return make
+
+
+@pytest.fixture
+def no_yuface(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``import yuface`` fails, and the package is not found, as on a Python for which it has no wheel (any but 3.11)."""
+    real_import, real_find = builtins.__import__, importlib.util.find_spec
+
+    def without_yuface(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == "yuface":
+            raise ImportError("No module named 'yuface'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", without_yuface)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: None if name == "yuface" else real_find(name, *args))

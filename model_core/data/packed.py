@@ -43,6 +43,11 @@ _FERPLUS_FOLDER = {"FER2013Train": 0, "FER2013Valid": 1, "FER2013Test": 2}
 _PREPROCESS = Preprocess(img_size=48, in_chans=1)
 
 
+def evenly(rows: np.ndarray, count: int) -> np.ndarray:
+    """``count`` of ``rows`` (all of them if fewer), evenly spread: the pack is sorted by class, so each keeps its share."""
+    return rows[np.unique(np.linspace(0, len(rows) - 1, min(count, len(rows))).astype(int))]
+
+
 @dataclass
 class PackedFaces:
     """Decoded faces of a pack: ``images`` is N x 48 x 48 uint8 (what FaceDataset holds), one row per key."""
@@ -70,8 +75,7 @@ class PackedFaces:
         """``per_split`` faces of each split, evenly spread (the pack is sorted by class), and the FER+ faces
         matched to them: for smoke runs."""
         parts = [self.rows(s) for s in SPLITS]
-        kept = np.concatenate([rows[np.unique(np.linspace(0, len(rows) - 1, min(per_split, len(rows))).astype(int))]
-                               for rows in parts if len(rows)])
+        kept = np.concatenate([evenly(rows, per_split) for rows in parts if len(rows)])
         kept.sort()
         out = PackedFaces([self.keys[i] for i in kept], self.split[kept], self.label[kept],
                           self.images[kept] if len(self.images) else self.images, self.classes,
@@ -197,6 +201,31 @@ def match_faces(queries: np.ndarray, pool: np.ndarray, shortlist: int = 8, chunk
         found[start:start + chunk] = near[np.arange(len(block)), best]
         diff[start:start + chunk] = full[np.arange(len(block)), best]
     return found, diff
+
+
+def unpack(path: str | Path, root: str | Path, per_split: int | None = None) -> int:
+    """Write the pack's FER2013 JPEGs back as the image-folder copy under ``root``; return how many.
+
+    Each file gets its bytes unchanged at its key (``train/angry/Training_....jpg``), so ``load_records("fer2013",
+    root, ...)`` reads exactly the faces it reads from the original folder: for a host that has the pack but runs a
+    recipe that reads folders (``fersnet train``). ``per_split``: that many faces of each split (smoke runs).
+    Only FER2013's files are written; FER+'s labels stay in the pack.
+    """
+    path, root = Path(path), Path(root)
+    try:
+        with np.load(path) as z:
+            keys, jpeg, offsets, split = z["keys"], z["jpeg"].tobytes(), z["offsets"], z["split"]
+    except (FileNotFoundError, zipfile.BadZipFile, ValueError, OSError, KeyError) as e:
+        raise DataError(f"{path}: not a readable face pack ({e}); make one with `python -m training.pack_data`") from None
+    rows = np.arange(len(keys))
+    if per_split is not None:
+        parts = [np.flatnonzero(split == code) for code in range(len(SPLITS))]
+        rows = np.concatenate([evenly(part, per_split) for part in parts if len(part)])
+    for i in rows:
+        target = root / str(keys[i])
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(jpeg[offsets[i]:offsets[i + 1]])
+    return len(rows)
 
 
 def load_packed(path: str | Path, images: bool = True) -> PackedFaces:

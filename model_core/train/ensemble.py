@@ -45,14 +45,19 @@ class TableRow:
     members: dict[str, int] = field(default_factory=dict)
 
 
-def accuracy(probs: np.ndarray, labels: np.ndarray, classes: Sequence[str], label_classes: Sequence[str]) -> float:
-    """Share of scored faces (label >= 0) whose argmax class, by name, is their label."""
+def correct(probs: np.ndarray, labels: np.ndarray, classes: Sequence[str], label_classes: Sequence[str]) -> np.ndarray:
+    """For each scored face (label >= 0), in order, whether its argmax class, by name, is its label."""
     position = {c: i for i, c in enumerate(label_classes)}
     answer = np.array([position.get(c, -2) for c in classes])[probs.argmax(1)]  # -2: a class the labels lack
     scored = labels >= 0
     if not scored.any():
         raise ValueError("no scored faces")
-    return float((answer[scored] == labels[scored]).mean())
+    return answer[scored] == labels[scored]
+
+
+def accuracy(probs: np.ndarray, labels: np.ndarray, classes: Sequence[str], label_classes: Sequence[str]) -> float:
+    """Share of scored faces (label >= 0) whose argmax class, by name, is their label."""
+    return float(correct(probs, labels, classes, label_classes).mean())
 
 
 def read_teacher_folder(folder: str | Path) -> TeacherTargets:

@@ -13,6 +13,7 @@ from ..errors import (
     BadImage,
     BadRequest,
     DeadlineExceeded,
+    DetectionUnavailable,
     EmptyImage,
     InvalidParameter,
     NotReady,
@@ -68,7 +69,7 @@ curl -F images=@photo.jpg http://localhost:8000/v1/classify
     description=DESCRIPTION,
     responses=error_responses(
         BadImage, EmptyImage, BadRequest, Unauthorized, TooManyPixels, PayloadTooLarge, UnsupportedMediaType, InvalidParameter,
-        QueueFull, NotReady, ShuttingDown, DeadlineExceeded,
+        DetectionUnavailable, QueueFull, NotReady, ShuttingDown, DeadlineExceeded,
     ),
     dependencies=[Depends(require_multipart), Depends(reject_unknown_parameters)],
 )

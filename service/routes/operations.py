@@ -99,6 +99,7 @@ async def models(runtime: RuntimeDep) -> ModelInfo:
             batch_sizes=engine.batch_sizes,
             max_batch_size=s.max_batch_size,
             max_wait_ms=s.max_wait_ms,
+            face_detection=runtime.detector is not None,
         ),
         bundled=[_bundled(entry, engine.loaded.path) for entry in registry.BUNDLED.values()],
     )

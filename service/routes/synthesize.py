@@ -15,6 +15,7 @@ from ..errors import (
     BadImage,
     BadRequest,
     DeadlineExceeded,
+    DetectionUnavailable,
     EmptyImage,
     InvalidParameter,
     NoFaceFound,
@@ -128,7 +129,7 @@ def choose_format(requested: FormatParameter, targets: list[str]) -> OutputForma
         **_PNG_AND_JSON,
         **error_responses(
             NoFaceFound, BadImage, EmptyImage, BadRequest, Unauthorized, TooManyPixels, PayloadTooLarge, UnsupportedMediaType,
-            InvalidParameter, QueueFull, SynthesisUnavailable, NotReady, ShuttingDown, DeadlineExceeded,
+            InvalidParameter, QueueFull, SynthesisUnavailable, DetectionUnavailable, NotReady, ShuttingDown, DeadlineExceeded,
         ),
     },
     dependencies=[Depends(require_multipart), Depends(reject_unknown_parameters)],

@@ -132,6 +132,8 @@ export function plainWords(error) {
       return "This photo has too many pixels for the service. Try a smaller one.";
     case "synthesis_unavailable":
       return "This model only recognises expressions; it cannot redraw faces.";
+    case "detection_unavailable":
+      return "This server cannot find faces in photos: its Python has no face detector. It reads ready-made face crops only.";
     case "shutting_down":
       return "The service is shutting down.";
     default:

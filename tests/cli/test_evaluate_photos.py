@@ -150,3 +150,20 @@ def test_synthesize_detect_redraws_the_face_in_a_photo(fer2013_test: Path, tmp_p
         assert len(changed) > 0
         assert changed[:, 1].min() >= 250 - 20 and changed[:, 1].max() < 250 + 160 + 20
         assert changed[:, 0].min() >= 120 - 20 and changed[:, 0].max() < 120 + 160 + 20
+
+
+@pytest.mark.usefixtures("no_yuface")
+def test_without_yuface_detection_is_one_clear_line(make_checkpoint: MakeCheckpoint, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "photos"
+    for i, name in enumerate(EXPRESSIONS):
+        (root / name).mkdir(parents=True)
+        Image.new("RGB", (400, 300), (40 * i, 90, 150)).save(root / name / f"empty{i}.png")
+    checkpoint = str(make_checkpoint())
+    with pytest.raises(SystemExit) as exit_info:
+        main(["evaluate", "--dataset", "folder", "--split", "all", "--checkpoint", checkpoint, "--root", str(root), "--detect", "yes"])
+    assert exit_info.value.code != 0
+    err = capsys.readouterr().err
+    assert err.startswith("fersnet: error: face detection needs YuNet") and "--detect no" in err and err.count("\n") == 1
+    plain, _ = evaluate(capsys, "--checkpoint", checkpoint, "--root", str(root), "--detect", "no")  # crops need no detector
+    assert plain["n"] == 4

@@ -28,7 +28,7 @@ from model_core import Preprocess, load_checkpoint
 from model_core.checkpoint import build_card, save_checkpoint
 from model_core.data import DataError, FaceDataset, load_records
 from model_core.data.batch_augment import BatchAugment
-from model_core.data.packed import load_packed, pack
+from model_core.data.packed import load_packed, pack, unpack
 from model_core.expressions import FER2013_CLASSES, FERPLUS_CLASSES
 from model_core.fersnet import create_model
 from model_core.train.ensemble import LabelledSplit, ensemble_table, format_table, read_teacher_folder
@@ -135,6 +135,26 @@ def test_pack_data_command_prints_the_size(fer2013_folder: Path, ferplus_of: Pat
     printed = capsys.readouterr().out
     assert f"wrote {out}" in printed and "MiB" in printed and "69 FER+ faces matched" in printed
     assert main(["--fer2013", str(tmp_path / "nowhere"), "--out", str(out)]) == 2
+
+
+
+def test_unpacking_gives_back_the_folders_byte_for_byte(fer2013_folder: Path, packed: Path, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    from training.pack_data import main
+
+    assert main(["--out", str(packed), "--unpack", str(tmp_path / "again")]) == 0
+    assert "wrote 70 FER2013 faces" in capsys.readouterr().out
+    originals = sorted(p.relative_to(fer2013_folder) for p in fer2013_folder.rglob("*.jpg"))
+    assert sorted(p.relative_to(tmp_path / "again") for p in (tmp_path / "again").rglob("*.jpg")) == originals
+    assert all((tmp_path / "again" / f).read_bytes() == (fer2013_folder / f).read_bytes() for f in originals)
+    for split in ("train", "val", "test"):
+        assert [r.label for r in load_records("fer2013", tmp_path / "again", split).records] == \
+            [r.label for r in load_records("fer2013", fer2013_folder, split).records]
+
+    assert unpack(packed, tmp_path / "few", per_split=3) == 9
+    assert len(load_records("fer2013", tmp_path / "few", "val").records) == 3
+    assert main(["--out", str(tmp_path / "none.npz"), "--unpack", str(tmp_path / "x")]) == 2
+    assert "none.npz: not a readable face pack" in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------------- augmentation, schedule, networks
