@@ -15,8 +15,9 @@
 # $OUT receives serve.md (the table, as bench.serve prints it) and gpu.txt (the card, its memory, the driver).
 #
 # CPU dry run, in an environment without the web stack (so the wheels are what it runs on):
-#   PYTHON_VERSION=3.11 bash bench/host_wheels.sh
-#   OUT=/tmp/serve_dry PYTHON=/path/to/bare/python3 bash bench/gpu_serve.sh --device cpu --seconds 3 --warmup-seconds 1
+#   PYTHON_VERSION=3.11 WHEELS=/tmp/w311 bash bench/host_wheels.sh
+#   OUT=/tmp/serve_dry PYTHON=/path/to/bare/python3 WHEELS=/tmp/w311 bash bench/gpu_serve.sh --device cpu --seconds 3 \
+#       --warmup-seconds 1
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:?name the folder to bring back, e.g. OUT=runs/serve_out}

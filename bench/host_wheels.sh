@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Wheels of the web stack for a GPU host whose Python has PyTorch but not the service's other packages, written to
-# .whl/ (ignored by git, about 6 MiB) for bench/gpu_serve.sh to install there without a network.
+# .whl/ (ignored by git, about 9 MiB) for bench/gpu_serve.sh and training/gpu_sharing.sh to install there without
+# a network.
 #
 #   bash bench/host_wheels.sh                       # here, in the project's environment (make .venv/.installed)
-#   PYTHON_VERSION=3.11 bash bench/host_wheels.sh   # the same wheels for a CPython 3.11 host (the CPU dry run)
+#   PYTHON_VERSION=3.11 WHEELS=/tmp/w311 bash bench/host_wheels.sh   # for CPython 3.11, elsewhere (CPU dry runs)
 #
 # Each package is fetched at the version installed here, the versions the test suite passed with, together with
 # everything it requires in turn (read from the installed packages' metadata), so that an older copy of a shared
@@ -13,6 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 py=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}
 version=${PYTHON_VERSION:-3.12}
+wheels=${WHEELS:-.whl}
 # The web stack the service adds to PyTorch, NumPy and Pillow (pyproject.toml); what each needs is added below.
 top=(fastapi fastapi-offline pydantic-settings uvicorn httptools uvloop python-multipart)
 pins=$("$py" - "$version" "${top[@]}" <<'PYTHON'
@@ -39,10 +41,10 @@ while wanted:
 print(" ".join(f"{key}=={pin}" for key, pin in sorted(seen.items())))
 PYTHON
 )
-rm -rf .whl && mkdir -p .whl
+rm -rf "$wheels" && mkdir -p "$wheels"
 # shellcheck disable=SC2086  # one pin per word
-"$py" -m pip download --quiet --no-deps --only-binary=:all: --dest .whl --python-version "$version" --implementation cp \
+"$py" -m pip download --quiet --no-deps --only-binary=:all: --dest "$wheels" --python-version "$version" --implementation cp \
     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
     --platform manylinux1_x86_64 $pins
-echo "wrote $(ls .whl | wc -l) wheels for CPython $version to .whl/ ($(du -sh .whl | cut -f1)):"
-ls .whl
+echo "wrote $(ls "$wheels" | wc -l) wheels for CPython $version to $wheels ($(du -sh "$wheels" | cut -f1)):"
+ls "$wheels"

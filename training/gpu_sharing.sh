@@ -23,8 +23,8 @@
 #   extra arguments go to every `fersnet train` (e.g. --set num_workers=2)
 #
 # CPU dry run (two rows, one seed, a few steps; what tests/training/test_gpu_sharing.py runs on fake data):
-#   OUT=/tmp/sharing_out RUNS=/tmp/sharing ROWS="none selective" SEEDS=0 SUBSET=64 DEVICE=cpu EPOCHS=1 \
-#       bash training/gpu_sharing.sh --set max_steps_per_epoch=2 --set optim.batch_size=8
+#   OUT=/tmp/sharing_out RUNS=/tmp/sharing DATA=/tmp/sharing_data/fer2013 ROWS="none selective" SEEDS=0 SUBSET=64 \
+#       DEVICE=cpu EPOCHS=1 bash training/gpu_sharing.sh --set max_steps_per_epoch=2 --set optim.batch_size=8
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:?name the folder to bring back, e.g. OUT=runs/sharing_out}
