@@ -77,11 +77,21 @@ export function setPrior(value) {
   prior = value;
 }
 
+// Whether the service finds the faces in each picture; false where it has no face detector (/v1/models
+// `runtime.face_detection`), and then every picture is sent as one face crop (`detect=false`).
+let detect = true;
+
+/** Send later pictures as face crops (false) or as photos whose faces the service finds (true). */
+export function setDetect(value) {
+  detect = value;
+}
+
 /** The faces and expressions of one photo (POST /v1/classify): the `images[0]` of the answer, and the model name. */
 export async function classify(blob, filename) {
   const form = new FormData();
   form.append("images", blob, filename);
   if (prior) form.append("prior", prior);
+  if (!detect) form.append("detect", "false");
   const body = await (await request("v1/classify", { method: "POST", body: form })).json();
   return { model: body.model, image: body.images[0] };
 }
@@ -99,6 +109,7 @@ export async function synthesize(blob, filename, faceIndex, intensity = null) {
   form.append("image", blob, filename);
   const query = new URLSearchParams({ targets: "all", format: "json", face: String(faceIndex) });
   if (intensity !== null) query.set("intensity", String(intensity));
+  if (!detect) query.set("detect", "false");
   const body = await (await request(`v1/synthesize?${query}`, { method: "POST", body: form })).json();
   return {
     face: body.face || null,

@@ -1,6 +1,6 @@
 // The page's wiring: photos in (choose, drop, paste, camera), the model's card, the API key form.
 
-import { classify, hasKey, modelCard, plainWords, setKey, setPrior } from "./api.js";
+import { classify, hasKey, modelCard, plainWords, setDetect, setKey, setPrior } from "./api.js";
 import { cameraUnavailable, currentFrame, startCamera, stopCamera } from "./camera.js";
 import { openRedraw } from "./redraw.js";
 import { photoCard } from "./results.js";
@@ -119,8 +119,12 @@ async function describeModel() {
     // A model with an answer tail recognises classes (contempt, say) it cannot draw: say which it redraws.
     const drawn = card.expressions || card.classes;
     const redraws = drawn.join() === card.classes.join() ? "." : `; redraws ${drawn.join(", ")}.`;
+    // A service without a face detector reads each picture as one face crop: say so, and send them that way.
+    const findsFaces = !(card.runtime && card.runtime.face_detection === false);
+    setDetect(findsFaces);
     line.textContent = `Model ${card.name}: ${card.classes.length} expressions, ${confidence}`
-      + (synthesis ? redraws : ", recognition only (no redrawing).");
+      + (synthesis ? redraws : ", recognition only (no redrawing).")
+      + (findsFaces ? "" : " This server cannot find faces in photos: each picture is read as one face, so send close crops of a single face.");
   } catch (error) {
     if (error.status === 401) {
       line.textContent = "This service needs an API key.";

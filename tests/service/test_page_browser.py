@@ -241,3 +241,20 @@ def test_the_answers_prior_is_a_choice_where_the_model_records_its_class_frequen
              and texts(c, ".photo .face .value") != balanced)
         assert len(texts(chrome, ".photo .face .value")) == len(balanced)  # the same faces, other probabilities
         assert not chrome.get_log("browser")
+
+
+@pytest.mark.usefixtures("no_yuface")
+def test_without_a_face_detector_each_picture_is_read_as_one_face(chrome: WebDriver, tiny_checkpoint: Path,
+                                                                   photos: dict[str, Path]) -> None:
+    """On a Python where YuNet has no wheel: the page says so, and sends pictures as crops instead of failing."""
+    with live_server(settings_for(tiny_checkpoint)) as url:
+        open_page(chrome, url)
+        assert "cannot find faces in photos" in chrome.find_element(By.ID, "model").text
+        upload(chrome, photos["two faces.jpg"])
+        wait(chrome, lambda c: c.find_elements(By.CSS_SELECTOR, ".photo[aria-busy='false'] .face-box"))
+        assert len(chrome.find_elements(By.CSS_SELECTOR, ".photo .face-box")) == 1  # the whole picture, as one face
+        chrome.find_element(By.CSS_SELECTOR, ".photo .face-box").click()
+        wait(chrome, redrawn_tiles_ready)
+        assert len(chrome.find_elements(By.CSS_SELECTOR, "#redraw-tiles .tile")) == 1 + len(FER_CLASSES)
+        chrome.find_element(By.ID, "redraw-close").click()
+        assert_nothing_from_elsewhere(chrome, url)
