@@ -18,14 +18,13 @@ are detected on an enlarged copy (``python -m bench.photos`` measures both).
 
 ``yuface`` publishes wheels for CPython 3.11 alone (the image runs 3.11). On
 any other Python the package installs without it, and everything but finding
-faces works: :func:`detection_available` says which, and a
-:class:`FaceDetector` made without it raises :class:`DetectorUnavailable`,
-whose message tells the user to send face crops instead.
+faces works: a :class:`FaceDetector` made without it raises
+:class:`DetectorUnavailable`, whose message tells the user to send face crops
+instead.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import sys
 import threading
@@ -67,11 +66,6 @@ class DetectorUnavailable(RuntimeError):
             f"face detection needs YuNet, but {self.reason}; send ready-made face crops (--detect no), "
             "or use Python 3.11 or the Docker image"
         )
-
-
-def detection_available() -> bool:
-    """Whether this Python can find faces: ``yuface`` is installed (it has wheels for CPython 3.11 only)."""
-    return importlib.util.find_spec("yuface") is not None
 
 
 def _yunet() -> ModuleType:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import builtins
 import csv
-import importlib.util
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -153,8 +152,8 @@ def make_checkpoint(tmp_path: Path) -> MakeCheckpoint:
 
 @pytest.fixture
 def no_yuface(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``import yuface`` fails, and the package is not found, as on a Python for which it has no wheel (any but 3.11)."""
-    real_import, real_find = builtins.__import__, importlib.util.find_spec
+    """``import yuface`` fails, as on a Python for which the package has no wheel (any but 3.11)."""
+    real_import = builtins.__import__
 
     def without_yuface(name: str, *args: Any, **kwargs: Any) -> Any:
         if name == "yuface":
@@ -162,4 +161,3 @@ def no_yuface(monkeypatch: pytest.MonkeyPatch) -> None:
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", without_yuface)
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: None if name == "yuface" else real_find(name, *args))
