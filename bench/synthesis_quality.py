@@ -159,7 +159,7 @@ def redraw_photo(generator: LoadedModel, photo: Image.Image, targets: list[str],
     if not faces:
         raise SystemExit("no face found in the portrait")
     face, preprocess = faces[0], generator.preprocess
-    model_input = preprocess.prepare(crop_faces(photo, [face], preprocess)[0])
+    model_input = preprocess.prepare(crop_faces(photo, [face], preprocess, upright=False)[0])
     x = preprocess.to_tensor(model_input)[None]
     k = len(generator.expressions)
     onehot = one_hot([generator.expressions.index(t) for t in targets], k)

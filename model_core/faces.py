@@ -26,6 +26,7 @@ instead.
 from __future__ import annotations
 
 import logging
+import math
 import sys
 import threading
 from dataclasses import dataclass
@@ -78,17 +79,27 @@ def _yunet() -> ModuleType:
 
 @dataclass(frozen=True)
 class Face:
-    """One face: its box (x, y, width, height) in the pixels of the decoded photo, and YuNet's score.
+    """One face: its box (x, y, width, height) in the pixels of the decoded photo, YuNet's score, and its tilt.
 
-    ``score`` is None when detection was skipped and the whole image is the face.
+    ``score`` is None when detection was skipped and the whole image is the face. ``angle`` is the slope of
+    the line through the eyes (YuNet's landmarks) in degrees, counter-clockwise as PIL turns pictures: turning
+    the photo by it about the box's centre sets the face upright (:func:`crop_faces`).
     """
 
     box: tuple[int, int, int, int]
     score: float | None
+    angle: float = 0.0
 
     @property
     def area(self) -> int:
         return self.box[2] * self.box[3]
+
+
+def eye_angle(landmarks: np.ndarray) -> float:
+    """The slope of the line from the first eye to the second in YuNet's five landmarks (x, y, x, y, ...), in
+    degrees counter-clockwise as PIL turns pictures (image rows run down, so a rising line is negative)."""
+    (x0, y0), (x1, y1) = np.asarray(landmarks, dtype=np.float64).reshape(-1, 2)[:2]
+    return math.degrees(math.atan2(y1 - y0, x1 - x0))
 
 
 def whole_image(image: Image.Image) -> Face:
@@ -126,33 +137,36 @@ class FaceDetector:
             seen = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))), resample)
         bgr = np.ascontiguousarray(np.asarray(seen.convert("RGB"))[:, :, ::-1])
         if self._warm:
-            confs, boxes, _ = self._yunet.detect(bgr, conf=self.confidence)
+            confs, boxes, landmarks = self._yunet.detect(bgr, conf=self.confidence)
         else:
             with self._first_call:
-                confs, boxes, _ = self._yunet.detect(bgr, conf=self.confidence)
+                confs, boxes, landmarks = self._yunet.detect(bgr, conf=self.confidence)
                 self._warm = True
         faces = []
-        for conf, box in zip(confs.tolist(), boxes.astype(np.int64).tolist(), strict=True):
+        for conf, box, marks in zip(confs.tolist(), boxes.astype(np.int64).tolist(), landmarks.astype(np.float64), strict=True):
             x, y, w, h = (v / scale for v in box)
             if w <= 0 or h <= 0:
                 continue
-            faces.append(Face(box=(round(x), round(y), round(w), round(h)), score=min(1.0, conf / 100.0)))
+            faces.append(Face(box=(round(x), round(y), round(w), round(h)), score=min(1.0, conf / 100.0), angle=eye_angle(marks)))
         faces.sort(key=lambda f: f.area, reverse=True)
         return faces[: self.max_faces]
 
 
-def crop_faces(image: Image.Image, faces: list[Face], preprocess: Preprocess) -> list[Image.Image]:
+def crop_faces(image: Image.Image, faces: list[Face], preprocess: Preprocess, upright: bool = True) -> list[Image.Image]:
     """Each face cut out of ``image`` and framed as the model was trained (``Preprocess.crop_face``).
 
-    A skipped detection (score None, box = the whole image) passes the image
-    through unchanged, so a ready-made crop is not re-framed.
+    With ``upright`` a tilted face is turned upright first (by its :attr:`Face.angle`): the training faces
+    are mostly upright, and on FER+ validation photos turned by up to 30 degrees this took the served
+    answer from 75.70 to 79.80 % (docs/results.md, "Photos taken differently"). Synthesis crops without it,
+    since its redraw goes back into the photo's own pixels. A skipped detection (score None, box = the
+    whole image) passes the image through unchanged, so a ready-made crop is not re-framed.
     """
     crops = []
     for face in faces:
         if face.score is None and face.box == (0, 0, image.width, image.height):
             crops.append(image)
         else:
-            crops.append(preprocess.crop_face(image, face.box))
+            crops.append(preprocess.crop_face(image, face.box, face.angle if upright else 0.0))
     return crops
 
 
@@ -177,7 +191,7 @@ class LargestFace:
 
     def __call__(self, image: Image.Image) -> Image.Image | None:
         face = self.find(image)
-        return None if face is None else self.preprocess.crop_face(image, face.box)
+        return None if face is None else crop_faces(image, [face], self.preprocess)[0]
 
 
 def face_finder(detect: bool, preprocess: Preprocess) -> LargestFace | None:

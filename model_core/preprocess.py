@@ -13,6 +13,7 @@ of :meth:`Preprocess.to_tensor`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -49,6 +50,11 @@ def viewable(image: Image.Image) -> Image.Image:
         rgba = image.convert("RGBA")
         return Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB")
     return image.convert("L" if image.mode == "1" else "RGB")  # CMYK, YCbCr, palettes ...
+
+
+#: A face turned upright (:meth:`Preprocess.crop_face` with an angle) is cut at most this many times the model's
+#: input across: enough for the resize to the input to average over, and turning a large face costs no more.
+TURN_MAX_FACTOR = 4
 
 
 @dataclass(frozen=True)
@@ -128,10 +134,37 @@ class Preprocess:
         size = max(1, round(side))
         return left, top, left + size, top + size
 
-    def crop_face(self, image: Image.Image, box: Sequence[float]) -> Image.Image:
-        """Cut the face at ``box`` out of a photo, framed as the model was trained."""
+    def crop_face(self, image: Image.Image, box: Sequence[float], angle: float = 0.0) -> Image.Image:
+        """Cut the face at ``box`` out of a photo, framed as the model was trained.
+
+        ``angle`` (degrees, counter-clockwise as PIL turns pictures) first turns the photo about the box's centre:
+        a face whose eyes slope by ``angle`` comes out upright, as the training faces mostly are. A turned crop is
+        at most :data:`TURN_MAX_FACTOR` times the model's input across: turning costs as its pixels do, and the
+        model reads ``img_size`` of them.
+        """
         left, top, right, bottom = self.face_box(box, image.size)
-        canvas = Image.new(self.mode, (right - left, bottom - top), color=128 if self.in_chans == 1 else (128,) * 3)
+        grey = 128 if self.in_chans == 1 else (128,) * 3
+        if angle:
+            # Turn only a region around the square, wide enough that its corners stay inside whatever the angle.
+            side = right - left
+            margin = math.ceil(side * (math.sqrt(2) - 1) / 2) + 1
+            region = Image.new(self.mode, (side + 2 * margin,) * 2, color=grey)
+            x0, y0 = max(0, left - margin), max(0, top - margin)
+            x1, y1 = min(image.width, right + margin), min(image.height, bottom + margin)
+            if x1 > x0 and y1 > y0:  # the part of the photo inside the region (the rest stays grey)
+                region.paste(image.crop((x0, y0, x1, y1)).convert(self.mode), (x0 - left + margin, y0 - top + margin))
+            x, y, w, h = (float(v) for v in box)
+            cx, cy = x + w / 2 - left + margin, y + h / 2 - top + margin
+            factor = min(1.0, TURN_MAX_FACTOR * self.img_size / side)
+            if factor < 1.0:
+                region = region.resize((max(1, round(region.width * factor)),) * 2, Image.Resampling.BILINEAR)
+                cx, cy, margin_f, side_f = cx * factor, cy * factor, margin * factor, side * factor
+            else:
+                margin_f, side_f = float(margin), float(side)
+            turned = region.rotate(angle, resample=Image.Resampling.BICUBIC, center=(cx, cy), fillcolor=grey)
+            start, size = round(margin_f), max(1, round(side_f))
+            return turned.crop((start, start, start + size, start + size))
+        canvas = Image.new(self.mode, (right - left, bottom - top), color=grey)
         photo = image.convert(self.mode)
         canvas.paste(photo, (-left, -top))
         return canvas

@@ -307,7 +307,7 @@ class SynthesizeAPI(_PhotoPipeline, BatchedAPI[SynthesizeRequest, SynthesizeCont
                 f"face={request.face_index} asked for, but {request.upload.label} has {len(faces)} face(s) (0 = largest)"
             )
         face = faces[request.face_index]
-        model_input = preprocess.prepare(crop_faces(photo.image, [face], preprocess)[0])
+        model_input = preprocess.prepare(crop_faces(photo.image, [face], preprocess, upright=False)[0])
         expressions = self.engine.expressions
         targets = one_hot([expressions.index(expression) for expression in request.targets], len(expressions))
         context = SynthesizeContext(request, photo, face, len(faces), model_input)

@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> None:
         face = find_face(path, image, finder, args.detect, preprocess.img_size)
         photos.append(image)
         boxes.append(crop_box(face, image.size, preprocess))
-        inputs.append(preprocess.to_tensor(preprocess.prepare(crop_faces(image, [face], preprocess)[0])))
+        inputs.append(preprocess.to_tensor(preprocess.prepare(crop_faces(image, [face], preprocess, upright=False)[0])))
         formats.append(fmt)
     images, names, out = torch.stack(inputs).to(device), [Path(path).stem for path in args.inputs], Path(args.out)
     if args.grid:

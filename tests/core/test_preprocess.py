@@ -47,6 +47,21 @@ def test_face_crop_is_square_scaled_and_padded_with_grey() -> None:
     assert (left + right) / 2 == 25 and (top + bottom) / 2 == 40
 
 
+def test_a_turned_crop_is_upright_about_the_face_and_small_when_the_face_is_large() -> None:
+    pre = Preprocess(face_scale=1.0)
+    photo = Image.new("L", (200, 200), 0)
+    photo.paste(255, (60, 98, 140, 102))  # a level bar through (100, 100): the "eyes"
+    tilted = photo.rotate(30, resample=Image.Resampling.BICUBIC, center=(100, 100))
+    upright = np.asarray(pre.crop_face(tilted, (60, 60, 80, 80), -30.0), dtype=int)  # turned back about the box's centre
+    level = np.asarray(pre.crop_face(photo, (60, 60, 80, 80)), dtype=int)
+    assert upright.shape == level.shape == (80, 80)
+    assert np.abs(upright - level).mean() < 4 and np.abs(np.asarray(pre.crop_face(tilted, (60, 60, 80, 80)), dtype=int) - level).mean() > 20
+    # Past the photo's edge the turned crop is grey, as an unturned one is; a large face is cut at 4 inputs across.
+    corner = np.asarray(pre.crop_face(Image.new("L", (100, 100), 255), (0, 0, 40, 40), 20.0))
+    assert corner[0, 0] == 128 and corner[-1, -1] == 255
+    assert pre.crop_face(Image.new("L", (1200, 1200), 255), (100, 100, 900, 900), 10.0).size == (4 * pre.img_size,) * 2
+
+
 @pytest.mark.parametrize(
     ("image", "expected"),
     [
