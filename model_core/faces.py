@@ -50,8 +50,8 @@ DETECT_MAX_SIDE = 960
 DETECT_MIN_SIDE = 192
 #: A picture this many times the model's input across or more is taken for a photo (find its face), a smaller one for
 #: a face crop (classify it whole). The datasets' crops are the input's size (48 pixels); photos and loosely framed
-#: faces (JAFFE's 256, KDEF's 562) are larger. Detection on crops costs little either way (FER2013 PrivateTest +0.95,
-#: CK+48 -0.71 points, docs/results.md).
+#: faces (JAFFE's 256, KDEF's 562) are larger. Detection on crops changes little either way (the default: FER2013
+#: PrivateTest +0.20, CK+48 +0.82 points; docs/results.md, "Faces inside photos").
 PHOTO_SIDE_FACTOR = 2
 
 
