@@ -61,7 +61,7 @@ from model_core.data import load_records
 from model_core.data.dataset import decode
 from model_core.expressions import one_hot
 from model_core.faces import FaceDetector, crop_faces
-from model_core.photo_edit import changed_outside, crop_box, face_tile, redrawn_photos
+from model_core.photo_edit import changed_outside, crop_box, face_tile, face_turn, redrawn_photos
 
 GREY = 127.5  # images are in [-1, 1]: a difference of 2 is 255 grey levels
 CLOSED = 0.05  # a mask value below which a pixel counts as untouched
@@ -159,14 +159,14 @@ def redraw_photo(generator: LoadedModel, photo: Image.Image, targets: list[str],
     if not faces:
         raise SystemExit("no face found in the portrait")
     face, preprocess = faces[0], generator.preprocess
-    model_input = preprocess.prepare(crop_faces(photo, [face], preprocess, upright=False)[0])
+    model_input = preprocess.prepare(crop_faces(photo, [face], preprocess)[0])
     x = preprocess.to_tensor(model_input)[None]
     k = len(generator.expressions)
     onehot = one_hot([generator.expressions.index(t) for t in targets], k)
     out = generator.model.redraw(x, onehot, torch.zeros(len(targets), dtype=torch.long),
                                  generator.intensity if intensity is None else intensity)
     box = crop_box(face, photo.size, preprocess)
-    return list(redrawn_photos(photo, box, x[0], out, preprocess)), box
+    return list(redrawn_photos(photo, box, x[0], out, preprocess, face_turn(face))), box
 
 
 def measure(args: argparse.Namespace) -> None:

@@ -152,21 +152,21 @@ class FaceDetector:
         return faces[: self.max_faces]
 
 
-def crop_faces(image: Image.Image, faces: list[Face], preprocess: Preprocess, upright: bool = True) -> list[Image.Image]:
-    """Each face cut out of ``image`` and framed as the model was trained (``Preprocess.crop_face``).
+def crop_faces(image: Image.Image, faces: list[Face], preprocess: Preprocess) -> list[Image.Image]:
+    """Each face cut out of ``image``, turned upright and framed as the model was trained (``Preprocess.crop_face``).
 
-    With ``upright`` a tilted face is turned upright first (by its :attr:`Face.angle`): the training faces
-    are mostly upright, and on FER+ validation photos turned by up to 30 degrees this took the served
-    answer from 75.70 to 79.80 % (docs/results.md, "Photos taken differently"). Synthesis crops without it,
-    since its redraw goes back into the photo's own pixels. A skipped detection (score None, box = the
-    whole image) passes the image through unchanged, so a ready-made crop is not re-framed.
+    A tilted face is turned by its :attr:`Face.angle` first: the training faces are mostly upright, and on
+    FER+ validation photos turned by up to 30 degrees this took the served answer from 75.70 to 79.80 %
+    (docs/results.md, "Photos taken differently"). A redraw is turned back onto the photo
+    (:func:`model_core.photo_edit.face_turn`). A skipped detection (score None, box = the whole image)
+    passes the image through unchanged, so a ready-made crop is not re-framed.
     """
     crops = []
     for face in faces:
         if face.score is None and face.box == (0, 0, image.width, image.height):
             crops.append(image)
         else:
-            crops.append(preprocess.crop_face(image, face.box, face.angle if upright else 0.0))
+            crops.append(preprocess.crop_face(image, face.box, face.angle))
     return crops
 
 

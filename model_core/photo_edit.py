@@ -7,9 +7,11 @@ is enlarged to the size the face has in the photo, faded out towards the
 crop's border so that no seam shows, and added equally to the red, green and
 blue of every pixel under it. Adding the same amount to R, G and B changes a
 pixel's brightness (its luma, which is what the grey network sees) and leaves
-its chroma exactly as it was, so skin keeps its colour. Pixels outside the
-crop, and pixels the change leaves below half a grey level, are returned
-byte for byte as they came.
+its chroma exactly as it was, so skin keeps its colour. A face the network
+saw turned upright (:class:`Turn`) gets its change turned back onto the face
+as it lies. Pixels outside the crop (the turned crop, for such a face), and
+pixels the change leaves below half a grey level, are returned byte for byte
+as they came.
 
 The CLI (``fersnet synthesize``) and the service (``/v1/synthesize``) both call
 :func:`redraw_in_photo`.
@@ -18,8 +20,10 @@ The CLI (``fersnet synthesize``) and the service (``/v1/synthesize``) both call
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -58,6 +62,23 @@ def crop_box(face: Face, image_size: tuple[int, int], preprocess: Preprocess) ->
     return preprocess.face_box(face.box, image_size)
 
 
+class Turn(NamedTuple):
+    """How a face's crop was turned upright: by ``angle`` degrees about ``centre`` (x, y) of the photo."""
+
+    angle: float
+    centre: tuple[float, float]
+
+
+def face_turn(face: Face, factor: float = 1.0) -> Turn | None:
+    """The turn :func:`~model_core.faces.crop_faces` gave ``face`` (None for none), in the pixels of the picture
+    decoded at ``1 / factor`` of the one the face was found in (``factor``: that picture's scale, as for
+    :func:`scale_box`)."""
+    if not face.angle:
+        return None
+    x, y, w, h = face.box
+    return Turn(face.angle, ((x + w / 2) / factor, (y + h / 2) / factor))
+
+
 def scale_box(box: tuple[int, int, int, int], factor: float) -> tuple[int, int, int, int]:
     """A box in pixels of a picture decoded at ``factor`` of its size, in the full picture's pixels."""
     if factor == 1.0:
@@ -83,16 +104,29 @@ def grey_levels(tensor: Tensor, preprocess: Preprocess) -> np.ndarray:
     return (array.reshape(array.shape[-2:]) * preprocess.std + preprocess.mean) * 255.0
 
 
-def redraw_in_photo(photo: Image.Image, box: tuple[int, int, int, int], before: np.ndarray, after: np.ndarray) -> Image.Image:
+def redraw_in_photo(
+    photo: Image.Image, box: tuple[int, int, int, int], before: np.ndarray, after: np.ndarray, turn: Turn | None = None
+) -> Image.Image:
     """``photo`` with the change ``after - before`` (model-sized grey levels) applied to the crop ``box``.
 
     ``box`` is (left, top, right, bottom) in ``photo``'s pixels and may reach past its edges; only the
-    part inside the photo is changed. Returns a new picture in ``photo``'s mode (RGB or L).
+    part inside the photo is changed. A crop that was turned upright (``turn``) has its change turned
+    back the other way about the same centre, so it lands on the face as it lies. Returns a new picture
+    in ``photo``'s mode (RGB or L).
     """
     left, top, right, bottom = box
     width, height = right - left, bottom - top
     delta = Image.fromarray((after - before).astype(np.float32), mode="F").resize((width, height), Image.Resampling.BICUBIC)
     change = np.asarray(delta, dtype=np.float32) * feather(width, height)
+    if turn is not None:
+        # The square turned about the centre reaches at most this far past its sides.
+        margin = math.ceil(max(width, height) * (math.sqrt(2) - 1) / 2) + 1
+        canvas = np.zeros((height + 2 * margin, width + 2 * margin), dtype=np.float32)
+        canvas[margin : margin + height, margin : margin + width] = change
+        centre = (turn.centre[0] - left + margin, turn.centre[1] - top + margin)
+        turned = Image.fromarray(canvas, mode="F").rotate(-turn.angle, resample=Image.Resampling.BILINEAR, center=centre)
+        change = np.asarray(turned, dtype=np.float32)
+        left, top, right, bottom = left - margin, top - margin, right + margin, bottom + margin
     x0, y0 = max(0, left), max(0, top)
     x1, y1 = min(photo.width, right), min(photo.height, bottom)
     result = photo.copy()
@@ -106,12 +140,17 @@ def redraw_in_photo(photo: Image.Image, box: tuple[int, int, int, int], before: 
 
 
 def redrawn_photos(
-    photo: Image.Image, box: tuple[int, int, int, int], model_input: Tensor, outputs: Iterable[Tensor], preprocess: Preprocess
+    photo: Image.Image,
+    box: tuple[int, int, int, int],
+    model_input: Tensor,
+    outputs: Iterable[Tensor],
+    preprocess: Preprocess,
+    turn: Turn | None = None,
 ) -> Iterator[Image.Image]:
     """``photo`` redrawn once per network output (each a face drawn from ``model_input``), made as they are taken,
     so that a caller encoding them one by one holds one copy at a time."""
     before = grey_levels(model_input, preprocess)
-    return (redraw_in_photo(photo, box, before, grey_levels(output, preprocess)) for output in outputs)
+    return (redraw_in_photo(photo, box, before, grey_levels(output, preprocess), turn) for output in outputs)
 
 
 def face_tile(photo: Image.Image, box: tuple[int, int, int, int], side: int = 128) -> Image.Image:

@@ -37,7 +37,7 @@ from torch import Tensor
 from model_core import Preprocess
 from model_core.expressions import one_hot
 from model_core.faces import Face, FaceDetector, crop_faces, whole_image
-from model_core.photo_edit import crop_box, encode_like, face_tile, redrawn_photos, scale_box
+from model_core.photo_edit import crop_box, encode_like, face_tile, face_turn, redrawn_photos, scale_box
 from model_core.prior import PriorName
 
 from .batching import BatchedAPI, Decoded
@@ -307,7 +307,7 @@ class SynthesizeAPI(_PhotoPipeline, BatchedAPI[SynthesizeRequest, SynthesizeCont
                 f"face={request.face_index} asked for, but {request.upload.label} has {len(faces)} face(s) (0 = largest)"
             )
         face = faces[request.face_index]
-        model_input = preprocess.prepare(crop_faces(photo.image, [face], preprocess, upright=False)[0])
+        model_input = preprocess.prepare(crop_faces(photo.image, [face], preprocess)[0])
         expressions = self.engine.expressions
         targets = one_hot([expressions.index(expression) for expression in request.targets], len(expressions))
         context = SynthesizeContext(request, photo, face, len(faces), model_input)
@@ -351,7 +351,8 @@ class SynthesizeAPI(_PhotoPipeline, BatchedAPI[SynthesizeRequest, SynthesizeCont
         photo = context.photo
         full = photo if photo.scale == 1.0 else decode_image(context.request.upload, max_pixels=self.max_pixels, max_side=None)
         box = scale_box(crop_box(context.face, photo.image.size, preprocess), photo.scale)
-        return full, box, redrawn_photos(full.image, box, preprocess.to_tensor(context.model_input), faces, preprocess)
+        turn = face_turn(context.face, photo.scale)
+        return full, box, redrawn_photos(full.image, box, preprocess.to_tensor(context.model_input), faces, preprocess, turn)
 
     def encode(self, decoded: Decoded[SynthesizeContext, FaceToRedraw], outputs: Sequence[Tensor]) -> Response:
         context = decoded.context

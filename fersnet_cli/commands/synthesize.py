@@ -22,7 +22,7 @@ from model_core.data import DataError
 from model_core.evaluate import synthesis_grid
 from model_core.expressions import canonical
 from model_core.faces import Face, LargestFace, crop_faces, face_finder, photo_sized, whole_image
-from model_core.photo_edit import crop_box, encode_like, read_photo, redrawn_photos
+from model_core.photo_edit import crop_box, encode_like, face_turn, read_photo, redrawn_photos
 
 from .. import args as shared
 
@@ -98,13 +98,14 @@ def run(args: argparse.Namespace) -> None:
     wanted, preprocess = targets(args.target, loaded.expressions), loaded.preprocess
     intensity = loaded.intensity if args.intensity is None else args.intensity
     finder = face_finder(args.detect != "no", preprocess)
-    photos, boxes, inputs, formats = [], [], [], []
+    photos, boxes, turns, inputs, formats = [], [], [], [], []
     for path in args.inputs:
         image, fmt = read_photo(path)
         face = find_face(path, image, finder, args.detect, preprocess.img_size)
         photos.append(image)
         boxes.append(crop_box(face, image.size, preprocess))
-        inputs.append(preprocess.to_tensor(preprocess.prepare(crop_faces(image, [face], preprocess, upright=False)[0])))
+        turns.append(face_turn(face))
+        inputs.append(preprocess.to_tensor(preprocess.prepare(crop_faces(image, [face], preprocess)[0])))
         formats.append(fmt)
     images, names, out = torch.stack(inputs).to(device), [Path(path).stem for path in args.inputs], Path(args.out)
     if args.grid:
@@ -122,7 +123,7 @@ def run(args: argparse.Namespace) -> None:
                 preprocess.to_image(drawn).save(file)
                 print(f"wrote {file}")
             continue
-        for target, photo in zip(wanted, redrawn_photos(photos[i], boxes[i], images[i], redrawn[i], preprocess),
+        for target, photo in zip(wanted, redrawn_photos(photos[i], boxes[i], images[i], redrawn[i], preprocess, turns[i]),
                                  strict=True):
             data, media_type = encode_like(photo, formats[i])
             file = out / f"{name}_{target}.{media_type.removeprefix('image/').replace('jpeg', 'jpg')}"

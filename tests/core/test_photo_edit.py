@@ -12,10 +12,12 @@ from PIL import Image
 from model_core.data import DataError
 from model_core.faces import Face, whole_image
 from model_core.photo_edit import (
+    Turn,
     changed_outside,
     crop_box,
     encode_like,
     face_tile,
+    face_turn,
     feather,
     read_photo,
     redraw_in_photo,
@@ -48,6 +50,29 @@ def test_the_change_lands_in_the_box_and_keeps_every_other_pixel() -> None:
     assert (b[62, 92] - a[62, 92] >= 28).all()  # the centre of the box: about +30 on every channel
     unclipped = b < 255
     assert np.array_equal((b[..., 0] - b[..., 2])[unclipped.all(-1)], (a[..., 0] - a[..., 2])[unclipped.all(-1)])  # chroma kept
+
+
+def test_a_turned_face_gets_its_change_turned_back_and_nothing_beyond_the_turned_square() -> None:
+    photo = Image.new("L", (200, 200), 100)
+    box, turn = (60, 60, 140, 140), Turn(30.0, (100.0, 100.0))  # the crop was turned by 30 degrees about its centre
+    before = np.zeros((48, 48), dtype=np.float32)
+    after = before.copy()
+    after[22:26, 8:40] = 60.0  # the network drew a level bar across the upright face
+    edited = np.asarray(redraw_in_photo(photo, box, before, after, turn), dtype=int) - 100
+    ys, xs = np.nonzero(edited > 20)
+    slope = np.degrees(np.arctan2(-(ys - ys.mean()) @ (xs - xs.mean()), (xs - xs.mean()) @ (xs - xs.mean())))
+    assert slope == pytest.approx(-30.0, abs=4)  # back as the face lies: turned the other way
+    assert np.hypot(ys - 100, xs - 100).max() < 40 * np.sqrt(2)  # within the turned square
+    far = np.ones_like(edited, dtype=bool)
+    far[60 - 18 : 140 + 18, 60 - 18 : 140 + 18] = False
+    assert (edited[far] == 0).all()
+    level = np.asarray(redraw_in_photo(photo, box, before, after), dtype=int) - 100
+    assert np.array_equal(np.asarray(redraw_in_photo(photo, box, before, after, None), dtype=int) - 100, level)
+
+
+def test_face_turn_is_the_face_tilt_about_its_centre_in_the_answer_pixels() -> None:
+    assert face_turn(Face(box=(10, 20, 40, 60), score=0.9)) is None
+    assert face_turn(Face(box=(10, 20, 40, 60), score=0.9, angle=-12.0), 0.5) == Turn(-12.0, (60.0, 100.0))
 
 
 def test_a_box_past_the_photo_edge_changes_only_the_part_inside() -> None:
