@@ -20,7 +20,6 @@ The CLI (``fersnet synthesize``) and the service (``/v1/synthesize``) both call
 from __future__ import annotations
 
 import io
-import math
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple
@@ -31,7 +30,7 @@ from torch import Tensor
 
 from .data.records import DataError
 from .faces import Face
-from .preprocess import Preprocess, viewable
+from .preprocess import Preprocess, turn_margin, viewable
 
 #: Share of the crop's side over which the change fades to nothing at each border.
 FEATHER = 0.12
@@ -119,8 +118,7 @@ def redraw_in_photo(
     delta = Image.fromarray((after - before).astype(np.float32), mode="F").resize((width, height), Image.Resampling.BICUBIC)
     change = np.asarray(delta, dtype=np.float32) * feather(width, height)
     if turn is not None:
-        # The square turned about the centre reaches at most this far past its sides.
-        margin = math.ceil(max(width, height) * (math.sqrt(2) - 1) / 2) + 1
+        margin = turn_margin(max(width, height))
         canvas = np.zeros((height + 2 * margin, width + 2 * margin), dtype=np.float32)
         canvas[margin : margin + height, margin : margin + width] = change
         centre = (turn.centre[0] - left + margin, turn.centre[1] - top + margin)

@@ -57,6 +57,12 @@ def viewable(image: Image.Image) -> Image.Image:
 TURN_MAX_FACTOR = 4
 
 
+def turn_margin(side: int) -> int:
+    """Pixels a square of ``side`` turned about its centre can reach past its sides, whatever the angle (and one
+    more for rounding): the region :meth:`Preprocess.crop_face` turns, and the one a turned redraw lands in."""
+    return math.ceil(side * (math.sqrt(2) - 1) / 2) + 1
+
+
 @dataclass(frozen=True)
 class Preprocess:
     """Image size, colour mode and normalisation of a model, plus how to frame a detected face.
@@ -147,7 +153,7 @@ class Preprocess:
         if angle:
             # Turn only a region around the square, wide enough that its corners stay inside whatever the angle.
             side = right - left
-            margin = math.ceil(side * (math.sqrt(2) - 1) / 2) + 1
+            margin = turn_margin(side)
             region = Image.new(self.mode, (side + 2 * margin,) * 2, color=grey)
             x0, y0 = max(0, left - margin), max(0, top - margin)
             x1, y1 = min(image.width, right + margin), min(image.height, bottom + margin)
@@ -158,11 +164,8 @@ class Preprocess:
             factor = min(1.0, TURN_MAX_FACTOR * self.img_size / side)
             if factor < 1.0:
                 region = region.resize((max(1, round(region.width * factor)),) * 2, Image.Resampling.BILINEAR)
-                cx, cy, margin_f, side_f = cx * factor, cy * factor, margin * factor, side * factor
-            else:
-                margin_f, side_f = float(margin), float(side)
-            turned = region.rotate(angle, resample=Image.Resampling.BICUBIC, center=(cx, cy), fillcolor=grey)
-            start, size = round(margin_f), max(1, round(side_f))
+            turned = region.rotate(angle, resample=Image.Resampling.BICUBIC, center=(cx * factor, cy * factor), fillcolor=grey)
+            start, size = round(margin * factor), max(1, round(side * factor))
             return turned.crop((start, start, start + size, start + size))
         canvas = Image.new(self.mode, (right - left, bottom - top), color=grey)
         photo = image.convert(self.mode)

@@ -67,14 +67,6 @@ def _box(photo: Photo | Frame, face: Face) -> Box:
     return Box(x=x, y=y, width=w, height=h)
 
 
-def _faces_in(photo: Photo, detect: bool, detector: FaceDetector | None) -> list[Face]:
-    if not detect:
-        return [whole_image(photo.image)]
-    if detector is None:  # reserve() refuses such a request before anything is decoded
-        raise DetectionUnavailable("this server cannot find faces in photos; send a face crop with detect=false")
-    return detector.detect(photo.image)
-
-
 # --------------------------------------------------------------------------- classify
 
 
@@ -138,10 +130,19 @@ class _PhotoPipeline:
         self.budget = budget
         self.no_detector = no_detector
 
-    def require_detector(self, request: ClassifyRequest | SynthesizeRequest) -> None:
-        """501 at once for a request that needs faces found where no detector is installed."""
-        if request.detect and self.detector is None:
+    def require_detector(self, request: ClassifyRequest | SynthesizeRequest) -> FaceDetector | None:
+        """The detector a request needs (None: it sends face crops); 501 for one that needs faces found where no
+        detector is installed. ``reserve`` asks first, so such a request is refused before its image is read."""
+        if not request.detect:
+            return None
+        if self.detector is None:
             raise DetectionUnavailable(f"this server cannot find faces in photos ({self.no_detector}): send a ready-made face crop with detect=false")
+        return self.detector
+
+    def faces_in(self, photo: Photo, request: ClassifyRequest | SynthesizeRequest) -> list[Face]:
+        """The faces of a decoded upload: found by the detector, or the whole image for a face crop."""
+        detector = self.require_detector(request)
+        return [whole_image(photo.image)] if detector is None else detector.detect(photo.image)
 
     def uploads(self, request: ClassifyRequest | SynthesizeRequest) -> list[Upload]:
         return request.uploads if isinstance(request, ClassifyRequest) else [request.upload]
@@ -185,7 +186,7 @@ class ClassifyAPI(_PhotoPipeline, BatchedAPI[ClassifyRequest, ClassifyContext, F
         items: list[FaceCrop] = []
         for index, upload in enumerate(request.uploads):
             photo = decode_image(upload, max_pixels=self.max_pixels)
-            faces = _faces_in(photo, request.detect, self.detector)
+            faces = self.faces_in(photo, request)
             if request.detect:
                 self.metrics.faces.labels(self.name).inc(len(faces))
             for face, crop in zip(faces, crop_faces(photo.image, faces, preprocess), strict=True):
@@ -286,9 +287,9 @@ class SynthesizeAPI(_PhotoPipeline, BatchedAPI[SynthesizeRequest, SynthesizeCont
 
     def reserve(self, request: ClassifyRequest | SynthesizeRequest) -> AbstractContextManager[object]:
         """As for classify, plus what the answer holds: the photo at full size and one redrawn copy at a time."""
-        self.require_detector(request)
         if self.budget is None or not isinstance(request, SynthesizeRequest):
             return super().reserve(request)
+        self.require_detector(request)
         p = probe(request.upload, max_pixels=self.max_pixels)
         answer = 0 if request.output == "face" else 2 * p.size[0] * p.size[1]
         need = PixelNeed(total=p.decoded_pixels + answer, peak=p.decoded_pixels + p.kept_pixels + answer)
@@ -297,7 +298,7 @@ class SynthesizeAPI(_PhotoPipeline, BatchedAPI[SynthesizeRequest, SynthesizeCont
     def decode(self, request: SynthesizeRequest) -> Decoded[SynthesizeContext, FaceToRedraw]:
         preprocess = self.engine.preprocess
         photo = decode_image(request.upload, max_pixels=self.max_pixels)
-        faces = _faces_in(photo, request.detect, self.detector)
+        faces = self.faces_in(photo, request)
         if request.detect:
             self.metrics.faces.labels(self.name).inc(len(faces))
         if not faces:

@@ -39,9 +39,9 @@ if [ ! -d "$data/train" ]; then
     "$py" -m training.pack_data --out "$pack" --unpack "$data" ${SUBSET:+--subset "$SUBSET"} || exit 2
 fi
 mkdir -p "$runs" "$out"
-{ command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
-  "$py" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)'; } > "$runs/gpu.txt" 2>&1
-cat "$runs/gpu.txt"
+# shellcheck source=training/side_by_side.sh
+. training/side_by_side.sh
+gpu_report "$runs/gpu.txt"
 fer() { echo "{dataset: fer2013, root: $data, split: $1}"; }
 start=$(date +%s)
 pids=() names=()

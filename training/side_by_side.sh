@@ -4,15 +4,21 @@
 # back. Reads $out, $runs, $pack, $py, $budget and the array subset, and from the environment MAX_FILES and MAX_MIB
 # (what `collect` may leave in $out: 8 files and 64 MiB, a lease's whole answer, unless a caller shares it).
 # Arguments: NAME=ARGUMENTS for each network, then -- and the arguments every one of them gets.
+
+# The GPU (name, memory, driver) and the PyTorch and CUDA versions, into the file named and on the console.
+gpu_report() {
+    { command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+      "$py" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)'; } > "$1" 2>&1
+    cat "$1"
+}
+
 side_by_side() {
     local jobs=() job name failed=0 rc start i
     while [ $# -gt 0 ] && [ "$1" != "--" ]; do jobs+=("$1"); shift; done
     [ $# -gt 0 ] && shift
     mkdir -p "$runs" "$out"
     start=$(date +%s)
-    { command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
-      "$py" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)'; } > "$runs/gpu.txt" 2>&1
-    cat "$runs/gpu.txt"
+    gpu_report "$runs/gpu.txt"
     local pids=() names=()
     for job in "${jobs[@]}"; do
         name=${job%%=*}

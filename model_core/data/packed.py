@@ -211,12 +211,8 @@ def unpack(path: str | Path, root: str | Path, per_split: int | None = None) -> 
     recipe that reads folders (``fersnet train``). ``per_split``: that many faces of each split (smoke runs).
     Only FER2013's files are written; FER+'s labels stay in the pack.
     """
-    path, root = Path(path), Path(root)
-    try:
-        with np.load(path) as z:
-            keys, jpeg, offsets, split = z["keys"], z["jpeg"].tobytes(), z["offsets"], z["split"]
-    except (FileNotFoundError, zipfile.BadZipFile, ValueError, OSError, KeyError) as e:
-        raise DataError(f"{path}: not a readable face pack ({e}); make one with `python -m training.pack_data`") from None
+    data, root = _read_pack(Path(path)), Path(root)
+    keys, jpeg, offsets, split = data["keys"], data["jpeg"].tobytes(), data["offsets"], data["split"]
     rows = np.arange(len(keys))
     if per_split is not None:
         parts = [np.flatnonzero(split == code) for code in range(len(SPLITS))]
@@ -228,9 +224,8 @@ def unpack(path: str | Path, root: str | Path, per_split: int | None = None) -> 
     return len(rows)
 
 
-def load_packed(path: str | Path, images: bool = True) -> PackedFaces:
-    """Read a pack and decode its faces (about 3 s for FER2013 on one core; ``images=False``: labels only)."""
-    path = Path(path)
+def _read_pack(path: Path) -> dict[str, np.ndarray]:
+    """Every array of the pack at ``path``, its format checked; a DataError naming the file where it cannot be read."""
     try:
         with np.load(path) as z:
             data = {name: z[name] for name in z.files}
@@ -238,6 +233,12 @@ def load_packed(path: str | Path, images: bool = True) -> PackedFaces:
         raise DataError(f"{path}: not a readable face pack ({e}); make one with `python -m training.pack_data`") from None
     if int(data.get("format", -1)) != PACK_FORMAT:
         raise DataError(f"{path}: pack format {data.get('format')} is not {PACK_FORMAT}; pack the data again")
+    return data
+
+
+def load_packed(path: str | Path, images: bool = True) -> PackedFaces:
+    """Read a pack and decode its faces (about 3 s for FER2013 on one core; ``images=False``: labels only)."""
+    data = _read_pack(Path(path))
     jpeg, offsets = data["jpeg"].tobytes(), data["offsets"]
     decoded = (np.stack([_decode_bytes(jpeg[offsets[i]:offsets[i + 1]]) for i in range(len(offsets) - 1)])
                if images else np.zeros((0, 48, 48), dtype=np.uint8))
