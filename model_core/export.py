@@ -10,8 +10,10 @@ program gets the same answer as the service.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -47,13 +49,32 @@ class CalibratedClassifier(torch.nn.Module):
         return cls(loaded.model, loaded.temperature, loaded.frequencies if loaded.prior == "balanced" else None)
 
 
-def resave_checkpoint(loaded: LoadedModel, out: str | Path, half: bool = False) -> Path:
+def resave_checkpoint(loaded: LoadedModel, out: str | Path, half: bool = False, name: str | None = None,
+                      test_time_zooms: Sequence[float] | None = None) -> Path:
     """``loaded`` saved again under ``out`` (float16 weights with ``half``: half the size); returns ``out``.
 
     The card keeps everything but the weights' own section (rewritten for the new file) and the
     date, and records the original weights' hash as ``exported_from``, so the copy can be traced.
+    ``name`` renames it. ``test_time_zooms`` changes how it looks at a face
+    (:attr:`~model_core.fersnet.FERSNetConfig.test_time_zooms`): its answers change, so the card's
+    metrics and temperature, which described the old answers, are dropped, to be measured anew
+    (``fersnet calibrate``, ``fersnet evaluate --record``).
     """
-    return save_checkpoint(out, loaded.model, loaded.card.redraft(exported_from=loaded.sha256), half=half)
+    model = loaded.model
+    changes: dict[str, Any] = {"exported_from": loaded.sha256}
+    if name is not None:
+        changes["name"] = name
+    if test_time_zooms is not None and tuple(test_time_zooms) != model.config.test_time_zooms:
+        model = with_test_time_zooms(model, test_time_zooms)
+        changes |= {"config": model.config, "metrics": {}, "calibration": None}
+    return save_checkpoint(out, model, loaded.card.redraft(**changes), half=half)
+
+
+def with_test_time_zooms(model: FERSNet, zooms: Sequence[float]) -> FERSNet:
+    """The same weights in a network that also looks at each face zoomed by ``zooms``."""
+    looking = FERSNet(dataclasses.replace(model.config, test_time_zooms=tuple(zooms)))
+    looking.load_state_dict(model.state_dict())
+    return looking.eval()
 
 
 def export_classifier(loaded: LoadedModel, out: str | Path) -> Path:

@@ -206,7 +206,7 @@ class ModelInfo(BaseModel):
         json_schema_extra={
             "examples": [
                 {
-                    "name": "fer2013_ferplus_small_robust",
+                    "name": "fer2013_ferplus_small_tta",
                     "variant": "fersnet_small",
                     "sharing": "selective",
                     "synthesis": True,
@@ -215,15 +215,16 @@ class ModelInfo(BaseModel):
                     "input": {"img_size": 48, "in_chans": 1, "mean": 0.5, "std": 0.5, "face_scale": 0.98, "face_shift": 0.0},
                     "sha256": "468cfe1ce6ff31e9115726a92d9d81376ca1b4a96c17a911ceccedc6fdc04c27",
                     "parameters": 7072305,
-                    "metrics": {"ferplus/test": {"accuracy": 0.80206, "macro_f1": 0.65542, "images": 3395},
-                                "expression_head/fer2013/test": {"accuracy": 0.7133, "macro_f1": 0.6997, "images": 3589}},
+                    "metrics": {"ferplus/test": {"accuracy": 0.80619, "macro_f1": 0.66638, "images": 3395},
+                                "expression_head/fer2013/test": {"accuracy": 0.71719, "macro_f1": 0.70179, "images": 3589}},
                     "intensity": 1.2,
                     "prior": {"frequencies": {"angry": 0.084009, "disgust": 0.015935, "fear": 0.035589, "happy": 0.262513,
                                               "sad": 0.144096, "surprise": 0.120928, "neutral": 0.318832, "contempt": 0.018098},
                               "default": "balanced", "measured_on": "ferplus:train from ../shared/data/ferplus, soft labels"},
                     "training": {"answer_tail": {"selected_epoch": 6, "selected_on": "ferplus:val (majority vote)"}},
-                    "created": "2026-12-05T03:53:18+00:00",
-                    "config": {"variant": "fersnet_small", "img_size": 48, "in_chans": 1, "num_classes": 7, "answer_classes": 8},
+                    "created": "2026-12-05T14:12:20+00:00",
+                    "config": {"variant": "fersnet_small", "img_size": 48, "in_chans": 1, "num_classes": 7, "answer_classes": 8,
+                               "flip_average": True, "test_time_zooms": [1.05]},
                     "runtime": {"device": "cpu", "precision": "bfloat16", "batch_sizes": None, "max_batch_size": 32, "max_wait_ms": 10.0,
                                 "face_detection": True},
                     "bundled": [

@@ -96,7 +96,8 @@ def tail_of(model: FERSNet) -> nn.Sequential:
 
 @torch.inference_mode()
 def served_accuracy(tail: nn.Module, views: tuple[Tensor, Tensor], labels: Tensor) -> float:
-    """Accuracy of the mirror-averaged logits, as ``classify`` answers with ``flip_average``."""
+    """Accuracy of the mirror-averaged logits, as ``classify`` answers with ``flip_average`` (a network's
+    ``test_time_zooms`` are left out here: the epoch is chosen on the face and its mirror image)."""
     tail.eval()
     logits = (tail(views[0]) + tail(views[1])) / 2
     return (logits.argmax(1) == labels).float().mean().item()

@@ -18,14 +18,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=["safetensors", "torch-export"], default="safetensors",
                    help="torch-export: a .pt2 program of the classifier for runtimes without this package")
     p.add_argument("--half", action="store_true", help="safetensors: store float16 weights (half the size)")
+    p.add_argument("--name", help="safetensors: the copy's name on its card")
+    p.add_argument("--test-time-zooms", type=float, nargs="*", metavar="ZOOM",
+                   help="safetensors: recognition also looks at each face zoomed by these factors (none: only the face "
+                        "and, with flip averaging, its mirror image); the card's metrics and temperature are dropped, "
+                        "to be measured again")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> None:
     loaded = load_checkpoint(args.checkpoint)
     if args.format == "safetensors":
-        out = resave_checkpoint(loaded, args.out, half=args.half)
+        out = resave_checkpoint(loaded, args.out, half=args.half, name=args.name, test_time_zooms=args.test_time_zooms)
         print(f"wrote {out} ({(out / 'model.safetensors').stat().st_size / 1e6:.1f} MB)")
+        if args.test_time_zooms is not None and tuple(args.test_time_zooms) != loaded.model.config.test_time_zooms:
+            print("its answers changed: measure them again (fersnet calibrate, fersnet evaluate --record)")
         return
     out = export_classifier(loaded, args.out)
     cfg, preprocess = loaded.model.config, loaded.preprocess

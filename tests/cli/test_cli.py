@@ -68,6 +68,11 @@ def test_train_evaluate_synthesize_export(
     run(capsys, "export", "--checkpoint", str(trained), "--out", str(tmp_path / "half"), "--half")
     half = json.loads((tmp_path / "half" / "card.json").read_text())
     assert half["weights"]["dtype"] == "float16" and half["exported_from"] == card["weights"]["sha256"]
+    out = run(capsys, "export", "--checkpoint", str(trained), "--out", str(tmp_path / "looks"), "--name", "looks",
+              "--test-time-zooms", "1.05")
+    assert "measure them again" in out
+    looks = json.loads((tmp_path / "looks" / "card.json").read_text())
+    assert looks["name"] == "looks" and looks["config"]["test_time_zooms"] == [1.05] and looks["metrics"] == {}
     run(capsys, "export", "--checkpoint", str(trained), "--format", "torch-export", "--out", str(tmp_path / "cls.pt2"))
     program = torch.export.load(str(tmp_path / "cls.pt2"))
     probs = program.module()(torch.zeros(3, 1, 48, 48))
