@@ -81,7 +81,7 @@ def test_faces_in_photos_score_as_their_crops(fer2013_test: Path, tmp_path: Path
     for name in EXPRESSIONS:
         (crops / name).mkdir(parents=True)
         (photos / name).mkdir(parents=True)
-        for path in sorted((fer2013_test / name).glob("PublicTest_*.jpg"))[:15]:
+        for path in sorted((fer2013_test / name).glob("PublicTest_*.jpg"))[:30]:
             face = Image.open(path).convert("RGB")
             face.save(crops / name / f"{path.stem}.png")
             side = rng.randrange(120, 200)
@@ -92,8 +92,8 @@ def test_faces_in_photos_score_as_their_crops(fer2013_test: Path, tmp_path: Path
     on_crops, _ = evaluate(capsys, "--root", str(crops))
     whole, hint = evaluate(capsys, "--root", str(photos), "--detect", "no")
     on_photos, _ = evaluate(capsys, "--root", str(photos))  # --detect auto: 480 pixels across, the model's 48
-    assert on_crops["n"] == on_photos["n"] == 60 and not on_crops["detect"] and on_photos["detect"]
-    assert on_photos["faceless"] <= 3  # YuNet misses a few of FER2013's turned or covered faces
+    assert on_crops["n"] == on_photos["n"] == 120 and not on_crops["detect"] and on_photos["detect"]
+    assert on_photos["faceless"] <= 6  # YuNet misses a few of FER2013's turned or covered faces (5 of these 120)
     assert on_photos["accuracy"] == pytest.approx(on_crops["accuracy"], abs=0.1)
     # Classified whole, a photo is mostly background: far worse, and the command says what to do.
     assert whole["accuracy"] < on_photos["accuracy"] - 0.2 and "add --detect" in hint
