@@ -26,23 +26,20 @@ from model_core.checkpoint import LoadedModel
 from model_core.data import load_records
 from model_core.evaluate import evaluation_set, paired_comparison
 from model_core.fersnet import HEADS
-from model_core.views import zoom_matrix
+from model_core.views import Views
 
 
 @torch.inference_mode()
 def look_logits(loaded: LoadedModel, images: Tensor, zooms: list[float], head: str, batch: int) -> dict[str, Tensor]:
-    """Logits of every look, keyed ``zoom`` and ``zoom mirrored`` (zoom 1 is the face as it is)."""
+    """Logits of every look, keyed ``zoom`` and ``zoom mirrored`` (zoom 1 is the face as it is): the looks are those
+    ``classify`` would take (:class:`~model_core.views.Views`), kept apart instead of averaged."""
     model = loaded.model.eval()
     logits_of = model.answer if head == "served" else model.recognise
-    looks: dict[str, Tensor] = {}
-    for zoom in [1.0, *zooms]:
-        matrix = zoom_matrix(images.shape[-1], zoom)
-        zoomed = images if zoom == 1.0 else matrix @ images @ matrix.T
-        for mirrored in (False, True):
-            view = zoomed.flip(3) if mirrored else zoomed
-            looks[f"{zoom:g}{' mirrored' if mirrored else ''}"] = torch.cat(
-                [logits_of(view[i : i + batch]) for i in range(0, len(view), batch)]).float()
-    return looks
+    views = Views(images.shape[-1], zooms, mirror=True)
+    expanded = views.expand(images)  # every face's first look, then every second, ...
+    logits = torch.cat([logits_of(expanded[i : i + batch]) for i in range(0, len(expanded), batch)]).float()
+    names = [f"{z:g}{m}" for m in ("", " mirrored") for z in (1.0, *zooms)]  # the order expand stacks them in
+    return dict(zip(names, logits.unflatten(0, (len(views), -1)), strict=True))
 
 
 def main(argv: list[str] | None = None) -> None:
