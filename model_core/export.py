@@ -64,10 +64,15 @@ def resave_checkpoint(loaded: LoadedModel, out: str | Path, half: bool = False, 
     changes: dict[str, Any] = {"exported_from": loaded.sha256}
     if name is not None:
         changes["name"] = name
-    if test_time_zooms is not None and tuple(test_time_zooms) != model.config.test_time_zooms:
+    if test_time_zooms is not None and changes_looks(model, test_time_zooms):
         model = with_test_time_zooms(model, test_time_zooms)
         changes |= {"config": model.config, "metrics": {}, "calibration": None}
     return save_checkpoint(out, model, loaded.card.redraft(**changes), half=half)
+
+
+def changes_looks(model: FERSNet, zooms: Sequence[float]) -> bool:
+    """Whether looking at faces zoomed by ``zooms`` differs from how ``model`` looks now (and so changes its answers)."""
+    return tuple(zooms) != model.config.test_time_zooms
 
 
 def with_test_time_zooms(model: FERSNet, zooms: Sequence[float]) -> FERSNet:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from model_core import load_checkpoint
-from model_core.export import export_classifier, resave_checkpoint
+from model_core.export import changes_looks, export_classifier, resave_checkpoint
 
 from ..args import CHECKPOINT_HELP
 
@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> None:
     if args.format == "safetensors":
         out = resave_checkpoint(loaded, args.out, half=args.half, name=args.name, test_time_zooms=args.test_time_zooms)
         print(f"wrote {out} ({(out / 'model.safetensors').stat().st_size / 1e6:.1f} MB)")
-        if args.test_time_zooms is not None and tuple(args.test_time_zooms) != loaded.model.config.test_time_zooms:
+        if args.test_time_zooms is not None and changes_looks(loaded.model, args.test_time_zooms):
             print("its answers changed: measure them again (fersnet calibrate, fersnet evaluate --record)")
         return
     out = export_classifier(loaded, args.out)
