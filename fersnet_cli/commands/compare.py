@@ -18,6 +18,7 @@ from model_core.evaluate import (
     seeded_comparison,
 )
 from model_core.faces import face_finder
+from model_core.hardware import lay_out_for
 
 from .. import args as shared
 
@@ -50,6 +51,9 @@ def run(args: argparse.Namespace) -> None:
     device = shared.device(args)
     records = shared.load_split(args)
     sides = [[load_checkpoint(name, device) for name in names] for names in (args.checkpoint, args.against)]
+    for side in sides:
+        for loaded in side:
+            lay_out_for(loaded.model, device)  # as the service lays it out
     detect = shared.detect_faces(args.detect, records, min(m.preprocess.img_size for side in sides for m in side))
     correct = [[correct_per_image(m, records, device, args.batch_size, args.skip_bad, face_finder(detect, m.preprocess),
                                   args.restricted) for m in side] for side in sides]

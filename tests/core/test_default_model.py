@@ -52,10 +52,12 @@ def test_card_calibration_and_ferplus_accuracy_are_reproduced() -> None:
     from model_core.calibration import CalibrationMetrics, dataset_logits, fit_temperature
     from model_core.data import load_records
     from model_core.evaluate import evaluate_dataset, evaluation_set
+    from model_core.hardware import lay_out_for
 
     if not FERPLUS.is_dir():
         pytest.skip(f"{FERPLUS} is not present")
     loaded = load_checkpoint(None)
+    lay_out_for(loaded.model, torch.device("cpu"))  # as the CLI and the service run it, and faster
     calibration = loaded.card.calibration
     assert calibration is not None and calibration.fitted_on.startswith("ferplus:val")
 
