@@ -35,7 +35,8 @@ def autocast_for(device: torch.device, cpu: bool = True) -> Any:
 
 def prefers_channels_last(device: torch.device) -> bool:
     """Whether convolutions run faster with channels-last weights on ``device``: on the CPU, where oneDNN's
-    kernels take that layout (about 1.3x for the default in float32, the answers equal within 1e-5), and not on CUDA.
+    kernels take that layout (1.17-1.29x float32, no prediction of PrivateTest changed: ``bench/precision.py``),
+    and not on CUDA.
 
     The service (unless ``FERSNET_CHANNELS_LAST`` says otherwise) and every CLI command that runs a model lay
     their networks out so; a layout is not saved, so checkpoints are unaffected."""
