@@ -50,9 +50,14 @@ def checkpoint_on_device(args: argparse.Namespace) -> tuple[torch.device, Loaded
     """``--device`` resolved and ``--checkpoint`` loaded on it, laid out for speed there (as the service lays it
     out: :func:`~model_core.hardware.lay_out_for`): where every command that runs a model starts."""
     on = device(args)
-    loaded = load_checkpoint(args.checkpoint, on)
+    return on, load_on(args.checkpoint, on)
+
+
+def load_on(checkpoint: str | None, on: torch.device) -> LoadedModel:
+    """``checkpoint`` loaded on ``on`` and laid out for speed there, as the service lays it out."""
+    loaded = load_checkpoint(checkpoint, on)
     lay_out_for(loaded.model, on)
-    return on, loaded
+    return loaded
 
 
 def add_batch_size(p: argparse.ArgumentParser, default: int = 256) -> None:

@@ -43,11 +43,14 @@ def prefers_channels_last(device: torch.device) -> bool:
     return device.type == "cpu"
 
 
-def lay_out_for(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
-    """``model`` (already on ``device``) in the memory layout that runs fastest there; returns it."""
-    if prefers_channels_last(device):
+def lay_out_for(model: torch.nn.Module, device: torch.device, channels_last: bool | None = None) -> bool:
+    """Lay ``model`` (already on ``device``) out channels-last where that runs fastest there, or as ``channels_last``
+    says where a setting decided; returns whether it is, so that a caller can lay its inputs out the same way."""
+    if channels_last is None:
+        channels_last = prefers_channels_last(device)
+    if channels_last:
         model.to(memory_format=torch.channels_last)
-    return model
+    return channels_last
 
 
 class DeviceError(RuntimeError):

@@ -34,7 +34,7 @@ from torch import Tensor
 
 from model_core import CheckpointError, LoadedModel, load_checkpoint
 from model_core.expressions import one_hot
-from model_core.hardware import cpu_has_native_bfloat16, prefers_channels_last, resolve_device
+from model_core.hardware import cpu_has_native_bfloat16, lay_out_for, resolve_device
 from model_core.prior import PriorName
 
 from .settings import Settings
@@ -101,9 +101,7 @@ class Engine:
         loaded = load_checkpoint(settings.checkpoint, device)
         if dtype != torch.float32:
             loaded.model.to(dtype)
-        channels_last = settings.channels_last if settings.channels_last is not None else prefers_channels_last(device)
-        if channels_last:
-            loaded.model.to(memory_format=torch.channels_last)
+        channels_last = lay_out_for(loaded.model, device, settings.channels_last)
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed shapes: the autotuned kernels are reused forever
             batch_sizes: list[int] | None = settings.batch_sizes or default_batch_sizes(settings.max_batch_size)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from model_core import LoadedModel, load_checkpoint
+from model_core import LoadedModel
 from model_core.evaluate import (
     PairedComparison,
     SeededComparison,
@@ -18,7 +18,6 @@ from model_core.evaluate import (
     seeded_comparison,
 )
 from model_core.faces import face_finder
-from model_core.hardware import lay_out_for
 
 from .. import args as shared
 
@@ -50,10 +49,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> None:
     device = shared.device(args)
     records = shared.load_split(args)
-    sides = [[load_checkpoint(name, device) for name in names] for names in (args.checkpoint, args.against)]
-    for side in sides:
-        for loaded in side:
-            lay_out_for(loaded.model, device)  # as the service lays it out
+    sides = [[shared.load_on(name, device) for name in names] for names in (args.checkpoint, args.against)]
     detect = shared.detect_faces(args.detect, records, min(m.preprocess.img_size for side in sides for m in side))
     correct = [[correct_per_image(m, records, device, args.batch_size, args.skip_bad, face_finder(detect, m.preprocess),
                                   args.restricted) for m in side] for side in sides]

@@ -31,10 +31,11 @@ def test_a_network_is_laid_out_channels_last_on_the_cpu_only_and_answers_the_sam
     faces = torch.rand(4, 1, 48, 48)
     with torch.inference_mode():
         before = model.classify(faces)
-    lay_out_for(model, torch.device("cuda"))  # a rule, not a move: nothing changes for CUDA
     conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.in_channels > 1)
+    assert lay_out_for(model, torch.device("cuda")) is False  # a rule, not a move: nothing changes for CUDA
+    assert lay_out_for(model, torch.device("cpu"), channels_last=False) is False  # a setting overrides the rule
     assert not conv.weight.is_contiguous(memory_format=torch.channels_last)
-    assert lay_out_for(model, torch.device("cpu")) is model
+    assert lay_out_for(model, torch.device("cpu")) is True
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)
     with torch.inference_mode():
         torch.testing.assert_close(model.classify(faces), before, rtol=1e-4, atol=1e-4)
