@@ -479,6 +479,18 @@ class FERSNet(nn.Module):
         logits_of = self.answer if head == "served" else self.recognise
         return self.views.average(logits_of(self.views.expand(images)))
 
+    def classify_heads(self, images: Tensor) -> dict[Head, Tensor]:
+        """:meth:`classify`'s logits of every head, from one pass of the trunk: what measuring both heads on a split
+        costs (the expression head's last stage and the answer tail both read the features below it, computed once).
+        A network without an answer tail serves its expression head, so both entries are the same logits."""
+        if not self.has_answer_tail:
+            logits = self.classify(images, "expression")
+            return {"served": logits, "expression": logits}
+        features = self.forward_features(self.views.expand(images), synthesis=False, answer=True)
+        assert features.answer is not None  # asked for
+        return {"served": self.views.average(self.answer_from(features.answer)),
+                "expression": self.views.average(self.forward_head(features.fer))}
+
     def recognise(self, images: Tensor) -> Tensor:
         """Expression logits of the images as they are: what training fits, the generator's judge reads, and
         ``classify(..., head="expression")`` builds on. Never runs the answer tail."""

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from model_core import Preprocess, create_model, load_checkpoint
-from model_core.calibration import dataset_logits
+from model_core.calibration import dataset_logits, heads_logits
 from model_core.data import load_records
 from model_core.evaluate import compute_metrics, correct_per_image, evaluate_dataset, evaluate_records, evaluation_set
 from model_core.expressions import CKPLUS_CLASSES, FER2013_CLASSES, FERPLUS_CLASSES
@@ -114,3 +114,20 @@ def test_a_two_head_model_is_measured_on_the_served_head_unless_told_otherwise(
         assert torch.allclose(logits, loaded.model.recognise(images), atol=1e-5)
         assert torch.allclose(dataset_logits(loaded.model, loaded.classes, faces)[0], loaded.model.answer(images), atol=1e-5)
     assert evaluate_dataset(loaded.model, loaded.expressions, faces, logits=(logits, labels)) == expression
+
+
+def test_both_heads_logits_from_one_pass_are_each_heads_own(fer2013_folder: Path, ferplus_root: Path) -> None:
+    """heads_logits gives what dataset_logits gives for each head, labels as indices into that head's classes, and
+    refuses a head that lacks a class of the set (FER2013's expression head has no contempt)."""
+    torch.manual_seed(0)
+    model = create_model("fersnet_tiny", answer_classes=8).eval()
+    served = [*FER2013_CLASSES[::-1], "contempt"]  # FER+'s eight, in an order unlike the expression head's
+    faces = evaluation_set(load_records("fer2013", fer2013_folder, "test"), Preprocess(), served)
+    both = heads_logits(model, {"served": served, "expression": FER2013_CLASSES}, faces)
+    for head, classes in (("served", served), ("expression", FER2013_CLASSES)):
+        logits, labels = dataset_logits(model, classes, faces, head=head)
+        assert torch.allclose(both[head][0], logits, atol=1e-5) and torch.equal(both[head][1], labels)
+        assert [classes[i] for i in labels] == [faces.classes[i] for i in faces.labels]
+    with pytest.raises(ValueError, match="expression head has no class contempt"):
+        heads_logits(model, {"served": FERPLUS_CLASSES, "expression": FER2013_CLASSES},
+                     evaluation_set(load_records("ferplus", ferplus_root, "test"), Preprocess(), FERPLUS_CLASSES))

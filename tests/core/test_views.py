@@ -92,3 +92,17 @@ def test_resaving_with_zooms_keeps_the_weights_and_drops_what_described_the_old_
     with torch.no_grad():
         assert torch.allclose(program(x), zoomed.probabilities(zoomed.model.classify(x)), atol=1e-5)
         assert not torch.allclose(zoomed.model.classify(x), loaded.model.classify(x), atol=1e-4)
+
+
+@pytest.mark.parametrize("answer_classes", [8, 0])
+def test_both_heads_from_one_pass_are_what_each_head_answers_alone(answer_classes: int) -> None:
+    """classify_heads shares the trunk between the expression head and the answer tail, over the same looks; a network
+    without a tail serves its expression head, so both of its entries are that head's."""
+    torch.manual_seed(0)
+    model = create_model("fersnet_tiny", answer_classes=answer_classes, flip_average=True, test_time_zooms=(1.1,)).eval()
+    x = torch.rand(3, 1, 48, 48) * 2 - 1
+    with torch.inference_mode():
+        both = model.classify_heads(x)
+        for head in ("served", "expression"):
+            assert torch.allclose(both[head], model.classify(x, head), atol=1e-5), head
+    assert both["served"].shape == (3, answer_classes or 7) and both["expression"].shape == (3, 7)
