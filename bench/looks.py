@@ -23,8 +23,9 @@ from torch.utils.data import DataLoader, Subset
 
 from model_core import load_checkpoint
 from model_core.checkpoint import LoadedModel
+from model_core.comparison import paired_comparison
 from model_core.data import load_records
-from model_core.evaluate import evaluation_set, paired_comparison
+from model_core.evaluate import evaluation_set
 from model_core.fersnet import HEADS
 from model_core.views import Views
 

@@ -1,4 +1,6 @@
-"""Measuring a model: predictions, metrics (accuracy, macro-F1, per-class recall, confusion) and figures.
+"""Measuring a model: predictions and metrics (accuracy, macro-F1, per-class recall, confusion).
+
+How sure a difference between two models is: :mod:`model_core.comparison`; the figures: :mod:`model_core.figures`.
 
 The headline figures are those of the model as deployed: its answer is the
 argmax over *all* its classes, since a deployed model does not know which
@@ -27,10 +29,8 @@ classes passed beside it must be that head's (``LoadedModel.classes_of(head)``).
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -41,7 +41,6 @@ from torch.utils.data import DataLoader
 from .checkpoint import LoadedModel
 from .data import FaceDataset, Records
 from .data.dataset import FaceFinder
-from .expressions import one_hot
 from .fersnet import FERSNet, Head
 from .preprocess import Preprocess
 from .prior import PriorName
@@ -338,215 +337,3 @@ def correct_per_image(
     answer = functools.partial(loaded.probabilities, prior=prior)
     true, plain, best_shared, _ = _answers(loaded.model, loaded.classes, dataset, device, batch_size, answer=answer)
     return true == (best_shared if restricted else plain)
-
-
-@dataclass
-class PairedComparison:
-    """Model A against model B on the same images: the accuracy difference and how sure it is."""
-
-    n: int
-    accuracy_a: float
-    accuracy_b: float
-    low: float  # 95 % paired-bootstrap interval of accuracy_a - accuracy_b
-    high: float
-    a_only: int  # images only A gets right
-    b_only: int
-    mcnemar_p: float  # exact two-sided McNemar test on the a_only / b_only split
-
-    @property
-    def difference(self) -> float:
-        return self.accuracy_a - self.accuracy_b
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "difference": self.difference}
-
-
-def paired_comparison(correct_a: np.ndarray, correct_b: np.ndarray, resamples: int = 10_000, seed: int = 0) -> PairedComparison:
-    """Compare two models' per-image correctness (from :func:`correct_per_image`) on the same images.
-
-    The interval resamples images with replacement, keeping each image's pair
-    of verdicts together. It measures the *test set's* sampling noise only:
-    another training seed moves a row as well, which only more seeds show.
-    """
-    a, b = np.asarray(correct_a, dtype=bool), np.asarray(correct_b, dtype=bool)
-    if a.shape != b.shape or a.ndim != 1 or not len(a):
-        raise ValueError(f"the two models must be scored on the same images (got {a.shape} and {b.shape})")
-    diff = a.astype(np.float64) - b.astype(np.float64)
-    rng = np.random.default_rng(seed)
-    means = np.concatenate([
-        diff[rng.integers(0, len(diff), size=(min(1000, resamples - start), len(diff)))].mean(1)
-        for start in range(0, resamples, 1000)
-    ])
-    low, high = np.quantile(means, [0.025, 0.975])
-    a_only, b_only = int((a & ~b).sum()), int((b & ~a).sum())
-    return PairedComparison(len(a), float(a.mean()), float(b.mean()), float(low), float(high), a_only, b_only,
-                            _mcnemar_exact(a_only, b_only))
-
-
-@dataclass
-class SeededComparison:
-    """Two recipes, each trained with several seeds, on the same images: the mean accuracy difference and how sure it is."""
-
-    n: int
-    accuracies_a: list[float]  # one per seed (checkpoint) of recipe A
-    accuracies_b: list[float]
-    low: float  # 95 % interval of mean(accuracies_a) - mean(accuracies_b), seeds and images resampled
-    high: float
-
-    @property
-    def accuracy_a(self) -> float:
-        return float(np.mean(self.accuracies_a))
-
-    @property
-    def accuracy_b(self) -> float:
-        return float(np.mean(self.accuracies_b))
-
-    @property
-    def difference(self) -> float:
-        return self.accuracy_a - self.accuracy_b
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "accuracy_a": self.accuracy_a, "accuracy_b": self.accuracy_b, "difference": self.difference}
-
-
-def seeded_comparison(
-    correct_a: Sequence[np.ndarray], correct_b: Sequence[np.ndarray], resamples: int = 10_000, seed: int = 0
-) -> SeededComparison:
-    """Compare two recipes from the per-image correctness of several seeds of each, on the same images.
-
-    A single pair of checkpoints shows the test images' noise only
-    (:func:`paired_comparison`); a recipe's accuracy also moves with its
-    training seed. This two-level bootstrap resamples, in every round, each
-    side's seeds with replacement (independently: seed *i* of A and of B share
-    nothing that matters) and the images (together, since both sides see the
-    same faces), and takes the difference of the mean accuracies. With three
-    seeds a side the seed level is coarse (a bootstrap of k units shrinks
-    their variance by (k - 1) / k): an interval that clears zero is evidence,
-    not proof.
-    """
-    a = np.asarray(correct_a, dtype=bool)
-    b = np.asarray(correct_b, dtype=bool)
-    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or not a.shape[1]:  # an empty side has ndim 1
-        raise ValueError(f"every model must be scored on the same images (got {a.shape} and {b.shape})")
-    n = a.shape[1]
-    rng = np.random.default_rng(seed)
-    diffs = []
-    for start in range(0, resamples, 500):
-        rounds = min(500, resamples - start)
-        images = rng.integers(0, n, size=(rounds, n))
-        side_means = []
-        for side in (a, b):
-            seeds = rng.integers(0, len(side), size=(rounds, len(side)))
-            per_seed = side[:, images].mean(axis=2).T  # (rounds, seeds): each seed's accuracy on the resampled images
-            side_means.append(np.take_along_axis(per_seed, seeds, axis=1).mean(axis=1))
-        diffs.append(side_means[0] - side_means[1])
-    low, high = np.quantile(np.concatenate(diffs), [0.025, 0.975])
-    return SeededComparison(n, [float(x) for x in a.mean(1)], [float(x) for x in b.mean(1)], float(low), float(high))
-
-
-def _mcnemar_exact(a_only: int, b_only: int) -> float:
-    """Two-sided exact McNemar p-value: under "no difference" each discordant image is a fair coin."""
-    n = a_only + b_only
-    if n == 0:
-        return 1.0
-    tail = sum(math.comb(n, k) for k in range(min(a_only, b_only) + 1))
-    return min(1.0, 2 * tail / 2**n)
-
-
-# --------------------------------------------------------------------------- figures
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def plot_confusion(metrics: Metrics, path: Path, title: str = "") -> Path:
-    """The row-normalised confusion matrix as a PNG; answers of a class the set never uses get their own columns."""
-    plt = _pyplot()
-    cm = np.asarray(metrics.confusion, dtype=float)
-    rows = cm / np.maximum(cm.sum(1, keepdims=True), 1)
-    k, columns = len(metrics.classes), metrics.predicted_classes
-    fig, ax = plt.subplots(figsize=(6.4 + 0.7 * (len(columns) - k), 5.6))
-    ax.imshow(rows, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(len(columns)), columns, rotation=45, ha="right")
-    ax.set_yticks(range(k), metrics.classes)
-    if len(columns) > k:
-        ax.axvline(k - 0.5, color="grey", lw=1)
-    for i in range(k):
-        for j in range(len(columns)):
-            ax.text(j, i, f"{rows[i, j]:.2f}\n({int(cm[i, j])})", ha="center", va="center", fontsize=7,
-                    color="white" if rows[i, j] > 0.5 else "black")
-    ax.set_xlabel("predicted" + (" (right of the line: classes the set never uses)" if len(columns) > k else ""))
-    ax.set_ylabel("true")
-    ax.set_title(title or f"accuracy {100 * metrics.accuracy:.1f} %, macro-F1 {100 * metrics.macro_f1:.1f} %")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
-
-
-def plot_curves(history: list[dict[str, Any]], path: Path) -> Path:
-    """Training curves from the per-epoch log: losses on the left, validation metrics on the right."""
-    plt = _pyplot()
-    epochs = [h["epoch"] for h in history]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    for key in sorted({k for h in history for k in h.get("train", {})}):
-        left.plot(epochs, [h["train"].get(key, np.nan) for h in history], label=key)
-    left.set_xlabel("epoch")
-    left.set_ylabel("mean training loss")
-    left.set_yscale("log")
-    left.legend(fontsize=7)
-    validated = [h for h in history if "val" in h]
-    for key in ("accuracy", "macro_f1") if validated else ():
-        right.plot([h["epoch"] for h in validated], [100 * h["val"][key] for h in validated], marker="o", label=f"val {key}")
-    if any("train_accuracy" in h for h in history):
-        right.plot(epochs, [100 * h.get("train_accuracy", np.nan) for h in history], ls="--", label="train accuracy")
-    right.set_xlabel("epoch")
-    right.set_ylabel("%")
-    right.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
-
-
-@torch.inference_mode()
-def synthesis_grid(
-    model: FERSNet,
-    images: Tensor,
-    classes: Sequence[str],
-    preprocess: Preprocess,
-    path: Path | None = None,
-    labels: Sequence[str] | None = None,
-    intensity: float = 1.0,
-) -> np.ndarray:
-    """Input faces down the rows, one column per target expression drawn at ``intensity``; saved as PNG if ``path``
-    is given."""
-    model.eval()
-    device = next(model.parameters()).device
-    images = images.to(device)
-    n, k = images.shape[0], len(classes)
-    features = model.forward_features(images)
-    columns = [images]
-    for c in range(k):
-        columns.append(model.decode(features, one_hot([c] * n, k, device=device), intensity))
-    tiles = [[preprocess.to_uint8(col[i]) for col in columns] for i in range(n)]
-    grid = np.concatenate([np.concatenate(row, axis=1) for row in tiles], axis=0)
-    if path is not None:
-        plt = _pyplot()
-        size = preprocess.img_size
-        fig, ax = plt.subplots(figsize=(1.1 * (k + 1), 1.1 * n + 0.6))
-        ax.imshow(grid, cmap="gray", vmin=0, vmax=255)
-        ax.set_xticks([size * (j + 0.5) for j in range(k + 1)], ["input", *classes], rotation=30, fontsize=8)
-        ax.set_yticks([size * (i + 0.5) for i in range(n)], list(labels) if labels else [""] * n, fontsize=7)
-        ax.tick_params(length=0)
-        ax.set_title("synthesis: input face (rows) x target expression (columns)", fontsize=9)
-        fig.tight_layout()
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-    return grid

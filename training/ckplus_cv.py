@@ -374,14 +374,14 @@ def _per_class(by_row: dict[str, list[dict[str, Any]]]) -> list[str]:
 
 def plot(log: Path, path: Path, folds: list[int] | None = None, seeds: list[int] | None = None) -> None:
     """Accuracy of every fold and seed per row, one grey line per (fold, seed): paired differences at a glance."""
-    from model_core.evaluate import _pyplot
+    from model_core.figures import pyplot
 
     runs = _select(log, folds, seeds)
     rows = [row for row in ROWS if any(r["row"] == row for r in runs)]
     by_pair: dict[tuple[int, int], dict[str, float]] = defaultdict(dict)
     for r in runs:
         by_pair[(r["fold"], r["seed"])][r["row"]] = 100 * r["accuracy"]
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(1.4 * len(rows) + 1.5, 3.6))
     for accs in by_pair.values():
         xs = [i for i, row in enumerate(rows) if row in accs]

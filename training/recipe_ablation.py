@@ -7,7 +7,7 @@ about four minutes on one core), with the recipe of
 trunk were trained with), and with one ingredient taken out, or one added. All
 runs see the same seeds, so the difference from the whole recipe is paired on
 PublicTest's faces and resampled over seeds too
-(:func:`~model_core.evaluate.seeded_comparison`). PublicTest is the selection
+(:func:`~model_core.comparison.seeded_comparison`). PublicTest is the selection
 split: a proxy chooses the recipe, so it never looks at PrivateTest. The
 budget is counted in steps, not seconds, because every variant costs the same
 per step and a clock would let whatever else the machine runs decide how far
@@ -37,9 +37,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from model_core.comparison import seeded_comparison
 from model_core.data.batch_augment import BatchAugment
 from model_core.data.packed import load_packed
-from model_core.evaluate import seeded_comparison
 from model_core.train.teachers import TeacherPlan, train_teacher
 
 RECIPE = BatchAugment()

@@ -9,7 +9,7 @@ its probabilities on PublicTest and PrivateTest (``val.csv.gz`` and
 (``metrics.jsonl``); labels come from the local FER2013 folders. Per row: the
 mean accuracy over its seeds and the epochs its runs trained; per pair of rows
 on each split, the difference of their means with a 95 % interval that
-resamples seeds and faces together (:func:`~model_core.evaluate.seeded_comparison`).
+resamples seeds and faces together (:func:`~model_core.comparison.seeded_comparison`).
 PublicTest selected each run's epoch, so PrivateTest is the split that judges
 the claim.
 """
@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from model_core.comparison import seeded_comparison
 from model_core.data import DataError
-from model_core.evaluate import seeded_comparison
 from model_core.train.ensemble import LabelledSplit, correct, probabilities_for
 from model_core.train.teacher import read_teacher_targets
 

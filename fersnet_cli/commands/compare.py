@@ -10,13 +10,8 @@ import argparse
 import json
 
 from model_core import LoadedModel
-from model_core.evaluate import (
-    PairedComparison,
-    SeededComparison,
-    correct_per_image,
-    paired_comparison,
-    seeded_comparison,
-)
+from model_core.comparison import PairedComparison, SeededComparison, paired_comparison, seeded_comparison
+from model_core.evaluate import correct_per_image
 from model_core.faces import face_finder
 
 from .. import args as shared

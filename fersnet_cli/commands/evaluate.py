@@ -9,9 +9,10 @@ from pathlib import Path
 
 from model_core.checkpoint import write_card
 from model_core.data import DataError
-from model_core.evaluate import evaluate_records, plot_confusion
+from model_core.evaluate import evaluate_records
 from model_core.faces import face_finder
 from model_core.fersnet import HEADS
+from model_core.figures import plot_confusion
 from model_core.prior import PRIORS
 
 from .. import args as shared

@@ -19,9 +19,9 @@ from PIL import Image
 from model_core import CheckpointError
 from model_core.card import MAX_INTENSITY
 from model_core.data import DataError
-from model_core.evaluate import synthesis_grid
 from model_core.expressions import canonical
 from model_core.faces import Face, LargestFace, crop_faces, face_finder, photo_sized, whole_image
+from model_core.figures import synthesis_grid
 from model_core.photo_edit import crop_box, encode_like, face_turn, read_photo, redrawn_photos
 
 from .. import args as shared

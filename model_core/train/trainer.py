@@ -45,8 +45,9 @@ from ..card import CardDraft
 from ..checkpoint import build_card, load_checkpoint, load_state, save_checkpoint, save_state
 from ..data import FaceDataset, Records, train_augmentation
 from ..discriminator import discriminator_for
-from ..evaluate import Metrics, evaluate_dataset, evaluation_set, plot_confusion, plot_curves, synthesis_grid
+from ..evaluate import Metrics, evaluate_dataset, evaluation_set
 from ..fersnet import FERSNet, create_model
+from ..figures import plot_confusion, plot_curves, synthesis_grid
 from ..hardware import autocast_for, resolve_device
 from ..preprocess import Preprocess
 from ..transfer import init_from_checkpoint

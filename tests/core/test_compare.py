@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from model_core import load_checkpoint
+from model_core.comparison import paired_comparison, seeded_comparison
 from model_core.data import load_records
-from model_core.evaluate import correct_per_image, evaluate_records, paired_comparison, seeded_comparison
+from model_core.evaluate import correct_per_image, evaluate_records
 from model_core.expressions import FERPLUS_CLASSES
 
 from ..shared_fixtures import MakeCheckpoint
