@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from model_core import DEFAULT_CHECKPOINT, load_checkpoint
+from model_core import DEFAULT_CHECKPOINT, LoadedModel, load_checkpoint
 from model_core.registry import BUNDLED
 
 from ..card_checks import assert_card_states
@@ -15,6 +15,16 @@ from .fakes import SHARED_DATA
 
 FERPLUS = SHARED_DATA / "ferplus"
 FER2013 = SHARED_DATA / "fer2013"
+
+
+@pytest.fixture(scope="module")
+def default_on_cpu() -> LoadedModel:
+    """The default, loaded once for the realdata checks and laid out as the CLI and the service run it (faster)."""
+    from model_core.hardware import lay_out_for
+
+    loaded = load_checkpoint(None)
+    lay_out_for(loaded.model, torch.device("cpu"))
+    return loaded
 
 
 def test_default_checkpoint_loads_and_is_small() -> None:
@@ -43,7 +53,7 @@ def test_bundled_cards_state_ck_plus_under_both_protocols(name: str) -> None:
 
 
 @pytest.mark.realdata
-def test_card_calibration_and_ferplus_accuracy_are_reproduced() -> None:
+def test_card_calibration_and_ferplus_accuracy_are_reproduced(default_on_cpu: LoadedModel) -> None:
     """The card's temperature is the one that fits the validation split it names (FER+'s, for the served FER+ head),
     and does on the test split what the card says (ECE and NLL after scaling); the same logits, answered as served
     (calibrated, then under the card's prior), score the card's FER+ accuracies, as ``fersnet evaluate`` scores them.
@@ -54,12 +64,10 @@ def test_card_calibration_and_ferplus_accuracy_are_reproduced() -> None:
     from model_core.calibration import CalibrationMetrics, dataset_logits, fit_temperature
     from model_core.data import load_records
     from model_core.evaluate import evaluate_dataset, evaluation_set
-    from model_core.hardware import lay_out_for
 
     if not FERPLUS.is_dir():
         pytest.skip(f"{FERPLUS} is not present")
-    loaded = load_checkpoint(None)
-    lay_out_for(loaded.model, torch.device("cpu"))  # as the CLI and the service run it, and faster
+    loaded = default_on_cpu
     calibration = loaded.card.calibration
     assert calibration is not None and calibration.fitted_on.startswith("ferplus:val")
 
@@ -80,7 +88,7 @@ def test_card_calibration_and_ferplus_accuracy_are_reproduced() -> None:
 
 
 @pytest.mark.realdata
-def test_card_fer2013_accuracy_of_both_heads_is_reproduced() -> None:
+def test_card_fer2013_accuracy_of_both_heads_is_reproduced(default_on_cpu: LoadedModel) -> None:
     """FER2013 PrivateTest as the card states it for both heads, from one pass of the model (``heads_logits``): the
     served FER+ head answered as served (calibrated, under the card's prior; its contempt answers wrong), and the
     expression head, FER2013's seven classes (the literature's figure), as ``fersnet evaluate --head expression``
@@ -88,12 +96,10 @@ def test_card_fer2013_accuracy_of_both_heads_is_reproduced() -> None:
     from model_core.calibration import heads_logits
     from model_core.data import load_records
     from model_core.evaluate import evaluate_dataset, evaluation_set
-    from model_core.hardware import lay_out_for
 
     if not FER2013.is_dir():
         pytest.skip(f"{FER2013} is not present")
-    loaded = load_checkpoint(None)
-    lay_out_for(loaded.model, torch.device("cpu"))
+    loaded = default_on_cpu
     faces = evaluation_set(load_records("fer2013", FER2013, "test"), loaded.preprocess, loaded.classes)
     expression_classes = loaded.classes_of("expression")
     logits = heads_logits(loaded.model, {"served": loaded.classes, "expression": expression_classes}, faces)
