@@ -51,12 +51,15 @@ Answer = Callable[[Tensor], Tensor]
 
 @dataclass
 class Metrics:
-    """Scores on one split. ``accuracy``, ``macro_f1``, the recalls and the confusion matrix score the plain
+    """Scores on one split. ``accuracy``, ``macro_f1``, the recalls, precisions and the confusion matrix score the plain
     argmax over all the model's classes; ``accuracy_restricted`` the best of the classes the set contains."""
 
     accuracy: float
     macro_f1: float
     per_class_recall: dict[str, float]
+    #: Of the answers of each class, the share that was right: how far a user can trust that answer. Under a
+    #: balanced prior a rare class is answered more often, so its recall rises and its precision falls.
+    per_class_precision: dict[str, float]
     per_class_f1: dict[str, float]
     #: Rows: the true class (``classes``); columns: the answer (``predicted_classes``).
     confusion: list[list[int]]
@@ -131,8 +134,9 @@ class Metrics:
             if self.accuracy_restricted is not None:
                 lines.append(f"accuracy restricted to the set's classes ({extra} never an answer): "
                              f"{100 * self.accuracy_restricted:.2f} %")
-        lines += ["", f"{'class':<{width}}{'recall':>8}{'F1':>8}"]
-        lines += [f"{c:<{width}}{100 * self.per_class_recall[c]:>7.1f}%{100 * self.per_class_f1[c]:>7.1f}%" for c in self.classes]
+        lines += ["", f"{'class':<{width}}{'recall':>8}{'precision':>11}{'F1':>8}"]
+        lines += [f"{c:<{width}}{100 * self.per_class_recall[c]:>7.1f}%{100 * self.per_class_precision[c]:>10.1f}%"
+                  f"{100 * self.per_class_f1[c]:>7.1f}%" for c in self.classes]
         others = ", the set's classes then the model's others" if self.extra_classes else ""
         lines += ["", f"confusion (rows: true, columns: predicted{others})", " " * width + "".join(f"{c[:7]:>8}" for c in columns)]
         lines += [f"{c:<{width}}" + "".join(f"{v:>8}" for v in row) for c, row in zip(self.classes, self.confusion, strict=True)]
@@ -147,7 +151,7 @@ def compute_metrics(
     extra_classes: Sequence[str] = (),
     y_pred_restricted: np.ndarray | None = None,
 ) -> Metrics:
-    """Accuracy, macro-F1, per-class recall and the confusion matrix from integer labels.
+    """Accuracy, macro-F1, per-class recall and precision, and the confusion matrix from integer labels.
 
     ``y_true`` indexes ``classes`` (the dataset's); ``y_pred`` indexes ``classes`` followed by
     ``extra_classes`` (the model's classes the dataset lacks), so an answer ``>= len(classes)`` is always
@@ -172,6 +176,7 @@ def compute_metrics(
         accuracy=float(tp.sum() / n) if n else 0.0,
         macro_f1=float(f1[present].mean()) if present.any() else 0.0,
         per_class_recall={c: float(r) for c, r in zip(classes, recall, strict=True)},
+        per_class_precision={c: float(v) for c, v in zip(classes, precision, strict=True)},
         per_class_f1={c: float(v) for c, v in zip(classes, f1, strict=True)},
         confusion=confusion.tolist(),
         classes=list(classes),

@@ -80,6 +80,7 @@ def test_compute_metrics_puts_the_models_other_classes_in_columns_of_their_own()
     assert m.n == 5 and m.accuracy == pytest.approx(2 / 5) and m.accuracy_restricted == pytest.approx(3 / 5)
     assert m.per_class_recall == {"a": 0.5, "b": 0.5}
     # precision of a: 1 of the 2 a answers; of b: 1 of 1. The x answer lowers a's recall, not its precision.
+    assert m.per_class_precision == {"a": 0.5, "b": 1.0}
     assert m.per_class_f1["a"] == pytest.approx(0.5) and m.per_class_f1["b"] == pytest.approx(2 / 3)
     assert m.macro_f1 == pytest.approx((0.5 + 2 / 3) / 2)
 
