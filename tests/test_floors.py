@@ -62,3 +62,18 @@ def test_the_check_sees_every_kind_of_import() -> None:
     assert imported_packages(source, ("model_core", "module")) == {"torch", "model_core", "service", "fersnet_cli"}
     assert imported_packages("from .. import fersnet\n", ("model_core", "train", "__init__")) == {"model_core"}
     assert imported_packages("from ...service import app\n", ("model_core", "train", "soup")) == {"service"}
+
+
+def test_serving_and_the_command_line_start_without_what_only_training_needs() -> None:
+    """torchvision is imported only to build a training augmentation (``model_core.data.augment``), and matplotlib
+    only to draw a figure: importing torchvision pulls in ``torch._dynamo``, about 3 s of every process's start on
+    two CPU cores, which the service, ``fersnet evaluate`` and every GPU script's helper processes would pay for
+    nothing. Imported in a fresh interpreter, so that nothing this test run loaded counts."""
+    import subprocess
+    import sys
+
+    heavy = ("torchvision", "torch._dynamo", "matplotlib")
+    probe = f"import sys, service.app, fersnet_cli.main; print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[]"

@@ -5,6 +5,11 @@ It works on uint8 CxHxW tensors at the model's input size, so it slots between
 how serving prepares an image. Faces stay upright and recognisable: a crop of
 80-100 %, mirror, up to 10 degrees of tilt, light and contrast jitter, and a
 random erased patch (occlusion by hands, hair or glasses).
+
+torchvision is imported only when an augmentation is built: importing it pulls
+in ``torch._dynamo`` (through ``torchvision.ops``), which doubles the start-up
+of every process that loads this package, about 3 s on two CPU cores, and
+serving, evaluation and the other commands never augment.
 """
 
 from __future__ import annotations
@@ -12,13 +17,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from torch import Tensor
-from torchvision.transforms import v2
 
 
 def train_augmentation(img_size: int, strength: float = 1.0) -> Callable[[Tensor], Tensor]:
     """The augmentation for uint8 images of ``img_size``; ``strength`` 0 disables it."""
     if strength <= 0:
         return lambda image: image
+    from torchvision.transforms import v2
+
     return v2.Compose([
         v2.RandomResizedCrop(img_size, scale=(1 - 0.2 * strength, 1.0), ratio=(0.9, 1.1), antialias=True),
         v2.RandomHorizontalFlip(),
