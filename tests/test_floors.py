@@ -10,6 +10,8 @@ inside functions and under ``TYPE_CHECKING``).
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -68,12 +70,11 @@ def test_serving_and_the_command_line_start_without_what_only_training_needs() -
     """torchvision is imported only to build a training augmentation (``model_core.data.augment``), and matplotlib
     only to draw a figure: importing torchvision pulls in ``torch._dynamo``, about 3 s of every process's start on
     two CPU cores, which the service, ``fersnet evaluate`` and every GPU script's helper processes would pay for
-    nothing. Imported in a fresh interpreter, so that nothing this test run loaded counts."""
-    import subprocess
-    import sys
-
+    nothing. Imported in a fresh interpreter, so that nothing this test run loaded counts; the CLI's parser is built,
+    as ``fersnet --help`` builds it, so every subcommand's module is imported too."""
     heavy = ("torchvision", "torch._dynamo", "matplotlib")
-    probe = f"import sys, service.app, fersnet_cli.main; print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    probe = ("import sys, service.app, fersnet_cli.main; fersnet_cli.main.build_parser(); "
+             f"print(sorted(m for m in {heavy!r} if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "[]"
