@@ -131,7 +131,7 @@ class Server:
     def metric(self, name: str) -> float:
         total = 0.0
         for line in get(f"{self.base_url}/metrics", 30)[1].splitlines():
-            if line.startswith(name + " ") or line.startswith(name + "{"):
+            if line.startswith((name + " ", name + "{")):
                 total += float(line.rsplit(" ", 1)[1])
         return total
 

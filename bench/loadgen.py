@@ -118,7 +118,7 @@ class Connection:
             retry = headers.get("retry-after")
             self.used = time.monotonic()
             return status, float(retry) if retry is not None else None
-        except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError, ValueError, IndexError) as e:
+        except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError, IndexError) as e:
             self.close()
             self.last_error = type(e).__name__
             return 0, None

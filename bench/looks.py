@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     print("| --- | ---: | ---: | ---: |")
     print(f"| the face alone, no mirror image | 1 | {100 * correct(['1']).mean():.2f} % | "
           f"{_difference(correct(['1']), baseline)} |")
-    for n in range(0, len(args.zooms) + 1):
+    for n in range(len(args.zooms) + 1):
         for zooms in itertools.combinations(args.zooms, n):
             keys = [f"{z:g}{m}" for z in (1.0, *zooms) for m in ("", " mirrored")]
             right = correct(keys)

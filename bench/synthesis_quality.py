@@ -54,7 +54,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor, nn
 
-from model_core import load_checkpoint
+from model_core import FERSNet, load_checkpoint
 from model_core.card import Intensity
 from model_core.checkpoint import LoadedModel, write_card
 from model_core.data import load_records
@@ -86,7 +86,7 @@ def _faces(args: argparse.Namespace, generator: LoadedModel) -> tuple[Tensor, Te
 
 
 @torch.inference_mode()
-def edits(model: nn.Module, images: Tensor, labels: Tensor, k: int, batch_size: int,
+def edits(model: FERSNet, images: Tensor, labels: Tensor, k: int, batch_size: int,
           intensity: float = 1.0) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Every face with every other target at ``intensity``: (sources, targets, edits, masks or empty) in a fixed order."""
     sources = torch.arange(len(images)).repeat_interleave(k)

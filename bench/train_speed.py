@@ -49,7 +49,7 @@ def measure(variant: str, sharing: str, bf16: bool, args: argparse.Namespace) ->
     torch.manual_seed(0)
     device = torch.device("cpu")
     model = create_model(variant, sharing=sharing, **({"synthesis_output": args.output} if sharing != "none" else {}))
-    model = model.to(device, memory_format=torch.channels_last)
+    model = model.to(device).to(memory_format=torch.channels_last)
     frozen = freeze(model, [n for n in args.frozen if sharing != "none"])
     size, k = model.config.img_size, model.config.num_classes
     disc = discriminator_for(size, model.config.in_chans).to(device) if model.has_synthesis else None

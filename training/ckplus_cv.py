@@ -125,8 +125,8 @@ def run_fold(args: argparse.Namespace, fold: int, seed: int, done: set[tuple[str
         if (sharing, fold, seed) in done and not (sharing == "selective" and _needs_selective(args.rows, done, fold, seed)):
             continue
         out = work / f"{sharing}_f{fold}_s{seed}"
-        start = {"model": {"init_from": args.pretrained[sharing]}} if args.pretrained else {}
-        _, metrics, seconds = _run(_recipe(args, f"ck_{sharing}", fold, seed, sharing, out, **start))
+        pretrained = {"model": {"init_from": args.pretrained[sharing]}} if args.pretrained else {}
+        _, metrics, seconds = _run(_recipe(args, f"ck_{sharing}", fold, seed, sharing, out, **pretrained))
         trained.add(sharing)
         if (sharing, fold, seed) not in done:
             record(sharing, metrics, seconds)

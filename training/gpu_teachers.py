@@ -148,7 +148,8 @@ def collect(args: argparse.Namespace) -> int:
     # Weights, best PublicTest first, while the whole answer stays within the 8-file, 64 MiB limit.
     room = args.max_mib * MIB - packed.stat().st_size - MIB // 2  # half a MiB for the tar's own headers
     by_score = sorted(folders, key=lambda f: -report["summaries"][f.name]["accuracy"].get("PublicTest", 0.0))
-    kept, left = [], []
+    kept: list[tuple[Path, int]] = []
+    left: list[str] = []
     for folder in by_score:
         size = sum(p.stat().st_size for p in (folder / "weights").glob("*") if p.is_file())
         parts_after = -(-(sum(s for _, s in kept) + size) // (args.part_mib * MIB))

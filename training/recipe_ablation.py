@@ -83,6 +83,11 @@ def load_runs(out: Path) -> dict[str, dict[int, dict[str, Any]]]:
     return runs
 
 
+def _correct(runs: dict[int, dict[str, Any]], seeds: list[int]) -> list[np.ndarray]:
+    """Each of ``seeds``' runs as per-face correctness (stored as a string of 0s and 1s, one per PublicTest face)."""
+    return [np.frombuffer(runs[s]["correct"].encode(), dtype=np.uint8) == ord("1") for s in seeds]
+
+
 def table(runs: dict[str, dict[int, dict[str, Any]]]) -> str:
     """The markdown table: each variant against the whole recipe, on the seeds both have."""
     lines = ["| variant | what changes | seeds | epochs | PublicTest | difference from the recipe "
@@ -98,9 +103,7 @@ def table(runs: dict[str, dict[int, dict[str, Any]]]) -> str:
         shared = [s for s in seeds if s in base]
         diff, verdict = "", ""
         if variant != "recipe" and shared:
-            def correct(side: dict[int, dict[str, Any]]) -> list[np.ndarray]:
-                return [np.frombuffer(side[s]["correct"].encode(), dtype=np.uint8) == ord("1") for s in shared]
-            c = seeded_comparison(correct(mine), correct(base))
+            c = seeded_comparison(_correct(mine, shared), _correct(base, shared))
             delta = c.difference
             diff = f"{100 * delta:+.2f} [{100 * c.low:+.2f}, {100 * c.high:+.2f}]"
             added = variant.startswith("with_")

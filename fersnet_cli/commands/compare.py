@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> None:
         print_pair(args, [side[0] for side in sides], paired_comparison(correct[0][0], correct[1][0], args.resamples,
                                                                         args.seed))
     else:
-        print_seeds(args, sides, seeded_comparison(*correct, resamples=args.resamples, seed=args.seed))
+        print_seeds(args, sides, seeded_comparison(correct[0], correct[1], args.resamples, args.seed))
 
 
 def print_pair(args: argparse.Namespace, models: list[LoadedModel], result: PairedComparison) -> None:

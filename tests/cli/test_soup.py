@@ -38,7 +38,7 @@ def test_cli_writes_the_soup_with_its_ingredients_and_measurements_on_its_card(
     assert card["calibration"]["fitted_on"].startswith("fer2013:val")  # a new set of weights gets its own temperature
     assert set(card["calibration"]["measured"]) == {"fer2013/val", "fer2013/test"}
     # The weights on disk are the average of exactly the ingredients the card says are in the soup.
-    chosen = [load_checkpoint(p).model for p, i in zip(paths, soup["ingredients"]) if i["in_soup"]]
+    chosen = [load_checkpoint(p).model for p, i in zip(paths, soup["ingredients"], strict=True) if i["in_soup"]]
     expected = torch.stack([flat_parameters(m) for m in chosen]).mean(0)
     assert torch.allclose(flat_parameters(load_checkpoint(out).model), expected, atol=1e-6)
 

@@ -54,13 +54,19 @@ async def test_batched_answers_match_answers_computed_alone(make_settings: Calla
 async def test_every_forward_pass_runs_on_the_one_compute_thread(make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch) -> None:
     """Warm-up and both endpoints' batches share one thread: the runtime's compute thread."""
     threads: dict[str, set[str]] = {}
+
+    def spy_on(name: str) -> Callable[..., Any]:
+        """Engine's ``name``, recording the thread that runs it."""
+        original = getattr(Engine, name)
+
+        def spy(self: Engine, *args: Any) -> Any:
+            threads.setdefault(name, set()).add(threading.current_thread().name)
+            return original(self, *args)
+
+        return spy
+
     for name in ("warm_up", "classify", "synthesize"):
-
-        def spy(self: Engine, *args: Any, _name: str = name, _original: Any = getattr(Engine, name)) -> Any:
-            threads.setdefault(_name, set()).add(threading.current_thread().name)
-            return _original(self, *args)
-
-        monkeypatch.setattr(Engine, name, spy)
+        monkeypatch.setattr(Engine, name, spy_on(name))
     async with serve(make_settings()) as (app, client):
         warm_up = threads.pop("warm_up")
         threads.clear()  # the load's self-test ran on the loading thread
