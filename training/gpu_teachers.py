@@ -41,7 +41,7 @@ from model_core.expressions import FER2013_CLASSES
 from model_core.hardware import resolve_device
 from model_core.train.ensemble import ensemble_table, format_table, read_teacher_folder
 from model_core.train.teacher_nets import ARCHITECTURES
-from model_core.train.teachers import SUMMARY_FILE, TeacherPlan, splits_of_pack, train_teacher, write_teacher
+from model_core.train.teachers import DISTILL_MODES, SUMMARY_FILE, TeacherPlan, splits_of_pack, train_teacher, write_teacher
 
 MIB = 1 << 20
 #: What of a teacher's folder goes into teachers.tar.gz: everything but the weights themselves.
@@ -66,7 +66,7 @@ def train(args: argparse.Namespace, argv: list[str]) -> int:
                        lr=args.lr, ema=args.ema, max_steps=args.max_steps, eval_every=args.eval_every,
                        compile=args.compile, flip_tta=not args.no_flip_tta, init=args.init,
                        soft_targets=args.soft_targets, distill=args.distill if args.soft_targets else 0.0,
-                       temperature=args.temperature, fold=args.fold, folds=args.folds,
+                       temperature=args.temperature, distill_mode=args.distill_mode, fold=args.fold, folds=args.folds,
                        augment=replace(BatchAugment(), gamma=args.gamma, blur=args.blur))
     model, result, logits = train_teacher(plan, faces, device, log=lambda line: print(line, flush=True))
     command = "python -m training.gpu_teachers " + shlex.join(argv)
@@ -196,6 +196,9 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--soft-targets", help="distil: the teachers' averaged probabilities (made by `targets`)")
     t.add_argument("--distill", type=float, default=0.8, help="weight of the soft targets' loss (labels: the rest)")
     t.add_argument("--temperature", type=float, default=2.0, help="softening of both sides in the soft targets' loss")
+    t.add_argument("--distill-mode", choices=DISTILL_MODES, default="full",
+                   help="full: the teachers' whole answer, labels weighted 1 - DISTILL; non_target: only how they rank "
+                        "the classes other than the label, added to the labels' loss with weight DISTILL")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--fold", type=int, help="a K-fold teacher: hold out this fold of the Training faces (0 to FOLDS-1) "
                    "and leave probabilities only for faces it never trained on")

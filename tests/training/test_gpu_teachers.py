@@ -39,6 +39,7 @@ from model_core.train.teachers import (
     distillation_loss,
     fold_of,
     lr_at,
+    non_target,
     train_teacher,
     trained_on,
     write_teacher,
@@ -423,6 +424,29 @@ def test_the_distillation_loss_is_the_labels_alone_without_teachers_and_pulls_to
         return float(F.kl_div(F.log_softmax(s / 2, 1), F.log_softmax(teacher / 2, 1), reduction="batchmean", log_target=True))
 
     assert gap(student.detach() - 0.5 * student.grad) < gap(student.detach())  # a step down moves towards the teacher
+
+
+def test_non_target_distillation_reads_only_how_the_teachers_rank_the_other_classes() -> None:
+    """NCKD: the teachers' certainty about the label itself changes nothing; their ranking of the rest does."""
+    torch.manual_seed(1)
+    logits, labels = torch.randn(6, 7), torch.tensor([0, 1, 2, 3, 4, 6])
+    plan = TeacherPlan(name="s", arch="tiny", distill=2.0, temperature=2.0, distill_mode="non_target")
+    hard = F.cross_entropy(logits, labels, label_smoothing=plan.label_smoothing)
+    rows = torch.arange(6)
+
+    teacher = torch.randn(6, 7)
+    sure = teacher.clone()
+    sure[rows, labels] += 20.0  # the same teachers, far surer of the label (as on faces they trained on)
+    loss = distillation_loss(logits, labels, teacher.log_softmax(1), plan)
+    assert torch.allclose(loss, distillation_loss(logits, labels, sure.log_softmax(1), plan), atol=1e-5)
+    assert loss > hard  # the student ranks the other classes differently: a cost on top of the labels' loss
+
+    agreeing = logits.clone()
+    agreeing[rows, labels] -= 5.0  # a teacher that ranks the other classes as the student does, less sure of the label
+    assert torch.allclose(distillation_loss(logits, labels, agreeing.log_softmax(1), plan), hard, atol=1e-5)
+
+    kept = non_target(torch.arange(14.0).view(2, 7), torch.tensor([0, 6]))
+    assert kept.tolist() == [[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], [7.0, 8.0, 9.0, 10.0, 11.0, 12.0]]
 
 
 def test_targets_average_the_teachers_in_the_packs_order_and_name_one_that_lacks_faces(
