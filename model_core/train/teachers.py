@@ -175,14 +175,15 @@ def distillation_loss(logits: Tensor, labels: Tensor, soft_log: Tensor | None, p
     hard = F.cross_entropy(logits, labels, label_smoothing=plan.label_smoothing)
     if soft_log is None or plan.distill <= 0:
         return hard
-    t = plan.temperature
     if plan.distill_mode == "non_target":
-        logits, soft_log = non_target(logits, labels), non_target(soft_log, labels)
-    kd = F.kl_div(F.log_softmax(logits / t, 1), F.log_softmax(soft_log / t, 1), reduction="batchmean",
-                  log_target=True) * t * t
-    if plan.distill_mode == "non_target":
-        return hard + plan.distill * kd
-    return (1 - plan.distill) * hard + plan.distill * kd
+        return hard + plan.distill * softened_kl(non_target(logits, labels), non_target(soft_log, labels), plan.temperature)
+    return (1 - plan.distill) * hard + plan.distill * softened_kl(logits, soft_log, plan.temperature)
+
+
+def softened_kl(student: Tensor, teacher_log: Tensor, t: float) -> Tensor:
+    """KL(teacher || student), both softened by ``t``, times ``t ** 2`` (Hinton et al.), averaged over the batch."""
+    return F.kl_div(F.log_softmax(student / t, 1), F.log_softmax(teacher_log / t, 1), reduction="batchmean",
+                    log_target=True) * t * t
 
 
 def non_target(scores: Tensor, labels: Tensor) -> Tensor:
