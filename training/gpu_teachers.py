@@ -194,7 +194,8 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--arch", choices=sorted(ARCHITECTURES), help="a fresh network of this architecture ...")
     t.add_argument("--init", help="... or a student starting from this FERSNet checkpoint (the bundled default, say)")
     t.add_argument("--soft-targets", help="distil: the teachers' averaged probabilities (made by `targets`)")
-    t.add_argument("--distill", type=float, default=0.8, help="weight of the soft targets' loss (labels: the rest)")
+    t.add_argument("--distill", type=float, default=0.8, help="weight of the soft targets' loss "
+                   "(labels: the rest, or all of theirs with --distill-mode non_target)")
     t.add_argument("--temperature", type=float, default=2.0, help="softening of both sides in the soft targets' loss")
     t.add_argument("--distill-mode", choices=DISTILL_MODES, default="full",
                    help="full: the teachers' whole answer, labels weighted 1 - DISTILL; non_target: only how they rank "
