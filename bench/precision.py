@@ -3,7 +3,8 @@
     python -m bench.precision                       # PrivateTest, the default model
     python -m bench.precision --limit 1000 --threads 1 2
 
-For each engine setting (dtype x memory layout) it
+For each engine setting (dtype x memory layout), and for the same classifier exported to ONNX and run by
+ONNX Runtime in float32 where the ``onnx`` extra is installed (``pip install 'fersnet[onnx]'``), it
 
 1. classifies every face of the split (PrivateTest, 3,589 faces) through the
    service's own :class:`service.engine.Engine` and preprocessing, and prints
@@ -11,7 +12,8 @@ For each engine setting (dtype x memory layout) it
    difference of any probability;
 2. times the model alone on full batches, the settings interleaved round by
    round (the median of ``--rounds``), so a machine shared with other work
-   slows every setting alike and the ratios stay meaningful.
+   slows every setting alike and the ratios stay meaningful (``--batch 1``:
+   one face at a time, where a runtime's own overhead shows most).
 
 Reads ``../shared/data/fer2013``; prints a markdown table.
 """
@@ -19,6 +21,7 @@ Reads ``../shared/data/fer2013``; prints a markdown table.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import statistics
 import sys
 import time
@@ -74,6 +77,37 @@ def engine_for(checkpoint: str, cpu_precision: str, channels_last: bool, batch: 
     return Engine.load(settings)
 
 
+#: The ONNX Runtime row's label.
+ONNX_RUNTIME = "float32, ONNX Runtime"
+
+
+class OnnxRuntimeClassifier:
+    """The engine's classifier (its looks, logits over temperature, the natural prior) exported to ONNX and run
+    by ONNX Runtime on ``threads`` threads: the two methods of :class:`service.engine.Engine` this bench calls."""
+
+    def __init__(self, engine, threads: int) -> None:  # noqa: ANN001
+        import onnxruntime
+
+        from model_core.export import CalibratedClassifier, onnx_program
+
+        loaded = engine.loaded
+        classifier = CalibratedClassifier(loaded.model, loaded.temperature)  # what Engine.classify answers
+        graph = onnx_program(classifier, loaded.model.config).model_proto.SerializeToString()
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+        self.session = onnxruntime.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+        self.input_shape = engine.input_shape
+
+    def classify(self, images: torch.Tensor) -> torch.Tensor:
+        (probabilities,) = self.session.run(["probabilities"], {"faces": images.float().numpy()})
+        return torch.from_numpy(probabilities)
+
+
+def has_onnx() -> bool:
+    """Whether the ``onnx`` extra (the exporter and the runtime) is installed."""
+    return all(importlib.util.find_spec(name) is not None for name in ("onnxscript", "onnxruntime"))
+
+
 def probabilities(engine, inputs: torch.Tensor, batch: int) -> torch.Tensor:  # noqa: ANN001
     return torch.cat([engine.classify(inputs[i : i + batch]) for i in range(0, len(inputs), batch)])
 
@@ -105,9 +139,15 @@ def main(argv: list[str] | None = None) -> None:
     truth = torch.tensor([classes.index(label) for label in labels])
 
     engines = {(label, t): engine_for(args.checkpoint, dtype, cl, args.batch, t) for label, dtype, cl in VARIANTS for t in args.threads}
+    labels = [label for label, _, _ in VARIANTS]
+    if has_onnx():
+        engines |= {(ONNX_RUNTIME, t): OnnxRuntimeClassifier(probe, t) for t in args.threads}
+        labels.append(ONNX_RUNTIME)
+    else:
+        print(f"(no {ONNX_RUNTIME} row: pip install 'fersnet[onnx]')\n")
     reference: torch.Tensor | None = None
     predicted: dict[str, torch.Tensor] = {}
-    for label, _, _ in VARIANTS:
+    for label in labels:
         engine = engines[(label, args.threads[0])]
         torch.set_num_threads(args.threads[0])
         predicted[label] = probabilities(engine, inputs, args.batch)
@@ -125,7 +165,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"FER2013 PrivateTest, {len(files)} faces, batch {args.batch}, {args.rounds} interleaved timing rounds (median)\n")
     print("| setting | threads | accuracy | predictions changed vs float32 | largest probability difference | faces/s | vs float32 |")
     print("|---|---:|---:|---:|---:|---:|---:|")
-    for label, _, _ in VARIANTS:
+    for label in labels:
         p = predicted[label]
         accuracy = (p.argmax(1) == truth).float().mean().item()
         changed = int((p.argmax(1) != reference.argmax(1)).sum())

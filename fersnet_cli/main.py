@@ -10,7 +10,7 @@
     fersnet soup A B ... --out DIR     average fine-tunings of one model into one (greedy on a validation split)
     fersnet calibrate CHECKPOINT ...   fit the temperature that calibrates a checkpoint's probabilities
     fersnet prior CHECKPOINT ...       record its training class frequencies and the class prior answers assume
-    fersnet export ...                 re-save a checkpoint (float16) or export the classifier (.pt2)
+    fersnet export ...                 re-save a checkpoint (float16) or export the classifier (.pt2, .onnx)
     fersnet serve --host --port        the REST service
 
 Each subcommand is a module of :mod:`fersnet_cli.commands` whose ``run`` parses nothing itself;
@@ -44,11 +44,12 @@ def known_errors() -> tuple[type[Exception], ...]:
     """The errors a user can fix, reported as one line: what the library raises for bad input."""
     from model_core import CheckpointError
     from model_core.data import DataError
+    from model_core.export import ExportError
     from model_core.faces import DetectorUnavailable
     from model_core.hardware import DeviceError
     from model_core.train import ConfigError
 
-    return CheckpointError, ConfigError, DataError, DetectorUnavailable, DeviceError, FileNotFoundError
+    return CheckpointError, ConfigError, DataError, DetectorUnavailable, DeviceError, ExportError, FileNotFoundError
 
 
 def main(argv: Sequence[str] | None = None) -> None:

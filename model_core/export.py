@@ -1,16 +1,19 @@
-"""A checkpoint made ready to leave this package: re-saved smaller, or its classifier alone as a torch.export program.
+"""A checkpoint made ready to leave this package: re-saved smaller, or its classifier alone as a program.
 
 A re-saved checkpoint is still a checkpoint (``model.safetensors`` + ``card.json``), loadable by
 :func:`~model_core.checkpoint.load_checkpoint`; its card says which weights it came from. The
-exported program is for runtimes without this package: it holds the recognition path only (no
-synthesis branch, no discriminator) and returns probabilities already divided by the card's
-temperature and under the card's default class prior (:mod:`model_core.prior`), so a reader of the
-program gets the same answer as the service.
+exported programs are for runtimes without this package: a ``torch.export`` program (``.pt2``, for
+PyTorch without this package) or an ONNX graph (``.onnx``, for ONNX Runtime in any language, with no
+PyTorch at all). Each holds the recognition path only (no synthesis branch, no discriminator), the
+face's looks included, and returns probabilities already divided by the card's temperature and under
+the card's default class prior (:mod:`model_core.prior`), so a reader of the program gets the same
+answer as the service.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,11 +21,23 @@ from typing import Any
 import torch
 
 from .checkpoint import LoadedModel, save_checkpoint
-from .fersnet import FERSNet
+from .fersnet import FERSNet, FERSNetConfig
 from .prior import reweigh
 
 #: The largest batch the exported program accepts (its batch dimension is dynamic from 1 to this).
 MAX_EXPORT_BATCH = 1024
+
+#: The largest difference of any probability between an exported graph and the model that ``fersnet export``
+#: accepts: float32 arithmetic in another order (fused operators) moves them by about 1e-6.
+ONNX_TOLERANCE = 1e-4
+
+#: What ``pip`` needs for :func:`export_onnx` and :func:`onnx_difference`: the package's ``onnx`` extra.
+ONNX_EXTRA = "pip install 'fersnet[onnx]' (onnxscript, onnx and onnxruntime)"
+
+
+class ExportError(Exception):
+    """An export this installation cannot make (a package it needs is missing), or one whose program does not
+    answer as the model does."""
 
 
 class CalibratedClassifier(torch.nn.Module):
@@ -88,12 +103,77 @@ def export_classifier(loaded: LoadedModel, out: str | Path) -> Path:
     Input: (N, channels, size, size) images normalised as the card's ``input`` says, N from 1 to
     :data:`MAX_EXPORT_BATCH`; output: the probabilities of the card's classes, as the service answers them.
     """
-    cfg = loaded.model.config
-    example = torch.zeros(2, cfg.in_chans, cfg.img_size, cfg.img_size)
-    batch = torch.export.Dim("batch", min=1, max=MAX_EXPORT_BATCH)
-    classifier = CalibratedClassifier.of(loaded).eval()
-    program = torch.export.export(classifier, (example,), dynamic_shapes=({0: batch},))
+    example, dynamic_shapes = _example_batch(loaded.model.config)
+    program = torch.export.export(CalibratedClassifier.of(loaded).eval(), example, dynamic_shapes=dynamic_shapes)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.export.save(program, str(out))
     return out
+
+
+def export_onnx(loaded: LoadedModel, out: str | Path) -> Path:
+    """``loaded``'s classifier as an ONNX graph at ``out``, for ONNX Runtime (no PyTorch needed to run it).
+
+    Input ``faces``: (N, channels, size, size) float32 images normalised as the card's ``input`` says, N from
+    1 to :data:`MAX_EXPORT_BATCH`; output ``probabilities``: the card's classes, as the service answers them.
+    The graph's metadata (``metadata_props``) carries what a reader needs to feed and read it: the classes in
+    order, the input's size and normalisation, the prior, and the checkpoint's name and weights' hash.
+    """
+    graph = onnx_program(CalibratedClassifier.of(loaded), loaded.model.config).model_proto  # a new copy each read
+    metadata = {
+        "fersnet.name": loaded.card.name,
+        "fersnet.weights_sha256": loaded.sha256,
+        "fersnet.classes": json.dumps(list(loaded.classes)),
+        "fersnet.input": json.dumps(loaded.preprocess.to_dict()),
+        "fersnet.prior": loaded.prior,
+        "fersnet.temperature": repr(loaded.temperature),
+    }
+    for key, value in metadata.items():
+        entry = graph.metadata_props.add()
+        entry.key, entry.value = key, value
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(graph.SerializeToString())
+    return out
+
+
+def onnx_program(classifier: torch.nn.Module, config: FERSNetConfig) -> Any:
+    """``classifier`` (images in, one row a face out) traced to an ONNX program with a dynamic batch.
+
+    The exporter (``torch.onnx.export(dynamo=True)``, built on ``torch.export``) needs ``onnxscript``, an
+    optional dependency; without it this raises :class:`ExportError` saying what to install.
+    """
+    try:
+        import onnxscript  # noqa: F401  # the exporter imports it lazily and fails deep inside otherwise
+    except ImportError:
+        raise ExportError(f"exporting to ONNX needs onnxscript: {ONNX_EXTRA}") from None
+    example, dynamic_shapes = _example_batch(config)
+    return torch.onnx.export(classifier.eval(), example, dynamo=True, input_names=["faces"],
+                             output_names=["probabilities"], dynamic_shapes=dynamic_shapes, verbose=False)
+
+
+def _example_batch(config: FERSNetConfig) -> tuple[tuple[torch.Tensor], tuple[dict[int, Any]]]:
+    """An example input for tracing a classifier of ``config``'s faces, and its batch dimension marked dynamic
+    (from 1 to :data:`MAX_EXPORT_BATCH`; the example holds two faces, since a traced 1 would be taken as fixed)."""
+    example = torch.zeros(2, config.in_chans, config.img_size, config.img_size)
+    return (example,), ({0: torch.export.Dim("batch", min=1, max=MAX_EXPORT_BATCH)},)
+
+
+def onnx_difference(loaded: LoadedModel, path: str | Path, faces: int = 16, seed: int = 0) -> float:
+    """The largest difference between the probabilities ONNX Runtime computes from the graph at ``path`` and the
+    service's answer (:class:`CalibratedClassifier`), over ``faces`` random images: how to know an export holds.
+
+    Raises :class:`ExportError` where onnxruntime is not installed.
+    """
+    try:
+        import onnxruntime
+    except ImportError:
+        raise ExportError(f"checking an ONNX graph needs onnxruntime: {ONNX_EXTRA}") from None
+    cfg = loaded.model.config
+    generator = torch.Generator().manual_seed(seed)
+    images = torch.rand(faces, cfg.in_chans, cfg.img_size, cfg.img_size, generator=generator) * 2 - 1
+    with torch.inference_mode():
+        expected = CalibratedClassifier.of(loaded).eval()(images)
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (answered,) = session.run(["probabilities"], {"faces": images.numpy()})
+    return float((torch.from_numpy(answered) - expected).abs().max())

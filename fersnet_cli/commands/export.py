@@ -1,22 +1,32 @@
-"""``fersnet export``: a checkpoint re-saved (float16 safetensors), or its classifier as a ``torch.export`` program."""
+"""``fersnet export``: a checkpoint re-saved (float16 safetensors), or its classifier as a ``torch.export`` program
+or an ONNX graph (checked against the model with ONNX Runtime before it is called written)."""
 
 from __future__ import annotations
 
 import argparse
 
 from model_core import load_checkpoint
-from model_core.export import changes_looks, export_classifier, resave_checkpoint
+from model_core.export import (
+    ONNX_TOLERANCE,
+    ExportError,
+    changes_looks,
+    export_classifier,
+    export_onnx,
+    onnx_difference,
+    resave_checkpoint,
+)
 
 from ..args import CHECKPOINT_HELP
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("export", help="re-save a checkpoint (float16 safetensors) or export the classifier with "
-                       "torch.export")
+    p = sub.add_parser("export", help="re-save a checkpoint (float16 safetensors) or export the classifier "
+                       "(torch.export or ONNX)")
     p.add_argument("--checkpoint", default="default", help=CHECKPOINT_HELP)
     p.add_argument("--out", required=True)
-    p.add_argument("--format", choices=["safetensors", "torch-export"], default="safetensors",
-                   help="torch-export: a .pt2 program of the classifier for runtimes without this package")
+    p.add_argument("--format", choices=["safetensors", "torch-export", "onnx"], default="safetensors",
+                   help="torch-export: a .pt2 program of the classifier for PyTorch without this package; onnx: an "
+                        ".onnx graph of it for ONNX Runtime (needs the onnx extra: pip install 'fersnet[onnx]')")
     p.add_argument("--half", action="store_true", help="safetensors: store float16 weights (half the size)")
     p.add_argument("--name", help="safetensors: the copy's name on its card")
     p.add_argument("--test-time-zooms", type=float, nargs="*", metavar="ZOOM",
@@ -34,8 +44,18 @@ def run(args: argparse.Namespace) -> None:
         if args.test_time_zooms is not None and changes_looks(loaded.model, args.test_time_zooms):
             print("its answers changed: measure them again (fersnet calibrate, fersnet evaluate --record)")
         return
-    out = export_classifier(loaded, args.out)
+    if args.format == "onnx":
+        out = export_onnx(loaded, args.out)
+        difference = onnx_difference(loaded, out)
+        if difference > ONNX_TOLERANCE:
+            raise ExportError(f"{out}: ONNX Runtime's probabilities differ from the model's by up to {difference:.2g} "
+                              f"(at most {ONNX_TOLERANCE:g} expected): do not use it")
+        kind = (f"ONNX graph (ONNX Runtime: input 'faces', output 'probabilities'; it answers as the model does within "
+                f"{difference:.1g})")
+    else:
+        out = export_classifier(loaded, args.out)
+        kind = "torch.export program (load with torch.export.load)"
     cfg, preprocess = loaded.model.config, loaded.preprocess
-    print(f"wrote {out}: torch.export program (load with torch.export.load), input (N, {cfg.in_chans}, {cfg.img_size}, "
-          f"{cfg.img_size}) normalised with mean {preprocess.mean}, std {preprocess.std}; "
-          f"output: probabilities of {', '.join(loaded.classes)}, under the {loaded.prior} class prior")
+    print(f"wrote {out}: {kind}, input (N, {cfg.in_chans}, {cfg.img_size}, {cfg.img_size}) normalised with mean "
+          f"{preprocess.mean}, std {preprocess.std}; output: probabilities of {', '.join(loaded.classes)}, under the "
+          f"{loaded.prior} class prior")

@@ -79,6 +79,27 @@ def test_train_evaluate_synthesize_export(
     assert probs.shape == (3, 7) and torch.allclose(probs.sum(1), torch.ones(3), atol=1e-5)
 
 
+def test_export_onnx_checks_the_graph_against_the_model(make_checkpoint: MakeCheckpoint, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """ONNX Runtime runs the written graph before the command calls it good; a graph that answers otherwise is
+    refused in one line, exit status 2."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    checkpoint = str(make_checkpoint())
+    out = run(capsys, "export", "--checkpoint", checkpoint, "--format", "onnx", "--out", str(tmp_path / "cls.onnx"))
+    assert "ONNX graph" in out and "answers as the model does within" in out and (tmp_path / "cls.onnx").is_file()
+
+    from fersnet_cli.commands import export
+
+    monkeypatch.setattr(export, "onnx_difference", lambda loaded, path: 0.3)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["export", "--checkpoint", checkpoint, "--format", "onnx", "--out", str(tmp_path / "bad.onnx")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("fersnet: error:") and "bad.onnx" in err and "differ" in err and "Traceback" not in err
+
+
 def test_balance_command(trained: Path, tmp_path: Path, make_folder: Callable[[dict[str, int]], Path],
                          capsys: pytest.CaptureFixture[str]) -> None:
     root = make_folder({"happy": 6, "disgust": 1})

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from model_core import create_model, load_checkpoint
 from model_core.card import Prior
 from model_core.checkpoint import write_card
-from model_core.export import CalibratedClassifier, export_classifier, resave_checkpoint
+from model_core.export import (
+    ONNX_TOLERANCE,
+    CalibratedClassifier,
+    ExportError,
+    export_classifier,
+    export_onnx,
+    onnx_difference,
+    resave_checkpoint,
+)
 from model_core.expressions import FERPLUS_CLASSES
 
 from ..shared_fixtures import MakeCheckpoint
@@ -48,3 +59,37 @@ def test_an_exported_two_headed_mirror_averaging_classifier_keeps_its_batch_dyna
         x = torch.rand(n, 1, 48, 48) * 2 - 1
         with torch.no_grad():
             assert torch.allclose(program(x), loaded.probabilities(loaded.model.classify(x)), atol=1e-5)
+
+
+def test_an_onnx_graph_answers_as_the_service_does_and_names_its_classes(make_checkpoint: MakeCheckpoint,
+                                                                         tmp_path: Path) -> None:
+    """The default's shape again (looks, answer tail, balanced prior), run by ONNX Runtime without PyTorch: any
+    batch size, the service's probabilities, and the metadata a reader needs to feed it and name its columns."""
+    onnxruntime = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    folder = make_checkpoint(answer=FERPLUS_CLASSES, flip_average=True)
+    card = load_checkpoint(folder).card
+    card.prior = Prior(frequencies=dict(zip(FERPLUS_CLASSES, [0.1, 0.02, 0.05, 0.25, 0.15, 0.1, 0.31, 0.02], strict=True)),
+                       default="balanced")
+    write_card(folder, card)
+    loaded = load_checkpoint(folder)
+    path = export_onnx(loaded, tmp_path / "classifier.onnx")
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for n in (1, 5):
+        x = torch.rand(n, 1, 48, 48) * 2 - 1
+        (answered,) = session.run(["probabilities"], {"faces": x.numpy()})
+        with torch.no_grad():
+            assert torch.allclose(torch.from_numpy(answered), loaded.probabilities(loaded.model.classify(x)), atol=1e-5)
+    metadata = session.get_modelmeta().custom_metadata_map
+    assert json.loads(metadata["fersnet.classes"]) == list(FERPLUS_CLASSES)
+    assert metadata["fersnet.prior"] == "balanced" and metadata["fersnet.weights_sha256"] == loaded.sha256
+    assert json.loads(metadata["fersnet.input"])["img_size"] == 48
+    assert onnx_difference(loaded, path) < ONNX_TOLERANCE
+
+
+def test_an_onnx_export_without_its_packages_says_what_to_install(make_checkpoint: MakeCheckpoint, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "onnxscript", None)  # import onnxscript now raises ImportError
+    with pytest.raises(ExportError, match=r"pip install 'fersnet\[onnx\]'"):
+        export_onnx(load_checkpoint(make_checkpoint()), tmp_path / "classifier.onnx")
+    assert not (tmp_path / "classifier.onnx").exists()
