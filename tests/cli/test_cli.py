@@ -83,7 +83,7 @@ def test_export_onnx_checks_the_graph_against_the_model(make_checkpoint: MakeChe
                                                        capsys: pytest.CaptureFixture[str],
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """ONNX Runtime runs the written graph before the command calls it good; a graph that answers otherwise is
-    refused in one line, exit status 2."""
+    removed and refused in one line, exit status 2."""
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
     checkpoint = str(make_checkpoint())
@@ -98,6 +98,7 @@ def test_export_onnx_checks_the_graph_against_the_model(make_checkpoint: MakeChe
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("fersnet: error:") and "bad.onnx" in err and "differ" in err and "Traceback" not in err
+    assert not (tmp_path / "bad.onnx").exists()
 
 
 def test_balance_command(trained: Path, tmp_path: Path, make_folder: Callable[[dict[str, int]], Path],
