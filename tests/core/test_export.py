@@ -11,7 +11,7 @@ import torch
 
 from model_core import create_model, load_checkpoint
 from model_core.card import Prior
-from model_core.checkpoint import write_card
+from model_core.checkpoint import LoadedModel, write_card
 from model_core.export import (
     ONNX_TOLERANCE,
     CalibratedClassifier,
@@ -44,16 +44,22 @@ def test_the_exported_classifier_answers_calibrated_probabilities() -> None:
         assert torch.allclose(probs, (model.classify(x) * 2).softmax(1), atol=1e-6)
 
 
-def test_an_exported_two_headed_mirror_averaging_classifier_keeps_its_batch_dynamic_and_its_prior(
-        make_checkpoint: MakeCheckpoint, tmp_path: Path) -> None:
-    """The default's shape: flip averaging, an answer tail, a balanced prior. Exported once, it answers any batch size
-    exactly as the service does (LoadedModel.probabilities)."""
+@pytest.fixture
+def default_shaped(make_checkpoint: MakeCheckpoint) -> LoadedModel:
+    """A tiny checkpoint of the default's shape: flip averaging, an answer tail, a balanced prior."""
     folder = make_checkpoint(answer=FERPLUS_CLASSES, flip_average=True)
     card = load_checkpoint(folder).card
     card.prior = Prior(frequencies=dict(zip(FERPLUS_CLASSES, [0.1, 0.02, 0.05, 0.25, 0.15, 0.1, 0.31, 0.02], strict=True)),
                        default="balanced")
     write_card(folder, card)
-    loaded = load_checkpoint(folder)
+    return load_checkpoint(folder)
+
+
+def test_an_exported_two_headed_mirror_averaging_classifier_keeps_its_batch_dynamic_and_its_prior(
+        default_shaped: LoadedModel, tmp_path: Path) -> None:
+    """The default's shape: flip averaging, an answer tail, a balanced prior. Exported once, it answers any batch size
+    exactly as the service does (LoadedModel.probabilities)."""
+    loaded = default_shaped
     program = torch.export.load(str(export_classifier(loaded, tmp_path / "classifier.pt2"))).module()
     for n in (1, 3):
         x = torch.rand(n, 1, 48, 48) * 2 - 1
@@ -61,18 +67,13 @@ def test_an_exported_two_headed_mirror_averaging_classifier_keeps_its_batch_dyna
             assert torch.allclose(program(x), loaded.probabilities(loaded.model.classify(x)), atol=1e-5)
 
 
-def test_an_onnx_graph_answers_as_the_service_does_and_names_its_classes(make_checkpoint: MakeCheckpoint,
+def test_an_onnx_graph_answers_as_the_service_does_and_names_its_classes(default_shaped: LoadedModel,
                                                                          tmp_path: Path) -> None:
     """The default's shape again (looks, answer tail, balanced prior), run by ONNX Runtime without PyTorch: any
     batch size, the service's probabilities, and the metadata a reader needs to feed it and name its columns."""
     onnxruntime = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
-    folder = make_checkpoint(answer=FERPLUS_CLASSES, flip_average=True)
-    card = load_checkpoint(folder).card
-    card.prior = Prior(frequencies=dict(zip(FERPLUS_CLASSES, [0.1, 0.02, 0.05, 0.25, 0.15, 0.1, 0.31, 0.02], strict=True)),
-                       default="balanced")
-    write_card(folder, card)
-    loaded = load_checkpoint(folder)
+    loaded = default_shaped
     path = export_onnx(loaded, tmp_path / "classifier.onnx")
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     for n in (1, 5):
