@@ -21,7 +21,6 @@ Reads ``../shared/data/fer2013``; prints a markdown table.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import statistics
 import sys
 import time
@@ -36,6 +35,7 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 import service  # noqa: E402,F401  # before torch: its OpenMP wait policy (see service/__init__.py)
+from model_core.export import ExportError, require_onnx_extra  # noqa: E402
 
 FER2013_TEST = REPO_ROOT / ".." / "shared" / "data" / "fer2013" / "test"
 
@@ -82,30 +82,30 @@ ONNX_RUNTIME = "float32, ONNX Runtime"
 
 
 class OnnxRuntimeClassifier:
-    """The engine's classifier (its looks, logits over temperature, the natural prior) exported to ONNX and run
-    by ONNX Runtime on ``threads`` threads: the two methods of :class:`service.engine.Engine` this bench calls."""
+    """An ONNX graph run by ONNX Runtime on ``threads`` threads, with the two methods of
+    :class:`service.engine.Engine` this bench calls."""
 
-    def __init__(self, engine, threads: int) -> None:  # noqa: ANN001
+    def __init__(self, graph: bytes, input_shape: tuple[int, int, int], threads: int) -> None:
         import onnxruntime
 
-        from model_core.export import CalibratedClassifier, onnx_program
-
-        loaded = engine.loaded
-        classifier = CalibratedClassifier(loaded.model, loaded.temperature)  # what Engine.classify answers
-        graph = onnx_program(classifier, loaded.model.config).model_proto.SerializeToString()
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
         self.session = onnxruntime.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
-        self.input_shape = engine.input_shape
+        self.input_shape = input_shape
 
     def classify(self, images: torch.Tensor) -> torch.Tensor:
         (probabilities,) = self.session.run(["probabilities"], {"faces": images.float().numpy()})
         return torch.from_numpy(probabilities)
 
 
-def has_onnx() -> bool:
-    """Whether the ``onnx`` extra (the exporter and the runtime) is installed."""
-    return all(importlib.util.find_spec(name) is not None for name in ("onnxscript", "onnxruntime"))
+def onnx_graph(engine) -> bytes:  # noqa: ANN001
+    """The engine's classifier (its looks, logits over temperature, the natural prior: what
+    :meth:`~service.engine.Engine.classify` answers) exported to ONNX, once for every thread count."""
+    from model_core.export import CalibratedClassifier, onnx_program
+
+    loaded = engine.loaded
+    classifier = CalibratedClassifier(loaded.model, loaded.temperature)
+    return onnx_program(classifier, loaded.model.config).model_proto.SerializeToString()
 
 
 def probabilities(engine, inputs: torch.Tensor, batch: int) -> torch.Tensor:  # noqa: ANN001
@@ -140,11 +140,14 @@ def main(argv: list[str] | None = None) -> None:
 
     engines = {(label, t): engine_for(args.checkpoint, dtype, cl, args.batch, t) for label, dtype, cl in VARIANTS for t in args.threads}
     labels = [label for label, _, _ in VARIANTS]
-    if has_onnx():
-        engines |= {(ONNX_RUNTIME, t): OnnxRuntimeClassifier(probe, t) for t in args.threads}
-        labels.append(ONNX_RUNTIME)
+    try:
+        require_onnx_extra()
+    except ExportError as e:
+        print(f"(no {ONNX_RUNTIME} row: {e})\n")
     else:
-        print(f"(no {ONNX_RUNTIME} row: pip install 'fersnet[onnx]')\n")
+        graph = onnx_graph(probe)
+        engines |= {(ONNX_RUNTIME, t): OnnxRuntimeClassifier(graph, probe.input_shape, t) for t in args.threads}
+        labels.append(ONNX_RUNTIME)
     reference: torch.Tensor | None = None
     predicted: dict[str, torch.Tensor] = {}
     for label in labels:

@@ -13,9 +13,11 @@ answer as the service.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import torch
@@ -143,10 +145,7 @@ def onnx_program(classifier: torch.nn.Module, config: FERSNetConfig) -> Any:
     The exporter (``torch.onnx.export(dynamo=True)``, built on ``torch.export``) needs ``onnxscript``, an
     optional dependency; without it this raises :class:`ExportError` saying what to install.
     """
-    try:
-        import onnxscript  # noqa: F401  # the exporter imports it lazily and fails deep inside otherwise
-    except ImportError:
-        raise ExportError(f"exporting to ONNX needs onnxscript: {ONNX_EXTRA}") from None
+    onnx_module("onnxscript", "exporting to ONNX")  # the exporter imports it lazily and fails deep inside otherwise
     example, dynamic_shapes = _example_batch(config)
     return torch.onnx.export(classifier.eval(), example, dynamo=True, input_names=["faces"],
                              output_names=["probabilities"], dynamic_shapes=dynamic_shapes, verbose=False)
@@ -165,10 +164,7 @@ def onnx_difference(loaded: LoadedModel, path: str | Path, faces: int = 16, seed
 
     Raises :class:`ExportError` where onnxruntime is not installed.
     """
-    try:
-        import onnxruntime
-    except ImportError:
-        raise ExportError(f"checking an ONNX graph needs onnxruntime: {ONNX_EXTRA}") from None
+    onnxruntime = onnx_module("onnxruntime", "checking an ONNX graph")
     cfg = loaded.model.config
     generator = torch.Generator().manual_seed(seed)
     images = torch.rand(faces, cfg.in_chans, cfg.img_size, cfg.img_size, generator=generator) * 2 - 1
@@ -177,3 +173,19 @@ def onnx_difference(loaded: LoadedModel, path: str | Path, faces: int = 16, seed
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     (answered,) = session.run(["probabilities"], {"faces": images.numpy()})
     return float((torch.from_numpy(answered) - expected).abs().max())
+
+
+def onnx_module(name: str, needed_for: str) -> ModuleType:
+    """The ``onnx`` extra's package ``name``, imported; :class:`ExportError` saying what to install where it is
+    missing (``needed_for`` says what it was wanted for)."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        raise ExportError(f"{needed_for} needs {name}: {ONNX_EXTRA}") from None
+
+
+def require_onnx_extra() -> None:
+    """Raise :class:`ExportError` unless both the exporter (onnxscript) and the runtime (onnxruntime) import: a
+    checked export needs both, and should learn it before tracing the model, not after."""
+    onnx_module("onnxscript", "exporting to ONNX")
+    onnx_module("onnxruntime", "checking an ONNX graph")

@@ -13,6 +13,7 @@ from model_core.export import (
     export_classifier,
     export_onnx,
     onnx_difference,
+    require_onnx_extra,
     resave_checkpoint,
 )
 
@@ -45,6 +46,7 @@ def run(args: argparse.Namespace) -> None:
             print("its answers changed: measure them again (fersnet calibrate, fersnet evaluate --record)")
         return
     if args.format == "onnx":
+        require_onnx_extra()  # before the export's many seconds, which could not be checked without the runtime
         out = export_onnx(loaded, args.out)
         difference = onnx_difference(loaded, out)
         if difference > ONNX_TOLERANCE:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -99,6 +100,11 @@ def test_export_onnx_checks_the_graph_against_the_model(make_checkpoint: MakeChe
     err = capsys.readouterr().err
     assert err.startswith("fersnet: error:") and "bad.onnx" in err and "differ" in err and "Traceback" not in err
     assert not (tmp_path / "bad.onnx").exists()
+
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # the runtime missing: refused before anything is written
+    with pytest.raises(SystemExit):
+        main(["export", "--checkpoint", checkpoint, "--format", "onnx", "--out", str(tmp_path / "unchecked.onnx")])
+    assert "fersnet[onnx]" in capsys.readouterr().err and not (tmp_path / "unchecked.onnx").exists()
 
 
 def test_balance_command(trained: Path, tmp_path: Path, make_folder: Callable[[dict[str, int]], Path],
