@@ -2,7 +2,7 @@
 
 Request path, outermost first::
 
-    RequestMetrics -> [CORS] -> Admission -> BodySizeLimit -> FastAPI (error handlers -> routes)
+    RequestMetrics -> [CORS] -> Admission -> BodyLimits -> FastAPI (error handlers -> routes)
 
 ``Admission`` counts inference requests from arrival and answers 429 at once,
 body unread, past ``max_inflight_requests``.
@@ -28,7 +28,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 
 from .errors import install_error_handlers
-from .middleware import Admission, BodySizeLimit, RequestMetrics
+from .middleware import Admission, BodyLimits, RequestMetrics
 from .routes import classify, operations, page, synthesize
 from .runtime import Runtime
 from .settings import Settings
@@ -102,7 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     page.install_page(app)  # / is the web page for people; /docs stays the API's reference
 
     # add_middleware wraps: the last added is the outermost.
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(BodyLimits, max_bytes=settings.max_upload_bytes, timeout_s=settings.body_timeout_s)
     app.add_middleware(
         Admission,
         limit=settings.max_inflight_requests,
@@ -118,5 +118,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["*"],
             expose_headers=["Retry-After", "X-Face-Index", "X-Face-Box", "X-Face-Score", "X-Faces-Found", "X-Expressions"],
         )
-    app.add_middleware(RequestMetrics, metrics=runtime.metrics)
+    app.add_middleware(RequestMetrics, metrics=runtime.metrics, routes=app.routes)
     return app

@@ -128,6 +128,20 @@ class MethodNotAllowed(ServiceError):
     example = "Method Not Allowed"
 
 
+class BodyTimeout(ServiceError):
+    """A request body still arriving when its time to arrive is up (``body_timeout_s``).
+
+    A client that sends its headers and then stalls would otherwise hold its
+    place among the requests in flight for as long as it keeps the connection
+    open: a few dozen such connections would lock every other client out.
+    """
+
+    status_code = 408
+    code = "body_timeout"
+    summary = "The request body did not arrive in time"
+    example = "the request body did not arrive within 30 s (4,096 of 100,000 bytes received)"
+
+
 class PayloadTooLarge(ServiceError):
     """A body, an image's pixel count, or a number of images over the configured limit."""
 

@@ -2,7 +2,7 @@
 
 Every image a client sends passes three gates before a pixel is decoded:
 
-1. the body-size limit (:class:`service.middleware.BodySizeLimit`) has already bounded its bytes;
+1. the body-size limit (:class:`service.middleware.BodyLimits`) has already bounded its bytes;
 2. its first bytes must be one of :data:`SUPPORTED_FORMATS` (JPEG, PNG, WebP,
    and BMP, GIF and TIFF, which face databases ship: JAFFE is TIFF); 415 for
    another format, 400 for bytes that are no image at all;

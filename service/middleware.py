@@ -1,4 +1,4 @@
-"""The ASGI middlewares every request passes: request metrics, admission, and the body-size limit.
+"""The ASGI middlewares every request passes: request metrics, admission, and the body's limits.
 
 Both are plain ASGI (no ``BaseHTTPMiddleware``), so they add no task per
 request and never buffer a body.
@@ -6,24 +6,52 @@ request and never buffer a body.
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Sequence
 
 from starlette.datastructures import Headers
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .errors import PayloadTooLarge, QueueFull
+from .errors import BodyTimeout, PayloadTooLarge, QueueFull
 from .metrics import ServiceMetrics
 
 #: Route label of requests that matched no route (kept apart so unknown paths cannot grow the label set).
 UNMATCHED_ROUTE = "unmatched"
 
 
-class RequestMetrics:
-    """Counts every HTTP request by route template, method and status, and times it."""
+def route_label(scope: Scope, status: int, routes: Sequence[BaseRoute]) -> str:
+    """The ``route`` label of a request: a route's template, never the raw path, so that no client can grow the set.
 
-    def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
+    FastAPI's routes leave themselves in the scope. A plain Starlette route (``/openapi.json``) and a mount (the web
+    page's ``/static``, the API reference's assets) do not, so the path is matched against ``routes`` here: a mount's
+    files share one label (``/static/{path}``, however the path is spelt), and anything else is ``unmatched``.
+    """
+    route = getattr(scope.get("route"), "path", None)
+    if route is not None:
+        return str(route)
+    path: str = scope["path"]
+    if status != 404:
+        for candidate in routes:
+            if isinstance(candidate, Mount) and path.startswith(candidate.path + "/"):
+                return candidate.path + "/{path}"
+            if isinstance(candidate, Route) and candidate.path == path:
+                return path
+    return UNMATCHED_ROUTE
+
+
+class RequestMetrics:
+    """Counts every HTTP request by route template, method and status, and times it.
+
+    ``routes`` is the app's own list (``app.routes``), read when a request ends, so routes added after the
+    middleware still label their requests.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: ServiceMetrics, routes: Sequence[BaseRoute]) -> None:
         self.app = app
         self.metrics = metrics
+        self.routes = routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -41,25 +69,29 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, send_and_record)
         finally:
-            route = getattr(scope.get("route"), "path", None)
-            if route is None:  # /docs and /openapi.json are plain Starlette routes that leave no trace in the scope
-                route = scope["path"] if status != 404 else UNMATCHED_ROUTE
+            route = route_label(scope, status, self.routes)
             self.metrics.requests.labels(route, scope["method"], str(status)).inc()
             self.metrics.request_latency.labels(route).observe(time.perf_counter() - started)
 
 
-class BodySizeLimit:
-    """Refuses request bodies over ``max_bytes`` with 413, counting bytes as they arrive.
+class BodyLimits:
+    """Bounds what a request body may take: ``max_bytes`` (413 beyond) and ``timeout_s`` to arrive (408 after).
 
     A declared Content-Length over the limit is refused before the first byte
     is read; a body without one (chunked) is cut off as soon as it passes the
-    limit. The error is raised from ``receive``, inside the app, so routing has
-    happened and the one error handler answers in the one JSON shape.
+    limit. The time runs from the request's arrival until its last byte: a
+    client that stalls mid-upload is answered 408 when it is up, and lets go
+    of its place among the requests in flight (:class:`Admission`) rather than
+    hold it for as long as its connection stays open. Once the body is whole,
+    ``receive`` only waits for a disconnect, and is left unbounded. The errors
+    are raised from ``receive``, inside the app, so routing has happened and
+    the one error handler answers in the one JSON shape.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout_s: float) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.timeout_s = timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -71,19 +103,31 @@ class BodySizeLimit:
         except (KeyError, ValueError):
             declared = None
         received = 0
+        whole = False
+        deadline = asyncio.get_running_loop().time() + self.timeout_s
 
-        async def receive_within_limit() -> Message:
-            nonlocal received
+        async def receive_within_limits() -> Message:
+            nonlocal received, whole
+            if whole:
+                return await receive()
             if declared is not None and declared > limit:
                 raise PayloadTooLarge(f"request body of {declared:,} bytes is over the limit of {limit:,} bytes")
-            message = await receive()
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                of = f" of {declared:,}" if declared is not None else ""
+                raise BodyTimeout(
+                    f"the request body did not arrive within {self.timeout_s:g} s ({received:,}{of} bytes received)"
+                ) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
                     raise PayloadTooLarge(f"request body is over the limit of {limit:,} bytes")
+                whole = not message.get("more_body", False)
             return message
 
-        await self.app(scope, receive_within_limit, send)
+        await self.app(scope, receive_within_limits, send)
 
 
 class Admission:

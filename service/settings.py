@@ -89,6 +89,13 @@ class Settings(BaseSettings):
     )
     retry_after_s: int = Field(1, ge=0, description="Seconds suggested by Retry-After on 429 and 503 answers.")
     request_timeout_s: float = Field(30.0, gt=0, description="A request still unanswered after this many seconds gets 504.")
+    body_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds a request body may take to arrive, counted from the request's arrival; still arriving then: 408 "
+        "and the connection closed. Until then the request holds its place among max_inflight_requests, so a client that "
+        "stalls mid-upload cannot keep the others out for long (16 MiB in 30 s needs about 4.5 Mbit/s).",
+    )
 
     # ------------------------------------------------------------------ uploads
     max_upload_bytes: int = Field(16 * MiB, ge=1024, description="Largest request body in bytes (413 beyond).")

@@ -12,6 +12,7 @@ from ..deps import ReadyEngine, RequestDeadline, RuntimeDep, SettingsDep, reject
 from ..errors import (
     BadImage,
     BadRequest,
+    BodyTimeout,
     DeadlineExceeded,
     DetectionUnavailable,
     EmptyImage,
@@ -68,8 +69,8 @@ curl -F images=@photo.jpg http://localhost:8000/v1/classify
     summary="Recognise the expression of every face in one or more photos",
     description=DESCRIPTION,
     responses=error_responses(
-        BadImage, EmptyImage, BadRequest, Unauthorized, TooManyPixels, PayloadTooLarge, UnsupportedMediaType, InvalidParameter,
-        DetectionUnavailable, QueueFull, NotReady, ShuttingDown, DeadlineExceeded,
+        BadImage, EmptyImage, BadRequest, Unauthorized, BodyTimeout, TooManyPixels, PayloadTooLarge, UnsupportedMediaType,
+        InvalidParameter, DetectionUnavailable, QueueFull, NotReady, ShuttingDown, DeadlineExceeded,
     ),
     dependencies=[Depends(require_multipart), Depends(reject_unknown_parameters)],
 )

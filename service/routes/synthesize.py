@@ -14,6 +14,7 @@ from ..deps import ReadyEngine, RequestDeadline, RuntimeDep, reject_unknown_para
 from ..errors import (
     BadImage,
     BadRequest,
+    BodyTimeout,
     DeadlineExceeded,
     DetectionUnavailable,
     EmptyImage,
@@ -128,8 +129,9 @@ def choose_format(requested: FormatParameter, targets: list[str]) -> OutputForma
     responses={
         **_PNG_AND_JSON,
         **error_responses(
-            NoFaceFound, BadImage, EmptyImage, BadRequest, Unauthorized, TooManyPixels, PayloadTooLarge, UnsupportedMediaType,
-            InvalidParameter, QueueFull, SynthesisUnavailable, DetectionUnavailable, NotReady, ShuttingDown, DeadlineExceeded,
+            NoFaceFound, BadImage, EmptyImage, BadRequest, Unauthorized, BodyTimeout, TooManyPixels, PayloadTooLarge,
+            UnsupportedMediaType, InvalidParameter, QueueFull, SynthesisUnavailable, DetectionUnavailable, NotReady,
+            ShuttingDown, DeadlineExceeded,
         ),
     },
     dependencies=[Depends(require_multipart), Depends(reject_unknown_parameters)],

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from starlette.types import Message
 
 from service import errors
 from service.app import create_app
@@ -238,6 +240,39 @@ async def test_a_request_past_its_timeout_answers_504(make_settings: Callable[..
             late = await classify_crop(client, 1)
             assert_error(late, 504, "timeout")
             assert gate.entered.is_set()
+        assert (await classify_crop(client, 2)).status_code == 200
+
+
+async def test_an_upload_that_stalls_is_answered_408_in_time_and_frees_its_place(make_settings: Callable[..., Settings]) -> None:
+    """A client that sends its headers and part of its body, then nothing, holds a place among the requests in flight
+    (here the only one) until its body's time is up; then it gets 408 and the next client gets in."""
+    async with serve(make_settings(max_inflight_requests=1, body_timeout_s=0.5)) as (app, client):
+        sent: list[Message] = []
+        stalled = asyncio.Event()
+
+        async def receive() -> Message:
+            if not stalled.is_set():
+                stalled.set()
+                return {"type": "http.request", "body": b"--x\r\n", "more_body": True}
+            await asyncio.Event().wait()  # the rest never comes
+            raise AssertionError("unreachable")
+
+        async def send(message: Message) -> None:
+            sent.append(message)
+
+        scope = {
+            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+            "path": "/v1/classify", "raw_path": b"/v1/classify", "query_string": b"", "root_path": "",
+            "headers": [(b"content-type", b"multipart/form-data; boundary=x"), (b"content-length", b"100000")],
+            "client": ("127.0.0.1", 1), "server": ("testserver", 80),
+        }
+        upload = asyncio.create_task(app(scope, receive, send))
+        await stalled.wait()
+        assert_error(await classify_crop(client, 1), 429, "queue_full")  # the stalled upload holds the one place
+        await asyncio.wait_for(upload, timeout=10)
+        start, body = sent[0], json.loads(b"".join(m.get("body", b"") for m in sent[1:]))
+        assert start["status"] == 408 and body["error"]["code"] == "body_timeout"
+        assert "within 0.5 s (5 of 100,000 bytes received)" in body["error"]["message"]
         assert (await classify_crop(client, 2)).status_code == 200
 
 

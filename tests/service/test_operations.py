@@ -76,10 +76,15 @@ async def test_docs_show_every_endpoint_with_schemas_and_examples(make_settings:
         docs = await client.get("/docs")
         spec = (await client.get("/openapi.json")).json()
         await client.get("/no/such/page")
+        spellings = ["/static/api.js", "/static//api.js", "/static///api.js", "/static/%2Fapi.js"]
+        served = [(await client.get(path)).status_code for path in spellings]
         metrics = (await client.get("/metrics")).text
-    # Route labels are templates, never raw unknown paths (which would grow the series without bound).
+    # Route labels are templates, never raw paths (a client could grow the series without bound), files of a mount too.
     assert 'fersnet_requests_total{method="GET",route="/docs",status="200"} 1.0' in metrics
+    assert 'fersnet_requests_total{method="GET",route="/openapi.json",status="200"} 1.0' in metrics
     assert 'fersnet_requests_total{method="GET",route="unmatched",status="404"} 1.0' in metrics
+    assert served.count(200) >= 2 and f'route="/static/{{path}}",status="200"}} {served.count(200)}.0' in metrics
+    assert 'api.js"' not in metrics  # no label names the file
     assert docs.status_code == 200 and "swagger-ui" in docs.text
     assert set(spec["paths"]) == {"/v1/classify", "/v1/synthesize", "/v1/models", "/healthz", "/readyz", "/metrics"}
     classify = spec["paths"]["/v1/classify"]["post"]
