@@ -127,13 +127,24 @@ def add_report(p: argparse.ArgumentParser, help: str) -> None:
 
 
 def report_splits(args: argparse.Namespace) -> list[Split]:
-    """Every ``--report dataset:split:root`` (the root may itself contain colons); a typo fails before any work."""
+    """Every ``--report dataset:split:root`` (the root may itself contain colons); a typo fails before any work.
+
+    Cards and outputs name a split ``dataset/split`` (:attr:`Split.key`), so a report under the name of the split the
+    command fits or chooses on (or of another report) would take that split's place, and the card would say it was
+    fitted on one folder when it was fitted on another: refused, naming both.
+    """
+    taken = {named_split(args).key: named_split(args).origin}
     splits = []
     for spec in args.report:
         parts = spec.split(":", 2)
         if len(parts) != 3 or not all(parts):
             raise DataError(f"--report {spec!r}: expected dataset:split:root, e.g. fer2013:test:../shared/data/fer2013")
-        splits.append(Split(*parts))
+        split = Split(*parts)
+        if split.key in taken:
+            raise DataError(f"--report {spec!r}: {split.key} is already {taken[split.key]}; a card names a split "
+                            "dataset/split, so report one folder per split name")
+        taken[split.key] = split.origin
+        splits.append(split)
     return splits
 
 

@@ -54,6 +54,25 @@ def test_cli_names_a_bad_report_spec(fer2013_folder: Path, make_checkpoint: Make
     assert not (tmp_path / "s").exists()
 
 
+@pytest.mark.parametrize("command", ["soup", "calibrate"])
+def test_a_report_under_the_name_of_the_fitted_split_is_refused(
+    command: str, fer2013_folder: Path, make_checkpoint: MakeCheckpoint, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Splits are named dataset/split on a card: a report of fer2013/val from another folder would replace the split the
+    soup is chosen on (or the temperature fitted on) while the card still named the first folder."""
+    a, b = make_checkpoint("a"), make_checkpoint("b", seed=1)
+    card_before = (a / "card.json").read_bytes()
+    other = tmp_path / "other"
+    checkpoints = [str(a), str(b)] if command == "soup" else [str(a)]
+    out = ["--out", str(tmp_path / "s")] if command == "soup" else []
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, *checkpoints, "--dataset", "fer2013", "--root", str(fer2013_folder), "--split", "val",
+              "--report", f"fer2013:val:{other}", *out])
+    assert exit_info.value.code == 2
+    assert f"fer2013/val is already fer2013:val from {fer2013_folder}" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists() and (a / "card.json").read_bytes() == card_before
+
+
 def test_cli_refuses_to_choose_a_soup_on_a_test_split(fer2013_folder: Path, make_checkpoint: MakeCheckpoint, tmp_path: Path,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     a, b = make_checkpoint("a"), make_checkpoint("b", seed=1)
