@@ -29,6 +29,11 @@ DETECT_HELP = ("find the largest face in each image (YuNet) and frame it as the 
                "are classified whole and counted")
 
 
+class UsageError(Exception):
+    """Options that name something the model or the command does not have (an expression it cannot draw, say): one
+    line and exit status 2, as argparse's own errors."""
+
+
 def command_line(args: argparse.Namespace) -> str:
     """The command as typed (quoted for a shell): what a card records, so the run can be repeated."""
     return "fersnet " + shlex.join(args.argv)

@@ -49,7 +49,9 @@ def known_errors() -> tuple[type[Exception], ...]:
     from model_core.hardware import DeviceError
     from model_core.train import ConfigError
 
-    return CheckpointError, ConfigError, DataError, DetectorUnavailable, DeviceError, ExportError, FileNotFoundError
+    from .args import UsageError
+
+    return CheckpointError, ConfigError, DataError, DetectorUnavailable, DeviceError, ExportError, UsageError
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -69,6 +71,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     except known_errors() as e:
         print(f"fersnet: error: {e}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE) from None
+    except OSError as e:  # a path the system refused: read-only, a folder for a file, no space left, no permission
+        print(f"fersnet: error: {describe_os_error(e)}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE) from None
+
+
+def describe_os_error(error: OSError) -> str:
+    """``path: reason`` (``path -> other: reason`` for a rename), not Python's ``[Errno 30] ...: 'path'``."""
+    if error.filename is None:
+        return error.strerror or str(error)
+    paths = f"{error.filename} -> {error.filename2}" if error.filename2 is not None else str(error.filename)
+    return f"{paths}: {error.strerror or error}"
 
 
 if __name__ == "__main__":

@@ -254,6 +254,10 @@ def read_card(folder: Path) -> ModelCard:
         data = json.loads(card_path.read_text())
     except FileNotFoundError:
         raise CheckpointError(f"{card_path}: model card missing") from None
+    except IsADirectoryError:
+        raise CheckpointError(f"{card_path}: a folder, not a model card") from None
+    except UnicodeDecodeError:
+        raise CheckpointError(f"{card_path}: not a text file (a JSON model card expected)") from None
     except json.JSONDecodeError as e:
         raise CheckpointError(f"{card_path}: not valid JSON ({e})") from None
     if not isinstance(data, dict) or data.get("format") != CARD_FORMAT:

@@ -71,9 +71,9 @@ def targets(spec: str, classes: Sequence[str]) -> list[str]:
         try:
             c = canonical(name)
         except KeyError as e:
-            raise SystemExit(f"fersnet: error: --target: {e.args[0]}") from None
+            raise shared.UsageError(f"--target: {e.args[0]}") from None
         if c not in classes:
-            raise SystemExit(f"fersnet: error: --target: the model cannot draw {c!r} (it draws {', '.join(classes)})")
+            raise shared.UsageError(f"--target: the model cannot draw {c!r} (it draws {', '.join(classes)})")
         wanted.append(c)
     return wanted
 

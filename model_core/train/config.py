@@ -7,6 +7,7 @@ overridden on the command line: ``--set optim.epochs=2 --set seed=1``.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any, Literal
 
@@ -14,7 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..data import DatasetName, Records, load_records
-from ..fersnet import SharingMode
+from ..fersnet import FERSNetConfig, SharingMode, list_variants
 
 
 class _Strict(BaseModel):
@@ -58,6 +59,23 @@ class ModelSpec(_Strict):
     """Submodules held fixed, by name (``stem``, ``fer_stages``, ``gates``, ``head``, ...): their weights get no
     updates and their batch-norm statistics no new batches. Freezing everything but ``embedding`` and
     ``decoder`` retrains the generator while the recogniser answers exactly as before."""
+
+    @field_validator("variant")
+    @classmethod
+    def _registered(cls, v: str) -> str:
+        if v not in list_variants():
+            raise ValueError(f"unknown variant {v!r}; registered: {', '.join(list_variants())}")
+        return v
+
+    @field_validator("overrides")
+    @classmethod
+    def _config_fields(cls, v: dict[str, Any]) -> dict[str, Any]:
+        """Each override must name a field of :class:`~model_core.fersnet.FERSNetConfig` (checked here, not when the
+        model is built minutes later)."""
+        known = {f.name for f in dataclasses.fields(FERSNetConfig)} - {"variant"}
+        if unknown := sorted(set(v) - known):
+            raise ValueError(f"not a network setting: {', '.join(unknown)}; the settings: {', '.join(sorted(known))}")
+        return v
     init_from: str | None = None
     """A checkpoint whose matching tensors initialise the model (pretraining, fine-tuning);
     tensors indexed by class are matched by class name (see :mod:`model_core.transfer`)."""
@@ -184,24 +202,39 @@ def _set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
             node = node.setdefault(slot, {}) if isinstance(node, dict) else node[slot]
 
 
+def _one_line(error: yaml.YAMLError) -> str:
+    """A YAML error's several lines (problem, where, context) as one."""
+    return " ".join(str(error).split())
+
+
 def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
     """Read a YAML recipe, apply ``key.path=value`` overrides (values parsed as YAML), validate."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        with path.open(encoding="utf-8") as file:  # read from the file, so a YAML error's mark names it
+            data = yaml.safe_load(file) or {}
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: a folder, not a config file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file (UTF-8 YAML expected)") from None
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML ({e})") from None
+        raise ConfigError(f"{path}: not valid YAML ({_one_line(e)})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     for item in overrides or []:
         key, sep, raw = item.partition("=")
         if not sep:
             raise ConfigError(f"--set {item!r}: expected key.path=value")
-        _set_path(data, key.strip(), yaml.safe_load(raw))
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"--set {item!r}: the value is not valid YAML ({_one_line(e)})") from None
+        _set_path(data, key.strip(), value)
     try:
         return TrainConfig.model_validate(data)
     except ValidationError as e:
-        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors())
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg'].removeprefix('Value error, ')}"
+                             for err in e.errors())
         raise ConfigError(f"{path}: {problems}") from None

@@ -260,6 +260,18 @@ def test_recipe_errors_name_the_file_and_field(tmp_path: Path) -> None:
         load_config(path, ["train.1.split=val"])
     with pytest.raises(ConfigError, match=r"--set name\.x: name is not a section"):
         load_config(path, ["name.x=1"])
+    # Checked when the recipe is read, not when the model is built: the variant, the network's settings, the values.
+    with pytest.raises(ConfigError, match=r"model\.variant: unknown variant 'fersnet_huge'; registered: fersnet_paper"):
+        load_config(path, ["model.variant=fersnet_huge"])
+    with pytest.raises(ConfigError, match=r"model\.overrides: not a network setting: foo; the settings: answer_classes"):
+        load_config(path, ["model.overrides.foo=1"])
+    assert load_config(path, ["model.overrides.head_width=64"]).model.overrides == {"head_width": 64}
+    with pytest.raises(ConfigError, match=r"--set 'optim\.epochs=\[': the value is not valid YAML"):
+        load_config(path, ["optim.epochs=["])
+    path.write_text("name: x\ntrain: [1,\n")
+    with pytest.raises(ConfigError, match=r"r\.yaml: not valid YAML \(.*r\.yaml\", line 3") as error:
+        load_config(path)
+    assert "\n" not in str(error.value)
 
 
 def test_every_shipped_recipe_validates() -> None:
