@@ -14,7 +14,8 @@ request, which costs more than the work they do.
 from __future__ import annotations
 
 import secrets
-from typing import Annotated
+from types import UnionType
+from typing import Annotated, Any, Union, get_args, get_origin
 
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -74,25 +75,31 @@ async def require_multipart(request: Request) -> None:
     """415 for a body that is not multipart/form-data (images are uploaded as form files)."""
     content_type = request.headers.get("content-type", "")
     if not content_type.lower().startswith("multipart/form-data"):
-        shown = content_type.split(";")[0] or "no content type"
-        raise UnsupportedMediaType(f"send the image(s) as multipart/form-data, not {shown}")
+        sent = content_type.split(";")[0]
+        raise UnsupportedMediaType(f"send the image(s) as multipart/form-data, not {sent}" if sent else
+                                   "send the image(s) as multipart/form-data (the request named no Content-Type)")
 
 
 async def reject_unknown_parameters(request: Request) -> None:
-    """422 naming any query parameter or form field the route does not read.
+    """422 naming any query parameter or form field the route does not read, or sends twice where it reads one.
 
     Without it a misspelt option (``detct=false``), or one a route does not
     have, is ignored in silence and the client gets an answer to a question
-    it did not ask. The known names are read off the route's own signature,
-    so they cannot drift from it. Runs after FastAPI has parsed the form,
-    which Starlette caches: the upload is not read twice.
+    it did not ask; and of two parts named ``image`` the route would read
+    the last alone. The known names, and which of them may repeat (a list),
+    are read off the route's own signature, so they cannot drift from it.
+    Runs after FastAPI has parsed the form, which Starlette caches: the
+    upload is not read twice.
     """
     route = request.scope.get("route")
     dependant = getattr(route, "dependant", None)
     if dependant is None:
         return
-    known = {f.alias for f in dependant.query_params} | {f.alias for f in dependant.body_params}
-    sent = [("query parameter", k) for k in request.query_params] + [("form field", k) for k in (await request.form())]
+    fields = [*dependant.query_params, *dependant.body_params]
+    known = {f.alias for f in fields}
+    repeatable = {f.alias for f in fields if _is_list(f.field_info.annotation)}
+    sent = [("query parameter", k) for k, _ in request.query_params.multi_items()]
+    sent += [("form field", k) for k, _ in (await request.form()).multi_items()]
     unknown = sorted({(kind, name) for kind, name in sent if name not in known})
     if unknown:
         kind, name = unknown[0]
@@ -100,3 +107,17 @@ async def reject_unknown_parameters(request: Request) -> None:
             f"unknown {kind} {name!r}; {request.url.path} reads {', '.join(sorted(known))}",
             details=[{"loc": ["query" if k == "query parameter" else "body", n], "msg": "unknown parameter", "type": "unknown_parameter"} for k, n in unknown],
         )
+    for kind, name in dict.fromkeys(sent):
+        if name not in repeatable and (times := sent.count((kind, name))) > 1:
+            raise InvalidParameter(
+                f"{kind} {name!r} sent {times} times; {request.url.path} reads one",
+                details=[{"loc": ["query" if kind == "query parameter" else "body", name], "msg": "sent more than once",
+                          "type": "repeated_parameter"}],
+            )
+
+
+def _is_list(annotation: Any) -> bool:
+    """Whether a parameter's annotation takes a list (``list[X]``, or ``list[X] | None``): a name that may repeat."""
+    if get_origin(annotation) is list:
+        return True
+    return any(_is_list(arg) for arg in get_args(annotation)) if get_origin(annotation) in (Union, UnionType) else False

@@ -284,9 +284,20 @@ class ValidationDetail(TypedDict):
     type: str
 
 
+#: FastAPI's words for a text value where a file was expected ("Value error, Expected UploadFile, received: <class
+#: 'str'>"), which name a Python class; the client is told what to send instead.
+_NOT_A_FILE = "Expected UploadFile"
+
+
 def _validation_details(exc: RequestValidationError) -> list[ValidationDetail]:
-    """FastAPI's validation errors, trimmed to what a client can act on (no echoed uploads)."""
-    return [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))} for e in exc.errors()]
+    """FastAPI's validation errors, trimmed to what a client can act on (no echoed uploads, no Python types)."""
+    details: list[ValidationDetail] = []
+    for e in exc.errors():
+        msg, kind = str(e.get("msg", "")), str(e.get("type", ""))
+        if _NOT_A_FILE in msg:
+            msg, kind = "expected a file (a form part with a filename, as curl -F name=@photo.jpg sends), not text", "not_a_file"
+        details.append({"loc": list(e.get("loc", ())), "msg": msg, "type": kind})
+    return details
 
 
 async def _handle_http_error(request: Request, exc: Exception) -> JSONResponse:

@@ -251,12 +251,18 @@ def _open(upload: Upload, fmt: str, max_pixels: int, max_side: int | None) -> tu
     return image, (width, height)
 
 
+#: How PIL's decompression-bomb guard states the image's size: "Image size (400000000 pixels) exceeds limit of ...".
+_BOMB_PIXELS = re.compile(r"\((\d+) pixels\)")
+
+
 def _guarded(upload: Upload, fmt: str, max_pixels: int, work: Callable[[], T]) -> T:
     """Run a decoding step, turning the decoders' many exception types into 400 and 413 answers."""
     try:
         return work()
     except Image.DecompressionBombError as e:  # PIL's own guard, for headers far beyond any sane limit
-        raise TooManyPixels(f"{upload.label} is too large ({_reason(e)}); the limit is {max_pixels:,} pixels") from None
+        counted = _BOMB_PIXELS.search(str(e))
+        size = f"{int(counted[1]):,} pixels" if counted else "far too large"
+        raise TooManyPixels(f"{upload.label} is {size}; the limit is {max_pixels:,}") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, MemoryError) as e:
         raise BadImage(f"{upload.label} could not be decoded as {fmt} ({_reason(e)})") from None
 

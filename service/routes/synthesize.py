@@ -93,19 +93,20 @@ def parse_targets(values: list[str], expressions: tuple[str, ...]) -> list[str]:
     names = [part.strip() for value in values for part in value.split(",") if part.strip()]
     if not names:
         raise InvalidParameter("targets: name at least one expression, or 'all'")
-    if any(name.lower() == "all" for name in names):
-        return list(expressions)
     targets: list[str] = []
     for name in names:
+        if name.lower() == "all":
+            continue
         try:
             expression = canonical(name)
         except KeyError:
             expression = name
         if expression not in expressions:
-            raise InvalidParameter(f"targets: unknown expression {name!r}; this model draws {', '.join(expressions)} (or 'all')")
+            shown = name if len(name) <= 40 else f"{name[:40]}..."  # a client's typo, not a page of it echoed back
+            raise InvalidParameter(f"targets: unknown expression {shown!r}; this model draws {', '.join(expressions)} (or 'all')")
         if expression not in targets:
             targets.append(expression)
-    return targets
+    return list(expressions) if any(name.lower() == "all" for name in names) else targets
 
 
 FormatParameter = Literal["auto", "photo", "face", "png", "json", "grid"]

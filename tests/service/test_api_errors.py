@@ -120,6 +120,42 @@ async def test_unknown_parameters_are_named_with_what_the_route_reads(make_setti
     assert assert_error(form, 422, "invalid_parameter")["message"].startswith("unknown form field 'size';")
 
 
+async def test_a_part_sent_twice_where_the_route_reads_one_is_refused(make_settings: Callable[..., Settings]) -> None:
+    """Two photos under ``image``: the route would redraw the last alone; several ``images`` or ``targets`` are fine."""
+    two = [("image", ("a.png", noise_png(3), "image/png")), ("image", ("b.png", noise_png(4), "image/png"))]
+    async with serve(make_settings()) as (app, client):
+        twice = await client.post("/v1/synthesize", params={"targets": "happy", "detect": "false"}, files=two)
+        detect_twice = await client.post("/v1/classify", params=[("detect", "false"), ("detect", "true")], files=GOOD)
+        several = await client.post("/v1/synthesize", params=[("targets", "happy"), ("targets", "sad"), ("detect", "false")],
+                                    files=two[:1])
+        images = await client.post("/v1/classify", params={"detect": "false"},
+                                   files=[("images", ("a.png", noise_png(3), "image/png")), ("images", ("b.png", noise_png(4), "image/png"))])
+        text = await client.post("/v1/synthesize", params={"targets": "happy"}, files={"image": (None, b"hello")})
+        banana = await client.post("/v1/synthesize", params={"targets": "all,banana", "format": "grid", "detect": "false"},
+                                   files=two[:1])
+    error = assert_error(twice, 422, "invalid_parameter")
+    assert error["message"] == "form field 'image' sent 2 times; /v1/synthesize reads one"
+    assert assert_error(detect_twice, 422)["message"] == "query parameter 'detect' sent 2 times; /v1/classify reads one"
+    assert several.status_code == 200 and len(several.json()["images"]) == 2
+    assert images.status_code == 200 and len(images.json()["images"]) == 2
+    message = assert_error(text, 422, "invalid_parameter")["message"]
+    assert message.startswith("body.image: expected a file (a form part with a filename") and "class" not in message
+    assert "unknown expression 'banana'" in assert_error(banana, 422)["message"]  # 'all' does not hide a typo beside it
+
+
+async def test_messages_state_the_problem_without_the_decoders_words(make_settings: Callable[..., Settings]) -> None:
+    """Past PIL's own bomb guard the message still states the one limit the client must meet; no body, no 'not no'."""
+    bomb = {"images": ("bomb.png", png_header_only(20_000, 20_000), "image/png")}
+    async with serve(make_settings()) as (app, client):
+        huge = assert_error(await client.post("/v1/classify", files=bomb), 413, "too_many_pixels")["message"]
+        bare = assert_error(await client.post("/v1/classify"), 415, "unsupported_media_type")["message"]
+        long = await client.post("/v1/synthesize", params={"targets": "x" * 5000, "detect": "false"},
+                                 files={"image": ("face.png", noise_png(3), "image/png")})
+    assert huge == "image 0 (bomb.png) is 400,000,000 pixels; the limit is 40,000,000"
+    assert bare == "send the image(s) as multipart/form-data (the request named no Content-Type)"
+    assert len(assert_error(long, 422, "invalid_parameter")["message"]) < 200
+
+
 async def test_unknown_routes_and_methods_answer_the_same_shape(make_settings: Callable[..., Settings]) -> None:
     async with serve(make_settings()) as (app, client):
         assert_error(await client.get("/v1/nothing-here"), 404, "not_found")
