@@ -163,13 +163,31 @@ def face_tile(photo: Image.Image, box: tuple[int, int, int, int], side: int = 12
 _MEDIA = {"JPEG": ("JPEG", "image/jpeg"), "WEBP": ("WEBP", "image/webp")}
 
 
+#: The colour space an ICC profile must describe (its header's bytes 16-20) to be embedded in an image of each mode.
+_PROFILE_SPACES = {"RGB": b"RGB ", "L": b"GRAY"}
+
+
+def colour_profile(image: Image.Image) -> bytes | None:
+    """The ICC profile the photo came with, where it describes the colours ``image`` holds, else None.
+
+    A phone's photo is often Display P3, a camera's Adobe RGB: without its profile a colour-managed viewer reads
+    the same numbers as sRGB, and the redrawn photo comes back duller or shifted. A CMYK upload's profile is
+    dropped: its pixels were converted to RGB, and a CMYK profile on RGB pixels would be wrong.
+    """
+    profile = image.info.get("icc_profile")
+    if isinstance(profile, bytes) and len(profile) >= 20 and profile[16:20] == _PROFILE_SPACES.get(image.mode):
+        return profile
+    return None
+
+
 def encode_like(image: Image.Image, upload_format: str) -> tuple[bytes, str]:
     """``image`` encoded in the family of the upload: JPEG for JPEG (quality 95, no chroma subsampling),
-    lossless WebP for WebP, PNG for everything else (PNG, BMP, GIF, TIFF). Returns (bytes, media type)."""
+    lossless WebP for WebP, PNG for everything else (PNG, BMP, GIF, TIFF), each with the upload's colour profile
+    (:func:`colour_profile`). Returns (bytes, media type)."""
     fmt, media_type = _MEDIA.get(upload_format.upper(), ("PNG", "image/png"))
     buffer = io.BytesIO()
     options: dict[str, dict[str, object]] = {"JPEG": {"quality": 95, "subsampling": 0}, "WEBP": {"lossless": True}}
-    image.save(buffer, format=fmt, **options.get(fmt, {}))
+    image.save(buffer, format=fmt, icc_profile=colour_profile(image), **options.get(fmt, {}))
     return buffer.getvalue(), media_type
 
 

@@ -115,6 +115,19 @@ def test_encode_like_keeps_the_upload_family() -> None:
     assert np.array_equal(np.asarray(Image.open(io.BytesIO(lossless)).convert("RGB")), np.asarray(photo))
 
 
+def test_a_colour_profile_travels_only_where_it_describes_the_pixels() -> None:
+    from PIL import ImageCms
+
+    rgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    cmyk = rgb[:16] + b"CMYK" + rgb[20:]  # the header of a CMYK upload's profile, left on its pixels converted to RGB
+    for profile, kept in ((rgb, True), (cmyk, False)):
+        photo = colour_photo()
+        photo.info["icc_profile"] = profile
+        for upload in ("JPEG", "WEBP", "PNG"):
+            data, _ = encode_like(photo, upload)
+            assert Image.open(io.BytesIO(data)).info.get("icc_profile") == (profile if kept else None), upload
+
+
 def test_face_tile_is_a_square_of_the_box() -> None:
     tile = face_tile(colour_photo(), (150, 100, 250, 200), side=64)
     assert tile.size == (64, 64) and tile.mode == "RGB"

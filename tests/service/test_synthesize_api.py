@@ -52,6 +52,27 @@ async def test_one_target_answers_the_photo_redrawn_at_its_size_in_colour(make_s
     assert Image.open(io.BytesIO(as_jpeg.content)).size == photo.size
 
 
+async def test_the_redrawn_photo_keeps_the_uploads_colour_profile(make_settings: Callable[..., Settings]) -> None:
+    """A Display P3 or Adobe RGB photo read without its profile shows other colours: every format carries it back."""
+    from PIL import ImageCms
+
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    photo = colour_photo()
+    async with serve(make_settings()) as (app, client):
+        answers = {
+            fmt: await client.post("/v1/synthesize", params={"targets": "happy", "detect": "false"},
+                                   files={"image": (f"p.{fmt.lower()}", encode(photo, fmt, icc_profile=profile), "image/*")})
+            for fmt in ("JPEG", "WEBP", "PNG")
+        }
+        several = await client.post("/v1/synthesize", params={"targets": "happy,sad", "detect": "false"},
+                                    files={"image": ("p.jpg", encode(photo, "JPEG", icc_profile=profile), "image/jpeg")})
+    for fmt, answer in answers.items():
+        assert answer.status_code == 200, answer.text
+        assert Image.open(io.BytesIO(answer.content)).info.get("icc_profile") == profile, fmt
+    for item in several.json()["images"]:
+        assert Image.open(io.BytesIO(base64.b64decode(item["image_base64"]))).info.get("icc_profile") == profile
+
+
 async def test_format_face_answers_the_bare_model_sized_face(make_settings: Callable[..., Settings]) -> None:
     async with serve(make_settings()) as (app, client):
         response = await client.post("/v1/synthesize", params={"targets": "happy", "detect": "false", "format": "face"}, files=CROP)
