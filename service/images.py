@@ -132,8 +132,10 @@ class Frame:
 
     @property
     def scale(self) -> float:
-        """Decoded pixels per original pixel (1.0 unless a large picture was reduced)."""
-        return self.decoded_size[0] / self.original_size[0]
+        """Decoded pixels per original pixel (1.0 unless a large picture was reduced), measured along the longer side:
+        a reduction rounds each side up, so a side of a few pixels (a 1x20000 strip keeps its 1) would say 1.0."""
+        longer = 0 if self.original_size[0] >= self.original_size[1] else 1
+        return self.decoded_size[longer] / self.original_size[longer]
 
     def to_original(self, box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
         """A box (x, y, width, height) in decoded pixels, in the original's pixels, clipped to the picture."""
