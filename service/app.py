@@ -12,9 +12,10 @@ checkpoint stops start-up with ``CheckpointError``'s message), warms up in
 the background (``/readyz`` says when it is done), and on shutdown stops
 taking work and answers everything it accepted.
 
-``/docs`` (Swagger UI) and ``/redoc`` load their scripts and styles from this
-server (the ``fastapi-offline`` package ships them, under :data:`DOCS_ASSETS`),
-never from a CDN, so they work on a host without internet access.
+``/docs`` (Swagger UI) loads its scripts and styles from this server (the
+``fastapi-offline`` package ships them, under :data:`DOCS_ASSETS`), never from
+a CDN, so it works on a host without internet access. There is no ``/redoc``:
+ReDoc's bundle fetches its logo from redocly's CDN, whatever serves the script.
 """
 
 from __future__ import annotations
@@ -85,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     runtime = Runtime(settings)
     app = FastAPIOffline(
         static_url=DOCS_ASSETS,
+        redoc_url=None,
         title="FERSNet",
         version=_version(),
         summary="Facial expression recognition and synthesis",
