@@ -24,6 +24,20 @@ def _is_class_tree(root: Path) -> bool:
         return False
 
 
+def _refuse_stray_class_folders(root: Path, trees: list[Path]) -> None:
+    """Name the folder whose name is no expression, where the root is a class tree but for it.
+
+    A folder with images straight inside is a class folder; read as a split folder it holds no classes, and the
+    root would seem to have no images at all."""
+    if not any(image_files(tree) for tree in trees):
+        return
+    for tree in trees:
+        try:
+            canonical(tree.name)
+        except KeyError as e:
+            raise DataError(f"{tree}: {e.args[0]} (each folder of a class tree is named by its expression)") from None
+
+
 def load(root: str | Path, split: str = "all", skip_bad: bool = False, **_: object) -> Records:
     root = require_dir(Path(root), "image folder")
     if _is_class_tree(root):
@@ -32,6 +46,7 @@ def load(root: str | Path, split: str = "all", skip_bad: bool = False, **_: obje
         trees = [root]
     elif split == "all":
         trees = subfolders(root)
+        _refuse_stray_class_folders(root, trees)
     else:
         trees = [require_dir(root / split, f"split folder {split!r}")]
     present: set[str] = set()

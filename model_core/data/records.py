@@ -90,5 +90,5 @@ def subfolders(folder: Path) -> list[Path]:
 
 def require_dir(path: Path, what: str) -> Path:
     if not path.is_dir():
-        raise DataError(f"{path}: {what} not found")
+        raise DataError(f"{path}: {what} not found" if not path.exists() else f"{path}: a file, not a folder ({what} expected)")
     return path

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import get_args
@@ -125,6 +126,17 @@ def test_folder_tree_and_split_folders(make_folder: Callable[[dict[str, int]], P
     assert records.classes == ("happy", "sad") and len(records) == 5
     with pytest.raises(DataError, match="split"):
         load_records("folder", root, "train")
+
+
+def test_a_class_folder_with_no_expression_name_is_named(make_folder: Callable[[dict[str, int]], Path]) -> None:
+    """One stray folder beside happy/ and sad/ (or only stray ones) is named, not reported as 'no images found'."""
+    root = make_folder({"happy": 2, "sad": 2})
+    (root / "foo").mkdir()
+    shutil.copy(next((root / "happy").iterdir()), root / "foo")
+    with pytest.raises(DataError, match=r"foo: unknown expression 'foo'; known: angry.*named by its expression"):
+        load_records("folder", root, "all")
+    with pytest.raises(DataError, match=r"happy/.*: a file, not a folder \(image folder expected\)"):
+        load_records("folder", next((root / "happy").iterdir()), "all")
 
 
 def test_unknown_dataset_is_refused() -> None:
