@@ -9,9 +9,11 @@ the data options honours all of them, ``--folds`` included.
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -32,6 +34,18 @@ DETECT_HELP = ("find the largest face in each image (YuNet) and frame it as the 
 class UsageError(Exception):
     """Options that name something the model or the command does not have (an expression it cannot draw, say): one
     line and exit status 2, as argparse's own errors."""
+
+
+def require_writable(path: str | None, option: str) -> None:
+    """Stop before any work where ``option``'s file could not be written (no such folder, a read-only one): a command
+    that writes a card and then a figure must not fail between the two."""
+    if path is None:
+        return
+    folder = Path(path).parent
+    if not folder.is_dir():
+        raise UsageError(f"{option} {path}: folder {folder} not found")
+    if Path(path).is_dir() or not os.access(folder, os.W_OK):
+        raise UsageError(f"{option} {path}: cannot write {'a folder' if Path(path).is_dir() else 'into ' + str(folder)}")
 
 
 def command_line(args: argparse.Namespace) -> str:

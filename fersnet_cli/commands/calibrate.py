@@ -44,6 +44,7 @@ def write_temperature(loaded: LoadedModel, logits: dict[str, tuple[Tensor, Tenso
 
 def run(args: argparse.Namespace) -> None:
     shared.refuse_test_split(args, "a temperature is fitted on a validation split")
+    shared.require_writable(args.figure, "--figure")
     reports = shared.report_splits(args)
     device, loaded = shared.checkpoint_on_device(args)
     fit_on = shared.named_split(args)

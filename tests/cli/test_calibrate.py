@@ -39,3 +39,22 @@ def test_calibrate_refuses_to_fit_on_a_test_split(make_checkpoint: MakeCheckpoin
     with pytest.raises(SystemExit):
         main(["calibrate", str(make_checkpoint()), "--dataset", "fer2013", "--root", str(fer2013_folder), "--split", "test"])
     assert "fitted on a validation split" in capsys.readouterr().err
+
+
+def test_a_figure_that_cannot_be_written_leaves_the_card_as_it_was(
+    make_checkpoint: MakeCheckpoint, fer2013_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """calibrate and evaluate --record write the card and a figure: a figure they cannot write stops them before
+    the card changes (calibrate checks first; evaluate draws the figure first), one line, exit 2."""
+    checkpoint = make_checkpoint()
+    before = (checkpoint / "card.json").read_bytes()
+    data = ["--dataset", "fer2013", "--root", str(fer2013_folder), "--split", "val"]
+    for argv in (["calibrate", str(checkpoint), *data, "--figure", str(tmp_path)],
+                 ["calibrate", str(checkpoint), *data, "--figure", str(tmp_path / "no" / "such" / "r.png")],
+                 ["evaluate", "--checkpoint", str(checkpoint), *data, "--record", "--figure", str(tmp_path)]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("fersnet: error:") and str(tmp_path) in err and len(err.strip().splitlines()) == 1, err
+        assert (checkpoint / "card.json").read_bytes() == before, argv

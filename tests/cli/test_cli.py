@@ -198,3 +198,13 @@ def test_synthesize_takes_an_intensity_and_refuses_one_out_of_range(
     with pytest.raises(SystemExit) as refused:
         main(["synthesize", str(face_path), "--intensity", "4", "--out", str(tmp_path / "no")])
     assert refused.value.code == 2 and "--intensity: 4 is outside 0 to 3" in capsys.readouterr().err
+
+
+def test_skip_bad_says_what_it_skipped_in_the_text_report_too(
+    make_checkpoint: MakeCheckpoint, make_folder: Callable[[dict[str, int]], Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = make_folder({"happy": 3, "sad": 3})
+    (root / "sad" / "broken.png").write_bytes(b"not an image")
+    out = run(capsys, "evaluate", "--checkpoint", str(make_checkpoint("plain")), "--dataset", "folder", "--root", str(root),
+              "--split", "all", "--skip-bad")
+    assert "skipped 1 file(s) that could not be read (--skip-bad); the first:" in out and "broken.png" in out
