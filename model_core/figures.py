@@ -89,17 +89,19 @@ def synthesis_grid(
     path: Path | None = None,
     labels: Sequence[str] | None = None,
     intensity: float = 1.0,
+    targets: Sequence[int] | None = None,
 ) -> np.ndarray:
-    """Input faces down the rows, one column per target expression drawn at ``intensity``; saved as PNG if ``path``
-    is given."""
+    """Input faces down the rows, one column per target expression drawn at ``intensity`` (``targets``: indices into
+    ``classes``, the model's expressions; default every one); saved as PNG if ``path`` is given."""
     model.eval()
     device = next(model.parameters()).device
     images = images.to(device)
-    n, k = images.shape[0], len(classes)
+    chosen = list(range(len(classes))) if targets is None else list(targets)
+    n, k = images.shape[0], len(chosen)
     features = model.forward_features(images)
     columns = [images]
-    for c in range(k):
-        columns.append(model.decode(features, one_hot([c] * n, k, device=device), intensity))
+    for c in chosen:
+        columns.append(model.decode(features, one_hot([c] * n, len(classes), device=device), intensity))
     tiles = [[preprocess.to_uint8(col[i]) for col in columns] for i in range(n)]
     grid = np.concatenate([np.concatenate(row, axis=1) for row in tiles], axis=0)
     if path is not None:
@@ -107,11 +109,12 @@ def synthesis_grid(
         size = preprocess.img_size
         fig, ax = plt.subplots(figsize=(1.1 * (k + 1), 1.1 * n + 0.6))
         ax.imshow(grid, cmap="gray", vmin=0, vmax=255)
-        ax.set_xticks([size * (j + 0.5) for j in range(k + 1)], ["input", *classes], rotation=30, fontsize=8)
+        ax.set_xticks([size * (j + 0.5) for j in range(k + 1)], ["input", *(classes[c] for c in chosen)], rotation=30,
+                      fontsize=8)
         ax.set_yticks([size * (i + 0.5) for i in range(n)], list(labels) if labels else [""] * n, fontsize=7)
         ax.tick_params(length=0)
         ax.set_title("synthesis: input face (rows) x target expression (columns)", fontsize=9)
         fig.tight_layout()
-        fig.savefig(path, dpi=120)
+        fig.savefig(path, dpi=120, format="png")
         plt.close(fig)
     return grid

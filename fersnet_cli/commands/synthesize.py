@@ -91,7 +91,30 @@ def find_face(path: str, image: Image.Image, finder: LargestFace | None, mode: s
     return face or whole_image(image)
 
 
+def output_names(inputs: Sequence[str]) -> list[str]:
+    """Each input's file name without its suffix, the stem of what is written for it; a stem met before gets ``-2``,
+    ``-3``...: ``a/face.jpg`` and ``b/face.jpg`` must not write the same files."""
+    names: list[str] = []
+    for path in inputs:
+        stem, n = Path(path).stem, 1
+        while (name := stem if n == 1 else f"{stem}-{n}") in names:
+            n += 1
+        names.append(name)
+    return names
+
+
+def check_out(out: Path, grid: bool) -> None:
+    """``--out`` is a folder, or with ``--grid`` a PNG file: refused before any work where it cannot be."""
+    if grid and out.is_dir():
+        raise shared.UsageError(f"--out {out}: a folder; --grid writes one PNG file (e.g. --out {out / 'grid.png'})")
+    if grid and out.suffix.lower() != ".png":
+        raise shared.UsageError(f"--out {out}: --grid writes a PNG file, name it .png")
+    if not grid and out.exists() and not out.is_dir():
+        raise shared.UsageError(f"--out {out}: a file; the redrawn faces are written into a folder")
+
+
 def run(args: argparse.Namespace) -> None:
+    check_out(Path(args.out), args.grid)
     device, loaded = shared.checkpoint_on_device(args)
     if not loaded.model.has_synthesis:
         raise CheckpointError(f"{loaded.path}: this model has no synthesis branch (sharing='none')")
@@ -107,15 +130,16 @@ def run(args: argparse.Namespace) -> None:
         turns.append(face_turn(face))
         inputs.append(preprocess.to_tensor(preprocess.prepare(crop_faces(image, [face], preprocess)[0])))
         formats.append(fmt)
-    images, names, out = torch.stack(inputs).to(device), [Path(path).stem for path in args.inputs], Path(args.out)
+    images, names, out = torch.stack(inputs).to(device), output_names(args.inputs), Path(args.out)
+    indices = [loaded.expressions.index(t) for t in wanted]
     if args.grid:
         out.parent.mkdir(parents=True, exist_ok=True)
-        synthesis_grid(loaded.model, images, loaded.expressions, preprocess, out, names, intensity)
+        synthesis_grid(loaded.model, images, loaded.expressions, preprocess, out, names, intensity, indices)
         print(f"wrote {out}")
         return
     out.mkdir(parents=True, exist_ok=True)
     with torch.inference_mode():  # each input encoded once, decoded once per target
-        redrawn = loaded.model.redraw_each(images, [loaded.expressions.index(t) for t in wanted], intensity)
+        redrawn = loaded.model.redraw_each(images, indices, intensity)
     for i, name in enumerate(names):
         if args.format == "face":
             for target, drawn in zip(wanted, redrawn[i], strict=True):

@@ -64,7 +64,16 @@ def test_train_evaluate_synthesize_export(
         "--out", str(tmp_path / "bare"))
     assert Image.open(tmp_path / "bare" / "face_sad.png").size == (48, 48)  # the bare model-sized face
     run(capsys, "synthesize", str(face_path), "--checkpoint", str(trained), "--grid", "--out", str(tmp_path / "grid.png"))
-    assert (tmp_path / "grid.png").stat().st_size > 1000
+    run(capsys, "synthesize", str(face_path), "--checkpoint", str(trained), "--grid", "--target", "happy",
+        "--out", str(tmp_path / "happy.png"))
+    everything, happy = Image.open(tmp_path / "grid.png"), Image.open(tmp_path / "happy.png")
+    assert everything.format == happy.format == "PNG" and happy.width < everything.width / 2  # two columns, not eight
+    twin = tmp_path / "twin" / "face.png"  # another input of the same name: its files must not replace the first's
+    twin.parent.mkdir()
+    Image.fromarray(face(5, 0)).save(twin)
+    run(capsys, "synthesize", str(face_path), str(twin), "--checkpoint", str(trained), "--target", "sad", "--out",
+        str(tmp_path / "two"))
+    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == ["face-2_sad.png", "face_sad.png"]
 
     run(capsys, "export", "--checkpoint", str(trained), "--out", str(tmp_path / "half"), "--half")
     half = json.loads((tmp_path / "half" / "card.json").read_text())
@@ -145,8 +154,12 @@ def test_paths_the_system_refuses_are_one_line_naming_them(
     folder_card = tmp_path / "folder_card"
     (folder_card / "card.json").mkdir(parents=True)
     cases = [
+        (["synthesize", str(face_path), "--checkpoint", str(checkpoint), "--target", "happy", "--out", str(taken / "sub")],
+         f"{taken / 'sub'}: Not a directory"),
         (["synthesize", str(face_path), "--checkpoint", str(checkpoint), "--target", "happy", "--out", str(taken)],
-         f"{taken}: File exists"),
+         f"--out {taken}: a file; the redrawn faces are written into a folder"),
+        (["synthesize", str(face_path), "--checkpoint", str(checkpoint), "--grid", "--out", str(tmp_path)],
+         f"--out {tmp_path}: a folder; --grid writes one PNG file"),
         (["train", "--config", str(tmp_path)], f"{tmp_path}: a folder, not a config file"),
         (["train", "--config", str(binary)], f"{binary}: not a text file"),
         (["info", "--checkpoint", str(folder_card)], "card.json: a folder, not a model card"),
