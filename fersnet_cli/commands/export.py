@@ -4,6 +4,7 @@ or an ONNX graph (checked against the model with ONNX Runtime before it is calle
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from model_core import load_checkpoint
 from model_core.export import (
@@ -17,7 +18,7 @@ from model_core.export import (
     resave_checkpoint,
 )
 
-from ..args import CHECKPOINT_HELP
+from ..args import CHECKPOINT_HELP, UsageError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -37,22 +38,45 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def check_options(args: argparse.Namespace) -> None:
+    """Refuse, before the export's many seconds, options the format ignores and an ``--out`` it could not use."""
+    out = Path(args.out)
+    if args.format != "safetensors":
+        ignored = [flag for flag, value in (("--half", args.half), ("--name", args.name),
+                                            ("--test-time-zooms", args.test_time_zooms)) if value not in (None, False)]
+        if ignored:
+            raise UsageError(f"{', '.join(ignored)}: for --format safetensors only; a {args.format} export is the "
+                             "checkpoint's classifier as it is")
+        if out.is_dir():
+            raise UsageError(f"--out {out}: a folder; --format {args.format} writes one file")
+    elif out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "card.json").exists())):
+        raise UsageError(f"--out {out}: {'a file' if not out.is_dir() else 'a folder holding other files'}; a "
+                         "checkpoint is written into a new folder (or over another checkpoint)")
+
+
 def run(args: argparse.Namespace) -> None:
+    check_options(args)
     loaded = load_checkpoint(args.checkpoint)
     if args.format == "safetensors":
+        replaced = (Path(args.out) / "card.json").exists()
         out = resave_checkpoint(loaded, args.out, half=args.half, name=args.name, test_time_zooms=args.test_time_zooms)
-        print(f"wrote {out} ({(out / 'model.safetensors').stat().st_size / 1e6:.1f} MB)")
+        print(f"wrote {out} ({(out / 'model.safetensors').stat().st_size / 1e6:.1f} MB)"
+              + (", replacing the checkpoint that was there" if replaced else ""))
         if args.test_time_zooms is not None and changes_looks(loaded.model, args.test_time_zooms):
             print("its answers changed: measure them again (fersnet calibrate, fersnet evaluate --record)")
         return
     if args.format == "onnx":
         require_onnx_extra()  # before the export's many seconds, which could not be checked without the runtime
-        out = export_onnx(loaded, args.out)
-        difference = onnx_difference(loaded, out)
-        if difference > ONNX_TOLERANCE:
-            out.unlink()  # a graph that answers otherwise must not be left where it would be used
-            raise ExportError(f"{out}: ONNX Runtime's probabilities differ from the model's by up to {difference:.2g} "
-                              f"(at most {ONNX_TOLERANCE:g} expected), so the graph was removed")
+        out = Path(args.out)
+        unchecked = export_onnx(loaded, out.with_name(out.name + ".unchecked"))  # a file at --out stays until checked
+        try:
+            difference = onnx_difference(loaded, unchecked)
+            if difference > ONNX_TOLERANCE:  # a graph that answers otherwise must not be left where it would be used
+                raise ExportError(f"{out}: ONNX Runtime's probabilities differ from the model's by up to "
+                                  f"{difference:.2g} (at most {ONNX_TOLERANCE:g} expected), so the graph was not written")
+            unchecked.replace(out)
+        finally:
+            unchecked.unlink(missing_ok=True)
         kind = (f"ONNX graph (ONNX Runtime: input 'faces', output 'probabilities'; it answers as the model does within "
                 f"{difference:.1g})")
     else:

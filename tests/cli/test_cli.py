@@ -109,6 +109,15 @@ def test_export_onnx_checks_the_graph_against_the_model(make_checkpoint: MakeChe
     err = capsys.readouterr().err
     assert err.startswith("fersnet: error:") and "bad.onnx" in err and "differ" in err and "Traceback" not in err
     assert not (tmp_path / "bad.onnx").exists()
+    good = (tmp_path / "cls.onnx").read_bytes()  # a graph that fails its check leaves the good one at --out in place
+    with pytest.raises(SystemExit):
+        main(["export", "--checkpoint", checkpoint, "--format", "onnx", "--out", str(tmp_path / "cls.onnx")])
+    assert (tmp_path / "cls.onnx").read_bytes() == good and not list(tmp_path.glob("*.unchecked"))
+    capsys.readouterr()
+    for options in (["--half"], ["--name", "x"]):  # safetensors' options, which a graph would ignore
+        with pytest.raises(SystemExit):
+            main(["export", "--checkpoint", checkpoint, "--format", "onnx", "--out", str(tmp_path / "x.onnx"), *options])
+        assert f"{options[0]}: for --format safetensors only" in capsys.readouterr().err
 
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # the runtime missing: refused before anything is written
     with pytest.raises(SystemExit):
@@ -161,6 +170,7 @@ def test_paths_the_system_refuses_are_one_line_naming_them(
         (["synthesize", str(face_path), "--checkpoint", str(checkpoint), "--grid", "--out", str(tmp_path)],
          f"--out {tmp_path}: a folder; --grid writes one PNG file"),
         (["train", "--config", str(tmp_path)], f"{tmp_path}: a folder, not a config file"),
+        (["export", "--checkpoint", str(checkpoint), "--out", str(tmp_path)], f"--out {tmp_path}: a folder holding other files"),
         (["train", "--config", str(binary)], f"{binary}: not a text file"),
         (["info", "--checkpoint", str(folder_card)], "card.json: a folder, not a model card"),
     ]
