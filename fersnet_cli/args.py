@@ -79,8 +79,19 @@ def load_on(checkpoint: str | None, on: torch.device) -> LoadedModel:
     return loaded
 
 
+def positive_int(text: str) -> int:
+    """An option's count (a batch size, resamples), refused by argparse with the reason unless it is 1 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not 1 or more")
+    return value
+
+
 def add_batch_size(p: argparse.ArgumentParser, default: int = 256) -> None:
-    p.add_argument("--batch-size", type=int, default=default)
+    p.add_argument("--batch-size", type=positive_int, default=default)
 
 
 # --------------------------------------------------------------------------- data

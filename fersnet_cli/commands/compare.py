@@ -32,7 +32,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--restricted", action="store_true",
                    help="score the best of each model's classes that the set contains (evaluate's accuracy_restricted) "
                         "instead of the plain argmax over all its classes (evaluate's accuracy, the default)")
-    p.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples (of the images, and the seeds)")
+    p.add_argument("--resamples", type=shared.positive_int, default=10_000, help="bootstrap resamples (of the images, and the seeds)")
     p.add_argument("--seed", type=int, default=0, help="seed of the resampling, so the interval is reproducible")
     shared.add_detect(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")

@@ -13,6 +13,7 @@ import argparse
 from model_core import load_checkpoint
 from model_core.card import Prior
 from model_core.checkpoint import write_card
+from model_core.data import DataError
 from model_core.prior import PRIORS, split_frequencies
 
 from .. import args as shared
@@ -32,7 +33,10 @@ def run(args: argparse.Namespace) -> None:
     shared.refuse_test_split(args, "class frequencies are the training data's")
     loaded = load_checkpoint(args.checkpoint)
     split = shared.named_split(args)
-    frequencies = split_frequencies(shared.load_split(args), loaded.classes)
+    try:
+        frequencies = split_frequencies(shared.load_split(args), loaded.classes)
+    except ValueError as e:  # a class of the model the split never labels: no frequency to divide by
+        raise DataError(f"{split.origin}: {e}") from None
     loaded.card.prior = Prior(frequencies=frequencies, default=args.default,
                               measured_on=f"{split.origin}, {args.label_mode} labels", command=shared.command_line(args))
     write_card(loaded.path, loaded.card)

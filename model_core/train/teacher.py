@@ -25,6 +25,7 @@ may know classes the student lacks (their mass is dropped, the rest renormalised
 from __future__ import annotations
 
 import csv
+import errno
 import gzip
 import io
 from collections.abc import Sequence
@@ -176,11 +177,16 @@ def write_probabilities(out: str | Path, keys: Sequence[str], classes: Sequence[
         raise ValueError(f"{len(keys)} keys, probabilities of shape {probs.shape}, {len(classes)} classes")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    if out.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "a folder, not a teacher-targets file", str(out))
     tmp = out.with_name(out.name + ".tmp")
-    with (gzip.open(tmp, "wt", newline="", compresslevel=9) if out.suffix == ".gz" else open(tmp, "w", newline="")) as f:
-        writer = csv.writer(f)
-        writer.writerow([KEY_COLUMN, *classes])
-        for key, p in zip(keys, probs, strict=True):
-            writer.writerow([key, *(f"{v:.5f}" for v in p)])
-    tmp.replace(out)
+    try:
+        with (gzip.open(tmp, "wt", newline="", compresslevel=9) if out.suffix == ".gz" else open(tmp, "w", newline="")) as f:
+            writer = csv.writer(f)
+            writer.writerow([KEY_COLUMN, *classes])
+            for key, p in zip(keys, probs, strict=True):
+                writer.writerow([key, *(f"{v:.5f}" for v in p)])
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)  # nothing half-written left behind, whatever stopped it
     return out

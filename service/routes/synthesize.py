@@ -161,7 +161,7 @@ async def synthesize(
     ] = None,
     intensity: Annotated[
         float | None,
-        Query(ge=0, le=MAX_INTENSITY, description="How strongly each target shows: 0 (unchanged) to 3; 1 is the edit as "
+        Query(ge=0, le=MAX_INTENSITY, allow_inf_nan=False, description="How strongly each target shows: 0 (unchanged) to 3; 1 is the edit as "
               "trained. Default: the model's (`/v1/models`).", examples=[1.0]),
     ] = None,
     form_detect: Annotated[bool | None, Form(alias="detect", description="The same as the `detect` query parameter.")] = None,
@@ -170,7 +170,7 @@ async def synthesize(
         FormatParameter | None, Form(alias="format", description="The same as the `format` query parameter.")
     ] = None,
     form_intensity: Annotated[
-        float | None, Form(alias="intensity", ge=0, le=MAX_INTENSITY, description="The same as the `intensity` query parameter.")
+        float | None, Form(alias="intensity", ge=0, le=MAX_INTENSITY, allow_inf_nan=False, description="The same as the `intensity` query parameter.")
     ] = None,
 ) -> Response:
     if not engine.has_synthesis:

@@ -231,3 +231,24 @@ def test_skip_bad_says_what_it_skipped_in_the_text_report_too(
     out = run(capsys, "evaluate", "--checkpoint", str(make_checkpoint("plain")), "--dataset", "folder", "--root", str(root),
               "--split", "all", "--skip-bad")
     assert "skipped 1 file(s) that could not be read (--skip-bad); the first:" in out and "broken.png" in out
+
+
+def test_counts_below_one_and_splits_without_some_class_are_one_line(
+    make_checkpoint: MakeCheckpoint, make_folder: Callable[[dict[str, int]], Path], tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    checkpoint = str(make_checkpoint("plain"))
+    root = make_folder({"happy": 2, "sad": 2})
+    data = ["--dataset", "folder", "--root", str(root), "--split", "all"]
+    cases = [
+        (["evaluate", "--checkpoint", checkpoint, *data, "--batch-size", "0"], "--batch-size: 0 is not 1 or more"),
+        (["compare", checkpoint, "--against", checkpoint, *data, "--resamples", "0"], "--resamples: 0 is not 1 or more"),
+        (["prior", checkpoint, *data], "no target of class angry"),
+        (["teacher-targets", "--checkpoint", checkpoint, *data, "--out", str(tmp_path)], "a folder, not a teacher-targets file"),
+    ]
+    for argv, message in cases:
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and message in err and "Traceback" not in err, (argv, err)
+    assert not list(tmp_path.glob("*.tmp"))

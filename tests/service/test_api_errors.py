@@ -151,9 +151,12 @@ async def test_messages_state_the_problem_without_the_decoders_words(make_settin
         bare = assert_error(await client.post("/v1/classify"), 415, "unsupported_media_type")["message"]
         long = await client.post("/v1/synthesize", params={"targets": "x" * 5000, "detect": "false"},
                                  files={"image": ("face.png", noise_png(3), "image/png")})
+        nan = await client.post("/v1/synthesize", params={"targets": "happy", "intensity": "nan", "detect": "false"},
+                                files={"image": ("face.png", noise_png(3), "image/png")})
     assert huge == "image 0 (bomb.png) is 400,000,000 pixels; the limit is 40,000,000"
     assert bare == "send the image(s) as multipart/form-data (the request named no Content-Type)"
     assert len(assert_error(long, 422, "invalid_parameter")["message"]) < 200
+    assert assert_error(nan, 422, "invalid_parameter")["message"] == "query.intensity: Input should be a finite number"
 
 
 async def test_unknown_routes_and_methods_answer_the_same_shape(make_settings: Callable[..., Settings]) -> None:
