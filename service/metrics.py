@@ -19,7 +19,8 @@ class ServiceMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.requests = Counter("fersnet_requests", "HTTP requests by route and status code", ["route", "method", "status"], registry=r)
+        self.requests = Counter("fersnet_requests", "HTTP requests by route and status code (499: the client left before its answer)",
+                                ["route", "method", "status"], registry=r)
         self.request_latency = Histogram(
             "fersnet_request_latency_seconds", "Time from request received to response sent", ["route"], buckets=LATENCY_BUCKETS, registry=r
         )

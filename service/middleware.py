@@ -17,6 +17,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .errors import BodyTimeout, PayloadTooLarge, QueueFull
 from .metrics import ServiceMetrics
 
+#: The status label of a request whose client left before the answer began (nginx's "client closed request").
+CLIENT_CLOSED = 499
+
 #: Route label of requests that matched no route (kept apart so unknown paths cannot grow the label set).
 UNMATCHED_ROUTE = "unmatched"
 
@@ -59,18 +62,28 @@ class RequestMetrics:
             return
         started = time.perf_counter()
         status = 500  # what the client gets if the app raises before answering
+        answering = gone = False
+
+        async def receive_and_watch() -> Message:
+            nonlocal gone
+            message = await receive()
+            gone = gone or (message["type"] == "http.disconnect" and not answering)
+            return message
 
         async def send_and_record(message: Message) -> None:
-            nonlocal status
+            nonlocal status, answering
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, answering = message["status"], True
             await send(message)
 
         try:
-            await self.app(scope, receive, send_and_record)
+            await self.app(scope, receive_and_watch, send_and_record)
         finally:
             route = route_label(scope, status, self.routes)
-            self.metrics.requests.labels(route, scope["method"], str(status)).inc()
+            # A client that left before its answer began (mid-upload, say) is nginx's 499, "client closed request":
+            # counted as the 400 that the unfinished body then raised, it would look like a client's bad request.
+            recorded = CLIENT_CLOSED if gone else status
+            self.metrics.requests.labels(route, scope["method"], str(recorded)).inc()
             self.metrics.request_latency.labels(route).observe(time.perf_counter() - started)
 
 

@@ -282,6 +282,16 @@ async def test_a_request_past_its_timeout_answers_504(make_settings: Callable[..
         assert (await classify_crop(client, 2)).status_code == 200
 
 
+def upload_scope() -> dict[str, Any]:
+    """The ASGI scope of a classify upload of 100,000 bytes, for tests that play the client's side by hand."""
+    return {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+        "path": "/v1/classify", "raw_path": b"/v1/classify", "query_string": b"", "root_path": "",
+        "headers": [(b"content-type", b"multipart/form-data; boundary=x"), (b"content-length", b"100000")],
+        "client": ("127.0.0.1", 1), "server": ("testserver", 80),
+    }
+
+
 async def test_an_upload_that_stalls_is_answered_408_in_time_and_frees_its_place(make_settings: Callable[..., Settings]) -> None:
     """A client that sends its headers and part of its body, then nothing, holds a place among the requests in flight
     (here the only one) until its body's time is up; then it gets 408 and the next client gets in."""
@@ -299,13 +309,7 @@ async def test_an_upload_that_stalls_is_answered_408_in_time_and_frees_its_place
         async def send(message: Message) -> None:
             sent.append(message)
 
-        scope = {
-            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
-            "path": "/v1/classify", "raw_path": b"/v1/classify", "query_string": b"", "root_path": "",
-            "headers": [(b"content-type", b"multipart/form-data; boundary=x"), (b"content-length", b"100000")],
-            "client": ("127.0.0.1", 1), "server": ("testserver", 80),
-        }
-        upload = asyncio.create_task(app(scope, receive, send))
+        upload = asyncio.create_task(app(upload_scope(), receive, send))
         await stalled.wait()
         assert_error(await classify_crop(client, 1), 429, "queue_full")  # the stalled upload holds the one place
         await asyncio.wait_for(upload, timeout=10)
@@ -313,6 +317,23 @@ async def test_an_upload_that_stalls_is_answered_408_in_time_and_frees_its_place
         assert start["status"] == 408 and body["error"]["code"] == "body_timeout"
         assert "within 0.5 s (5 of 100,000 bytes received)" in body["error"]["message"]
         assert (await classify_crop(client, 2)).status_code == 200
+
+
+async def test_a_client_that_leaves_mid_upload_is_counted_499_not_400(make_settings: Callable[..., Settings]) -> None:
+    """The unfinished body makes the app answer 400 to nobody; the metrics count what happened: the client left."""
+    async with serve(make_settings()) as (app, client):
+        messages = iter([{"type": "http.request", "body": b"--x\r\n", "more_body": True}, {"type": "http.disconnect"}])
+
+        async def receive() -> Message:
+            return next(messages, {"type": "http.disconnect"})
+
+        async def send(message: Message) -> None:
+            pass
+
+        await app(upload_scope(), receive, send)
+        metrics = (await client.get("/metrics")).text
+    assert 'fersnet_requests_total{method="POST",route="/v1/classify",status="499"} 1.0' in metrics
+    assert 'route="/v1/classify",status="400"' not in metrics
 
 
 async def test_not_ready_until_warm_then_ready(make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch) -> None:
