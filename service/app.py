@@ -2,7 +2,7 @@
 
 Request path, outermost first::
 
-    RequestMetrics -> [CORS] -> Admission -> BodyLimits -> FastAPI (error handlers -> routes)
+    RequestId -> RequestMetrics -> [CORS] -> Admission -> BodyLimits -> FastAPI (error handlers -> routes)
 
 ``Admission`` counts inference requests from arrival and answers 429 at once,
 body unread, past ``max_inflight_requests``.
@@ -29,7 +29,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 
 from .errors import install_error_handlers
-from .middleware import Admission, BodyLimits, RequestMetrics
+from .middleware import REQUEST_ID_HEADER, Admission, BodyLimits, RequestId, RequestMetrics
 from .routes import classify, operations, page, synthesize
 from .runtime import Runtime
 from .settings import Settings
@@ -118,7 +118,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST"],
             allow_headers=["*"],
-            expose_headers=["Retry-After", "X-Face-Index", "X-Face-Box", "X-Face-Score", "X-Faces-Found", "X-Expressions"],
+            expose_headers=["Retry-After", REQUEST_ID_HEADER, "X-Face-Index", "X-Face-Box", "X-Face-Score", "X-Faces-Found", "X-Expressions"],
         )
     app.add_middleware(RequestMetrics, metrics=runtime.metrics, routes=app.routes)
+    app.add_middleware(RequestId)
     return app

@@ -300,6 +300,11 @@ def _validation_details(exc: RequestValidationError) -> list[ValidationDetail]:
     return details
 
 
+def _request_id(request: Request) -> str:
+    """The id :class:`~service.middleware.RequestId` gave the request (answered in ``X-Request-ID``), for log lines."""
+    return str(getattr(request.state, "request_id", "-"))
+
+
 async def _handle_http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     if isinstance(exc, ServiceError):
@@ -308,7 +313,8 @@ async def _handle_http_error(request: Request, exc: Exception) -> JSONResponse:
         code, message = _FRAMEWORK_CODES.get(exc.status_code, "http_error"), str(exc.detail)
         response = error_response(exc.status_code, code, message, headers=exc.headers)
     if exc.status_code >= 500 and not isinstance(exc, NotReady):  # 503 while warming up is routine
-        log.warning("%s %s -> %d %s: %s", request.method, request.url.path, exc.status_code, code, message)
+        log.warning("%s %s -> %d %s: %s [request %s]", request.method, request.url.path, exc.status_code, code, message,
+                    _request_id(request))
     return response
 
 
@@ -323,7 +329,7 @@ async def _handle_validation_error(request: Request, exc: Exception) -> JSONResp
 
 async def _handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
     """Last resort: log the traceback, answer the one JSON shape without internals."""
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    log.exception("unhandled error on %s %s [request %s]", request.method, request.url.path, _request_id(request))
     return ServiceError("internal error; the service logged the details").response()
 
 

@@ -1,4 +1,4 @@
-"""The ASGI middlewares every request passes: request metrics, admission, and the body's limits.
+"""The ASGI middlewares every request passes: its id, request metrics, admission, and the body's limits.
 
 Both are plain ASGI (no ``BaseHTTPMiddleware``), so they add no task per
 request and never buffer a body.
@@ -7,7 +7,9 @@ request and never buffer a body.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
+import uuid
 from collections.abc import Sequence
 
 from starlette.datastructures import Headers
@@ -16,6 +18,42 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import BodyTimeout, PayloadTooLarge, QueueFull
 from .metrics import ServiceMetrics
+
+#: The header that names a request, in both directions (the de facto standard of proxies and tracing tools).
+REQUEST_ID_HEADER = "X-Request-ID"
+
+#: An id a client may choose: short, and characters no log or header can be broken by.
+_CLIENT_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
+
+
+class RequestId:
+    """Gives every request an id, answered in ``X-Request-ID`` and written beside the service's log lines about it.
+
+    A client (or the proxy in front) that sends an ``X-Request-ID`` of up to 128 plain characters gets it back, so
+    its own logs and the service's meet on one key; any other request gets a new random id. It is kept in the
+    scope's state (``request.state.request_id``) for the error handler's log lines. Outermost, so that every
+    answer carries it, the 429s of :class:`Admission` included.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        sent = Headers(scope=scope).get(REQUEST_ID_HEADER, "")
+        request_id = sent if _CLIENT_ID.fullmatch(sent) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (REQUEST_ID_HEADER.lower().encode(), request_id.encode())]
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
 
 #: The status label of a request whose client left before the answer began (nginx's "client closed request").
 CLIENT_CLOSED = 499

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,7 +13,7 @@ from model_core.registry import BUNDLED
 from service.metrics import EXPORTED_NAMES
 from service.settings import Settings
 
-from .helpers import FER_CLASSES, noise_png, serve
+from .helpers import FER_CLASSES, classify_crop, held_model, noise_png, serve
 
 
 async def test_health_and_readiness(make_settings: Callable[..., Settings]) -> None:
@@ -97,3 +99,26 @@ async def test_docs_show_every_endpoint_with_schemas_and_examples(make_settings:
         assert name in schemas
     assert schemas["ClassifyResponse"]["examples"][0]["images"][0]["faces"][0]["expression"] == "happy"
     assert classify["responses"]["400"]["content"]["application/json"]["example"]["error"]["status"] == 400
+
+
+async def test_every_answer_names_its_request(make_settings: Callable[..., Settings]) -> None:
+    """X-Request-ID comes back as the client sent it (so its logs and the service's meet), or new where it sent none
+    or one that could break a log line; errors and the admission limit's 429s carry it too."""
+    async with serve(make_settings(max_inflight_requests=1)) as (app, client):
+        chosen = await client.get("/healthz", headers={"X-Request-ID": "app-7f3a:42"})
+        fresh = [await client.get("/healthz") for _ in range(2)]
+        unsafe = await client.get("/healthz", headers={"X-Request-ID": "two words\tand a tab"})
+        too_long = await client.get("/healthz", headers={"X-Request-ID": "x" * 129})
+        missing = await client.get("/no/such/page", headers={"X-Request-ID": "lost-1"})
+        async with held_model(app) as gate:
+            first = asyncio.create_task(classify_crop(client, 1))
+            await gate.wait_entered()
+            refused = await client.post("/v1/classify", params={"detect": "false"}, headers={"X-Request-ID": "busy-1"},
+                                        files={"images": ("face.png", noise_png(2), "image/png")})
+            gate.release()
+            assert (await first).status_code == 200
+    assert chosen.headers["x-request-id"] == "app-7f3a:42"
+    ids = [r.headers["x-request-id"] for r in (*fresh, unsafe, too_long)]
+    assert all(re.fullmatch(r"[0-9a-f]{32}", i) for i in ids) and len(set(ids)) == len(ids)
+    assert missing.status_code == 404 and missing.headers["x-request-id"] == "lost-1"
+    assert refused.status_code == 429 and refused.headers["x-request-id"] == "busy-1"
