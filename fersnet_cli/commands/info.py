@@ -14,10 +14,18 @@ from ..args import CHECKPOINT_HELP
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("info", help="list variants with parameter counts and FLOPs, or show a checkpoint's card")
-    p.add_argument("--variant", choices=list_variants())
-    p.add_argument("--checkpoint", help="show this checkpoint's model card instead (" + CHECKPOINT_HELP + ")")
+    which = p.add_mutually_exclusive_group()  # a card is one checkpoint's; the table, one or every variant's
+    which.add_argument("--variant", choices=list_variants())
+    which.add_argument("--checkpoint", type=non_empty, help="show this checkpoint's model card instead (" + CHECKPOINT_HELP + ")")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run)
+
+
+def non_empty(text: str) -> str:
+    """``--checkpoint``'s value: an empty one (an unset shell variable, say) is refused rather than read as absent."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("empty; name a checkpoint folder or a bundled model")
+    return text
 
 
 def variant_row(variant: str, sharing: str) -> dict[str, Any]:
@@ -36,7 +44,7 @@ def variant_row(variant: str, sharing: str) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> None:
-    if args.checkpoint:
+    if args.checkpoint is not None:
         loaded = load_checkpoint(args.checkpoint)
         print(json.dumps({k: v for k, v in loaded.card.to_json().items() if k != "training"}, indent=2))
         return

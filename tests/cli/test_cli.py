@@ -183,6 +183,16 @@ def test_paths_the_system_refuses_are_one_line_naming_them(
         assert len(err.strip().splitlines()) == 1, err
 
 
+@pytest.mark.parametrize("argv,message", [
+    (["info", "--checkpoint", ""], "argument --checkpoint: empty"),
+    (["info", "--variant", "fersnet_tiny", "--checkpoint", "default"], "not allowed with argument --variant"),
+])
+def test_info_refuses_what_it_would_ignore(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
 def test_serve_takes_the_service_options(capsys: pytest.CaptureFixture[str]) -> None:
     """`fersnet serve --host H --port P` (the same as `python -m service`, which `make serve` runs) reaches the service's own parser."""
     with pytest.raises(SystemExit) as done:
