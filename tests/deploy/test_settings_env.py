@@ -32,3 +32,17 @@ def test_fersnet_variables_are_settings_fields(path, settings_fields):
 def test_compose_only_variables_are_not_settings(settings_fields):
     """If the service ever reads one of these, compose's use of it would change meaning."""
     assert not COMPOSE_ONLY & settings_fields
+
+
+def test_the_deployment_table_has_a_row_for_every_setting(settings_fields):
+    """docs/deployment.md's table is where an operator looks a variable up: a setting without a row is unknown to them."""
+    rows = {name for line in DOCS.read_text().splitlines() if line.startswith("| `FERSNET_") for name in FERSNET_VAR.findall(line.split("|")[1])}
+    assert settings_fields <= rows, f"no row in docs/deployment.md for {sorted(settings_fields - rows)}"
+
+
+def test_compose_passes_every_setting_through(settings_fields):
+    """Set in .env or the shell, a variable compose does not list never reaches the container. The image fixes where
+    the service listens (host and port); compose publishes it with its own FERSNET_HTTP_PORT."""
+    listed = set(re.findall(r"^\s+(FERSNET_[A-Z0-9_]+):", COMPOSE.read_text(), flags=re.MULTILINE))
+    missing = settings_fields - listed - {"FERSNET_HOST", "FERSNET_PORT"}
+    assert not missing, f"docker-compose.yml does not pass {sorted(missing)} through"
