@@ -32,6 +32,10 @@ weights
     stop start-up with one line and a non-zero exit, no traceback.
 startup
     ``python -m service`` on a busy port must fail before loading the model.
+stalled
+    as many uploads as there are places in flight stop after their headers;
+    another client must get 429 until their body time is up (3 s here), then
+    200, and every stalled one 408.
 docs
     ``/docs`` must name no other host (it works offline); ``/redoc`` is not served.
 decode
@@ -354,6 +358,52 @@ def scenario_startup(args: argparse.Namespace) -> None:
            code != 0 and one_line_refusal(err) and "already in use" in err)
 
 
+def first_status(sock: socket.socket) -> int:
+    """The status code of the answer arriving on ``sock`` (0 if the connection closed without one)."""
+    head = b""
+    while b"\r\n" not in head:
+        chunk = sock.recv(4096)
+        if not chunk:
+            return 0
+        head += chunk
+    return int(head.split(b" ", 2)[1])
+
+
+def status_of(port: int, request: bytes, timeout: float = 30) -> int:
+    """One request on a new connection: its answer's status code."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(request)
+        return first_status(sock)
+
+
+def scenario_stalled(args: argparse.Namespace) -> None:
+    limit_s, places = 3.0, 64
+    server = Server(body_timeout_s=limit_s, max_inflight_requests=places)
+    stalled: list[socket.socket] = []
+    try:
+        upload = one_face_requests(server.port, 1)[0].data
+        started = time.perf_counter()
+        for _ in range(places):  # headers and the body's first bytes, then nothing: every place in flight taken
+            sock = socket.create_connection(("127.0.0.1", server.port), timeout=limit_s * 5)
+            sock.sendall(upload[: upload.index(b"\r\n\r\n") + 40])
+            stalled.append(sock)
+        seen: list[int] = []
+        while time.perf_counter() - started < limit_s * 4 and (not seen or seen[-1] != 200):
+            seen.append(status_of(server.port, upload))
+            time.sleep(0.25)
+        freed_s = time.perf_counter() - started
+        answers = [first_status(sock) for sock in stalled]
+        refused_first = bool(seen) and seen[0] == 429
+        report("stalled", f"{places} uploads that stop after their headers (every place in flight), body limit {limit_s:g} s",
+               "not in the issue; before the 408: every other client 429 for as long as the connections stayed open",
+               f"others: 429 until {freed_s:.1f} s, then 200; the stalled: {answers.count(408)} of {places} answered 408",
+               refused_first and seen[-1] == 200 and answers.count(408) == places and freed_s < limit_s + 3)
+    finally:
+        for sock in stalled:
+            sock.close()
+        server.stop()
+
+
 def scenario_docs(args: argparse.Namespace) -> None:
     server = Server()
     try:
@@ -412,6 +462,7 @@ SCENARIOS: dict[str, Callable[[argparse.Namespace], None]] = {
     "model": scenario_model,
     "weights": scenario_weights,
     "startup": scenario_startup,
+    "stalled": scenario_stalled,
     "docs": scenario_docs,
     "decode": scenario_decode,
     "python": scenario_python,
