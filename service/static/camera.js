@@ -14,6 +14,7 @@ const section = document.getElementById("camera");
 const video = document.getElementById("camera-video");
 const stage = document.getElementById("camera-stage");
 const status = document.getElementById("camera-status");
+const rateLine = document.getElementById("camera-rate");
 const startButton = document.getElementById("camera-start");
 let stream = null;
 
@@ -57,6 +58,7 @@ export function stopCamera({ hide = true } = {}) {
   if (stream) stream.getTracks().forEach((track) => track.stop());
   stream = null;
   video.srcObject = null;
+  rateLine.textContent = "";
   stage.querySelectorAll(".face-box").forEach((node) => node.remove());
   startButton.disabled = false;
   if (hide) {
@@ -88,7 +90,9 @@ async function loop(own) {
         frames += 1;
         const rate = (1000 * frames) / (performance.now() - started);
         const faces = image.faces.length === 0 ? "No face" : count(image.faces.length, "face");
-        status.textContent = `${faces} · ${rate.toFixed(1)} frames a second`;
+        // The live status is read aloud on every change: it changes with the faces, the frame rate beside it does not.
+        if (status.textContent !== faces) status.textContent = faces;
+        rateLine.textContent = `${rate.toFixed(1)} frames a second`;
       } catch (error) {
         if (stream !== own) return;
         status.textContent = plainWords(error);

@@ -2,7 +2,7 @@
 
 import { classify, hasKey, modelCard, plainWords, setDetect, setKey, setPrior } from "./api.js";
 import { cameraUnavailable, currentFrame, startCamera, stopCamera } from "./camera.js";
-import { openRedraw } from "./redraw.js";
+import { openRedraw, setDefaultIntensity } from "./redraw.js";
 import { photoCard } from "./results.js";
 
 const $ = (id) => document.getElementById(id);
@@ -16,6 +16,7 @@ let synthesis = true; // whether the served model can redraw faces (its card say
 let queue = Promise.resolve(); // photos are classified one after another, in the order they came
 let photoUrls = [];
 let shown = []; // {card, photo} of every photo on the page, classified again when the prior changes
+const failed = new Set(); // the photos whose last classification failed: tried again once a new API key is set
 
 function addPhotos(files) {
   for (const file of files) {
@@ -32,7 +33,9 @@ function classifyInto(card, photo) {
   queue = queue.then(async () => {
     try {
       card.show(await classify(photo.blob, photo.name));
+      failed.delete(photo);
     } catch (error) {
+      failed.add(photo);
       card.fail(error, () => classifyInto(card, photo));
     }
   });
@@ -71,6 +74,7 @@ $("clear").addEventListener("click", () => {
   photoUrls.forEach((url) => URL.revokeObjectURL(url));
   photoUrls = [];
   shown = [];
+  failed.clear();
   $("clear").hidden = true;
   $("choose").focus();
 });
@@ -107,6 +111,7 @@ async function describeModel() {
   try {
     const card = await modelCard();
     synthesis = card.synthesis;
+    setDefaultIntensity(card.intensity);
     const temperature = card.calibration && card.calibration.temperature;
     const confidence = temperature
       ? `confidences calibrated (temperature ${Number(temperature).toFixed(2)})`
@@ -127,7 +132,9 @@ async function describeModel() {
       + (findsFaces ? "" : " This server cannot find faces in photos: each picture is read as one face, so send close crops of a single face.");
   } catch (error) {
     if (error.status === 401) {
-      line.textContent = "This service needs an API key.";
+      line.textContent = hasKey()
+        ? "The service refused the API key set for this tab: enter the right one."
+        : "This service needs an API key.";
     } else if (error.status === 503) {
       line.textContent = "The model is still starting…";
       setTimeout(describeModel, 2000);
@@ -155,6 +162,11 @@ $("key-form").addEventListener("submit", (event) => {
   showKeyPanel(false);
   keyButton.focus();
   describeModel();
+  for (const { card, photo } of shown) { // what failed, for want of the key perhaps, is tried with the new one
+    if (!failed.has(photo)) continue;
+    card.busy();
+    classifyInto(card, photo);
+  }
 });
 $("key-forget").addEventListener("click", () => {
   setKey("");

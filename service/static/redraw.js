@@ -3,7 +3,9 @@
 // The service answers with the whole photo redrawn (same size as the upload,
 // the face in the same place): each is shown as a crop around the face, with
 // a link to download the whole picture. The slider redraws the same face more
-// or less strongly; it opens at the model's default intensity.
+// or less strongly; it opens at the model's default intensity. It stays usable
+// while a redraw runs, so a keyboard user keeps its focus: a newer value simply
+// replaces the answer being waited for.
 
 import { synthesize } from "./api.js";
 import { el, errorNodes } from "./dom.js";
@@ -17,6 +19,12 @@ const sliderValue = document.getElementById("redraw-intensity-value");
 let urls = []; // object URLs of the open dialog, freed when it closes
 let current = 0; // which request the dialog shows: an older answer arriving late is dropped
 let shown = null; // the arguments of the open dialog, for the slider to redraw the same face
+let defaultIntensity = null; // the model's (/v1/models `intensity`), where the page has read it
+
+/** The intensity the slider opens at before the service says which it drew at (its card's default). */
+export function setDefaultIntensity(value) {
+  defaultIntensity = typeof value === "number" ? value : null;
+}
 
 slider.addEventListener("input", () => { sliderValue.textContent = slider.value; });
 slider.addEventListener("change", () => {
@@ -36,9 +44,14 @@ dialog.addEventListener("close", () => {
 export async function openRedraw(photo, image, faceIndex, picture, intensity = null) {
   const request = ++current;
   shown = [photo, image, faceIndex, picture];
-  slider.disabled = true;
+  const asked = intensity ?? defaultIntensity;
+  if (asked !== null) {
+    slider.value = String(asked);
+    sliderValue.textContent = slider.value;
+  }
   const face = image.faces[faceIndex];
   title.textContent = `Face ${faceIndex + 1} of ${photo.name}, redrawn`;
+  status.classList.remove("error");
   status.textContent = "Redrawing the face with every expression…";
   tiles.replaceChildren();
   if (picture.naturalWidth > 0) {
@@ -60,12 +73,12 @@ export async function openRedraw(photo, image, faceIndex, picture, intensity = n
     status.textContent = `${answer.images.length} expressions at intensity ${answer.intensity}. Each photo can be downloaded.`;
   } catch (error) {
     if (request !== current) return;
-    status.replaceChildren(...errorNodes(error).filter(Boolean));
+    const again = el("button", { type: "button", className: "button again" }, "Try again");
+    again.addEventListener("click", () => openRedraw(photo, image, faceIndex, picture, intensity));
+    status.replaceChildren(...errorNodes(error).filter(Boolean), " ", again);
+    status.classList.add("error");
   } finally {
-    if (request === current) {
-      dialog.setAttribute("aria-busy", "false");
-      slider.disabled = false;
-    }
+    if (request === current) dialog.setAttribute("aria-busy", "false");
   }
 }
 
@@ -77,7 +90,8 @@ async function redrawnTile(item, box, photo, faceIndex) {
   const stem = `${photo.name.replace(/\.[^.]*$/, "")}-face${faceIndex + 1}-${item.expression}`;
   const extension = { "image/jpeg": "jpg", "image/webp": "webp" }[item.blob.type] || "png";
   const view = crop(picture, box, `Face ${faceIndex + 1} redrawn as ${item.expression}`);
-  return tile(item.expression, view, el("a", { href: url, download: `${stem}.${extension}` }, "Download the photo"));
+  const link = el("a", { href: url, download: `${stem}.${extension}` }, `Download the ${item.expression} photo`);
+  return tile(item.expression, view, link);
 }
 
 function tile(caption, view, link) {

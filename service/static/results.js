@@ -18,8 +18,9 @@ export function photoCard(container, photo, { onRedraw, canRedraw }) {
   const stage = el("div", { className: "stage" }, picture);
   picture.addEventListener("error", () => {
     // A TIFF, say: the service reads it but the browser cannot show it. The boxes go on a blank of its shape.
+    // Whether the service can read it is for its answer to say (a text file is no picture for either).
     stage.classList.add("no-preview");
-    picture.alt = `${photo.name}: this browser cannot show this kind of file, but the service reads it`;
+    picture.alt = `${photo.name}: this browser cannot show this file`;
   });
   const faces = el("ol", { className: "faces" });
   const card = el("article", { className: "photo", "aria-busy": "true" },
@@ -29,6 +30,7 @@ export function photoCard(container, photo, { onRedraw, canRedraw }) {
   return {
     busy() {
       card.setAttribute("aria-busy", "true");
+      card.classList.remove("failed");
       status.textContent = "Finding faces…";
     },
     show({ model, image }) {

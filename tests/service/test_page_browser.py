@@ -129,7 +129,8 @@ def test_upload_boxes_every_face_and_redraws_the_chosen_one(
     assert all(a.get_attribute("href").startswith("blob:") for a in links)
     assert all(a.get_attribute("download").endswith(".jpg") for a in links)  # a JPEG upload comes back as JPEG
     assert all(t.find_elements(By.TAG_NAME, "canvas") for t in tiles[1:])  # shown as a crop around the face
-    assert all(a.text == "Download the photo" for a in links)
+    assert [a.text for a in links] == [f"Download the {t.find_element(By.CSS_SELECTOR, 'figcaption span').text} photo"
+                                       for t in tiles[1:]]  # each link says which, in a screen reader's list of links
     size = chrome.execute_async_script(  # the download is a picture (loaded as an <img>: the CSP allows blob: images)
         "const [href, done] = arguments; const image = new Image();"
         "image.onload = () => done([image.naturalWidth, image.naturalHeight]); image.onerror = () => done(null);"
@@ -146,6 +147,12 @@ def test_upload_boxes_every_face_and_redraws_the_chosen_one(
                           "s.dispatchEvent(new Event('change'));", slider)
     wait(chrome, lambda c: "at intensity 0.5." in c.find_element(By.ID, "redraw-status").text)
     assert chrome.find_element(By.ID, "redraw-intensity-value").text == "0.5"
+    # From the keyboard, step after step: the slider keeps its focus while each redraw runs.
+    chrome.execute_script("arguments[0].focus()", slider)
+    for expected in ("0.6", "0.7"):
+        slider.send_keys(Keys.ARROW_RIGHT)
+        wait(chrome, lambda c, e=expected: f"at intensity {e}." in c.find_element(By.ID, "redraw-status").text)
+        assert chrome.switch_to.active_element == slider
     assert len(chrome.find_elements(By.CSS_SELECTOR, "#redraw-tiles .tile")) == 1 + len(FER_CLASSES)
 
     # Keyboard: Escape closes and gives focus back; Enter on a focused face box opens its redraw.
@@ -201,7 +208,7 @@ def test_camera_frames_go_through_classify(chrome: WebDriver, server: str) -> No
     """Chromium's fake camera (a test pattern, no face): frames are classified live, and one can be kept."""
     open_page(chrome, server)
     chrome.find_element(By.ID, "camera-start").click()
-    wait(chrome, lambda c: "frames a second" in c.find_element(By.ID, "camera-status").text)
+    wait(chrome, lambda c: "frames a second" in c.find_element(By.ID, "camera-rate").text)
     chrome.find_element(By.ID, "camera-snap").click()
     wait(chrome, lambda c: c.find_elements(By.CSS_SELECTOR, ".photo[aria-busy='false']"))
     assert chrome.find_element(By.CSS_SELECTOR, ".photo h2").text.startswith("camera-")
@@ -214,10 +221,15 @@ def test_api_key_is_asked_for_once_and_sent(chrome: WebDriver, tiny_checkpoint: 
         chrome.get(url)
         wait(chrome, lambda c: c.find_element(By.ID, "key-panel").is_displayed())
         assert "needs an API key" in chrome.find_element(By.ID, "model").text
+        upload(chrome, photos["two faces.jpg"])  # before the key: it fails, and is tried again once the key is set
+        wait(chrome, lambda c: c.find_elements(By.CSS_SELECTOR, ".photo.failed"))
+        chrome.find_element(By.ID, "key").send_keys("a-wrong-key", Keys.ENTER)  # refused, and the page says so
+        wait(chrome, lambda c: "refused the API key" in c.find_element(By.ID, "model").text)
+        wait(chrome, lambda c: c.find_element(By.ID, "key-panel").is_displayed())
         chrome.find_element(By.ID, "key").send_keys("page-test-key", Keys.ENTER)
         wait(chrome, lambda c: c.find_element(By.ID, "model").text.startswith("Model "))
-        upload(chrome, photos["two faces.jpg"])
         wait(chrome, lambda c: len(c.find_elements(By.CSS_SELECTOR, ".photo .face-box")) == 2)
+        assert not chrome.find_elements(By.CSS_SELECTOR, ".photo.failed")
         assert "page-test-key" not in chrome.current_url
         assert chrome.execute_script("return sessionStorage.getItem('fersnet-api-key')") == "page-test-key"
         chrome.execute_script("sessionStorage.clear()")
