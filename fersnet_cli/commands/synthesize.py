@@ -35,10 +35,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--target", default="all", help="comma-separated expressions the model draws (its card's "
                    "expressions), or all")
     p.add_argument("--out", required=True, help="output folder (or PNG file with --grid)")
-    p.add_argument("--format", default="photo", choices=("photo", "face"),
-                   help="photo (the default): each input at its own size and colours with its face redrawn, saved "
-                        "as <name>_<target> in the input's format family; face: the bare model-sized face the network "
-                        "drew")
+    p.add_argument("--format", choices=("photo", "face"),
+                   help="photo (the default; not with --grid, whose faces are model-sized): each input at its own size "
+                        "and colours with its face redrawn, saved as <name>_<target> in the input's format family; "
+                        "face: the bare model-sized face the network drew")
     p.add_argument("--intensity", type=intensity_value, help="how strongly each target shows, 0 (unchanged) to "
                    f"{MAX_INTENSITY:g}; 1 is the edit as trained (default: the model card's)")
     p.add_argument("--grid", action="store_true", help="one PNG of model-sized faces: inputs down, target expressions "
@@ -103,8 +103,11 @@ def output_names(inputs: Sequence[str]) -> list[str]:
     return names
 
 
-def check_out(out: Path, grid: bool) -> None:
-    """``--out`` is a folder, or with ``--grid`` a PNG file: refused before any work where it cannot be."""
+def check_out(out: Path, grid: bool, output_format: str | None = None) -> None:
+    """``--out`` is a folder, or with ``--grid`` a PNG file: refused before any work where it cannot be; ``--format``
+    names what goes into the folder, so beside ``--grid`` it would be ignored."""
+    if grid and output_format is not None:
+        raise shared.UsageError(f"--format {output_format}: --grid draws the model-sized faces into one PNG; leave --format out")
     if grid and out.is_dir():
         raise shared.UsageError(f"--out {out}: a folder; --grid writes one PNG file (e.g. --out {out / 'grid.png'})")
     if grid and out.suffix.lower() != ".png":
@@ -114,7 +117,7 @@ def check_out(out: Path, grid: bool) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    check_out(Path(args.out), args.grid)
+    check_out(Path(args.out), args.grid, args.format)
     device, loaded = shared.checkpoint_on_device(args)
     if not loaded.model.has_synthesis:
         raise CheckpointError(f"{loaded.path}: this model has no synthesis branch (sharing='none')")

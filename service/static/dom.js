@@ -61,16 +61,34 @@ export function placeBox(node, box, width, height) {
   node.style.height = `${(100 * box.height) / height}%`;
 }
 
+/**
+ * The indices of `faces` from left to right: the order people read a photo in, and so the order its faces are
+ * numbered, listed and reached with Tab. (The service lists them largest first; its index stays what a redraw asks
+ * for.)
+ */
+export function leftToRight(faces) {
+  return faces.map((_, index) => index).sort((a, b) => faces[a].box.x - faces[b].box.x || faces[a].box.y - faces[b].box.y);
+}
+
+/** The number a person sees for the face at each of the service's indices: its place from the left, from 1. */
+export function faceNumbers(faces) {
+  const numbers = new Array(faces.length);
+  leftToRight(faces).forEach((index, place) => { numbers[index] = place + 1; });
+  return numbers;
+}
+
 /** Boxes of one image's faces over a stage (the photo, or the live camera), labelled with the expression. */
 export function drawBoxes(stage, image, { onOpen = null } = {}) {
   stage.querySelectorAll(".face-box").forEach((node) => node.remove());
-  image.faces.forEach((face, index) => {
-    const label = `${index + 1} ${face.expression} ${percent(face.confidence)}`;
+  const numbers = faceNumbers(image.faces);
+  leftToRight(image.faces).forEach((index) => {
+    const face = image.faces[index];
+    const label = `${numbers[index]} ${face.expression} ${percent(face.confidence)}`;
     const box = el(onOpen ? "button" : "div", { className: "face-box" },
       el("span", { className: "tag" }, label));
     if (onOpen) {
       box.type = "button";
-      box.setAttribute("aria-label", `Face ${index + 1}: ${face.expression}, ${percent(face.confidence)}. Redraw it`);
+      box.setAttribute("aria-label", `Face ${numbers[index]}: ${face.expression}, ${percent(face.confidence)}. Redraw it`);
       box.addEventListener("click", () => onOpen(index));
     }
     box.dataset.face = String(index);

@@ -8,7 +8,7 @@
 // replaces the answer being waited for.
 
 import { synthesize } from "./api.js";
-import { el, errorNodes } from "./dom.js";
+import { el, errorNodes, faceNumbers } from "./dom.js";
 
 const dialog = document.getElementById("redraw");
 const title = document.getElementById("redraw-title");
@@ -50,7 +50,8 @@ export async function openRedraw(photo, image, faceIndex, picture, intensity = n
     sliderValue.textContent = slider.value;
   }
   const face = image.faces[faceIndex];
-  title.textContent = `Face ${faceIndex + 1} of ${photo.name}, redrawn`;
+  const number = faceNumbers(image.faces)[faceIndex]; // as the page numbers it, from the left
+  title.textContent = `Face ${number} of ${photo.name}, redrawn`;
   status.classList.remove("error");
   status.textContent = "Redrawing the face with every expression…";
   tiles.replaceChildren();
@@ -67,7 +68,7 @@ export async function openRedraw(photo, image, faceIndex, picture, intensity = n
     sliderValue.textContent = slider.value;
     const box = answer.face ? answer.face.box : face.box;
     for (const item of answer.images) {
-      tiles.append(await redrawnTile(item, box, photo, faceIndex));
+      tiles.append(await redrawnTile(item, box, photo, number));
       if (request !== current) return;
     }
     status.textContent = `${answer.images.length} expressions at intensity ${answer.intensity}. Each photo can be downloaded.`;
@@ -82,14 +83,14 @@ export async function openRedraw(photo, image, faceIndex, picture, intensity = n
   }
 }
 
-async function redrawnTile(item, box, photo, faceIndex) {
+async function redrawnTile(item, box, photo, number) {
   const url = URL.createObjectURL(item.blob);
   urls.push(url);
-  const picture = el("img", { src: url, alt: `Face ${faceIndex + 1} redrawn as ${item.expression}` });
+  const picture = el("img", { src: url, alt: `Face ${number} redrawn as ${item.expression}` });
   await picture.decode().catch(() => {});
-  const stem = `${photo.name.replace(/\.[^.]*$/, "")}-face${faceIndex + 1}-${item.expression}`;
+  const stem = `${photo.name.replace(/\.[^.]*$/, "")}-face${number}-${item.expression}`;
   const extension = { "image/jpeg": "jpg", "image/webp": "webp" }[item.blob.type] || "png";
-  const view = crop(picture, box, `Face ${faceIndex + 1} redrawn as ${item.expression}`);
+  const view = crop(picture, box, `Face ${number} redrawn as ${item.expression}`);
   const link = el("a", { href: url, download: `${stem}.${extension}` }, `Download the ${item.expression} photo`);
   return tile(item.expression, view, link);
 }

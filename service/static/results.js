@@ -1,7 +1,7 @@
 // One card per photo: the photo with a box on every face, and each face's expression with a bar per probability.
 
 import { ApiError } from "./api.js";
-import { colourOf, count, drawBoxes, el, errorNodes, percent } from "./dom.js";
+import { colourOf, count, drawBoxes, el, errorNodes, faceNumbers, leftToRight, percent } from "./dom.js";
 
 // Worth trying again as they are: no answer, busy (429), not ready (503), too slow (504).
 const PASSING = new Set([0, 429, 503, 504]);
@@ -43,7 +43,8 @@ export function photoCard(container, photo, { onRedraw, canRedraw }) {
         : `${count(found, "face")} found by ${model}.${invite}`;
       const open = canRedraw() ? (index) => onRedraw(photo, image, index, picture) : null;
       drawBoxes(stage, image, { onOpen: open });
-      faces.replaceChildren(...image.faces.map((face, index) => faceItem(face, index, open)));
+      const numbers = faceNumbers(image.faces);
+      faces.replaceChildren(...leftToRight(image.faces).map((index) => faceItem(image.faces[index], index, numbers[index], open)));
       card.classList.toggle("no-face", found === 0);
     },
     fail(error, retry = null) {
@@ -64,8 +65,8 @@ export function photoCard(container, photo, { onRedraw, canRedraw }) {
   };
 }
 
-function faceItem(face, index, open) {
-  const bars = el("ul", { className: "bars", "aria-label": `Probabilities of face ${index + 1}` },
+function faceItem(face, index, number, open) {
+  const bars = el("ul", { className: "bars", "aria-label": `Probabilities of face ${number}` },
     ...Object.entries(face.probabilities).map(([expression, probability]) => {
       const fill = el("span", { className: "fill" });
       fill.style.width = `${probability * 100}%`;
@@ -77,9 +78,9 @@ function faceItem(face, index, open) {
     }));
   const swatch = el("span", { className: "swatch", "aria-hidden": "true" });
   swatch.style.background = colourOf(face.expression);
-  const heading = el("h3", {}, swatch, `Face ${index + 1}: ${face.expression}`,
+  const heading = el("h3", {}, swatch, `Face ${number}: ${face.expression}`,
     el("span", { className: "confidence" }, ` ${percent(face.confidence)} confident`));
   const button = open ? el("button", { type: "button", className: "button", onclick: () => open(index) },
-    `Redraw face ${index + 1}`) : null;
+    `Redraw face ${number}`) : null;
   return el("li", { className: "face", "data-face": String(index) }, heading, bars, button);
 }

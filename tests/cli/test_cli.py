@@ -169,6 +169,8 @@ def test_paths_the_system_refuses_are_one_line_naming_them(
          f"--out {taken}: a file; the redrawn faces are written into a folder"),
         (["synthesize", str(face_path), "--checkpoint", str(checkpoint), "--grid", "--out", str(tmp_path)],
          f"--out {tmp_path}: a folder; --grid writes one PNG file"),
+        (["synthesize", str(face_path), "--checkpoint", str(checkpoint), "--grid", "--format", "face", "--out",
+          str(tmp_path / "g.png")], "--format face: --grid draws the model-sized faces into one PNG"),
         (["train", "--config", str(tmp_path)], f"{tmp_path}: a folder, not a config file"),
         (["export", "--checkpoint", str(checkpoint), "--out", str(tmp_path)], f"--out {tmp_path}: a folder holding other files"),
         (["train", "--config", str(binary)], f"{binary}: not a text file"),

@@ -8,6 +8,7 @@ from the real face detector and every request takes the real path.
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -58,7 +59,10 @@ def chrome() -> Iterator[WebDriver]:
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("photos")
-    files = {"two faces.jpg": demo_photo(), "wall.jpg": blank_photo(), "notes.txt": b"not a picture\n"}
+    mirrored = io.BytesIO()
+    Image.open(io.BytesIO(demo_photo())).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(mirrored, "JPEG", quality=95)
+    files = {"two faces.jpg": demo_photo(), "small face first.jpg": mirrored.getvalue(), "wall.jpg": blank_photo(),
+             "notes.txt": b"not a picture\n"}
     for name, data in files.items():
         (folder / name).write_bytes(data)
     return {name: folder / name for name in files}
@@ -202,6 +206,25 @@ def test_errors_are_said_in_plain_words(chrome: WebDriver, server: str, photos: 
     chrome.execute_script("window.fetch = window.realFetch")
     chrome.find_element(By.CSS_SELECTOR, ".photo .again").click()
     wait(chrome, lambda c: len(c.find_elements(By.CSS_SELECTOR, ".photo .face-box")) == 2)
+
+
+def test_faces_are_numbered_from_the_left_whatever_their_size(chrome: WebDriver, server: str, photos: dict[str, Path]) -> None:
+    """The service lists faces largest first; a person reads a photo from the left: the page numbers, lists and tabs
+    through them that way, and a redraw still asks the service for the face that was chosen."""
+    set_viewport(chrome, 1280, 800)
+    open_page(chrome, server)
+    upload(chrome, photos["small face first.jpg"])
+    wait(chrome, lambda c: len(c.find_elements(By.CSS_SELECTOR, ".photo button.face-box")) == 2)
+    boxes = chrome.find_elements(By.CSS_SELECTOR, ".photo .face-box")
+    assert [b.find_element(By.CSS_SELECTOR, ".tag").text.split()[0] for b in boxes] == ["1", "2"]
+    assert boxes[0].rect["x"] < boxes[1].rect["x"] and boxes[0].rect["width"] < boxes[1].rect["width"]
+    assert [b.get_attribute("data-face") for b in boxes] == ["1", "0"]  # the service's indices: largest first
+    assert texts(chrome, ".faces .face h3")[0].startswith("Face 1:")
+    boxes[0].click()
+    wait(chrome, redrawn_tiles_ready)
+    assert "Face 1 of small face first.jpg" in chrome.find_element(By.ID, "redraw-title").text
+    assert chrome.find_element(By.CSS_SELECTOR, "#redraw-tiles a[download]").get_attribute("download").startswith(
+        "small face first-face1-")
 
 
 def test_camera_frames_go_through_classify(chrome: WebDriver, server: str) -> None:
