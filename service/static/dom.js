@@ -80,12 +80,15 @@ export function faceNumbers(faces) {
 /** Boxes of one image's faces over a stage (the photo, or the live camera), labelled with the expression. */
 export function drawBoxes(stage, image, { onOpen = null } = {}) {
   stage.querySelectorAll(".face-box").forEach((node) => node.remove());
+  stage.classList.toggle("crowded", image.faces.length > 2);
   const numbers = faceNumbers(image.faces);
   leftToRight(image.faces).forEach((index) => {
     const face = image.faces[index];
-    const label = `${numbers[index]} ${face.expression} ${percent(face.confidence)}`;
+    // The number always shows; the rest of the label gives way where faces crowd a small screen (the list below
+    // and the box's accessible name still say it).
     const box = el(onOpen ? "button" : "div", { className: "face-box" },
-      el("span", { className: "tag" }, label));
+      el("span", { className: "tag" }, String(numbers[index]),
+        el("span", { className: "tag-rest" }, ` ${face.expression} ${percent(face.confidence)}`)));
     if (onOpen) {
       box.type = "button";
       box.setAttribute("aria-label", `Face ${numbers[index]}: ${face.expression}, ${percent(face.confidence)}. Redraw it`);

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Iterator
+from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -61,8 +62,14 @@ def photos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("photos")
     mirrored = io.BytesIO()
     Image.open(io.BytesIO(demo_photo())).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(mirrored, "JPEG", quality=95)
-    files = {"two faces.jpg": demo_photo(), "small face first.jpg": mirrored.getvalue(), "wall.jpg": blank_photo(),
-             "notes.txt": b"not a picture\n"}
+    pair = Image.open(io.BytesIO(demo_photo()))
+    row = Image.new("RGB", (2 * pair.width, pair.height))
+    row.paste(pair, (0, 0))
+    row.paste(pair, (pair.width, 0))
+    four = io.BytesIO()
+    row.save(four, "JPEG", quality=90)
+    files = {"two faces.jpg": demo_photo(), "small face first.jpg": mirrored.getvalue(), "four faces.jpg": four.getvalue(),
+             "wall.jpg": blank_photo(), "notes.txt": b"not a picture\n"}
     for name, data in files.items():
         (folder / name).write_bytes(data)
     return {name: folder / name for name in files}
@@ -183,6 +190,14 @@ def test_phone_sized_window(chrome: WebDriver, server: str, photos: dict[str, Pa
         wait(chrome, redrawn_tiles_ready)
         box = chrome.find_element(By.ID, "redraw").rect
         assert box["x"] >= 0 and box["x"] + box["width"] <= 390
+        chrome.find_element(By.ID, "redraw-close").click()
+        # Four faces in a row: on a phone each label keeps its number alone, and no two labels overlap.
+        upload(chrome, photos["four faces.jpg"])
+        wait(chrome, lambda c: len(c.find_elements(By.CSS_SELECTOR, ".photo .face-box .tag")) == 6)
+        tags = chrome.find_elements(By.CSS_SELECTOR, ".photo:first-child .face-box .tag")
+        assert [t.text for t in tags] == ["1", "2", "3", "4"]
+        for left, right in pairwise(t.rect for t in tags):
+            assert left["x"] + left["width"] <= right["x"] + 1 or left["y"] + left["height"] <= right["y"] + 1, (left, right)
     finally:
         set_viewport(chrome, 1280, 800)
 
