@@ -19,10 +19,13 @@ let shown = []; // {card, photo} of every photo on the page, classified again wh
 const failed = new Set(); // the photos whose last classification failed: tried again once a new API key is set
 
 function addPhotos(files) {
-  for (const file of files) {
+  // Each new card goes on top; made last file first, several chosen at once read in the order they were chosen.
+  const added = [...files].reverse().map((file) => {
     const photo = { blob: file, name: file.name || "photo", url: URL.createObjectURL(file) };
     photoUrls.push(photo.url);
-    const card = photoCard(results, photo, { onRedraw: openRedraw, canRedraw: () => synthesis });
+    return { card: photoCard(results, photo, { onRedraw: openRedraw, canRedraw: () => synthesis }), photo };
+  }).reverse();
+  for (const { card, photo } of added) {
     shown.push({ card, photo });
     classifyInto(card, photo);
   }

@@ -16,6 +16,10 @@ export function photoCard(container, photo, { onRedraw, canRedraw }) {
   const status = el("p", { className: "status", role: "status" }, "Finding faces…");
   const picture = el("img", { src: photo.url, alt: `${photo.name}, as uploaded` });
   const stage = el("div", { className: "stage" }, picture);
+  picture.addEventListener("load", () => {
+    // A picture a few dozen pixels across (a face crop) is enlarged to be seen, its pixels kept sharp.
+    stage.classList.toggle("small", Math.max(picture.naturalWidth, picture.naturalHeight) < 96);
+  });
   picture.addEventListener("error", () => {
     // A TIFF, say: the service reads it but the browser cannot show it. The boxes go on a blank of its shape.
     // Whether the service can read it is for its answer to say (a text file is no picture for either).

@@ -68,8 +68,10 @@ def photos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     row.paste(pair, (pair.width, 0))
     four = io.BytesIO()
     row.save(four, "JPEG", quality=90)
+    crop = io.BytesIO()
+    Image.open(io.BytesIO(demo_photo())).crop((100, 50, 400, 350)).resize((32, 32)).save(crop, "PNG")
     files = {"two faces.jpg": demo_photo(), "small face first.jpg": mirrored.getvalue(), "four faces.jpg": four.getvalue(),
-             "wall.jpg": blank_photo(), "notes.txt": b"not a picture\n"}
+             "crop.png": crop.getvalue(), "wall.jpg": blank_photo(), "notes.txt": b"not a picture\n"}
     for name, data in files.items():
         (folder / name).write_bytes(data)
     return {name: folder / name for name in files}
@@ -240,6 +242,17 @@ def test_faces_are_numbered_from_the_left_whatever_their_size(chrome: WebDriver,
     assert "Face 1 of small face first.jpg" in chrome.find_element(By.ID, "redraw-title").text
     assert chrome.find_element(By.CSS_SELECTOR, "#redraw-tiles a[download]").get_attribute("download").startswith(
         "small face first-face1-")
+
+
+def test_photos_chosen_together_read_in_their_order_and_a_small_crop_is_enlarged(
+        chrome: WebDriver, server: str, photos: dict[str, Path]) -> None:
+    set_viewport(chrome, 1280, 800)
+    open_page(chrome, server)
+    upload(chrome, photos["two faces.jpg"], photos["crop.png"])
+    wait(chrome, lambda c: len(c.find_elements(By.CSS_SELECTOR, ".photo[aria-busy='false']")) == 2)
+    assert texts(chrome, ".photo h2") == ["two faces.jpg", "crop.png"]
+    crop = chrome.find_elements(By.CSS_SELECTOR, ".photo .stage img")[1]
+    assert crop.get_property("naturalWidth") == 32 and crop.rect["width"] >= 150  # seen, not a 32 px speck
 
 
 def test_camera_frames_go_through_classify(chrome: WebDriver, server: str) -> None:
