@@ -41,11 +41,13 @@ def require_writable(path: str | None, option: str) -> None:
     that writes a card and then a figure must not fail between the two."""
     if path is None:
         return
-    folder = Path(path).parent
+    target, folder = Path(path), Path(path).parent
     if not folder.is_dir():
         raise UsageError(f"{option} {path}: folder {folder} not found")
-    if Path(path).is_dir() or not os.access(folder, os.W_OK):
-        raise UsageError(f"{option} {path}: cannot write {'a folder' if Path(path).is_dir() else 'into ' + str(folder)}")
+    if target.is_dir():
+        raise UsageError(f"{option} {path}: cannot write a folder")
+    if not os.access(folder, os.W_OK):
+        raise UsageError(f"{option} {path}: cannot write into {folder}")
 
 
 def command_line(args: argparse.Namespace) -> str:

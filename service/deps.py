@@ -14,6 +14,7 @@ request, which costs more than the work they do.
 from __future__ import annotations
 
 import secrets
+from collections import Counter
 from types import UnionType
 from typing import Annotated, Any, Union, get_args, get_origin
 
@@ -107,8 +108,8 @@ async def reject_unknown_parameters(request: Request) -> None:
             f"unknown {kind} {name!r}; {request.url.path} reads {', '.join(sorted(known))}",
             details=[{"loc": _where(k, n), "msg": "unknown parameter", "type": "unknown_parameter"} for k, n in unknown],
         )
-    for kind, name in dict.fromkeys(sent):
-        if name not in repeatable and (times := sent.count((kind, name))) > 1:
+    for (kind, name), times in Counter(sent).items():
+        if name not in repeatable and times > 1:
             raise InvalidParameter(
                 f"{kind} {name!r} sent {times} times; {request.url.path} reads one",
                 details=[{"loc": _where(kind, name), "msg": "sent more than once", "type": "repeated_parameter"}],

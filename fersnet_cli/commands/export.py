@@ -49,9 +49,11 @@ def check_options(args: argparse.Namespace) -> None:
                              "checkpoint's classifier as it is")
         if out.is_dir():
             raise UsageError(f"--out {out}: a folder; --format {args.format} writes one file")
-    elif out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "card.json").exists())):
-        raise UsageError(f"--out {out}: {'a file' if not out.is_dir() else 'a folder holding other files'}; a "
-                         "checkpoint is written into a new folder (or over another checkpoint)")
+    elif out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out}: a file; a checkpoint is written into a new folder (or over another checkpoint)")
+    elif out.is_dir() and any(out.iterdir()) and not (out / "card.json").exists():
+        raise UsageError(f"--out {out}: a folder holding other files; a checkpoint is written into a new folder (or "
+                         "over another checkpoint)")
 
 
 def run(args: argparse.Namespace) -> None:
