@@ -90,11 +90,11 @@ class OnnxRuntimeClassifier:
 
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-        self.session = onnxruntime.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+        self.runner = onnxruntime.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
         self.input_shape = input_shape
 
     def classify(self, images: torch.Tensor) -> torch.Tensor:
-        (probabilities,) = self.session.run(["probabilities"], {"faces": images.float().numpy()})
+        (probabilities,) = self.runner.run(["probabilities"], {"faces": images.float().numpy()})
         return torch.from_numpy(probabilities)
 
 

@@ -170,8 +170,8 @@ def onnx_difference(loaded: LoadedModel, path: str | Path, faces: int = 16, seed
     images = torch.rand(faces, cfg.in_chans, cfg.img_size, cfg.img_size, generator=generator) * 2 - 1
     with torch.inference_mode():
         expected = CalibratedClassifier.of(loaded).eval()(images)
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    (answered,) = session.run(["probabilities"], {"faces": images.numpy()})
+    runner = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (answered,) = runner.run(["probabilities"], {"faces": images.numpy()})
     return float((torch.from_numpy(answered) - expected).abs().max())
 
 
