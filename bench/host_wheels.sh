@@ -15,8 +15,9 @@ cd "$(dirname "$0")/.."
 py=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}
 version=${PYTHON_VERSION:-3.12}
 wheels=${WHEELS:-.whl}
-# The web stack the service adds to PyTorch, NumPy and Pillow (pyproject.toml); what each needs is added below.
-top=(fastapi fastapi-offline pydantic-settings uvicorn httptools uvloop python-multipart)
+# The web stack the service adds to PyTorch and NumPy (pyproject.toml); what each needs is added below (pi-heif
+# brings Pillow, at the version that reads AVIF).
+top=(fastapi fastapi-offline pydantic-settings uvicorn httptools uvloop python-multipart pi-heif)
 pins=$("$py" - "$version" "${top[@]}" <<'PYTHON'
 import sys
 from importlib.metadata import PackageNotFoundError, requires, version

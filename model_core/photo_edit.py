@@ -30,6 +30,7 @@ from torch import Tensor
 
 from .data.records import DataError
 from .faces import Face
+from .image_formats import ANSWERED_AS
 from .preprocess import Preprocess, turn_margin, viewable
 
 #: Share of the crop's side over which the change fades to nothing at each border.
@@ -159,8 +160,13 @@ def face_tile(photo: Image.Image, box: tuple[int, int, int, int], side: int = 12
     return canvas.resize((side, side), Image.Resampling.LANCZOS)
 
 
-#: Output encodings by upload format: the same family where it is lossless or the user sent a lossy one.
-_MEDIA = {"JPEG": ("JPEG", "image/jpeg"), "WEBP": ("WEBP", "image/webp")}
+#: Output encodings by upload format: the same family where it is lossless or the user sent a lossy one; JPEG for
+#: a phone's HEIC or AVIF (:data:`~model_core.image_formats.ANSWERED_AS`).
+_MEDIA = {
+    "JPEG": ("JPEG", "image/jpeg"),
+    "WEBP": ("WEBP", "image/webp"),
+    **dict.fromkeys(("HEIF", "AVIF"), (ANSWERED_AS, "image/jpeg")),
+}
 
 
 #: The colour space an ICC profile must describe (its header's bytes 16-20) to be embedded in an image of each mode.
@@ -182,7 +188,7 @@ def colour_profile(image: Image.Image) -> bytes | None:
 
 def encode_like(image: Image.Image, upload_format: str) -> tuple[bytes, str]:
     """``image`` encoded in the family of the upload: JPEG for JPEG (quality 95, no chroma subsampling),
-    lossless WebP for WebP, PNG for everything else (PNG, BMP, GIF, TIFF), each with the upload's colour profile
+    lossless WebP for WebP, JPEG for HEIC and AVIF, PNG for everything else (PNG, BMP, GIF, TIFF), each with the upload's colour profile
     (:func:`colour_profile`). Returns (bytes, media type)."""
     fmt, media_type = _MEDIA.get(upload_format.upper(), ("PNG", "image/png"))
     buffer = io.BytesIO()

@@ -162,8 +162,8 @@ class TooManyPixels(PayloadTooLarge):
 class UnsupportedMediaType(ServiceError):
     status_code = 415
     code = "unsupported_media_type"
-    summary = "Not JPEG, PNG, WebP, BMP, GIF or TIFF, or not multipart/form-data"
-    example = "image 0 (photo.heic) is HEIC; send JPEG, PNG, WebP, BMP, GIF or TIFF"
+    summary = "Not an image format the service decodes, or not multipart/form-data"
+    example = "image 0 (scan.pdf) is PDF; send JPEG, PNG, WebP, HEIC, AVIF, BMP, GIF or TIFF"
 
 
 class InvalidParameter(ServiceError):

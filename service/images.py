@@ -3,9 +3,10 @@
 Every image a client sends passes three gates before a pixel is decoded:
 
 1. the body-size limit (:class:`service.middleware.BodyLimits`) has already bounded its bytes;
-2. its first bytes must be one of :data:`SUPPORTED_FORMATS` (JPEG, PNG, WebP,
-   and BMP, GIF and TIFF, which face databases ship: JAFFE is TIFF); 415 for
-   another format, 400 for bytes that are no image at all;
+2. its first bytes must be one of :data:`SUPPORTED_FORMATS` (JPEG, PNG, WebP;
+   HEIC and AVIF, which phones save; BMP, GIF and TIFF, which face databases
+   ship: JAFFE is TIFF); 415 for another format, 400 for bytes that are no
+   image at all;
 3. its header's width x height must be within ``max_image_pixels`` (413). PIL's
    ``Image.open`` reads only the header, so a decompression bomb (a few KB
    that would inflate to gigabytes) is refused here, before ``load()``.
@@ -35,6 +36,7 @@ from typing import TypeVar
 
 from PIL import Image, UnidentifiedImageError
 
+from model_core.image_formats import OPTIONAL_FORMATS_READ, iso_image_format
 from model_core.preprocess import viewable
 
 from .errors import BadImage, EmptyImage, TooManyPixels, UnsupportedMediaType
@@ -59,21 +61,27 @@ _ORIENTATIONS: dict[int, Image.Transpose] = {
 }
 
 #: The image formats the service decodes, by PIL format name, with their media types. A GIF or a
-#: multi-page TIFF is read at its first frame. The command line reads the same formats (and PGM/PPM).
+#: multi-page TIFF is read at its first frame; a HEIC or AVIF at its primary picture. HEIC and AVIF are here where
+#: this installation decodes them (:data:`~model_core.image_formats.OPTIONAL_FORMATS_READ`; both, from the wheels
+#: pyproject.toml names). The command line reads the same formats (and PGM/PPM).
 SUPPORTED_FORMATS: dict[str, str] = {
     "JPEG": "image/jpeg",
     "PNG": "image/png",
     "WEBP": "image/webp",
+    **{name: media for name, media in (("HEIF", "image/heic"), ("AVIF", "image/avif")) if name in OPTIONAL_FORMATS_READ},
     "BMP": "image/bmp",
     "GIF": "image/gif",
     "TIFF": "image/tiff",
 }
-#: How error messages and the API docs list :data:`SUPPORTED_FORMATS`.
-ACCEPTED = "JPEG, PNG, WebP, BMP, GIF or TIFF"
+#: How people call each format (Pillow's "HEIF" is the phone's HEIC).
+_SPOKEN = {"WEBP": "WebP", "HEIF": "HEIC"}
+_WORDS = [_SPOKEN.get(name, name) for name in SUPPORTED_FORMATS]
+#: How error messages and the API docs list :data:`SUPPORTED_FORMATS`: "JPEG, PNG, WebP, HEIC, AVIF, BMP, GIF or TIFF".
+ACCEPTED = ", ".join(_WORDS[:-1]) + " or " + _WORDS[-1]
 
 #: Declared part content types that do not contradict a supported image (curl and browsers send these).
 _NEUTRAL_CONTENT_TYPES = frozenset(
-    {"", "application/octet-stream", "image/jpg", "image/pjpeg", "image/x-ms-bmp", "image/x-bmp", *SUPPORTED_FORMATS.values()}
+    {"", "application/octet-stream", "image/jpg", "image/pjpeg", "image/x-ms-bmp", "image/x-bmp", "image/heif", *SUPPORTED_FORMATS.values()}
 )
 
 #: The first bytes of each supported format: (offset, signature, PIL format name).
@@ -92,10 +100,6 @@ _OTHER_IMAGE_SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
     (0, b"\x00\x00\x01\x00", "ICO"),
     (0, b"8BPS", "PSD"),
     (0, b"%PDF", "PDF"),
-    (4, b"ftypheic", "HEIC"),
-    (4, b"ftypheix", "HEIC"),
-    (4, b"ftypmif1", "HEIF"),
-    (4, b"ftypavif", "AVIF"),
     (0, b"\x00\x00\x00\x0cjP  ", "JPEG 2000"),
     (0, b"\xff\x4f\xff\x51", "JPEG 2000"),
     (0, b"qoif", "QOI"),
@@ -186,10 +190,17 @@ def sniff_format(data: bytes) -> str | None:
     """The supported format the bytes start with (PIL's name), or None."""
     if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "WEBP"
+    iso = iso_image_format(data)
+    if iso is not None:
+        return iso if iso in SUPPORTED_FORMATS else None
     return _match(data, _SIGNATURES)
 
 
 def _other_image_format(data: bytes) -> str | None:
+    """A format recognised but not served here: a HEIC or AVIF where this installation lacks its decoder, PDF, ..."""
+    iso = iso_image_format(data)
+    if iso is not None:
+        return _SPOKEN.get(iso, iso)
     return _match(data, _OTHER_IMAGE_SIGNATURES)
 
 
@@ -266,7 +277,7 @@ def _guarded(upload: Upload, fmt: str, max_pixels: int, work: Callable[[], T]) -
         size = f"{int(counted[1]):,} pixels" if counted else "far too large"
         raise TooManyPixels(f"{upload.label} is {size}; the limit is {max_pixels:,}") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, MemoryError) as e:
-        raise BadImage(f"{upload.label} could not be decoded as {fmt} ({_reason(e)})") from None
+        raise BadImage(f"{upload.label} could not be decoded as {_SPOKEN.get(fmt, fmt)} ({_reason(e)})") from None
 
 
 def probe(upload: Upload, *, max_pixels: int, max_side: int | None = DECODE_MAX_SIDE) -> Probe:

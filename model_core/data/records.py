@@ -15,9 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import image_formats  # importing it lets Pillow open HEIC files
+
 #: What a folder of faces may hold: every still-image format Pillow reads that face databases use
-#: (JAFFE ships TIFF, older ones PGM); the first frame of a GIF.
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".pgm", ".ppm", ".pnm"})
+#: (JAFFE ships TIFF, older ones PGM); the first frame of a GIF; and the phones' HEIC and AVIF.
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".pgm", ".ppm", ".pnm"}) | image_formats.SUFFIXES
 
 
 class DataError(Exception):

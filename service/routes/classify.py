@@ -25,16 +25,16 @@ from ..errors import (
     Unauthorized,
     UnsupportedMediaType,
 )
-from ..images import Upload
+from ..images import ACCEPTED, Upload
 from ..inference import ClassifyRequest
 from ..schemas import ClassifyResponse, error_responses
 from .options import query_or_form
 
 router = APIRouter(prefix="/v1", tags=["inference"], dependencies=[Depends(require_api_key)])
 
-DESCRIPTION = """
+DESCRIPTION = f"""
 Upload one or more photos as `multipart/form-data` parts named `images`
-(JPEG, PNG, WebP, BMP, GIF or TIFF). In each photo the service finds the faces (YuNet),
+({ACCEPTED}). In each photo the service finds the faces (YuNet),
 crops each one the way the model was trained, and classifies all the crops
 of all concurrent requests together in batches.
 
@@ -79,7 +79,7 @@ async def classify(
     engine: ReadyEngine,
     settings: SettingsDep,
     deadline: RequestDeadline,
-    images: Annotated[list[UploadFile], File(description="One or more photos (JPEG, PNG, WebP, BMP, GIF or TIFF), each in a part named `images`.")],
+    images: Annotated[list[UploadFile], File(description=f"One or more photos ({ACCEPTED}), each in a part named `images`.")],
     detect: Annotated[
         bool | None, Query(description="Find faces in each image (default: true). `false`: each image already is one face crop.")
     ] = None,

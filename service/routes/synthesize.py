@@ -29,7 +29,7 @@ from ..errors import (
     Unauthorized,
     UnsupportedMediaType,
 )
-from ..images import Upload
+from ..images import ACCEPTED, Upload
 from ..inference import OutputFormat, SynthesizeRequest
 from ..schemas import SynthesizeResponse, error_responses
 from .options import query_or_form
@@ -48,8 +48,8 @@ the network's change is enlarged to the face and blended in with a soft
 edge, pixels away from the face are returned unchanged. The face is encoded
 once, however many targets are asked for.
 
-* `format=photo` (the default for one target): the photo, as JPEG for a JPEG
-  upload, lossless WebP for WebP, PNG otherwise;
+* `format=photo` (the default for one target): the photo, as JPEG for a JPEG,
+  HEIC or AVIF upload, lossless WebP for WebP, PNG otherwise;
 * `format=json` (the default for several targets): one base64 photo per target;
 * `format=grid`: one labelled PNG of the face, before and with each target;
 * `format=face`: the bare face the network drew, grey, at its input size
@@ -141,7 +141,7 @@ async def synthesize(
     runtime: RuntimeDep,
     engine: ReadyEngine,
     deadline: RequestDeadline,
-    image: Annotated[UploadFile, File(description="One photo or face crop (JPEG, PNG, WebP, BMP, GIF or TIFF).")],
+    image: Annotated[UploadFile, File(description=f"One photo or face crop ({ACCEPTED}).")],
     targets: Annotated[
         list[str] | None,
         Query(

@@ -156,7 +156,7 @@ export function plainWords(error) {
     case 413:
       return "This photo is too large for the service. Try a smaller one.";
     case 415:
-      return "This file is not a picture the service reads: use JPEG, PNG, WebP, BMP, GIF or TIFF.";
+      return "This file is not a picture the service reads: use JPEG, PNG, WebP, HEIC, AVIF, BMP, GIF or TIFF.";
     case 422:
       return "The service did not understand the request.";
     case 429:

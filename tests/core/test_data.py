@@ -164,6 +164,22 @@ def test_face_databases_in_tiff_and_pgm_are_read_as_a_viewer_shows_them(tmp_path
         assert abs(float(pixels.mean()) - 127.5) < 2, record.source  # PIL's own convert("L") gives ~255 for 16 bits
 
 
+def test_phone_photos_in_heic_and_avif_are_read_upright(tmp_path: Path) -> None:
+    """A folder of one's own phone photos: HEIC and AVIF are listed and decoded as a viewer shows them."""
+    (tmp_path / "happy").mkdir()
+    shutil.copy(Path(__file__).parents[1] / "service" / "pictures" / "turned.heic", tmp_path / "happy" / "IMG_0001.HEIC")
+    band = Image.new("L", (64, 32), 30)
+    band.paste(220, (0, 0, 16, 32))  # bright on the left; EXIF orientation 6 turns it to the top
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    band.save(tmp_path / "happy" / "IMG_0002.avif", exif=exif.tobytes(), quality=90)
+    records = load_records("folder", tmp_path, "all")
+    assert sorted(Path(r.source).name for r in records.records) == ["IMG_0001.HEIC", "IMG_0002.avif"]
+    for record in records.records:
+        pixels, _ = decode(record, Preprocess())
+        assert pixels[:8].mean() > pixels[-20:].mean() + 40, record.source  # the bright quarter is on top
+
+
 def test_folders_named_by_jaffe_and_kdef_codes(tmp_path: Path) -> None:
     """JAFFE's file names code the expression (KA.AN1.39.tiff), KDEF's too (AF01AFS.JPG, AF for afraid): folders
     sorted by those codes are read, upper or lower case, each onto its canonical expression."""

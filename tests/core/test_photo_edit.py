@@ -107,7 +107,8 @@ def test_crop_box_matches_how_faces_are_cut() -> None:
 
 def test_encode_like_keeps_the_upload_family() -> None:
     photo = colour_photo()
-    for upload, media in (("JPEG", "image/jpeg"), ("WEBP", "image/webp"), ("PNG", "image/png"), ("TIFF", "image/png")):
+    families = (("JPEG", "image/jpeg"), ("WEBP", "image/webp"), ("PNG", "image/png"), ("TIFF", "image/png"), ("HEIF", "image/jpeg"), ("AVIF", "image/jpeg"))
+    for upload, media in families:
         data, media_type = encode_like(photo, upload)
         assert media_type == media
         assert Image.open(io.BytesIO(data)).size == photo.size

@@ -25,12 +25,13 @@ GOOD = {"images": ("face.png", noise_png(7), "image/png")}
 
 def _bad_requests() -> Iterator[tuple[str, dict[str, Any], int, str]]:
     """(what, request arguments, status, code) for every bad input the default limits catch."""
-    heic = b"\x00\x00\x00\x18ftypheic" + b"\x00" * 64  # an iPhone's format, which the service does not decode
+    heic = b"\x00\x00\x00\x18ftypheic" + b"\x00" * 64  # an iPhone's format, its first box and nothing more
     jpeg = encode(noise_image(2, (120, 120), "RGB"), "JPEG")
     yield "empty image", {"url": "/v1/classify", "files": {"images": ("empty.jpg", b"", "image/jpeg")}}, 400, "empty_image"
     yield "corrupt image", {"url": "/v1/classify", "files": {"images": ("x.jpg", b"\x13\x37" * 500, "image/jpeg")}}, 400, "bad_image"
     yield "truncated jpeg", {"url": "/v1/classify", "files": {"images": ("t.jpg", jpeg[: len(jpeg) // 3], "image/jpeg")}}, 400, "bad_image"
-    yield "heic", {"url": "/v1/classify", "files": {"images": ("photo.heic", heic, "image/heic")}}, 415, "unsupported_media_type"
+    yield "damaged heic", {"url": "/v1/classify", "files": {"images": ("photo.heic", heic, "image/heic")}}, 400, "bad_image"
+    yield "pdf", {"url": "/v1/classify", "files": {"images": ("scan.pdf", b"%PDF-1.7\n" + b"\x00" * 64, "application/pdf")}}, 415, "unsupported_media_type"
     yield "text file", {"url": "/v1/classify", "files": {"images": ("notes.txt", b"hello", "text/plain")}}, 415, "unsupported_media_type"
     yield "json body", {"url": "/v1/classify", "json": {"image": "aGVsbG8="}}, 415, "unsupported_media_type"
     yield (

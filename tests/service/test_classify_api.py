@@ -126,6 +126,22 @@ async def test_boxes_are_in_the_original_pixels_of_a_large_rotated_photo(
     assert found["box"]["width"] > 300  # in original pixels, not the reduced copy's
 
 
+async def test_a_phone_photo_in_heic_is_read_like_any_other(make_settings: Callable[..., Settings]) -> None:
+    """An iPhone's HEIC, by the bundled default: the face it finds, and the answer the same pixels get as PNG."""
+    heic = (Path(__file__).parent / "pictures" / "astronaut.heic").read_bytes()
+    as_png = encode(Image.open(io.BytesIO(heic)), "PNG")  # the HEIC's own pixels, losslessly
+    async with serve(make_settings(checkpoint="default")) as (app, client):
+        answers = [await client.post("/v1/classify", files={"images": (name, data, media)})
+                   for name, data, media in (("astronaut.heic", heic, "image/heic"), ("astronaut.png", as_png, "image/png"))]
+    assert answers[0].status_code == 200, answers[0].text
+    from_heic, from_png = (answer.json()["images"][0] for answer in answers)
+    assert (from_heic["width"], from_heic["height"]) == (256, 256)
+    (face,) = from_heic["faces"]
+    assert centre_inside(face["box"], 89, 31, 44)  # within the README's box of this face (178, 63, 89 wide, of 512) at half the size
+    assert face["expression"] == "happy"
+    assert from_heic["faces"] == from_png["faces"]
+
+
 @pytest.mark.realdata
 async def test_the_bundled_default_checkpoint_serves(make_settings: Callable[..., Settings], fer2013_test: Path) -> None:
     (face,) = fer_faces(fer2013_test, "happy", 1)

@@ -3,24 +3,28 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from model_core.image_formats import iso_image_format
 from service.errors import BadImage, EmptyImage, TooManyPixels, UnsupportedMediaType
-from service.images import Photo, Upload, decode_image, sniff_format
+from service.images import SUPPORTED_FORMATS, Photo, Upload, decode_image, sniff_format
 
 from .helpers import encode, noise_image, png_header_only
 
 LIMIT = 10_000_000
+#: HEIC pictures made by make_pictures.py there (the project reads HEIC but cannot write it).
+PICTURES = Path(__file__).parent / "pictures"
 
 
 def decode(data: bytes, content_type: str | None = None, **kw: int) -> Photo:
     return decode_image(Upload(data, "upload", content_type), max_pixels=kw.pop("max_pixels", LIMIT), **kw)
 
 
-@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF"])
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "AVIF", "BMP", "GIF", "TIFF"])
 def test_supported_formats_decode_to_rgb(fmt: str) -> None:
     data = encode(noise_image(1, (64, 40), "RGB"), fmt)
     assert sniff_format(data) == fmt
@@ -69,20 +73,77 @@ def test_face_database_formats_decode_as_a_viewer_shows_them() -> None:
         assert decode(buffer.getvalue()).image.getpixel((10, 10)) == (250, 250, 250), fmt
 
 
+def ftyp(major: bytes, *compatible: bytes) -> bytes:
+    """The first box of an ISO base-media file (HEIC, AVIF, MP4), and a few bytes of what would follow."""
+    body = b"ftyp" + major + b"\x00\x00\x00\x00" + b"".join(compatible)
+    return (len(body) + 4).to_bytes(4, "big") + body + b"\x00" * 32
+
+
 @pytest.mark.parametrize(
     ("data", "name"),
     [
-        (b"\x00\x00\x00\x18ftypheic" + b"\x00" * 64, "HEIC"),
-        (b"\x00\x00\x00\x1cftypavif" + b"\x00" * 64, "AVIF"),
+        (ftyp(b"heic", b"mif1", b"heic", b"miaf", b"MiHB"), "HEIF"),  # an iPhone's
+        (ftyp(b"mif1", b"mif1", b"heic"), "HEIF"),  # a Samsung's
+        (ftyp(b"avif", b"avif", b"mif1", b"miaf"), "AVIF"),
+        (ftyp(b"mif1", b"mif1", b"avif", b"miaf"), "AVIF"),  # an AV1 brand decides, wherever it is listed
+        (ftyp(b"isom", b"isom", b"mp41"), None),  # a video
+        (b"\x00\x00\x00\x18ftyp", None),  # cut short
+    ],
+)
+def test_heic_and_avif_are_told_apart_by_their_brands(data: bytes, name: str | None) -> None:
+    assert iso_image_format(data) == name
+
+
+def test_a_phone_s_heic_is_shown_upright_once() -> None:
+    """An iPhone stores a portrait as a landscape picture and a rotation; libheif applies it and clears the EXIF
+    orientation, so the service must not turn the picture a second time."""
+    photo = decode((PICTURES / "turned.heic").read_bytes(), "image/heic")
+    assert photo.format == "HEIF"
+    assert photo.image.size == photo.original_size == (32, 64)
+    top, bottom = np.asarray(photo.image)[4, 16], np.asarray(photo.image)[60, 16]
+    assert top[1] > 150 > top[0] and bottom[0] > 150 > bottom[1]  # green on top, red below
+
+
+def test_an_avif_decodes_upright_by_its_exif_orientation() -> None:
+    band = Image.new("RGB", (64, 32), (200, 10, 10))
+    band.paste((10, 200, 10), (0, 0, 16, 32))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    data = encode(band, "AVIF", exif=exif.tobytes(), quality=90)
+    assert sniff_format(data) == "AVIF"
+    photo = decode(data, "image/avif")
+    assert photo.image.size == photo.original_size == (32, 64)
+    top, bottom = np.asarray(photo.image)[4, 16], np.asarray(photo.image)[60, 16]
+    assert top[1] > 150 > top[0] and bottom[0] > 150 > bottom[1]
+
+
+def test_a_heic_over_the_pixel_limit_is_refused_from_its_header() -> None:
+    with pytest.raises(TooManyPixels) as refused:
+        decode((PICTURES / "astronaut.heic").read_bytes(), max_pixels=256 * 256 - 1)
+    assert "256x256 = 65,536 pixels" in refused.value.message
+
+
+def test_a_heic_where_its_decoder_is_missing_is_415(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A platform without a pi-heif wheel: HEIC is named and refused as unsupported, not called a broken file."""
+    monkeypatch.delitem(SUPPORTED_FORMATS, "HEIF")
+    with pytest.raises(UnsupportedMediaType) as refused:
+        decode((PICTURES / "turned.heic").read_bytes(), "image/heic")
+    assert "is HEIC; send" in refused.value.message
+
+
+@pytest.mark.parametrize(
+    ("data", "name"),
+    [
         (b"%PDF-1.7\n" + b"\x00" * 64, "PDF"),
         (b"\x00\x00\x01\x00" + b"\x00" * 64, "ICO"),
+        (b"qoif" + b"\x00" * 64, "QOI"),
     ],
 )
 def test_other_image_formats_are_415(data: bytes, name: str) -> None:
     with pytest.raises(UnsupportedMediaType) as refused:
         decode(data, "image/png")
     assert refused.value.status_code == 415
-    assert f"is {name}; send JPEG, PNG, WebP, BMP, GIF or TIFF" in refused.value.message
+    assert f"is {name}; send JPEG, PNG, WebP, HEIC, AVIF, BMP, GIF or TIFF" in refused.value.message
 
 
 def test_a_decompression_bomb_is_refused_from_its_header() -> None:

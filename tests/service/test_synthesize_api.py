@@ -73,6 +73,28 @@ async def test_the_redrawn_photo_keeps_the_uploads_colour_profile(make_settings:
         assert Image.open(io.BytesIO(base64.b64decode(item["image_base64"]))).info.get("icc_profile") == profile
 
 
+async def test_a_heic_or_avif_photo_comes_back_as_jpeg(make_settings: Callable[..., Settings]) -> None:
+    """The service reads a phone's HEIC and AVIF but writes neither (no HEIC encoder; AVIF's takes seconds): the
+    redrawn photo is a JPEG at the upload's size, with its colour profile."""
+    from PIL import ImageCms
+
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    uploads = {
+        "turned.heic": (Path(__file__).parent / "pictures" / "turned.heic").read_bytes(),
+        "photo.avif": encode(colour_photo(), "AVIF", icc_profile=profile, quality=90),
+    }
+    async with serve(make_settings()) as (app, client):
+        answers = {name: await client.post("/v1/synthesize", params={"targets": "happy", "detect": "false"},
+                                           files={"image": (name, data, "image/*")})
+                   for name, data in uploads.items()}
+    for name, answer in answers.items():
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["content-type"] == "image/jpeg", name
+    assert Image.open(io.BytesIO(answers["turned.heic"].content)).size == (32, 64)  # upright, as uploaded
+    redrawn = Image.open(io.BytesIO(answers["photo.avif"].content))
+    assert redrawn.size == colour_photo().size and redrawn.info.get("icc_profile") == profile
+
+
 async def test_format_face_answers_the_bare_model_sized_face(make_settings: Callable[..., Settings]) -> None:
     async with serve(make_settings()) as (app, client):
         response = await client.post("/v1/synthesize", params={"targets": "happy", "detect": "false", "format": "face"}, files=CROP)

@@ -1,0 +1,78 @@
+"""The picture formats the project reads, beyond Pillow's built-in ones, and how each is recognised.
+
+Phones save photos as HEIC (every iPhone since 2017, many Android phones) or
+AVIF, and people send what their phone saved. Pillow reads AVIF itself (its
+wheels bundle libavif since 11.3). HEIC comes from `pi-heif`, the
+decode-only build of libheif: it brings the HEVC decoder (libde265, LGPL) and
+no encoder, so nothing GPL or patent-encumbered ships for a format the project
+only ever reads. Importing this module registers it with Pillow, once, so
+every reader (the service's uploads, the CLI's photos, dataset folders) opens
+HEIC files through the same ``Image.open``. Where a platform has no pi-heif
+wheel, or a Pillow build lacks libavif, the format is simply not offered:
+:data:`OPTIONAL_FORMATS_READ` says which are.
+
+Both formats are ISO base-media files: their first box, ``ftyp``, lists
+brands, and :func:`iso_image_format` tells them apart by those brands rather
+than by a file name or a client's content type.
+"""
+
+from __future__ import annotations
+
+from PIL import features
+
+#: Brands of an ``ftyp`` box that mean AV1 pictures (AVIF), and HEVC pictures (HEIC).
+_AVIF_BRANDS = frozenset({b"avif", b"avis"})
+_HEVC_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs"})
+#: Brands of the bare HEIF container, which holds either (Samsung's HEIF photos say only ``mif1``).
+_CONTAINER_BRANDS = frozenset({b"mif1", b"msf1"})
+
+
+def _register_heif() -> bool:
+    """Register pi-heif's HEIF opener with Pillow; False where pi-heif is not installed."""
+    try:
+        import pi_heif
+    except ImportError:
+        return False
+    # Only the primary picture is read: thumbnails, depth maps and auxiliary images would be decoded for nothing.
+    pi_heif.register_heif_opener(thumbnails=False, depth_images=False, aux_images=False)
+    return True
+
+
+#: The optional formats this installation decodes, by Pillow's format name ("HEIF" is pi-heif's name for HEIC).
+OPTIONAL_FORMATS_READ: frozenset[str] = frozenset(
+    name for name, available in (("HEIF", _register_heif()), ("AVIF", features.check("avif"))) if available
+)
+
+
+#: File name suffixes of the optional formats, for reading folders of faces (a file that fails to decode is named).
+SUFFIXES = frozenset({".heic", ".heif", ".hif", ".avif"})
+
+#: What a redrawn photo is saved as when the upload was HEIC or AVIF: JPEG, the lossy family every viewer shows.
+#: pi-heif cannot encode HEIC, and Pillow's AVIF encoder takes 6 to 7 s for a 12-megapixel photo on two cores
+#: (JPEG: 0.1 s), longer than the rest of the request.
+ANSWERED_AS = "JPEG"
+
+
+def iso_brands(data: bytes) -> list[bytes]:
+    """The brands of the ``ftyp`` box an ISO base-media file starts with (major brand first), or [] for other bytes."""
+    if len(data) < 12 or data[4:8] != b"ftyp":
+        return []
+    size = min(int.from_bytes(data[:4], "big"), len(data))
+    # major brand, then the 4-byte minor version (skipped), then compatible brands to the end of the box
+    return [data[8:12]] + [data[i : i + 4] for i in range(16, size - 3, 4)]
+
+
+def iso_image_format(data: bytes) -> str | None:
+    """``"AVIF"`` or ``"HEIF"`` (Pillow's names) for an AVIF or HEIC/HEIF file, by its brands; None for anything else.
+
+    An AV1 brand anywhere decides AVIF (libavif writes ``mif1`` beside ``avif``); then an HEVC brand, or a bare
+    ``mif1``/``msf1`` container, decides HEIF.
+    """
+    brands = iso_brands(data)
+    if not brands:
+        return None
+    if _AVIF_BRANDS.intersection(brands):
+        return "AVIF"
+    if _HEVC_BRANDS.intersection(brands) or brands[0] in _CONTAINER_BRANDS:
+        return "HEIF"
+    return None  # an MP4 video, a QuickTime movie, ...
