@@ -47,10 +47,32 @@ OPTIONAL_FORMATS_READ: frozenset[str] = frozenset(
 #: File name suffixes of the optional formats, for reading folders of faces (a file that fails to decode is named).
 SUFFIXES = frozenset({".heic", ".heif", ".hif", ".avif"})
 
-#: What a redrawn photo is saved as when the upload was HEIC or AVIF: JPEG, the lossy family every viewer shows.
-#: pi-heif cannot encode HEIC, and Pillow's AVIF encoder takes 6 to 7 s for a 12-megapixel photo on two cores
-#: (JPEG: 0.1 s), longer than the rest of the request.
-ANSWERED_AS = "JPEG"
+#: Formats whose files are compressed with loss (a HEIC or AVIF may be lossless, but a phone's never is).
+_LOSSY_FORMATS = frozenset({"JPEG", "HEIF", "AVIF"})
+
+
+def is_lossy(fmt: str, data: bytes) -> bool:
+    """Whether a file of Pillow's format ``fmt`` holds pixels already compressed with loss: a JPEG, HEIC or AVIF,
+    or a WebP whose picture is VP8 rather than VP8L. A redrawn copy of it may then be saved with loss too."""
+    if fmt == "WEBP":
+        return _webp_picture_chunk(data) == b"VP8 "
+    return fmt in _LOSSY_FORMATS
+
+
+def _webp_picture_chunk(data: bytes) -> bytes | None:
+    """The kind of a WebP file's first picture chunk: ``VP8 `` (lossy) or ``VP8L`` (lossless); None if not found.
+
+    A WebP is a RIFF file of chunks (kind, little-endian size, data padded to an even length); a simple file
+    starts with its picture, an extended one (``VP8X``) first says which features follow (ICC profile, alpha).
+    """
+    offset = 12  # after "RIFF", the file's size, "WEBP"
+    while offset + 8 <= len(data):
+        kind = data[offset : offset + 4]
+        if kind in (b"VP8 ", b"VP8L"):
+            return kind
+        size = int.from_bytes(data[offset + 4 : offset + 8], "little")
+        offset += 8 + size + (size & 1)
+    return None
 
 
 def iso_brands(data: bytes) -> list[bytes]:

@@ -36,7 +36,7 @@ from typing import TypeVar
 
 from PIL import Image, UnidentifiedImageError
 
-from model_core.image_formats import OPTIONAL_FORMATS_READ, iso_image_format
+from model_core.image_formats import OPTIONAL_FORMATS_READ, is_lossy, iso_image_format
 from model_core.preprocess import viewable
 
 from .errors import BadImage, EmptyImage, TooManyPixels, UnsupportedMediaType
@@ -159,6 +159,8 @@ class Photo:
     image: Image.Image
     original_size: tuple[int, int]
     format: str
+    #: Whether the upload was compressed with loss (a redrawn copy is answered in kind: :func:`~model_core.photo_edit.answer_encoding`).
+    lossy: bool
 
     @property
     def frame(self) -> Frame:
@@ -327,7 +329,7 @@ def decode_image(upload: Upload, *, max_pixels: int, max_side: int | None = DECO
         del small
         rgb = shown if shown.mode == "RGB" else shown.convert("RGB")
         original = (height, width) if transpose in _SWAPPING else (width, height)
-        return Photo(image=rgb, original_size=original, format=fmt)
+        return Photo(image=rgb, original_size=original, format=fmt, lossy=is_lossy(fmt, upload.data))
 
     return _guarded(upload, fmt, max_pixels, decode)
 

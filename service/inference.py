@@ -365,13 +365,13 @@ class SynthesizeAPI(_PhotoPipeline, BatchedAPI[SynthesizeRequest, SynthesizeCont
             return Response(png_bytes(preprocess.to_image(faces[0])), media_type="image/png", headers=headers)
         full, box, photos = self._redrawn_photos(context, faces)
         if output == "photo":
-            body, media_type = encode_like(next(photos), full.format)
+            body, media_type = encode_like(next(photos), full.format, full.lossy)
             return Response(body, media_type=media_type, headers=headers)
         if output == "grid":
             tiles = [("input", face_tile(full.image, box))]
             tiles += [(expression, face_tile(photo, box)) for expression, photo in zip(context.request.targets, photos, strict=True)]
             return Response(png_bytes(labelled_grid(tiles)), media_type="image/png", headers=headers)
-        encoded = [encode_like(photo, full.format) for photo in photos]
+        encoded = [encode_like(photo, full.format, full.lossy) for photo in photos]
         answer = SynthesizeResponse(
             model=self.engine.loaded.card.name,
             width=full.image.width,

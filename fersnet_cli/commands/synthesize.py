@@ -126,13 +126,13 @@ def run(args: argparse.Namespace) -> None:
     finder = face_finder(args.detect != "no", preprocess)
     photos, boxes, turns, inputs, formats = [], [], [], [], []
     for path in args.inputs:
-        image, fmt = read_photo(path)
+        image, fmt, lossy = read_photo(path)
         face = find_face(path, image, finder, args.detect, preprocess.img_size)
         photos.append(image)
         boxes.append(crop_box(face, image.size, preprocess))
         turns.append(face_turn(face))
         inputs.append(preprocess.to_tensor(preprocess.prepare(crop_faces(image, [face], preprocess)[0])))
-        formats.append(fmt)
+        formats.append((fmt, lossy))
     images, names, out = torch.stack(inputs).to(device), output_names(args.inputs), Path(args.out)
     indices = [loaded.expressions.index(t) for t in wanted]
     if args.grid:
@@ -152,7 +152,7 @@ def run(args: argparse.Namespace) -> None:
             continue
         for target, photo in zip(wanted, redrawn_photos(photos[i], boxes[i], images[i], redrawn[i], preprocess, turns[i]),
                                  strict=True):
-            data, media_type = encode_like(photo, formats[i])
+            data, media_type = encode_like(photo, *formats[i])
             file = out / f"{name}_{target}.{media_type.removeprefix('image/').replace('jpeg', 'jpg')}"
             file.write_bytes(data)
             print(f"wrote {file}")

@@ -48,8 +48,9 @@ the network's change is enlarged to the face and blended in with a soft
 edge, pixels away from the face are returned unchanged. The face is encoded
 once, however many targets are asked for.
 
-* `format=photo` (the default for one target): the photo, as JPEG for a JPEG,
-  HEIC or AVIF upload, lossless WebP for WebP, PNG otherwise;
+* `format=photo` (the default for one target): the photo in the upload's
+  format and fidelity: JPEG for JPEG and HEIC, AVIF for AVIF, WebP for WebP
+  (lossless for a lossless one), PNG otherwise;
 * `format=json` (the default for several targets): one base64 photo per target;
 * `format=grid`: one labelled PNG of the face, before and with each target;
 * `format=face`: the bare face the network drew, grey, at its input size
@@ -74,7 +75,7 @@ _PNG_AND_JSON: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "The redrawn photo (one target), JSON (several), a PNG grid or the bare face (format=face).",
         "content": {
-            media: {"schema": {"type": "string", "format": "binary"}} for media in ("image/jpeg", "image/png", "image/webp")
+            media: {"schema": {"type": "string", "format": "binary"}} for media in ("image/jpeg", "image/png", "image/webp", "image/avif")
         },
         "headers": {
             "X-Face-Index": {"description": "Which detected face was used (0 = largest).", "schema": {"type": "integer"}},

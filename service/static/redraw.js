@@ -89,7 +89,7 @@ async function redrawnTile(item, box, photo, number) {
   const picture = el("img", { src: url, alt: `Face ${number} redrawn as ${item.expression}` });
   await picture.decode().catch(() => {});
   const stem = `${photo.name.replace(/\.[^.]*$/, "")}-face${number}-${item.expression}`;
-  const extension = { "image/jpeg": "jpg", "image/webp": "webp" }[item.blob.type] || "png";
+  const extension = { "image/jpeg": "jpg", "image/webp": "webp", "image/avif": "avif" }[item.blob.type] || "png";
   const view = crop(picture, box, `Face ${number} redrawn as ${item.expression}`);
   const link = el("a", { href: url, download: `${stem}.${extension}` }, `Download the ${item.expression} photo`);
   return tile(item.expression, view, link);

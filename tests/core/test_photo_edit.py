@@ -11,6 +11,7 @@ from PIL import Image
 
 from model_core.data import DataError
 from model_core.faces import Face, whole_image
+from model_core.image_formats import is_lossy
 from model_core.photo_edit import (
     Turn,
     changed_outside,
@@ -105,15 +106,30 @@ def test_crop_box_matches_how_faces_are_cut() -> None:
     assert scale_box((10, 20, 30, 40), 0.5) == (20, 40, 60, 80)
 
 
-def test_encode_like_keeps_the_upload_family() -> None:
+def test_encode_like_keeps_the_upload_family_and_its_fidelity() -> None:
     photo = colour_photo()
-    families = (("JPEG", "image/jpeg"), ("WEBP", "image/webp"), ("PNG", "image/png"), ("TIFF", "image/png"), ("HEIF", "image/jpeg"), ("AVIF", "image/jpeg"))
-    for upload, media in families:
-        data, media_type = encode_like(photo, upload)
-        assert media_type == media
-        assert Image.open(io.BytesIO(data)).size == photo.size
-    lossless, _ = encode_like(photo, "WEBP")
-    assert np.array_equal(np.asarray(Image.open(io.BytesIO(lossless)).convert("RGB")), np.asarray(photo))
+    families = (("JPEG", True, "JPEG"), ("WEBP", True, "WEBP"), ("WEBP", False, "WEBP"), ("PNG", False, "PNG"), ("TIFF", False, "PNG"),
+                ("HEIF", True, "JPEG"), ("AVIF", True, "AVIF"))
+    for upload, lossy, answered in families:
+        data, media_type = encode_like(photo, upload, lossy)
+        assert media_type == f"image/{answered.lower()}"
+        assert Image.open(io.BytesIO(data)).format == answered and Image.open(io.BytesIO(data)).size == photo.size
+        # A lossless upload keeps every pixel; a lossy one is answered with loss (a WebP's picture chunk says which).
+        assert is_lossy(answered, data) == lossy, (upload, lossy)
+        if not lossy:
+            assert np.array_equal(np.asarray(Image.open(io.BytesIO(data)).convert("RGB")), np.asarray(photo))
+
+
+def test_a_webp_is_lossy_by_its_picture_chunk() -> None:
+    photo = colour_photo((40, 30))
+    for options, lossy in (({"quality": 80}, True), ({"lossless": True}, False)):
+        simple, with_extras = io.BytesIO(), io.BytesIO()
+        photo.save(simple, "WEBP", **options)
+        photo.convert("RGBA").save(with_extras, "WEBP", icc_profile=b"\x00" * 301, **options)  # VP8X, ICCP (odd size), ALPH
+        plain, extended = simple.getvalue(), with_extras.getvalue()
+        assert plain[12:16] in (b"VP8 ", b"VP8L") and extended[12:16] == b"VP8X"
+        assert is_lossy("WEBP", plain) == is_lossy("WEBP", extended) == lossy
+    assert not is_lossy("WEBP", b"RIFF\x00\x00\x00\x00WEBP")  # no picture: kept lossless
 
 
 def test_a_colour_profile_travels_only_where_it_describes_the_pixels() -> None:
@@ -125,7 +141,7 @@ def test_a_colour_profile_travels_only_where_it_describes_the_pixels() -> None:
         photo = colour_photo()
         photo.info["icc_profile"] = profile
         for upload in ("JPEG", "WEBP", "PNG"):
-            data, _ = encode_like(photo, upload)
+            data, _ = encode_like(photo, upload, upload == "JPEG")
             assert Image.open(io.BytesIO(data)).info.get("icc_profile") == (profile if kept else None), upload
 
 
@@ -136,14 +152,14 @@ def test_face_tile_is_a_square_of_the_box() -> None:
 
 def test_read_photo_gives_an_upright_grey_or_rgb_image_and_its_format(tmp_path: Path) -> None:
     Image.new("RGBA", (30, 20), (10, 20, 30, 128)).save(tmp_path / "a.png")
-    image, fmt = read_photo(tmp_path / "a.png")
-    assert (image.mode, image.size, fmt) == ("RGB", (30, 20), "PNG")
+    image, fmt, lossy = read_photo(tmp_path / "a.png")
+    assert (image.mode, image.size, fmt, lossy) == ("RGB", (30, 20), "PNG", False)
     turned = colour_photo((30, 20))
     exif = turned.getexif()
     exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to view
     turned.save(tmp_path / "b.jpg", exif=exif)
-    image, fmt = read_photo(tmp_path / "b.jpg")
-    assert (image.size, fmt) == ((20, 30), "JPEG")
+    image, fmt, lossy = read_photo(tmp_path / "b.jpg")
+    assert (image.size, fmt, lossy) == ((20, 30), "JPEG", True)
     (tmp_path / "c.png").write_bytes(b"not an image")
     for name in ("c.png", "missing.png"):
         with pytest.raises(DataError, match=f"{name}: cannot read image"):

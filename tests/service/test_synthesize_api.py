@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from model_core.image_formats import is_lossy
 from service.settings import Settings
 
 from .helpers import FER_CLASSES, centre_inside, encode, fer_faces, noise_image, noise_png, photo_with_faces, serve
@@ -73,9 +74,9 @@ async def test_the_redrawn_photo_keeps_the_uploads_colour_profile(make_settings:
         assert Image.open(io.BytesIO(base64.b64decode(item["image_base64"]))).info.get("icc_profile") == profile
 
 
-async def test_a_heic_or_avif_photo_comes_back_as_jpeg(make_settings: Callable[..., Settings]) -> None:
-    """The service reads a phone's HEIC and AVIF but writes neither (no HEIC encoder; AVIF's takes seconds): the
-    redrawn photo is a JPEG at the upload's size, with its colour profile."""
+async def test_a_phone_s_heic_comes_back_as_jpeg_and_an_avif_as_avif(make_settings: Callable[..., Settings]) -> None:
+    """Nothing here writes HEIC, so a HEIC is answered as JPEG; an AVIF is answered as AVIF. Both upright, at the
+    upload's size, with its colour profile."""
     from PIL import ImageCms
 
     profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
@@ -87,12 +88,27 @@ async def test_a_heic_or_avif_photo_comes_back_as_jpeg(make_settings: Callable[.
         answers = {name: await client.post("/v1/synthesize", params={"targets": "happy", "detect": "false"},
                                            files={"image": (name, data, "image/*")})
                    for name, data in uploads.items()}
-    for name, answer in answers.items():
+    for answer in answers.values():
         assert answer.status_code == 200, answer.text
-        assert answer.headers["content-type"] == "image/jpeg", name
+    assert answers["turned.heic"].headers["content-type"] == "image/jpeg"
     assert Image.open(io.BytesIO(answers["turned.heic"].content)).size == (32, 64)  # upright, as uploaded
+    assert answers["photo.avif"].headers["content-type"] == "image/avif"
     redrawn = Image.open(io.BytesIO(answers["photo.avif"].content))
-    assert redrawn.size == colour_photo().size and redrawn.info.get("icc_profile") == profile
+    assert redrawn.format == "AVIF" and redrawn.size == colour_photo().size and redrawn.info.get("icc_profile") == profile
+
+
+async def test_a_webp_is_answered_at_its_own_fidelity(make_settings: Callable[..., Settings]) -> None:
+    """A phone's or a browser's WebP is lossy: answering it losslessly made a 12-megapixel answer several times
+    slower and larger. A lossless WebP still comes back lossless."""
+    photo = colour_photo()
+    async with serve(make_settings()) as (app, client):
+        answers = {lossless: await client.post("/v1/synthesize", params={"targets": "happy", "detect": "false"},
+                                               files={"image": ("p.webp", encode(photo, "WEBP", lossless=lossless, quality=90), "image/webp")})
+                   for lossless in (True, False)}
+    for lossless, answer in answers.items():
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["content-type"] == "image/webp"
+        assert is_lossy("WEBP", answer.content) is not lossless
 
 
 async def test_format_face_answers_the_bare_model_sized_face(make_settings: Callable[..., Settings]) -> None:
