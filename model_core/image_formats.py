@@ -18,7 +18,7 @@ than by a file name or a client's content type.
 
 from __future__ import annotations
 
-from PIL import features
+from PIL import UnidentifiedImageError, features
 
 #: Brands of an ``ftyp`` box that mean AV1 pictures (AVIF), and HEVC pictures (HEIC).
 _AVIF_BRANDS = frozenset({b"avif", b"avis"})
@@ -43,6 +43,11 @@ OPTIONAL_FORMATS_READ: frozenset[str] = frozenset(
     name for name, available in (("HEIF", _register_heif()), ("AVIF", features.check("avif"))) if available
 )
 
+
+#: What Pillow and its plugins raise for a file that is damaged or not what it claims: each decoder has its own
+#: (PNG's SyntaxError, a truncated file's OSError or EOFError, the AVIF decoder's RuntimeError for a damaged AV1
+#: stream). Every reader of untrusted or user-given files catches exactly these and names the file.
+DECODE_ERRORS: tuple[type[Exception], ...] = (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, RuntimeError)
 
 #: File name suffixes of the optional formats, for reading folders of faces (a file that fails to decode is named).
 SUFFIXES = frozenset({".heic", ".heif", ".hif", ".avif"})

@@ -25,12 +25,12 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 from torch import Tensor
 
 from .data.records import DataError
 from .faces import Face
-from .image_formats import is_lossy
+from .image_formats import DECODE_ERRORS, is_lossy
 from .preprocess import Preprocess, turn_margin, viewable
 
 #: Share of the crop's side over which the change fades to nothing at each border.
@@ -56,7 +56,7 @@ def read_photo(path: str | Path) -> PhotoFile:
         data = Path(path).read_bytes()
         with Image.open(io.BytesIO(data)) as f:
             image, fmt = viewable(ImageOps.exif_transpose(f)), f.format or "PNG"
-    except (FileNotFoundError, UnidentifiedImageError, OSError) as e:
+    except DECODE_ERRORS as e:
         raise DataError(f"{path}: cannot read image ({e})") from None
     return PhotoFile(image if image.mode in ("L", "RGB") else image.convert("RGB"), fmt, is_lossy(fmt, data))
 

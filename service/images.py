@@ -36,7 +36,7 @@ from typing import TypeVar
 
 from PIL import Image, UnidentifiedImageError
 
-from model_core.image_formats import OPTIONAL_FORMATS_READ, is_lossy, iso_image_format
+from model_core.image_formats import DECODE_ERRORS, OPTIONAL_FORMATS_READ, is_lossy, iso_image_format
 from model_core.preprocess import viewable
 
 from .errors import BadImage, EmptyImage, TooManyPixels, UnsupportedMediaType
@@ -266,6 +266,9 @@ def _open(upload: Upload, fmt: str, max_pixels: int, max_side: int | None) -> tu
     return image, (width, height)
 
 
+#: What decoding a bad upload raises: a damaged file, or (past every limit) one the machine cannot hold.
+_UNDECODABLE: tuple[type[Exception], ...] = (*DECODE_ERRORS, MemoryError)
+
 #: How PIL's decompression-bomb guard states the image's size: "Image size (400000000 pixels) exceeds limit of ...".
 _BOMB_PIXELS = re.compile(r"\((\d+) pixels\)")
 
@@ -278,7 +281,7 @@ def _guarded(upload: Upload, fmt: str, max_pixels: int, work: Callable[[], T]) -
         counted = _BOMB_PIXELS.search(str(e))
         size = f"{int(counted[1]):,} pixels" if counted else "far too large"
         raise TooManyPixels(f"{upload.label} is {size}; the limit is {max_pixels:,}") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, MemoryError) as e:
+    except _UNDECODABLE as e:
         raise BadImage(f"{upload.label} could not be decoded as {_SPOKEN.get(fmt, fmt)} ({_reason(e)})") from None
 
 

@@ -14,11 +14,12 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 from torch import Tensor
 from torch.utils.data import Dataset
 
 from ..expressions import index_map
+from ..image_formats import DECODE_ERRORS
 from ..preprocess import Preprocess, viewable
 from .records import DataError, Record, Records
 
@@ -42,7 +43,7 @@ def decode(record: Record, preprocess: Preprocess, find_face: FaceFinder | None 
                 image = viewable(ImageOps.exif_transpose(f))
     except FileNotFoundError:
         raise DataError(f"{record.source}: file missing") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+    except DECODE_ERRORS as e:
         raise DataError(f"{record.source}: cannot decode image ({e})") from None
     face = find_face(image) if find_face is not None else None
     return np.asarray(preprocess.prepare(face if face is not None else image)), face is not None

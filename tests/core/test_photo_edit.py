@@ -161,6 +161,10 @@ def test_read_photo_gives_an_upright_grey_or_rgb_image_and_its_format(tmp_path: 
     image, fmt, lossy = read_photo(tmp_path / "b.jpg")
     assert (image.size, fmt, lossy) == ((20, 30), "JPEG", True)
     (tmp_path / "c.png").write_bytes(b"not an image")
-    for name in ("c.png", "missing.png"):
+    damaged = io.BytesIO()
+    colour_photo((64, 64)).save(damaged, "AVIF", quality=60)
+    payload = damaged.getvalue().index(b"mdat") + 4
+    (tmp_path / "d.avif").write_bytes(damaged.getvalue()[:payload] + b"\xff" * (len(damaged.getvalue()) - payload))  # AV1 decoder: RuntimeError
+    for name in ("c.png", "d.avif", "missing.png"):
         with pytest.raises(DataError, match=f"{name}: cannot read image"):
             read_photo(tmp_path / name)

@@ -31,6 +31,10 @@ def _bad_requests() -> Iterator[tuple[str, dict[str, Any], int, str]]:
     yield "corrupt image", {"url": "/v1/classify", "files": {"images": ("x.jpg", b"\x13\x37" * 500, "image/jpeg")}}, 400, "bad_image"
     yield "truncated jpeg", {"url": "/v1/classify", "files": {"images": ("t.jpg", jpeg[: len(jpeg) // 3], "image/jpeg")}}, 400, "bad_image"
     yield "damaged heic", {"url": "/v1/classify", "files": {"images": ("photo.heic", heic, "image/heic")}}, 400, "bad_image"
+    avif = encode(noise_image(4, (64, 64), "RGB"), "AVIF", quality=60)
+    payload = avif.index(b"mdat") + 4
+    avif = avif[:payload] + b"\xff" * (len(avif) - payload)  # its AV1 stream overwritten: the decoder raises RuntimeError
+    yield "damaged avif", {"url": "/v1/classify", "files": {"images": ("photo.avif", avif, "image/avif")}}, 400, "bad_image"
     yield "pdf", {"url": "/v1/classify", "files": {"images": ("scan.pdf", b"%PDF-1.7\n" + b"\x00" * 64, "application/pdf")}}, 415, "unsupported_media_type"
     yield "text file", {"url": "/v1/classify", "files": {"images": ("notes.txt", b"hello", "text/plain")}}, 415, "unsupported_media_type"
     yield "json body", {"url": "/v1/classify", "json": {"image": "aGVsbG8="}}, 415, "unsupported_media_type"

@@ -54,6 +54,19 @@ def test_bad_bytes_are_refused(data: bytes, content_type: str, error: type[Excep
         decode(data, content_type)
 
 
+def damaged_avif() -> bytes:
+    """An AVIF whose AV1 stream is overwritten: its decoder raises RuntimeError, which no other decoder does."""
+    data = encode(noise_image(4, (64, 64), "RGB"), "AVIF", quality=60)
+    payload = data.index(b"mdat") + 4
+    return data[:payload] + b"\xff" * (len(data) - payload)
+
+
+def test_a_damaged_avif_is_a_bad_image_not_a_server_error() -> None:
+    with pytest.raises(BadImage) as refused:
+        decode(damaged_avif(), "image/avif")
+    assert refused.value.message.startswith("image 0 (upload) could not be decoded as AVIF (")
+
+
 def test_a_truncated_jpeg_is_a_bad_image() -> None:
     data = encode(noise_image(3, (200, 200), "RGB"), "JPEG")
     with pytest.raises(BadImage) as refused:
