@@ -4,6 +4,7 @@
     fersnet train --config FILE        run a recipe (training/configs/*.yaml)
     fersnet evaluate --checkpoint ...  accuracy, macro-F1, recall, confusion
     fersnet compare A --against B ...  two models on the same images: the difference and its interval
+    fersnet classify PHOTO ...         the expression of every face, as the service answers, without a server
     fersnet synthesize ...             redraw faces with other expressions
     fersnet balance ...                synthesise rare expressions into a folder
     fersnet teacher-targets ...        a teacher's probabilities for a split, for distillation

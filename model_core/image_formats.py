@@ -18,6 +18,8 @@ than by a file name or a client's content type.
 
 from __future__ import annotations
 
+import re
+
 from PIL import UnidentifiedImageError, features
 
 #: Brands of an ``ftyp`` box that mean AV1 pictures (AVIF), and HEVC pictures (HEIC).
@@ -48,6 +50,17 @@ OPTIONAL_FORMATS_READ: frozenset[str] = frozenset(
 #: (PNG's SyntaxError, a truncated file's OSError or EOFError, the AVIF decoder's RuntimeError for a damaged AV1
 #: stream). Every reader of untrusted or user-given files catches exactly these and names the file.
 DECODE_ERRORS: tuple[type[Exception], ...] = (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, RuntimeError)
+
+_REPR = re.compile(r"<[^<>]* at 0x[0-9a-fA-F]+>")
+
+
+def decode_reason(error: BaseException) -> str:
+    """A decoder's complaint fit for a person: no object reprs (``<_io.BytesIO object at 0x...>``), never empty."""
+    if isinstance(error, UnidentifiedImageError):
+        return "unrecognised or damaged data"
+    text = " ".join(_REPR.sub("", str(error)).split()).strip(" :")
+    return text or type(error).__name__
+
 
 #: File name suffixes of the optional formats, for reading folders of faces (a file that fails to decode is named).
 SUFFIXES = frozenset({".heic", ".heif", ".hif", ".avif"})

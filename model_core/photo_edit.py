@@ -30,7 +30,7 @@ from torch import Tensor
 
 from .data.records import DataError
 from .faces import Face
-from .image_formats import DECODE_ERRORS, is_lossy
+from .image_formats import DECODE_ERRORS, decode_reason, is_lossy
 from .preprocess import Preprocess, turn_margin, viewable
 
 #: Share of the crop's side over which the change fades to nothing at each border.
@@ -56,8 +56,12 @@ def read_photo(path: str | Path) -> PhotoFile:
         data = Path(path).read_bytes()
         with Image.open(io.BytesIO(data)) as f:
             image, fmt = viewable(ImageOps.exif_transpose(f)), f.format or "PNG"
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: a folder, not an image file") from None
     except DECODE_ERRORS as e:
-        raise DataError(f"{path}: cannot read image ({e})") from None
+        raise DataError(f"{path}: cannot read image ({decode_reason(e)})") from None
     return PhotoFile(image if image.mode in ("L", "RGB") else image.convert("RGB"), fmt, is_lossy(fmt, data))
 
 

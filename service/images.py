@@ -34,9 +34,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from model_core.image_formats import DECODE_ERRORS, OPTIONAL_FORMATS_READ, is_lossy, iso_image_format
+from model_core.image_formats import DECODE_ERRORS, OPTIONAL_FORMATS_READ, decode_reason, is_lossy, iso_image_format
 from model_core.preprocess import viewable
 
 from .errors import BadImage, EmptyImage, TooManyPixels, UnsupportedMediaType
@@ -229,17 +229,6 @@ def _check_type(upload: Upload) -> str:
     raise BadImage(f"{upload.label} is not a decodable {ACCEPTED} image")
 
 
-_REPR = re.compile(r"<[^<>]* at 0x[0-9a-fA-F]+>")
-
-
-def _reason(error: BaseException) -> str:
-    """A decoder's complaint fit for a client: no object reprs (``<_io.BytesIO object at 0x...>``), never empty."""
-    if isinstance(error, UnidentifiedImageError):
-        return "unrecognised or damaged data"
-    text = " ".join(_REPR.sub("", str(error)).split()).strip(" :")
-    return text or type(error).__name__
-
-
 def _reduction(longest: int, max_side: int | None) -> int:
     """The integer factor that brings ``longest`` down towards ``max_side`` without going below it."""
     if max_side is None or longest <= max_side:
@@ -282,7 +271,7 @@ def _guarded(upload: Upload, fmt: str, max_pixels: int, work: Callable[[], T]) -
         size = f"{int(counted[1]):,} pixels" if counted else "far too large"
         raise TooManyPixels(f"{upload.label} is {size}; the limit is {max_pixels:,}") from None
     except _UNDECODABLE as e:
-        raise BadImage(f"{upload.label} could not be decoded as {_SPOKEN.get(fmt, fmt)} ({_reason(e)})") from None
+        raise BadImage(f"{upload.label} could not be decoded as {_SPOKEN.get(fmt, fmt)} ({decode_reason(e)})") from None
 
 
 def probe(upload: Upload, *, max_pixels: int, max_side: int | None = DECODE_MAX_SIDE) -> Probe:

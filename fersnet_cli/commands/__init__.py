@@ -13,7 +13,7 @@ from types import ModuleType
 
 #: The subcommands' modules, in the order ``fersnet --help`` lists them.
 NAMES: tuple[str, ...] = (
-    "info", "train", "evaluate", "compare", "synthesize", "balance", "teacher_targets", "soup", "calibrate", "prior", "export",
+    "info", "train", "evaluate", "compare", "classify", "synthesize", "balance", "teacher_targets", "soup", "calibrate", "prior", "export",
     "serve",
 )
 

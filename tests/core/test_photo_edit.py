@@ -165,6 +165,11 @@ def test_read_photo_gives_an_upright_grey_or_rgb_image_and_its_format(tmp_path: 
     colour_photo((64, 64)).save(damaged, "AVIF", quality=60)
     payload = damaged.getvalue().index(b"mdat") + 4
     (tmp_path / "d.avif").write_bytes(damaged.getvalue()[:payload] + b"\xff" * (len(damaged.getvalue()) - payload))  # AV1 decoder: RuntimeError
-    for name in ("c.png", "d.avif", "missing.png"):
-        with pytest.raises(DataError, match=f"{name}: cannot read image"):
+    for name in ("c.png", "d.avif"):
+        with pytest.raises(DataError, match=f"{name}: cannot read image") as refused:
             read_photo(tmp_path / name)
+        assert " at 0x" not in str(refused.value)  # no object reprs
+    with pytest.raises(DataError, match="missing.png: no such file"):
+        read_photo(tmp_path / "missing.png")
+    with pytest.raises(DataError, match="a folder, not an image file"):
+        read_photo(tmp_path)

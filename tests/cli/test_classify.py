@@ -1,0 +1,110 @@
+"""``fersnet classify``: every face of photos and crops, answered as the service answers them."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fersnet_cli.main import main
+from model_core.expressions import FER2013_CLASSES
+from service.settings import Settings
+
+from ..core.fakes import face
+from ..service.helpers import serve
+from ..shared_fixtures import MakeCheckpoint
+
+PICTURES = Path(__file__).parents[1] / "service" / "pictures"
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    main(list(argv))
+    return capsys.readouterr().out
+
+
+async def test_a_photo_is_answered_as_the_service_answers_it(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """The bundled default on a phone's HEIC: the same faces, boxes and probabilities as /v1/classify."""
+    heic = PICTURES / "astronaut.heic"
+    offline = json.loads(run(capsys, "classify", str(heic), "--json", "--device", "cpu"))
+    settings = Settings(checkpoint="default", device="cpu", torch_threads=1, cpu_precision="float32")
+    async with serve(settings) as (app, client):
+        served = (await client.post("/v1/classify", files={"images": (heic.name, heic.read_bytes(), "image/heic")})).json()
+    assert offline["model"] == served["model"] and offline["prior"] == served["prior"] == "balanced"
+    (mine,), (theirs,) = offline["images"][0]["faces"], served["images"][0]["faces"]
+    assert (mine["box"], mine["detection_score"], mine["expression"]) == (theirs["box"], theirs["detection_score"], "happy")
+    for name, p in theirs["probabilities"].items():
+        assert math.isclose(mine["probabilities"][name], p, abs_tol=1e-5), name
+    text = run(capsys, "classify", str(heic), "--device", "cpu")
+    assert text.startswith(f"{heic} (256x256): 1 face\n  1. happy ")
+
+
+def test_crops_are_read_whole_and_a_photo_without_a_face_says_so(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, make_checkpoint: MakeCheckpoint
+) -> None:
+    checkpoint = make_checkpoint()
+    crops = []
+    for i in range(3):
+        crops.append(tmp_path / f"crop{i}.png")
+        Image.fromarray(face(i, i)).save(crops[-1])
+    blank = tmp_path / "wall.jpg"
+    Image.new("RGB", (320, 240), (120, 130, 140)).save(blank)
+    answer = json.loads(run(capsys, "classify", *map(str, crops), str(blank), "--checkpoint", str(checkpoint), "--json"))
+    images = answer["images"]
+    assert [image["filename"] for image in images] == ["crop0.png", "crop1.png", "crop2.png", "wall.jpg"]
+    for image in images[:3]:
+        (one,) = image["faces"]
+        assert one["box"] == {"x": 0, "y": 0, "width": 48, "height": 48} and one["detection_score"] is None
+        assert list(one["probabilities"]) == list(FER2013_CLASSES)
+        assert math.isclose(sum(one["probabilities"].values()), 1.0, abs_tol=1e-5)
+        assert one["expression"] == max(one["probabilities"], key=one["probabilities"].get)
+    assert images[3]["faces"] == []  # photo-sized: looked for, none found, as the service's "faces": []
+    assert "wall.jpg (320x240): no face found" in run(capsys, "classify", str(blank), "--checkpoint", str(checkpoint))
+    # --detect no reads even a photo whole; the answers of the crops do not depend on what else was classified
+    whole = json.loads(run(capsys, "classify", str(blank), str(crops[0]), "--checkpoint", str(checkpoint), "--detect", "no", "--json"))
+    assert len(whole["images"][0]["faces"]) == 1
+    assert whole["images"][1]["faces"] == images[0]["faces"]
+
+
+def test_a_bad_file_or_prior_is_one_line_naming_it(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, make_checkpoint: MakeCheckpoint
+) -> None:
+    checkpoint = make_checkpoint()  # its card records no class frequencies: natural alone
+    good, bad = tmp_path / "good.png", tmp_path / "notes.png"
+    Image.fromarray(face(0, 0)).save(good)
+    bad.write_text("not a picture")
+    for argv, message in (([str(good), str(bad)], f"{bad}: cannot read image (unrecognised or damaged data)"),
+                          ([str(good), "--prior", "balanced"], "records no class frequencies")):
+        with pytest.raises(SystemExit) as stopped:
+            main(["classify", *argv, "--checkpoint", str(checkpoint)])
+        assert stopped.value.code == 2
+        captured = capsys.readouterr()
+        assert message in captured.err and captured.out == ""  # nothing half-printed before the error
+
+
+def test_the_detector_is_needed_only_where_faces_are_looked_for(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, make_checkpoint: MakeCheckpoint, no_yuface: None
+) -> None:
+    """Without YuNet (a Python other than 3.11) crops are still classified; a photo asks for it by name."""
+    checkpoint, crop, photo = make_checkpoint(), tmp_path / "crop.png", tmp_path / "photo.png"
+    Image.fromarray(face(1, 1)).save(crop)
+    Image.fromarray(np.zeros((300, 300), np.uint8)).save(photo)
+    assert "crop.png (48x48): 1 face" in run(capsys, "classify", str(crop), "--checkpoint", str(checkpoint))
+    with pytest.raises(SystemExit):
+        main(["classify", str(photo), "--checkpoint", str(checkpoint)])
+    assert "yuface" in capsys.readouterr().err
+
+
+def test_a_model_without_class_frequencies_answers_under_the_natural_prior(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, make_checkpoint: MakeCheckpoint
+) -> None:
+    crop = tmp_path / "crop.webp"
+    buffer = io.BytesIO()
+    Image.fromarray(face(2, 2)).save(buffer, "WEBP", lossless=True)
+    crop.write_bytes(buffer.getvalue())
+    answer = json.loads(run(capsys, "classify", str(crop), "--checkpoint", str(make_checkpoint()), "--json"))
+    assert answer["prior"] == "natural" and answer["images"][0]["filename"] == "crop.webp"
