@@ -75,9 +75,10 @@ SUPPORTED_FORMATS: dict[str, str] = {
 }
 #: How people call each format (Pillow's "HEIF" is the phone's HEIC).
 _SPOKEN = {"WEBP": "WebP", "HEIF": "HEIC"}
-_WORDS = [_SPOKEN.get(name, name) for name in SUPPORTED_FORMATS]
-#: How error messages and the API docs list :data:`SUPPORTED_FORMATS`: "JPEG, PNG, WebP, HEIC, AVIF, BMP, GIF or TIFF".
-ACCEPTED = ", ".join(_WORDS[:-1]) + " or " + _WORDS[-1]
+#: :data:`SUPPORTED_FORMATS` as people call them, for ``GET /v1/models`` (``runtime.image_formats``).
+FORMAT_NAMES = [_SPOKEN.get(name, name) for name in SUPPORTED_FORMATS]
+#: How error messages and the API docs list them: "JPEG, PNG, WebP, HEIC, AVIF, BMP, GIF or TIFF".
+ACCEPTED = ", ".join(FORMAT_NAMES[:-1]) + " or " + FORMAT_NAMES[-1]
 
 #: Declared part content types that do not contradict a supported image (curl and browsers send these).
 _NEUTRAL_CONTENT_TYPES = frozenset(

@@ -183,6 +183,11 @@ class RuntimeInfo(BaseModel):
         "the detector has no wheel) every upload must be a face crop sent with detect=false; detect=true answers 501.",
         examples=[True],
     )
+    image_formats: list[str] = Field(
+        description="The image formats this server decodes; others answer 415. HEIC and AVIF depend on the "
+        "installation's decoders (pi-heif, Pillow's libavif).",
+        examples=[["JPEG", "PNG", "WebP", "HEIC", "AVIF", "BMP", "GIF", "TIFF"]],
+    )
 
 
 class BundledModel(BaseModel):
@@ -226,7 +231,7 @@ class ModelInfo(BaseModel):
                     "config": {"variant": "fersnet_small", "img_size": 48, "in_chans": 1, "num_classes": 7, "answer_classes": 8,
                                "flip_average": True, "test_time_zooms": [1.05]},
                     "runtime": {"device": "cpu", "precision": "bfloat16", "batch_sizes": None, "max_batch_size": 32, "max_wait_ms": 10.0,
-                                "face_detection": True},
+                                "face_detection": True, "image_formats": ["JPEG", "PNG", "WebP", "HEIC", "AVIF", "BMP", "GIF", "TIFF"]},
                     "bundled": [
                         {"name": "default", "description": "the served default, in the wheel and the image",
                          "installed": True, "served": True, "variant": "fersnet_small", "sharing": "selective",

@@ -15,6 +15,7 @@ from model_core.typed_json import to_json
 
 from ..deps import RuntimeDep, require_api_key
 from ..errors import NotReady, ShuttingDown, Unauthorized
+from ..images import FORMAT_NAMES
 from ..schemas import BundledModel, Health, InputSpec, ModelInfo, Readiness, RuntimeInfo, error_responses
 
 router = APIRouter(tags=["operations"])
@@ -100,6 +101,7 @@ async def models(runtime: RuntimeDep) -> ModelInfo:
             max_batch_size=s.max_batch_size,
             max_wait_ms=s.max_wait_ms,
             face_detection=runtime.detector is not None,
+            image_formats=FORMAT_NAMES,
         ),
         bundled=[_bundled(entry, engine.loaded.path) for entry in registry.BUNDLED.values()],
     )

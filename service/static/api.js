@@ -86,6 +86,17 @@ export function setDetect(value) {
   detect = value;
 }
 
+// The image formats the server decodes (GET /v1/models `runtime.image_formats`), as a person reads a list of them.
+let formats = "JPEG, PNG, WebP, HEIC, AVIF, BMP, GIF or TIFF";
+
+export function setFormats(names) {
+  if (names && names.length) formats = names.length === 1 ? names[0] : `${names.slice(0, -1).join(", ")} or ${names.at(-1)}`;
+}
+
+export function acceptedFormats() {
+  return formats;
+}
+
 /** The faces and expressions of one photo (POST /v1/classify): the `images[0]` of the answer, and the model name. */
 export async function classify(blob, filename) {
   const form = new FormData();
@@ -156,7 +167,7 @@ export function plainWords(error) {
     case 413:
       return "This photo is too large for the service. Try a smaller one.";
     case 415:
-      return "This file is not a picture the service reads: use JPEG, PNG, WebP, HEIC, AVIF, BMP, GIF or TIFF.";
+      return `This file is not a picture the service reads: use ${formats}.`;
     case 422:
       return "The service did not understand the request.";
     case 429:

@@ -1,6 +1,6 @@
 // The page's wiring: photos in (choose, drop, paste, camera), the model's card, the API key form.
 
-import { classify, hasKey, modelCard, plainWords, setDetect, setKey, setPrior } from "./api.js";
+import { acceptedFormats, classify, hasKey, modelCard, plainWords, setDetect, setFormats, setKey, setPrior } from "./api.js";
 import { cameraUnavailable, currentFrame, startCamera, stopCamera } from "./camera.js";
 import { openRedraw, setDefaultIntensity } from "./redraw.js";
 import { photoCard } from "./results.js";
@@ -131,6 +131,8 @@ async function describeModel() {
     // A service without a face detector reads each picture as one face crop: say so, and send them that way.
     const findsFaces = !(card.runtime && card.runtime.face_detection === false);
     setDetect(findsFaces);
+    setFormats(card.runtime && card.runtime.image_formats);
+    $("formats").textContent = acceptedFormats();
     line.textContent = `Model ${card.name}: ${card.classes.length} expressions, ${confidence}`
       + (synthesis ? redraws : ", recognition only (no redrawing).")
       + (findsFaces ? "" : " This server cannot find faces in photos: each picture is read as one face, so send close crops of a single face.");

@@ -32,7 +32,7 @@ async def test_the_model_card(make_settings: Callable[..., Settings], tiny_check
     assert info["sha256"] == card["weights"]["sha256"]
     assert info["calibration"] == {}  # no temperature fitted: the softmax is served as it is
     assert info["runtime"] == {"device": "cpu", "precision": "float32", "batch_sizes": None, "max_batch_size": 8, "max_wait_ms": 2.0,
-                               "face_detection": True}
+                               "face_detection": True, "image_formats": ["JPEG", "PNG", "WebP", "HEIC", "AVIF", "BMP", "GIF", "TIFF"]}
 
 
 async def test_the_models_page_lists_exactly_the_registry(make_settings: Callable[..., Settings]) -> None:

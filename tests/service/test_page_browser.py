@@ -321,3 +321,16 @@ def test_without_a_face_detector_each_picture_is_read_as_one_face(chrome: WebDri
         assert len(chrome.find_elements(By.CSS_SELECTOR, "#redraw-tiles .tile")) == 1 + len(FER_CLASSES)
         chrome.find_element(By.ID, "redraw-close").click()
         assert_nothing_from_elsewhere(chrome, url)
+
+
+def test_the_page_lists_the_formats_this_server_decodes(chrome: WebDriver, tiny_checkpoint: Path, photos: dict[str, Path],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """An installation without HEIC's decoder (no pi-heif wheel for its platform): the page does not offer HEIC."""
+    from service.routes import operations
+
+    monkeypatch.setattr(operations, "FORMAT_NAMES", ["JPEG", "PNG", "WebP", "AVIF", "BMP", "GIF", "TIFF"])
+    with live_server(settings_for(tiny_checkpoint)) as url:
+        open_page(chrome, url)
+        wait(chrome, lambda c: c.find_element(By.ID, "formats").text == "JPEG, PNG, WebP, AVIF, BMP, GIF or TIFF")
+        upload(chrome, photos["notes.txt"])
+        wait(chrome, lambda c: "use JPEG, PNG, WebP, AVIF, BMP, GIF or TIFF." in c.find_element(By.CSS_SELECTOR, ".photo.failed .status").text)
