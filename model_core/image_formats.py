@@ -1,4 +1,5 @@
-"""The picture formats the project reads, beyond Pillow's built-in ones, and how each is recognised.
+"""The picture formats the project reads: which this installation decodes, how a file's format and fidelity are
+told from its bytes, and what a damaged file raises.
 
 Phones save photos as HEIC (every iPhone since 2017, many Android phones) or
 AVIF, and people send what their phone saved. Pillow reads AVIF itself (its
@@ -13,7 +14,10 @@ wheel, or a Pillow build lacks libavif, the format is simply not offered:
 
 Both formats are ISO base-media files: their first box, ``ftyp``, lists
 brands, and :func:`iso_image_format` tells them apart by those brands rather
-than by a file name or a client's content type.
+than by a file name or a client's content type. :func:`is_lossy` says whether
+a file was compressed with loss, so that a redrawn copy is saved in kind.
+Every reader catches :data:`DECODE_ERRORS` and names the file with
+:func:`decode_reason`.
 """
 
 from __future__ import annotations
@@ -44,22 +48,6 @@ def _register_heif() -> bool:
 OPTIONAL_FORMATS_READ: frozenset[str] = frozenset(
     name for name, available in (("HEIF", _register_heif()), ("AVIF", features.check("avif"))) if available
 )
-
-
-#: What Pillow and its plugins raise for a file that is damaged or not what it claims: each decoder has its own
-#: (PNG's SyntaxError, a truncated file's OSError or EOFError, the AVIF decoder's RuntimeError for a damaged AV1
-#: stream). Every reader of untrusted or user-given files catches exactly these and names the file.
-DECODE_ERRORS: tuple[type[Exception], ...] = (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, RuntimeError)
-
-_REPR = re.compile(r"<[^<>]* at 0x[0-9a-fA-F]+>")
-
-
-def decode_reason(error: BaseException) -> str:
-    """A decoder's complaint fit for a person: no object reprs (``<_io.BytesIO object at 0x...>``), never empty."""
-    if isinstance(error, UnidentifiedImageError):
-        return "unrecognised or damaged data"
-    text = " ".join(_REPR.sub("", str(error)).split()).strip(" :")
-    return text or type(error).__name__
 
 
 #: File name suffixes of the optional formats, for reading folders of faces (a file that fails to decode is named).
@@ -116,3 +104,19 @@ def iso_image_format(data: bytes) -> str | None:
     if _HEVC_BRANDS.intersection(brands) or brands[0] in _CONTAINER_BRANDS:
         return "HEIF"
     return None  # an MP4 video, a QuickTime movie, ...
+
+
+#: What Pillow and its plugins raise for a file that is damaged or not what it claims: each decoder has its own
+#: (PNG's SyntaxError, a truncated file's OSError or EOFError, the AVIF decoder's RuntimeError for a damaged AV1
+#: stream). Every reader of untrusted or user-given files catches exactly these and names the file.
+DECODE_ERRORS: tuple[type[Exception], ...] = (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, RuntimeError)
+
+_REPR = re.compile(r"<[^<>]* at 0x[0-9a-fA-F]+>")
+
+
+def decode_reason(error: BaseException) -> str:
+    """A decoder's complaint fit for a person: no object reprs (``<_io.BytesIO object at 0x...>``), never empty."""
+    if isinstance(error, UnidentifiedImageError):
+        return "unrecognised or damaged data"
+    text = " ".join(_REPR.sub("", str(error)).split()).strip(" :")
+    return text or type(error).__name__
