@@ -7,8 +7,8 @@
 works on every pixel a phone took. Each row encodes the same photo (scikit-image's
 public-domain astronaut portrait, enlarged; the ``bench`` extra) the way
 :func:`model_core.photo_edit.answer_encoding` would for one kind of upload, or
-the way it could have (AVIF, lossless WebP for a lossy upload), and reports the
-median time and the size. Prints a markdown table.
+the way it could have (WebP and AVIF at their encoders' default speeds), and
+reports the median time and the size. Prints a markdown table.
 """
 
 from __future__ import annotations
