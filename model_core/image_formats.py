@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 
-from PIL import UnidentifiedImageError, features
+from PIL import Image, UnidentifiedImageError, features
 
 #: Brands of an ``ftyp`` box that mean AV1 pictures (AVIF), and HEVC pictures (HEIC).
 _AVIF_BRANDS = frozenset({b"avif", b"avis"})
@@ -44,17 +44,29 @@ def _register_heif() -> bool:
     return True
 
 
+_HEIF_READ = _register_heif()
+_AVIF_READ = features.check("avif")
 #: The optional formats this installation decodes, by Pillow's format name ("HEIF" is pi-heif's name for HEIC).
-OPTIONAL_FORMATS_READ: frozenset[str] = frozenset(
-    name for name, available in (("HEIF", _register_heif()), ("AVIF", features.check("avif"))) if available
-)
+OPTIONAL_FORMATS_READ = frozenset(name for name, read in (("HEIF", _HEIF_READ), ("AVIF", _AVIF_READ)) if read)
+#: What each optional format is called, and what reading it needs.
+_NEEDS = {"HEIF": ("HEIC", "pip install pi-heif"), "AVIF": ("AVIF", "a Pillow built with libavif: pip install 'pillow>=11.3'")}
+
+
+def missing_decoder(data: bytes) -> str | None:
+    """Where ``data`` is a HEIC or AVIF that this installation cannot decode, what it is and what it needs."""
+    fmt = iso_image_format(data)
+    if fmt is None or fmt in OPTIONAL_FORMATS_READ:
+        return None
+    name, needs = _NEEDS[fmt]
+    return f"a {name}, which this installation cannot decode ({needs})"
 
 
 #: File name suffixes of the optional formats, for reading folders of faces (a file that fails to decode is named).
 SUFFIXES = frozenset({".heic", ".heif", ".hif", ".avif"})
 
-#: Formats whose files are compressed with loss (a HEIC or AVIF may be lossless, but a phone's never is).
-_LOSSY_FORMATS = frozenset({"JPEG", "HEIF", "AVIF"})
+#: Formats whose files are compressed with loss (a HEIC or AVIF may be lossless, but a phone's never is). MPO is
+#: Pillow's name for a JPEG holding several pictures, as phones write depth photos and HDR gain maps.
+_LOSSY_FORMATS = frozenset({"JPEG", "MPO", "HEIF", "AVIF"})
 
 
 def is_lossy(fmt: str, data: bytes) -> bool:
@@ -65,18 +77,22 @@ def is_lossy(fmt: str, data: bytes) -> bool:
     return fmt in _LOSSY_FORMATS
 
 
-def _webp_picture_chunk(data: bytes) -> bytes | None:
+def _webp_picture_chunk(data: bytes, offset: int = 12, end: int | None = None) -> bytes | None:
     """The kind of a WebP file's first picture chunk: ``VP8 `` (lossy) or ``VP8L`` (lossless); None if not found.
 
-    A WebP is a RIFF file of chunks (kind, little-endian size, data padded to an even length); a simple file
-    starts with its picture, an extended one (``VP8X``) first says which features follow (ICC profile, alpha).
+    A WebP is a RIFF file of chunks (kind, little-endian size, data padded to an even length), from byte 12 (after
+    "RIFF", the file's size, "WEBP"). A simple file starts with its picture; an extended one (``VP8X``) first says
+    which features follow (ICC profile, alpha); an animation holds each frame's picture inside an ``ANMF`` chunk,
+    after the frame's 16-byte header.
     """
-    offset = 12  # after "RIFF", the file's size, "WEBP"
-    while offset + 8 <= len(data):
+    end = len(data) if end is None else min(end, len(data))
+    while offset + 8 <= end:
         kind = data[offset : offset + 4]
+        size = int.from_bytes(data[offset + 4 : offset + 8], "little")
         if kind in (b"VP8 ", b"VP8L"):
             return kind
-        size = int.from_bytes(data[offset + 4 : offset + 8], "little")
+        if kind == b"ANMF":
+            return _webp_picture_chunk(data, offset + 8 + 16, offset + 8 + size)
         offset += 8 + size + (size & 1)
     return None
 
@@ -93,23 +109,28 @@ def iso_brands(data: bytes) -> list[bytes]:
 def iso_image_format(data: bytes) -> str | None:
     """``"AVIF"`` or ``"HEIF"`` (Pillow's names) for an AVIF or HEIC/HEIF file, by its brands; None for anything else.
 
-    An AV1 brand anywhere decides AVIF (libavif writes ``mif1`` beside ``avif``); then an HEVC brand, or a bare
-    ``mif1``/``msf1`` container, decides HEIF.
+    The major brand decides, as it decides for the decoders (Pillow's and pi-heif's openers read no other): an AV1
+    brand is AVIF, an HEVC brand HEIF. A bare ``mif1``/``msf1`` container is AVIF where an AV1 brand is among its
+    compatible ones (libavif writes ``mif1`` beside ``avif``), else HEIF (Samsung's HEIC says only ``mif1``).
     """
     brands = iso_brands(data)
     if not brands:
         return None
-    if _AVIF_BRANDS.intersection(brands):
+    major = brands[0]
+    if major in _AVIF_BRANDS or (major in _CONTAINER_BRANDS and _AVIF_BRANDS.intersection(brands)):
         return "AVIF"
-    if _HEVC_BRANDS.intersection(brands) or brands[0] in _CONTAINER_BRANDS:
+    if major in _HEVC_BRANDS or major in _CONTAINER_BRANDS:
         return "HEIF"
-    return None  # an MP4 video, a QuickTime movie, ...
+    return None  # an MP4 video, a QuickTime movie, a container neither decoder opens
 
 
 #: What Pillow and its plugins raise for a file that is damaged or not what it claims: each decoder has its own
 #: (PNG's SyntaxError, a truncated file's OSError or EOFError, the AVIF decoder's RuntimeError for a damaged AV1
-#: stream). Every reader of untrusted or user-given files catches exactly these and names the file.
-DECODE_ERRORS: tuple[type[Exception], ...] = (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, RuntimeError)
+#: stream), and Pillow refuses a header that declares more pixels than it will ever decode (a damaged size field,
+#: or a decompression bomb). Every reader of untrusted or user-given files catches exactly these and names the file.
+DECODE_ERRORS: tuple[type[Exception], ...] = (
+    UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, RuntimeError, Image.DecompressionBombError,
+)
 
 _REPR = re.compile(r"<[^<>]* at 0x[0-9a-fA-F]+>")
 
@@ -118,5 +139,7 @@ def decode_reason(error: BaseException) -> str:
     """A decoder's complaint fit for a person: no object reprs (``<_io.BytesIO object at 0x...>``), never empty."""
     if isinstance(error, UnidentifiedImageError):
         return "unrecognised or damaged data"
+    if isinstance(error, Image.DecompressionBombError):
+        return "its header declares more pixels than any photo has; damaged, or a decompression bomb"
     text = " ".join(_REPR.sub("", str(error)).split()).strip(" :")
     return text or type(error).__name__

@@ -1,16 +1,21 @@
 """``fersnet classify``: every face in photos (or face crops) and its expression, as ``/v1/classify`` answers, offline.
 
-Each input is read upright (:func:`~model_core.photo_edit.read_photo`); in a photo every face is found
-(YuNet, largest first), turned upright and framed as the service frames it, and a face crop is read whole
-(``--detect``). All the faces go through the model in batches, as served: its looks at each face, its
-temperature and its class prior (``--prior``). The report lists each input's faces; ``--json`` prints
-the answer in the service's own shape, so a script written against one reads the other.
+Each input is read upright (:func:`~model_core.photo_edit.read_photo`); with ``--detect yes`` (the default, as
+the service's ``detect=true``) every face is found (YuNet, largest first), turned upright and framed as the
+service frames it, and with ``--detect no`` each picture is read whole, as one face crop. A photo is let go as soon
+as its faces are cut out, so a folder of photos holds only their faces. All the faces then go through the model in
+batches, as served: its looks at each face, its temperature and its class prior (``--prior``). The report lists
+each input's faces; ``--json`` prints the answer in the service's own shape, so a script written against one reads
+the other. A photo over 2048 pixels across is read at full size here, where the service decodes it reduced: its
+boxes may then differ by a pixel, its probabilities in the fifth decimal.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +23,11 @@ import torch
 from PIL import Image
 
 from model_core.checkpoint import LoadedModel
-from model_core.faces import Face, FaceDetector, crop_faces, photo_sized, whole_image
+from model_core.data import DataError
+from model_core.data.records import image_files
+from model_core.faces import Face, FaceDetector, crop_faces, whole_image
 from model_core.photo_edit import read_photo
+from model_core.preprocess import Preprocess
 from model_core.prior import PRIORS, PriorName
 
 from .. import args as shared
@@ -30,45 +38,67 @@ BATCH = 64
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("classify", help="the expression of every face in photos or face crops, as the service answers")
-    p.add_argument("inputs", nargs="+", help="photos or face crops, in any format the service reads")
+    p.add_argument("inputs", nargs="+", help="photos or face crops in any format the service reads, or folders of them")
     p.add_argument("--checkpoint", default="default", help=shared.CHECKPOINT_HELP)
+    p.add_argument("--detect", choices=("yes", "no"), default="yes",
+                   help="yes (the default, as the service's detect=true): find every face (YuNet) and frame each as the "
+                        "service does; no: each picture already is one face crop, read whole")
     p.add_argument("--prior", choices=PRIORS, help="the class prior the answer assumes (default: the model card's; "
                    "balanced for the bundled default, natural for candid photos in FER+'s proportions)")
     p.add_argument("--json", action="store_true", help="print the answer as /v1/classify does, as JSON")
-    shared.add_detect(p, help="find every face (YuNet) and frame each as the service does: yes (or --detect alone) "
-                      "for photos, no for face crops (each read whole), auto (the default) for inputs at least twice "
-                      "the model's input across")
+    p.add_argument("--skip-bad", action="store_true", help="leave out (and name on stderr) files that are not "
+                   "readable pictures, instead of stopping at the first")
     shared.add_device(p)
     p.set_defaults(func=run)
 
 
-def detects(image: Image.Image, mode: str, img_size: int) -> bool:
-    """Whether ``--detect`` looks for faces in this input: always (yes), never (no), or in photo-sized ones (auto)."""
-    return mode == "yes" or (mode == "auto" and photo_sized(max(image.size), img_size))
+@dataclass
+class Read:
+    """One input as far as classifying it needs: its name and size, its faces (largest first) and their crops."""
+
+    path: str
+    size: tuple[int, int]
+    faces: list[Face]
+    crops: list[Image.Image]
 
 
-def faces_of(image: Image.Image, detector: FaceDetector | None) -> list[Face]:
-    """One input's faces, largest first: all the detector finds (none is an answer, as the service's
-    ``"faces": []``), or without a detector the whole image as one face crop."""
-    return [whole_image(image)] if detector is None else detector.detect(image.convert("RGB"))
+def input_files(inputs: list[str]) -> list[str]:
+    """The inputs with each folder replaced by the pictures directly inside it (by suffix, sorted)."""
+    files: list[str] = []
+    for name in inputs:
+        if Path(name).is_dir():
+            files += [str(p) for p in image_files(Path(name))]
+        else:
+            files.append(name)
+    return files
+
+
+def read(path: str, detector: FaceDetector | None, preprocess: Preprocess) -> Read:
+    """One input's faces, as the service finds them: all the detector finds (none is an answer, as the service's
+    ``"faces": []``), or without a detector the whole picture as one face crop."""
+    image = read_photo(path).image
+    faces = [whole_image(image)] if detector is None else detector.detect(image.convert("RGB"))
+    return Read(path, image.size, faces, crop_faces(image, faces, preprocess))
 
 
 @torch.inference_mode()
-def answers(loaded: LoadedModel, crops: list[Image.Image], prior: PriorName | None, device: torch.device) -> torch.Tensor:
-    """The served probabilities (faces x classes) of face crops: the model's looks, its temperature, ``prior``."""
+def answers(loaded: LoadedModel, crops: list[Image.Image], prior: PriorName | None, device: torch.device) -> list[list[float]]:
+    """The served probabilities of face crops, one row a face: the model's looks, its temperature, ``prior``."""
     preprocess = loaded.preprocess
-    batches = [torch.stack([preprocess(crop) for crop in crops[i : i + BATCH]]) for i in range(0, len(crops), BATCH)]
-    logits = [loaded.model.classify(batch.to(device)).float().cpu() for batch in batches]
-    return loaded.probabilities(torch.cat(logits), prior) if logits else torch.empty(0, len(loaded.classes))
+    rows: list[list[float]] = []
+    for start in range(0, len(crops), BATCH):
+        batch = torch.stack([preprocess(crop) for crop in crops[start : start + BATCH]])
+        rows += loaded.probabilities(loaded.model.classify(batch.to(device)).float().cpu(), prior).tolist()
+    return rows
 
 
-def face_answer(face: Face, probabilities: list[float], classes: tuple[str, ...], detected: bool) -> dict[str, Any]:
+def face_answer(face: Face, probabilities: list[float], classes: tuple[str, ...], detect: bool) -> dict[str, Any]:
     """One face as the service answers it."""
     x, y, width, height = face.box
     best = max(range(len(classes)), key=probabilities.__getitem__)
     return {
         "box": {"x": x, "y": y, "width": width, "height": height},
-        "detection_score": face.score if detected else None,
+        "detection_score": face.score if detect else None,
         "expression": classes[best],
         "confidence": probabilities[best],
         "probabilities": dict(zip(classes, probabilities, strict=True)),
@@ -80,22 +110,30 @@ def run(args: argparse.Namespace) -> None:
     if args.prior is not None and args.prior not in loaded.priors:
         raise shared.UsageError(f"--prior {args.prior}: {loaded.card.name}'s card records no class frequencies; "
                                 f"it answers under {', '.join(loaded.priors)}")
-    photos = [read_photo(path).image for path in args.inputs]  # every file read before any work: a bad one is named first
-    detected = [detects(image, args.detect, loaded.preprocess.img_size) for image in photos]
-    detector = FaceDetector() if any(detected) else None  # crops alone need no YuNet (nor its Python 3.11)
-    found = [faces_of(image, detector if looked else None) for image, looked in zip(photos, detected, strict=True)]
-    crops = [crop for image, faces in zip(photos, found, strict=True) for crop in crop_faces(image, faces, loaded.preprocess)]
-    probabilities = answers(loaded, crops, args.prior, device).tolist()
-    images, n = [], 0
-    for index, (path, image, faces, looked) in enumerate(zip(args.inputs, photos, found, detected, strict=True)):
-        answered = [face_answer(face, probabilities[n + i], loaded.classes, looked) for i, face in enumerate(faces)]
-        n += len(faces)
-        images.append({"index": index, "filename": Path(path).name, "width": image.width, "height": image.height,
-                       "faces": answered})
+    files = input_files(args.inputs)
+    if not files:
+        raise DataError(f"{', '.join(args.inputs)}: no pictures in it")
+    detect = args.detect == "yes"
+    detector = FaceDetector() if detect else None
+    inputs: list[Read] = []
+    for path in files:  # every input read before anything is printed: a bad one is named first
+        try:
+            inputs.append(read(path, detector, loaded.preprocess))
+        except DataError as e:
+            if not args.skip_bad:
+                raise
+            print(f"note: skipped {e}", file=sys.stderr)
+    rows = iter(answers(loaded, [crop for one in inputs for crop in one.crops], args.prior, device))
+    images = [
+        {"index": index, "filename": Path(one.path).name, "width": one.size[0], "height": one.size[1],
+         "faces": [face_answer(face, next(rows), loaded.classes, detect) for face in one.faces]}
+        for index, one in enumerate(inputs)
+    ]
     if args.json:
-        print(json.dumps({"model": loaded.card.name, "prior": args.prior or loaded.prior, "images": images}, indent=2))
+        print(json.dumps({"model": loaded.card.name, "detect": detect, "prior": args.prior or loaded.prior, "images": images},
+                         indent=2))
     else:
-        print(report(args.inputs, images))
+        print(report([one.path for one in inputs], images))
 
 
 def report(paths: list[str], images: list[dict[str, Any]]) -> str:

@@ -124,15 +124,14 @@ def run(args: argparse.Namespace) -> None:
     wanted, preprocess = targets(args.target, loaded.expressions), loaded.preprocess
     intensity = loaded.intensity if args.intensity is None else args.intensity
     finder = face_finder(args.detect != "no", preprocess)
-    photos, boxes, turns, inputs, formats = [], [], [], [], []
+    photos, boxes, turns, inputs = [], [], [], []
     for path in args.inputs:
-        image, fmt, lossy = read_photo(path)
-        face = find_face(path, image, finder, args.detect, preprocess.img_size)
-        photos.append(image)
-        boxes.append(crop_box(face, image.size, preprocess))
+        photo = read_photo(path)
+        face = find_face(path, photo.image, finder, args.detect, preprocess.img_size)
+        photos.append(photo)
+        boxes.append(crop_box(face, photo.image.size, preprocess))
         turns.append(face_turn(face))
-        inputs.append(preprocess.to_tensor(preprocess.prepare(crop_faces(image, [face], preprocess)[0])))
-        formats.append((fmt, lossy))
+        inputs.append(preprocess.to_tensor(preprocess.prepare(crop_faces(photo.image, [face], preprocess)[0])))
     images, names, out = torch.stack(inputs).to(device), output_names(args.inputs), Path(args.out)
     indices = [loaded.expressions.index(t) for t in wanted]
     if args.grid:
@@ -150,9 +149,9 @@ def run(args: argparse.Namespace) -> None:
                 preprocess.to_image(drawn).save(file)
                 print(f"wrote {file}")
             continue
-        for target, photo in zip(wanted, redrawn_photos(photos[i], boxes[i], images[i], redrawn[i], preprocess, turns[i]),
-                                 strict=True):
-            data, media_type = encode_like(photo, *formats[i])
+        for target, redrawn_photo in zip(wanted, redrawn_photos(photos[i].image, boxes[i], images[i], redrawn[i], preprocess,
+                                                                 turns[i]), strict=True):
+            data, media_type = encode_like(redrawn_photo, photos[i].format, photos[i].lossy)
             file = out / f"{name}_{target}.{media_type.removeprefix('image/').replace('jpeg', 'jpg')}"
             file.write_bytes(data)
             print(f"wrote {file}")

@@ -21,7 +21,8 @@ export function photoCard(container, photo, { onRedraw, canRedraw }) {
     stage.classList.toggle("small", Math.max(picture.naturalWidth, picture.naturalHeight) < 96);
   });
   picture.addEventListener("error", () => {
-    // A TIFF, say: the service reads it but the browser cannot show it. The boxes go on a blank of its shape.
+    // A TIFF, or a HEIC outside Safari: the service reads it but the browser cannot show it. The boxes go on a blank
+    // of its shape.
     // Whether the service can read it is for its answer to say (a text file is no picture for either).
     stage.classList.add("no-preview");
     picture.alt = `${photo.name}: this browser cannot show this file`;

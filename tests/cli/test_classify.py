@@ -35,6 +35,7 @@ async def test_a_photo_is_answered_as_the_service_answers_it(capsys: pytest.Capt
     async with serve(settings) as (app, client):
         served = (await client.post("/v1/classify", files={"images": (heic.name, heic.read_bytes(), "image/heic")})).json()
     assert offline["model"] == served["model"] and offline["prior"] == served["prior"] == "balanced"
+    assert offline["detect"] is served["detect"] is True
     (mine,), (theirs,) = offline["images"][0]["faces"], served["images"][0]["faces"]
     assert (mine["box"], mine["detection_score"], mine["expression"]) == (theirs["box"], theirs["detection_score"], "happy")
     for name, p in theirs["probabilities"].items():
@@ -53,21 +54,42 @@ def test_crops_are_read_whole_and_a_photo_without_a_face_says_so(
         Image.fromarray(face(i, i)).save(crops[-1])
     blank = tmp_path / "wall.jpg"
     Image.new("RGB", (320, 240), (120, 130, 140)).save(blank)
-    answer = json.loads(run(capsys, "classify", *map(str, crops), str(blank), "--checkpoint", str(checkpoint), "--json"))
+    answer = json.loads(run(capsys, "classify", *map(str, crops), "--detect", "no", "--checkpoint", str(checkpoint), "--json"))
+    assert answer["detect"] is False
     images = answer["images"]
-    assert [image["filename"] for image in images] == ["crop0.png", "crop1.png", "crop2.png", "wall.jpg"]
-    for image in images[:3]:
+    assert [image["filename"] for image in images] == ["crop0.png", "crop1.png", "crop2.png"]
+    for image in images:
         (one,) = image["faces"]
         assert one["box"] == {"x": 0, "y": 0, "width": 48, "height": 48} and one["detection_score"] is None
         assert list(one["probabilities"]) == list(FER2013_CLASSES)
         assert math.isclose(sum(one["probabilities"].values()), 1.0, abs_tol=1e-5)
         assert one["expression"] == max(one["probabilities"], key=one["probabilities"].get)
-    assert images[3]["faces"] == []  # photo-sized: looked for, none found, as the service's "faces": []
+    # As the service's detect=true, the default looks for faces: none on a wall is an answer, "faces": []
+    found = json.loads(run(capsys, "classify", str(blank), "--checkpoint", str(checkpoint), "--json"))
+    assert found["detect"] is True and found["images"][0]["faces"] == []
     assert "wall.jpg (320x240): no face found" in run(capsys, "classify", str(blank), "--checkpoint", str(checkpoint))
-    # --detect no reads even a photo whole; the answers of the crops do not depend on what else was classified
-    whole = json.loads(run(capsys, "classify", str(blank), str(crops[0]), "--checkpoint", str(checkpoint), "--detect", "no", "--json"))
-    assert len(whole["images"][0]["faces"]) == 1
-    assert whole["images"][1]["faces"] == images[0]["faces"]
+    # A crop's answer does not depend on what else was classified with it
+    again = json.loads(run(capsys, "classify", str(blank), str(crops[0]), "--checkpoint", str(checkpoint), "--detect", "no", "--json"))
+    assert again["images"][1]["faces"] == images[0]["faces"]
+
+
+def test_a_folder_is_its_pictures_and_skip_bad_leaves_out_what_is_no_picture(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, make_checkpoint: MakeCheckpoint
+) -> None:
+    checkpoint, folder = make_checkpoint(), tmp_path / "photos"
+    folder.mkdir()
+    for name in ("b.png", "a.jpg"):
+        Image.fromarray(face(1, 1)).save(folder / name)
+    (folder / "notes.txt").write_text("not a picture")  # not a picture's suffix: not listed
+    (folder / "broken.png").write_text("not a picture either")
+    argv = ["classify", str(folder), "--detect", "no", "--checkpoint", str(checkpoint), "--json"]
+    with pytest.raises(SystemExit):
+        main(argv)
+    assert "broken.png: cannot read image" in capsys.readouterr().err
+    main([*argv, "--skip-bad"])
+    captured = capsys.readouterr()
+    assert [image["filename"] for image in json.loads(captured.out)["images"]] == ["a.jpg", "b.png"]
+    assert f"note: skipped {folder / 'broken.png'}: cannot read image" in captured.err
 
 
 def test_a_bad_file_or_prior_is_one_line_naming_it(
@@ -80,7 +102,7 @@ def test_a_bad_file_or_prior_is_one_line_naming_it(
     for argv, message in (([str(good), str(bad)], f"{bad}: cannot read image (unrecognised or damaged data)"),
                           ([str(good), "--prior", "balanced"], "records no class frequencies")):
         with pytest.raises(SystemExit) as stopped:
-            main(["classify", *argv, "--checkpoint", str(checkpoint)])
+            main(["classify", *argv, "--checkpoint", str(checkpoint), "--detect", "no"])
         assert stopped.value.code == 2
         captured = capsys.readouterr()
         assert message in captured.err and captured.out == ""  # nothing half-printed before the error
@@ -93,7 +115,7 @@ def test_the_detector_is_needed_only_where_faces_are_looked_for(
     checkpoint, crop, photo = make_checkpoint(), tmp_path / "crop.png", tmp_path / "photo.png"
     Image.fromarray(face(1, 1)).save(crop)
     Image.fromarray(np.zeros((300, 300), np.uint8)).save(photo)
-    assert "crop.png (48x48): 1 face" in run(capsys, "classify", str(crop), "--checkpoint", str(checkpoint))
+    assert "crop.png (48x48): 1 face" in run(capsys, "classify", str(crop), "--checkpoint", str(checkpoint), "--detect", "no")
     with pytest.raises(SystemExit):
         main(["classify", str(photo), "--checkpoint", str(checkpoint)])
     assert "yuface" in capsys.readouterr().err
@@ -106,5 +128,5 @@ def test_a_model_without_class_frequencies_answers_under_the_natural_prior(
     buffer = io.BytesIO()
     Image.fromarray(face(2, 2)).save(buffer, "WEBP", lossless=True)
     crop.write_bytes(buffer.getvalue())
-    answer = json.loads(run(capsys, "classify", str(crop), "--checkpoint", str(make_checkpoint()), "--json"))
+    answer = json.loads(run(capsys, "classify", str(crop), "--checkpoint", str(make_checkpoint()), "--json", "--detect", "no"))
     assert answer["prior"] == "natural" and answer["images"][0]["filename"] == "crop.webp"

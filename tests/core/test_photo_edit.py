@@ -26,6 +26,8 @@ from model_core.photo_edit import (
 )
 from model_core.preprocess import Preprocess
 
+from ..service.helpers import png_header_only
+
 
 def colour_photo(size: tuple[int, int] = (200, 150), seed: int = 0) -> Image.Image:
     rng = np.random.default_rng(seed)
@@ -120,6 +122,20 @@ def test_encode_like_keeps_the_upload_family_and_its_fidelity() -> None:
             assert np.array_equal(np.asarray(Image.open(io.BytesIO(data)).convert("RGB")), np.asarray(photo))
 
 
+def test_an_animated_webp_is_lossy_by_its_first_frame_and_an_mpo_is_a_jpeg() -> None:
+    frames = [colour_photo((40, 30)), colour_photo((40, 30)).transpose(Image.Transpose.FLIP_LEFT_RIGHT)]
+    for options, lossy in (({"quality": 80}, True), ({"lossless": True}, False)):
+        animation = io.BytesIO()
+        frames[0].save(animation, "WEBP", save_all=True, append_images=frames[1:], **options)
+        assert b"ANMF" in animation.getvalue()
+        assert is_lossy("WEBP", animation.getvalue()) == lossy
+    # A phone's depth photo or HDR gain map is a JPEG holding several pictures; Pillow calls it MPO
+    mpo = io.BytesIO()
+    frames[0].save(mpo, "MPO", save_all=True, append_images=frames[1:])
+    assert Image.open(io.BytesIO(mpo.getvalue())).format == "MPO" and is_lossy("MPO", mpo.getvalue())
+    assert encode_like(frames[0], "MPO", lossy=True)[1] == "image/jpeg"
+
+
 def test_a_webp_is_lossy_by_its_picture_chunk() -> None:
     photo = colour_photo((40, 30))
     for options, lossy in (({"quality": 80}, True), ({"lossless": True}, False)):
@@ -173,3 +189,6 @@ def test_read_photo_gives_an_upright_grey_or_rgb_image_and_its_format(tmp_path: 
         read_photo(tmp_path / "missing.png")
     with pytest.raises(DataError, match="a folder, not an image file"):
         read_photo(tmp_path)
+    (tmp_path / "e.png").write_bytes(png_header_only(20_000, 20_000))  # past Pillow's own limit: its bomb error
+    with pytest.raises(DataError, match="e.png: cannot read image .its header declares more pixels"):
+        read_photo(tmp_path / "e.png")

@@ -98,7 +98,8 @@ def ftyp(major: bytes, *compatible: bytes) -> bytes:
         (ftyp(b"heic", b"mif1", b"heic", b"miaf", b"MiHB"), "HEIF"),  # an iPhone's
         (ftyp(b"mif1", b"mif1", b"heic"), "HEIF"),  # a Samsung's
         (ftyp(b"avif", b"avif", b"mif1", b"miaf"), "AVIF"),
-        (ftyp(b"mif1", b"mif1", b"avif", b"miaf"), "AVIF"),  # an AV1 brand decides, wherever it is listed
+        (ftyp(b"mif1", b"mif1", b"avif", b"miaf"), "AVIF"),  # a bare container: an AV1 brand among the compatible ones
+        (ftyp(b"miaf", b"avif", b"mif1"), None),  # no decoder opens a file by its compatible brands alone
         (ftyp(b"isom", b"isom", b"mp41"), None),  # a video
         (b"\x00\x00\x00\x18ftyp", None),  # cut short
     ],
@@ -134,6 +135,16 @@ def test_a_heic_over_the_pixel_limit_is_refused_from_its_header() -> None:
     with pytest.raises(TooManyPixels) as refused:
         decode((PICTURES / "astronaut.heic").read_bytes(), max_pixels=256 * 256 - 1)
     assert "256x256 = 65,536 pixels" in refused.value.message
+
+
+def test_a_missing_decoder_is_named_with_what_it_needs(monkeypatch: pytest.MonkeyPatch) -> None:
+    from model_core import image_formats
+
+    heic = (PICTURES / "turned.heic").read_bytes()
+    assert image_formats.missing_decoder(heic) is None
+    monkeypatch.setattr(image_formats, "OPTIONAL_FORMATS_READ", frozenset({"AVIF"}))
+    assert image_formats.missing_decoder(heic) == "a HEIC, which this installation cannot decode (pip install pi-heif)"
+    assert image_formats.missing_decoder(encode(noise_image(1), "PNG")) is None
 
 
 def test_a_heic_where_its_decoder_is_missing_is_415(monkeypatch: pytest.MonkeyPatch) -> None:
