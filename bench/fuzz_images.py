@@ -10,7 +10,8 @@ or inserted, 1 to 32 times. :func:`service.images.decode_image` must then
 return a picture or raise the service's own error (400 or 413); any other
 exception would have been a 500, and is listed with its format. A crash of a
 native decoder would end the run: its exit status says so. Prints a markdown
-table of outcomes per format.
+table of outcomes per format. libtiff writes its complaints about damaged TIFFs to
+stderr itself ("Using code not yet in table"); ``2>/dev/null`` leaves the table alone.
 """
 
 from __future__ import annotations
