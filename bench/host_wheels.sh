@@ -15,9 +15,10 @@ cd "$(dirname "$0")/.."
 py=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}
 version=${PYTHON_VERSION:-3.12}
 wheels=${WHEELS:-.whl}
-# The web stack the service adds to PyTorch and NumPy (pyproject.toml); what each needs is added below (pi-heif
-# brings Pillow, at the version that reads AVIF).
-top=(fastapi fastapi-offline pydantic-settings uvicorn httptools uvloop python-multipart pi-heif)
+# The web stack the service adds to PyTorch, NumPy and Pillow (pyproject.toml); what each needs is added below.
+# pi-heif (HEIC) stays out, and the host's own Pillow serves: the benchmarks send PNG face crops, the trainer reads
+# FER2013's JPEGs, and without them the service offers neither HEIC nor (with a Pillow before 11.3) AVIF.
+top=(fastapi fastapi-offline pydantic-settings uvicorn httptools uvloop python-multipart)
 pins=$("$py" - "$version" "${top[@]}" <<'PYTHON'
 import sys
 from importlib.metadata import PackageNotFoundError, requires, version
