@@ -44,8 +44,17 @@ def _register_heif() -> bool:
     return True
 
 
+def _avif_read() -> bool:
+    """Whether Pillow reads AVIF here: its plugin and libavif (in its wheels since 11.3; a Pillow before 11.2 has
+    no AVIF plugin at all)."""
+    try:
+        return bool(features.check_module("avif"))
+    except ValueError:
+        return False
+
+
 _HEIF_READ = _register_heif()
-_AVIF_READ = features.check("avif")
+_AVIF_READ = _avif_read()
 #: The optional formats this installation decodes, by Pillow's format name ("HEIF" is pi-heif's name for HEIC).
 OPTIONAL_FORMATS_READ = frozenset(name for name, read in (("HEIF", _HEIF_READ), ("AVIF", _AVIF_READ)) if read)
 #: What each optional format is called, and what reading it needs.

@@ -147,6 +147,19 @@ def test_a_missing_decoder_is_named_with_what_it_needs(monkeypatch: pytest.Monke
     assert image_formats.missing_decoder(encode(noise_image(1), "PNG")) is None
 
 
+def test_a_pillow_without_an_avif_plugin_offers_no_avif(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before 11.2 Pillow has no AVIF module at all (the GPU hosts' own Pillow may be older): no warning, no AVIF."""
+    from PIL import features
+
+    from model_core import image_formats
+
+    def unknown(name: str) -> bool:
+        raise ValueError(f"Unknown module {name}")
+
+    monkeypatch.setattr(features, "check_module", unknown)
+    assert image_formats._avif_read() is False
+
+
 def test_a_heic_where_its_decoder_is_missing_is_415(monkeypatch: pytest.MonkeyPatch) -> None:
     """A platform without a pi-heif wheel: HEIC is named and refused as unsupported, not called a broken file."""
     monkeypatch.delitem(SUPPORTED_FORMATS, "HEIF")
