@@ -57,8 +57,15 @@ _HEIF_READ = _register_heif()
 _AVIF_READ = _avif_read()
 #: The optional formats this installation decodes, by Pillow's format name ("HEIF" is pi-heif's name for HEIC).
 OPTIONAL_FORMATS_READ = frozenset(name for name, read in (("HEIF", _HEIF_READ), ("AVIF", _AVIF_READ)) if read)
-#: What each optional format is called, and what reading it needs.
-_NEEDS = {"HEIF": ("HEIC", "pip install pi-heif"), "AVIF": ("AVIF", "a Pillow built with libavif: pip install 'pillow>=11.3'")}
+#: What reading each optional format needs.
+_NEEDS = {"HEIF": "pip install pi-heif", "AVIF": "a Pillow built with libavif: pip install 'pillow>=11.3'"}
+#: How people call the formats whose Pillow name they would not use ("HEIF" is pi-heif's name for the phone's HEIC).
+_SPOKEN = {"WEBP": "WebP", "HEIF": "HEIC"}
+
+
+def spoken_name(fmt: str) -> str:
+    """A Pillow format name as messages and lists give it to people: ``"HEIF"`` -> ``"HEIC"``, ``"WEBP"`` -> ``"WebP"``."""
+    return _SPOKEN.get(fmt, fmt)
 
 
 def missing_decoder(data: bytes) -> str | None:
@@ -66,8 +73,7 @@ def missing_decoder(data: bytes) -> str | None:
     fmt = iso_image_format(data)
     if fmt is None or fmt in OPTIONAL_FORMATS_READ:
         return None
-    name, needs = _NEEDS[fmt]
-    return f"a {name}, which this installation cannot decode ({needs})"
+    return f"a {spoken_name(fmt)}, which this installation cannot decode ({_NEEDS[fmt]})"
 
 
 #: File name suffixes of the optional formats, for reading folders of faces (a file that fails to decode is named).

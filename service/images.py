@@ -36,7 +36,7 @@ from typing import TypeVar
 
 from PIL import Image
 
-from model_core.image_formats import DECODE_ERRORS, OPTIONAL_FORMATS_READ, decode_reason, is_lossy, iso_image_format
+from model_core.image_formats import DECODE_ERRORS, OPTIONAL_FORMATS_READ, decode_reason, iso_image_format, spoken_name
 from model_core.preprocess import viewable
 
 from .errors import BadImage, EmptyImage, TooManyPixels, UnsupportedMediaType
@@ -73,10 +73,8 @@ SUPPORTED_FORMATS: dict[str, str] = {
     "GIF": "image/gif",
     "TIFF": "image/tiff",
 }
-#: How people call each format (Pillow's "HEIF" is the phone's HEIC).
-_SPOKEN = {"WEBP": "WebP", "HEIF": "HEIC"}
 #: :data:`SUPPORTED_FORMATS` as people call them, for ``GET /v1/models`` (``runtime.image_formats``).
-FORMAT_NAMES = [_SPOKEN.get(name, name) for name in SUPPORTED_FORMATS]
+FORMAT_NAMES = [spoken_name(name) for name in SUPPORTED_FORMATS]
 #: How error messages and the API docs list them: "JPEG, PNG, WebP, HEIC, AVIF, BMP, GIF or TIFF".
 ACCEPTED = ", ".join(FORMAT_NAMES[:-1]) + " or " + FORMAT_NAMES[-1]
 
@@ -160,8 +158,6 @@ class Photo:
     image: Image.Image
     original_size: tuple[int, int]
     format: str
-    #: Whether the upload was compressed with loss (a redrawn copy is answered in kind: :func:`~model_core.photo_edit.answer_encoding`).
-    lossy: bool
 
     @property
     def frame(self) -> Frame:
@@ -203,7 +199,7 @@ def _other_image_format(data: bytes) -> str | None:
     """A format recognised but not served here: a HEIC or AVIF where this installation lacks its decoder, PDF, ..."""
     iso = iso_image_format(data)
     if iso is not None:
-        return _SPOKEN.get(iso, iso)
+        return spoken_name(iso)
     return _match(data, _OTHER_IMAGE_SIGNATURES)
 
 
@@ -272,7 +268,7 @@ def _guarded(upload: Upload, fmt: str, max_pixels: int, work: Callable[[], T]) -
         size = f"{int(counted[1]):,} pixels" if counted else "far too large"
         raise TooManyPixels(f"{upload.label} is {size}; the limit is {max_pixels:,}") from None
     except _UNDECODABLE as e:
-        raise BadImage(f"{upload.label} could not be decoded as {_SPOKEN.get(fmt, fmt)} ({decode_reason(e)})") from None
+        raise BadImage(f"{upload.label} could not be decoded as {spoken_name(fmt)} ({decode_reason(e)})") from None
 
 
 def probe(upload: Upload, *, max_pixels: int, max_side: int | None = DECODE_MAX_SIDE) -> Probe:
@@ -322,7 +318,7 @@ def decode_image(upload: Upload, *, max_pixels: int, max_side: int | None = DECO
         del small
         rgb = shown if shown.mode == "RGB" else shown.convert("RGB")
         original = (height, width) if transpose in _SWAPPING else (width, height)
-        return Photo(image=rgb, original_size=original, format=fmt, lossy=is_lossy(fmt, upload.data))
+        return Photo(image=rgb, original_size=original, format=fmt)
 
     return _guarded(upload, fmt, max_pixels, decode)
 

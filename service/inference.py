@@ -37,6 +37,7 @@ from torch import Tensor
 from model_core import Preprocess
 from model_core.expressions import one_hot
 from model_core.faces import Face, FaceDetector, crop_faces, whole_image
+from model_core.image_formats import is_lossy
 from model_core.photo_edit import crop_box, encode_like, face_tile, face_turn, redrawn_photos, scale_box
 from model_core.prior import PriorName
 
@@ -364,14 +365,15 @@ class SynthesizeAPI(_PhotoPipeline, BatchedAPI[SynthesizeRequest, SynthesizeCont
         if output == "face":
             return Response(png_bytes(preprocess.to_image(faces[0])), media_type="image/png", headers=headers)
         full, box, photos = self._redrawn_photos(context, faces)
+        lossy = is_lossy(full.format, context.request.upload.data)  # answered in kind: lossy for lossy, lossless else
         if output == "photo":
-            body, media_type = encode_like(next(photos), full.format, full.lossy)
+            body, media_type = encode_like(next(photos), full.format, lossy)
             return Response(body, media_type=media_type, headers=headers)
         if output == "grid":
             tiles = [("input", face_tile(full.image, box))]
             tiles += [(expression, face_tile(photo, box)) for expression, photo in zip(context.request.targets, photos, strict=True)]
             return Response(png_bytes(labelled_grid(tiles)), media_type="image/png", headers=headers)
-        encoded = [encode_like(photo, full.format, full.lossy) for photo in photos]
+        encoded = [encode_like(photo, full.format, lossy) for photo in photos]
         answer = SynthesizeResponse(
             model=self.engine.loaded.card.name,
             width=full.image.width,
