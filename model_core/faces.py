@@ -128,7 +128,8 @@ class FaceDetector:
         self.detect(Image.new("RGB", (160, 120), (128, 128, 128)))
 
     def detect(self, image: Image.Image) -> list[Face]:
-        """Faces in an RGB image, largest first, at most ``max_faces``."""
+        """Faces in a grey or RGB image, largest first, at most ``max_faces`` (YuNet is given the RGB of the picture it
+        sees, converted after any resizing, so a full-size copy is never made)."""
         longest = max(image.size)
         scale = min(1.0, DETECT_MAX_SIDE / longest) if longest > DETECT_MIN_SIDE else DETECT_MIN_SIDE / longest
         seen = image
@@ -186,7 +187,7 @@ class LargestFace:
 
     def find(self, image: Image.Image) -> Face | None:
         """The largest face in ``image``, or None."""
-        faces = self.detector.detect(image.convert("RGB"))
+        faces = self.detector.detect(image)
         return faces[0] if faces else None
 
     def __call__(self, image: Image.Image) -> Image.Image | None:

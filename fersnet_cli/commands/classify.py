@@ -5,19 +5,18 @@ the service's ``detect=true``) every face is found (YuNet, largest first), turne
 service frames it, and with ``--detect no`` each picture is read whole, as one face crop. A photo is let go as soon
 as its faces are cut out, so a folder of photos holds only their faces. All the faces then go through the model in
 batches, as served: its looks at each face, its temperature and its class prior (``--prior``). The report lists
-each input's faces; ``--json`` prints the answer in the service's own shape, so a script written against one reads
-the other. A photo over 2048 pixels across is read at full size here, where the service decodes it reduced: its
-boxes may then differ by a pixel, its probabilities in the fifth decimal.
+each input's faces; ``--json`` prints the answer in the service's own schema (``service.schemas.ClassifyResponse``),
+so a script written against one reads the other. A photo over 2048 pixels across is read at full size here, where
+the service decodes it reduced: its boxes may then differ by a pixel, its probabilities in the fifth decimal.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 from PIL import Image
@@ -31,6 +30,9 @@ from model_core.preprocess import Preprocess
 from model_core.prior import PRIORS, PriorName
 
 from .. import args as shared
+
+if TYPE_CHECKING:
+    from service.schemas import ClassifyResponse, FaceExpression
 
 #: Faces classified per forward pass.
 BATCH = 64
@@ -77,7 +79,7 @@ def read(path: str, detector: FaceDetector | None, preprocess: Preprocess) -> Re
     """One input's faces, as the service finds them: all the detector finds (none is an answer, as the service's
     ``"faces": []``), or without a detector the whole picture as one face crop."""
     image = read_photo(path).image
-    faces = [whole_image(image)] if detector is None else detector.detect(image.convert("RGB"))
+    faces = [whole_image(image)] if detector is None else detector.detect(image)
     return Read(path, image.size, faces, crop_faces(image, faces, preprocess))
 
 
@@ -92,20 +94,24 @@ def answers(loaded: LoadedModel, crops: list[Image.Image], prior: PriorName | No
     return rows
 
 
-def face_answer(face: Face, probabilities: list[float], classes: tuple[str, ...], detect: bool) -> dict[str, Any]:
-    """One face as the service answers it."""
+def face_answer(face: Face, probabilities: list[float], classes: tuple[str, ...], detect: bool) -> FaceExpression:
+    """One face as the service answers it, in the service's own schema."""
+    from service.schemas import Box, FaceExpression  # as in run()
+
     x, y, width, height = face.box
     best = max(range(len(classes)), key=probabilities.__getitem__)
-    return {
-        "box": {"x": x, "y": y, "width": width, "height": height},
-        "detection_score": face.score if detect else None,
-        "expression": classes[best],
-        "confidence": probabilities[best],
-        "probabilities": dict(zip(classes, probabilities, strict=True)),
-    }
+    return FaceExpression(
+        box=Box(x=x, y=y, width=width, height=height),
+        detection_score=face.score if detect else None,
+        expression=classes[best],
+        confidence=probabilities[best],
+        probabilities=dict(zip(classes, probabilities, strict=True)),
+    )
 
 
 def run(args: argparse.Namespace) -> None:
+    from service.schemas import ClassifyResponse, ImageExpressions  # here, not at the top: every fersnet command imports this module
+
     device, loaded = shared.checkpoint_on_device(args)
     if args.prior is not None and args.prior not in loaded.priors:
         raise shared.UsageError(f"--prior {args.prior}: {loaded.card.name}'s card records no class frequencies; "
@@ -124,29 +130,25 @@ def run(args: argparse.Namespace) -> None:
                 raise
             print(f"note: skipped {e}", file=sys.stderr)
     rows = iter(answers(loaded, [crop for one in inputs for crop in one.crops], args.prior, device))
-    images = [
-        {"index": index, "filename": Path(one.path).name, "width": one.size[0], "height": one.size[1],
-         "faces": [face_answer(face, next(rows), loaded.classes, detect) for face in one.faces]}
+    answer = ClassifyResponse(model=loaded.card.name, detect=detect, prior=args.prior or loaded.prior, images=[
+        ImageExpressions(index=index, filename=Path(one.path).name, width=one.size[0], height=one.size[1],
+                         faces=[face_answer(face, next(rows), loaded.classes, detect) for face in one.faces])
         for index, one in enumerate(inputs)
-    ]
-    if args.json:
-        print(json.dumps({"model": loaded.card.name, "detect": detect, "prior": args.prior or loaded.prior, "images": images},
-                         indent=2))
-    else:
-        print(report([one.path for one in inputs], images))
+    ])
+    print(answer.model_dump_json(indent=2) if args.json else report([one.path for one in inputs], answer))
 
 
-def report(paths: list[str], images: list[dict[str, Any]]) -> str:
+def report(paths: list[str], answer: ClassifyResponse) -> str:
     """Each input, then each of its faces: the answer, how sure, the box, and the next two expressions."""
     lines = []
-    for path, image in zip(paths, images, strict=True):
-        faces = image["faces"]
-        lines.append(f"{path} ({image['width']}x{image['height']}): "
+    for path, image in zip(paths, answer.images, strict=True):
+        faces = image.faces
+        lines.append(f"{path} ({image.width}x{image.height}): "
                      + (f"{len(faces)} face{'s' if len(faces) != 1 else ''}" if faces else "no face found"))
         for number, face in enumerate(faces, start=1):
-            box = face["box"]
-            others = sorted(face["probabilities"].items(), key=lambda item: -item[1])[1:3]
-            lines.append(f"  {number}. {face['expression']} {100 * face['confidence']:.1f} %"
+            box = face.box
+            others = sorted(face.probabilities.items(), key=lambda item: -item[1])[1:3]
+            lines.append(f"  {number}. {face.expression} {100 * face.confidence:.1f} %"
                          f"  (then {', '.join(f'{name} {100 * p:.1f} %' for name, p in others)})"
-                         f"  at x {box['x']}, y {box['y']}, {box['width']}x{box['height']}")
+                         f"  at x {box.x}, y {box.y}, {box.width}x{box.height}")
     return "\n".join(lines)
