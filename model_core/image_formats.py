@@ -149,12 +149,26 @@ DECODE_ERRORS: tuple[type[Exception], ...] = (
 
 _REPR = re.compile(r"<[^<>]* at 0x[0-9a-fA-F]+>")
 
+#: Decoders' own words for the two ways a file goes bad, in plain words. Each library words them its own way
+#: (libwebp's "could not create decoder object" is a WebP cut short or overwritten), and a person sending a photo
+#: needs to know which happened, not which function failed. Found by ``python -m bench.fuzz_images``' damaged files.
+_PLAIN_REASONS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"truncated|unexpected end of file|end of data|premature end", re.IGNORECASE), "the file is cut short"),
+    (re.compile(r"could not create decoder object|broken data stream|unrecognized data stream|decoder error|"
+                r"cannot load this image|codec configuration error|failed to read next frame", re.IGNORECASE),
+     "damaged data"),
+)
+
 
 def decode_reason(error: BaseException) -> str:
-    """A decoder's complaint fit for a person: no object reprs (``<_io.BytesIO object at 0x...>``), never empty."""
+    """A decoder's complaint fit for a person: a damaged or cut-short file said so in plain words, otherwise the
+    decoder's own message without object reprs (``<_io.BytesIO object at 0x...>``); never empty."""
     if isinstance(error, UnidentifiedImageError):
         return "unrecognised or damaged data"
     if isinstance(error, Image.DecompressionBombError):
         return "its header declares more pixels than any photo has; damaged, or a decompression bomb"
     text = " ".join(_REPR.sub("", str(error)).split()).strip(" :")
+    for pattern, plain in _PLAIN_REASONS:
+        if pattern.search(text):
+            return plain
     return text or type(error).__name__

@@ -73,7 +73,7 @@ class BadImage(ServiceError):
     status_code = 400
     code = "bad_image"
     summary = "An upload that is not a decodable image"
-    example = "image 0 (photo.jpg) could not be decoded as JPEG (image file is truncated)"
+    example = "image 0 (photo.jpg) could not be decoded as JPEG (the file is cut short)"
 
 
 class EmptyImage(BadImage):

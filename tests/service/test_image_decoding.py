@@ -74,6 +74,23 @@ def test_a_truncated_jpeg_is_a_bad_image() -> None:
     assert refused.value.status_code == 400
 
 
+@pytest.mark.parametrize(
+    ("fmt", "options", "cut", "reason"),
+    [
+        # libwebp says "could not create decoder object" of both; libjpeg "Truncated File Read" or "broken data stream".
+        ("WEBP", {"quality": 80}, 0.5, "damaged data"),
+        ("WEBP", {"lossless": True}, 0.5, "damaged data"),
+        ("BMP", {}, 0.5, "the file is cut short"),
+        ("PNG", {}, 0.7, "the file is cut short"),
+    ],
+)
+def test_a_damaged_file_is_described_in_plain_words(fmt: str, options: dict[str, object], cut: float, reason: str) -> None:
+    data = encode(noise_image(4, (64, 64), "RGB"), fmt, **options)
+    with pytest.raises(BadImage) as refused:
+        decode(data[: int(len(data) * cut)], "application/octet-stream")
+    assert refused.value.message.endswith(f"({reason})"), refused.value.message
+
+
 def test_face_database_formats_decode_as_a_viewer_shows_them() -> None:
     """JAFFE ships 8-bit grey TIFF, older sets BMP; a GIF is read at its first frame, a multi-page TIFF at its first page."""
     grey = noise_image(5, (40, 30), "L")
