@@ -30,7 +30,7 @@ from fastapi_offline import FastAPIOffline
 
 from .errors import install_error_handlers
 from .middleware import REQUEST_ID_HEADER, Admission, BodyLimits, RequestId, RequestMetrics
-from .routes import classify, operations, page, synthesize
+from .routes import classify, operations, page, preview, synthesize
 from .runtime import Runtime
 from .settings import Settings
 
@@ -40,6 +40,7 @@ Facial expression **recognition** and **synthesis** with FERSNet
 
 * `POST /v1/classify`: the expression of every face in one or more photos.
 * `POST /v1/synthesize`: a face redrawn with other expressions.
+* `POST /v1/preview`: an upload as the service reads it (upright), as a JPEG any browser shows.
 * `GET /v1/models`: the served checkpoint's model card, and the bundled checkpoints.
 
 The web page at `/` does the same for people, in a browser.
@@ -52,8 +53,8 @@ When the service has an API key, send it as `X-API-Key` (or a bearer token).
 #: Where the Swagger UI and ReDoc assets are served from (a folder of their own, apart from any web page's files).
 DOCS_ASSETS = "/docs-assets"
 
-#: The routes whose requests count against the admission limit.
-INFERENCE_PATHS = frozenset({"/v1/classify", "/v1/synthesize"})
+#: The routes whose requests count against the admission limit: every one that decodes uploads.
+INFERENCE_PATHS = frozenset({"/v1/classify", "/v1/synthesize", "/v1/preview"})
 
 TAGS = [
     {"name": "inference", "description": "Recognition and synthesis, batched across concurrent requests."},
@@ -98,6 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(classify.router)
     app.include_router(synthesize.router)
+    app.include_router(preview.router)
     app.include_router(operations.models_router)
     app.include_router(operations.router)
 

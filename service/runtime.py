@@ -37,6 +37,7 @@ from .errors import NotReady, ShuttingDown
 from .inference import ClassifyAPI, SynthesizeAPI
 from .memory import trim_in_background
 from .metrics import ServiceMetrics
+from .preview import Previewer
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,7 @@ class Runtime:
         self.compute = ComputeThread()
         self.classifier: Batcher | None = None
         self.synthesizer: Batcher | None = None
+        self.previewer: Previewer | None = None
         self.state: State = "starting"
         self.failure: str | None = None
         self._warmup: asyncio.Task[None] | None = None
@@ -100,9 +102,10 @@ class Runtime:
             engine.device,
             engine.precision,
         )
+        decoders = anyio.CapacityLimiter(s.decode_workers)  # every endpoint's decoding shares these threads
         batching = BatcherOptions(
             compute=self.compute.run,
-            workers=anyio.CapacityLimiter(s.decode_workers),
+            workers=decoders,
             encoders=anyio.CapacityLimiter(s.decode_workers),
             metrics=self.metrics,
             max_batch_size=s.max_batch_size,
@@ -114,6 +117,7 @@ class Runtime:
         pipeline = (engine, self.detector, self.metrics, s.max_image_pixels, budget, self.no_detector)
         self.classifier = Batcher(ClassifyAPI(*pipeline), **batching)
         self.synthesizer = Batcher(SynthesizeAPI(*pipeline), **batching)
+        self.previewer = Previewer(s.max_image_pixels, budget, decoders)
         self.classifier.start()
         self.synthesizer.start()
         for endpoint in (self.classifier.name, self.synthesizer.name):
@@ -182,6 +186,12 @@ class Runtime:
         if self.state == "failed":
             raise NotReady(self.failure or "the model failed to start")
         raise NotReady("the model is still loading or warming up", retry_after_s=retry)
+
+    def require_previewer(self) -> Previewer:
+        """The previewer, once the service is ready (503 before, as for every endpoint that reads uploads)."""
+        self.require_ready()
+        assert self.previewer is not None  # start() made it before the service could be ready
+        return self.previewer
 
     def update_gpu_memory(self) -> None:
         if self.engine is not None:

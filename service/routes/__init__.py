@@ -1,4 +1,5 @@
 """HTTP routes, one module per resource.
 
-classify, synthesize, operations (health, metrics, model card), and page (the web page at ``/``).
+classify, synthesize, preview (an upload as a JPEG a browser shows), operations (health, metrics, model card), and page
+(the web page at ``/``).
 """

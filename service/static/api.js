@@ -107,6 +107,14 @@ export async function classify(blob, filename) {
   return { model: body.model, image: body.images[0] };
 }
 
+/** The picture as the service reads it, upright, as a JPEG blob any browser shows (POST /v1/preview): for a HEIC,
+ * AVIF or TIFF that this browser cannot show itself. Its proportions are the upload's. */
+export async function preview(blob, filename, maxSide = 1024) {
+  const form = new FormData();
+  form.append("image", blob, filename);
+  return (await request(`v1/preview?max_side=${maxSide}`, { method: "POST", body: form })).blob();
+}
+
 /**
  * One face redrawn with every expression (POST /v1/synthesize, format=json).
  *

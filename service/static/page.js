@@ -75,6 +75,7 @@ document.addEventListener("paste", (event) => {
 $("clear").addEventListener("click", () => {
   results.replaceChildren();
   photoUrls.forEach((url) => URL.revokeObjectURL(url));
+  shown.forEach(({ photo }) => photo.previewUrl && URL.revokeObjectURL(photo.previewUrl)); // the service's previews
   photoUrls = [];
   shown = [];
   failed.clear();

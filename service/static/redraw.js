@@ -56,7 +56,8 @@ export async function openRedraw(photo, image, faceIndex, picture, intensity = n
   status.textContent = "Redrawing the face with every expression…";
   tiles.replaceChildren();
   if (picture.naturalWidth > 0) {
-    tiles.append(tile(`as photographed (${face.expression})`, crop(picture, face.box, "Face as photographed"), null));
+    // The picture on the page may be the service's smaller preview of a file this browser cannot show.
+    tiles.append(tile(`as photographed (${face.expression})`, crop(picture, face.box, "Face as photographed", image.width), null));
   }
   if (!dialog.open) dialog.showModal();
   dialog.setAttribute("aria-busy", "true");
@@ -68,7 +69,7 @@ export async function openRedraw(photo, image, faceIndex, picture, intensity = n
     sliderValue.textContent = slider.value;
     const box = answer.face ? answer.face.box : face.box;
     for (const item of answer.images) {
-      tiles.append(await redrawnTile(item, box, photo, number));
+      tiles.append(await redrawnTile(item, box, photo, number, image.width));
       if (request !== current) return;
     }
     status.textContent = `${answer.images.length} expressions at intensity ${answer.intensity}. Each photo can be downloaded.`;
@@ -83,14 +84,14 @@ export async function openRedraw(photo, image, faceIndex, picture, intensity = n
   }
 }
 
-async function redrawnTile(item, box, photo, number) {
+async function redrawnTile(item, box, photo, number, width) {
   const url = URL.createObjectURL(item.blob);
   urls.push(url);
   const picture = el("img", { src: url, alt: `Face ${number} redrawn as ${item.expression}` });
   await picture.decode().catch(() => {});
   const stem = `${photo.name.replace(/\.[^.]*$/, "")}-face${number}-${item.expression}`;
   const extension = { "image/jpeg": "jpg", "image/webp": "webp", "image/avif": "avif" }[item.blob.type] || "png";
-  const view = crop(picture, box, `Face ${number} redrawn as ${item.expression}`);
+  const view = crop(picture, box, `Face ${number} redrawn as ${item.expression}`, width);
   const link = el("a", { href: url, download: `${stem}.${extension}` }, `Download the ${item.expression} photo`);
   return tile(item.expression, view, link);
 }
@@ -99,11 +100,13 @@ function tile(caption, view, link) {
   return el("figure", { className: "tile" }, view, el("figcaption", {}, el("span", {}, caption), link));
 }
 
-/** A square canvas around a face box of a picture, framed about as the model sees the face. */
-function crop(picture, box, label) {
-  const side = Math.min(Math.max(box.width, box.height) * 1.25, picture.naturalWidth, picture.naturalHeight);
-  const cx = box.x + box.width / 2;
-  const cy = box.y + box.height / 2;
+/** A square canvas around a face box of a picture, framed about as the model sees the face. The box is in the
+ * pixels of the upload, `width` pixels wide; the picture may be drawn at another size (a preview). */
+function crop(picture, box, label, width) {
+  const scale = picture.naturalWidth / width;
+  const side = Math.min(Math.max(box.width, box.height) * 1.25 * scale, picture.naturalWidth, picture.naturalHeight);
+  const cx = (box.x + box.width / 2) * scale;
+  const cy = (box.y + box.height / 2) * scale;
   const left = Math.min(Math.max(0, cx - side / 2), picture.naturalWidth - side);
   const top = Math.min(Math.max(0, cy - side / 2), picture.naturalHeight - side);
   const size = Math.max(1, Math.round(Math.min(side, 384)));

@@ -1,6 +1,6 @@
 // One card per photo: the photo with a box on every face, and each face's expression with a bar per probability.
 
-import { ApiError } from "./api.js";
+import { ApiError, preview } from "./api.js";
 import { colourOf, count, drawBoxes, el, errorNodes, faceNumbers, leftToRight, percent } from "./dom.js";
 
 // Worth trying again as they are: no answer, busy (429), not ready (503), too slow (504).
@@ -20,10 +20,23 @@ export function photoCard(container, photo, { onRedraw, canRedraw }) {
     // A picture a few dozen pixels across (a face crop) is enlarged to be seen, its pixels kept sharp.
     stage.classList.toggle("small", Math.max(picture.naturalWidth, picture.naturalHeight) < 96);
   });
-  picture.addEventListener("error", () => {
-    // A TIFF, or a HEIC outside Safari: the service reads it but the browser cannot show it. The boxes go on a blank
-    // of its shape.
-    // Whether the service can read it is for its answer to say (a text file is no picture for either).
+  let askedPreview = false;
+  picture.addEventListener("error", async () => {
+    // A TIFF, or a HEIC outside Safari: the service reads it but the browser cannot show it, so the service is asked
+    // for the picture as it reads it, as a JPEG (upright, at most 1024 pixels a side; the boxes are placed in
+    // proportion). If that fails too (a text file is no picture for either), the boxes go on a blank of its shape,
+    // and whether the service can read it is for its classify answer to say.
+    if (!askedPreview) {
+      askedPreview = true;
+      try {
+        const url = URL.createObjectURL(await preview(photo.blob, photo.name));
+        photo.previewUrl = url; // freed with the photo's own URL when the page is cleared
+        picture.src = url;
+        return;
+      } catch {
+        // fall through to the blank
+      }
+    }
     stage.classList.add("no-preview");
     picture.alt = `${photo.name}: this browser cannot show this file`;
   });

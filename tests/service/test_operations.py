@@ -88,12 +88,14 @@ async def test_docs_show_every_endpoint_with_schemas_and_examples(make_settings:
     assert served.count(200) >= 2 and f'route="/static/{{path}}",status="200"}} {served.count(200)}.0' in metrics
     assert 'api.js"' not in metrics  # no label names the file
     assert docs.status_code == 200 and "swagger-ui" in docs.text
-    assert set(spec["paths"]) == {"/v1/classify", "/v1/synthesize", "/v1/models", "/healthz", "/readyz", "/metrics"}
+    assert set(spec["paths"]) == {"/v1/classify", "/v1/synthesize", "/v1/preview", "/v1/models", "/healthz", "/readyz", "/metrics"}
     classify = spec["paths"]["/v1/classify"]["post"]
     assert "multipart/form-data" in classify["requestBody"]["content"]
     assert {"200", "400", "413", "415", "422", "429", "503", "504"} <= set(classify["responses"])
     synthesize = spec["paths"]["/v1/synthesize"]["post"]
     assert {"image/png", "application/json"} <= set(synthesize["responses"]["200"]["content"])
+    preview = spec["paths"]["/v1/preview"]["post"]
+    assert set(preview["responses"]["200"]["content"]) == {"image/jpeg"} and {"400", "413", "415", "429"} <= set(preview["responses"])
     schemas = spec["components"]["schemas"]
     for name in ("ClassifyResponse", "SynthesizeResponse", "ModelInfo", "ErrorResponse"):
         assert name in schemas

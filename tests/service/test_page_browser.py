@@ -8,6 +8,7 @@ from the real face detector and every request takes the real path.
 
 from __future__ import annotations
 
+import base64
 import io
 import re
 from collections.abc import Iterator
@@ -15,6 +16,8 @@ from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import httpx
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -70,8 +73,11 @@ def photos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     row.save(four, "JPEG", quality=90)
     crop = io.BytesIO()
     Image.open(io.BytesIO(demo_photo())).crop((100, 50, 400, 350)).resize((32, 32)).save(crop, "PNG")
+    tiff = io.BytesIO()
+    Image.open(io.BytesIO(demo_photo((1600, 1000)))).save(tiff, "TIFF")  # a format Chromium cannot show
     files = {"two faces.jpg": demo_photo(), "small face first.jpg": mirrored.getvalue(), "four faces.jpg": four.getvalue(),
-             "crop.png": crop.getvalue(), "wall.jpg": blank_photo(), "notes.txt": b"not a picture\n"}
+             "crop.png": crop.getvalue(), "wall.jpg": blank_photo(), "notes.txt": b"not a picture\n",
+             "two faces.tiff": tiff.getvalue(), "astronaut.heic": (Path(__file__).parent / "pictures" / "astronaut.heic").read_bytes()}
     for name, data in files.items():
         (folder / name).write_bytes(data)
     return {name: folder / name for name in files}
@@ -178,6 +184,51 @@ def test_upload_boxes_every_face_and_redraws_the_chosen_one(
     assert "Face 2 of" in chrome.find_element(By.ID, "redraw-title").text
     chrome.find_element(By.ID, "redraw-close").click()
     assert_nothing_from_elsewhere(chrome, server)
+
+
+def test_a_photo_this_browser_cannot_show_is_shown_from_the_service_s_preview(
+        chrome: WebDriver, server: str, photos: dict[str, Path]) -> None:
+    """Chromium shows neither HEIC nor TIFF: the page shows the service's JPEG of each (POST /v1/preview), the boxes
+    on it, and the face as photographed beside its redrawings. A file that is no picture still gets a blank."""
+    set_viewport(chrome, 1280, 800)
+    open_page(chrome, server)
+    upload(chrome, photos["notes.txt"], photos["astronaut.heic"], photos["two faces.tiff"])
+    wait(chrome, lambda c: len(c.find_elements(By.CSS_SELECTOR, ".photo[aria-busy='false']")) == 3)
+    wait(chrome, lambda c: len(c.find_elements(By.CSS_SELECTOR, ".stage.no-preview")) == 1)
+    chrome.get_log("browser")  # the text file's 415s, from classify and from preview: as they should be
+    cards = {card.find_element(By.TAG_NAME, "h2").text: card for card in chrome.find_elements(By.CSS_SELECTOR, ".photo")}
+    assert "no-preview" in cards["notes.txt"].find_element(By.CSS_SELECTOR, ".stage").get_attribute("class")
+    sizes = {name: chrome.execute_script("const i = arguments[0].querySelector('.stage img'); return [i.naturalWidth, i.naturalHeight];",
+                                         cards[name]) for name in ("astronaut.heic", "two faces.tiff")}
+    assert sizes == {"astronaut.heic": [256, 256], "two faces.tiff": [1024, 640]}  # a preview is at most 1024 a side
+    assert len(cards["two faces.tiff"].find_elements(By.CSS_SELECTOR, ".face-box")) == 2
+    cards["two faces.tiff"].find_element(By.CSS_SELECTOR, ".face-box").click()
+    wait(chrome, redrawn_tiles_ready)
+    tiles = chrome.find_elements(By.CSS_SELECTOR, "#redraw-tiles .tile")
+    assert len(tiles) == 1 + len(FER_CLASSES) and tiles[0].text.startswith("as photographed")
+    # The face as photographed is cut from the 1024-pixel preview with the box of the 1600-pixel upload: the same
+    # square of the photo as Python cuts from the upload itself (up to JPEG's and the two resamplings' differences).
+    shown = chrome.execute_script("return document.querySelector('#redraw-tiles canvas').toDataURL('image/png');")
+    face = max((json_box(b) for b in classify_boxes(server, photos["two faces.tiff"])), key=lambda b: b[2])
+    x, y, w, h = face
+    side = max(w, h) * 1.25
+    left, top = min(max(0, x + w / 2 - side / 2), 1600 - side), min(max(0, y + h / 2 - side / 2), 1000 - side)
+    drawn = Image.open(io.BytesIO(base64.b64decode(shown.split(",", 1)[1]))).convert("L")
+    expected = Image.open(photos["two faces.tiff"]).convert("L").resize(drawn.size, box=(left, top, left + side, top + side))
+    difference = np.abs(np.asarray(drawn, dtype=float) - np.asarray(expected, dtype=float)).mean()
+    assert difference < 6, difference  # a box not scaled to the preview would cut another square: tens of grey levels
+    chrome.find_element(By.ID, "redraw-close").click()
+    assert_nothing_from_elsewhere(chrome, server)
+
+
+def classify_boxes(server: str, path: Path) -> list[dict[str, int]]:
+    """The face boxes the service finds in a picture, in its pixels."""
+    answer = httpx.post(f"{server}/v1/classify", files={"images": (path.name, path.read_bytes())}, timeout=WAIT_S)
+    return [face["box"] for face in answer.json()["images"][0]["faces"]]
+
+
+def json_box(box: dict[str, int]) -> tuple[int, int, int, int]:
+    return box["x"], box["y"], box["width"], box["height"]
 
 
 def test_phone_sized_window(chrome: WebDriver, server: str, photos: dict[str, Path]) -> None:
