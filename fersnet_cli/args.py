@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from pathlib import Path
 import torch
 
 from model_core import registry
-from model_core.checkpoint import LoadedModel, load_checkpoint
+from model_core.checkpoint import WEIGHTS_FILE, LoadedModel, load_checkpoint
 from model_core.data import DATASETS, DataError, FaceDataset, Records, load_records
 from model_core.evaluate import evaluation_set
 from model_core.faces import decide_detection
@@ -48,6 +49,56 @@ def require_writable(path: str | None, option: str) -> None:
         raise UsageError(f"{option} {path}: cannot write a folder")
     if not os.access(folder, os.W_OK):
         raise UsageError(f"{option} {path}: cannot write into {folder}")
+
+
+# --------------------------------------------------------------------------- cards
+
+#: Figure files: what matplotlib writes, by suffix (a bad suffix would fail only after the work, and after a card).
+FIGURE_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg", ".webp")
+
+
+def require_figure(path: str | None) -> None:
+    """Stop before any work where ``--figure`` could not be written: its folder, and a suffix matplotlib writes."""
+    if path is not None and Path(path).suffix.lower() not in FIGURE_SUFFIXES:
+        raise UsageError(f"--figure {path}: name a {', '.join(s[1:] for s in FIGURE_SUFFIXES)} file")
+    require_writable(path, "--figure")
+
+
+def add_card_out(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", metavar="DIR",
+                   help="write a copy of the checkpoint to DIR (its weights as they are) with the new card, instead of "
+                        "rewriting the checkpoint's own card; a bundled checkpoint named by its name needs it")
+
+
+def refuse_bundled_card(checkpoint: str | None, out: str | None, what: str, *, has_out: bool = True) -> None:
+    """Stop before any work where a command would rewrite the card of a bundled checkpoint named by its name.
+
+    That card is what the service and every command answer with (its temperature, its prior, its figures): fitted
+    again on a user's few images, it would change every answer of ``default`` in silence, and in an installed wheel
+    it lives in site-packages. A copy (``--out``) is what a user wants; naming the bundled folder by its path says
+    that the card that ships is to change, as when it is made.
+    """
+    if out is not None:
+        if Path(out).exists() and not Path(out).is_dir():
+            raise UsageError(f"--out {out}: a file, not a folder")
+        return
+    bundled = registry.BUNDLED[registry.DEFAULT] if checkpoint is None else registry.bundled_name(checkpoint)
+    if bundled is not None:
+        copy = "with --out DIR" if has_out else f"(cp -r {bundled.folder} DIR)"
+        raise UsageError(f"{bundled.name} is a bundled checkpoint, and every answer of it reads its card: write {what} "
+                         f"on a copy {copy} and use --checkpoint DIR, or name its folder ({bundled.folder}) to change "
+                         "the card that ships")
+
+
+def card_folder(loaded: LoadedModel, out: str | None) -> Path:
+    """Where a command writes its new card: the checkpoint's own folder, or ``out`` holding a copy of its weights."""
+    if out is None:
+        return loaded.path
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    if folder.resolve() != loaded.path.resolve():
+        shutil.copyfile(loaded.path / WEIGHTS_FILE, folder / WEIGHTS_FILE)
+    return folder
 
 
 def command_line(args: argparse.Namespace) -> str:

@@ -230,8 +230,9 @@ def resolve_checkpoint(path: str | Path | None) -> Path:
     if path.is_file() and path.name in (CARD_FILE, WEIGHTS_FILE):
         path = path.parent
     if not path.is_dir():
+        found = "is a file, not a checkpoint folder" if path.is_file() else "not found"
         raise CheckpointError(
-            f"checkpoint {path} not found (expected a folder with {CARD_FILE} and {WEIGHTS_FILE}, "
+            f"checkpoint {path} {found} (expected a folder with {CARD_FILE} and {WEIGHTS_FILE}, "
             f"or a bundled checkpoint: {registry.names()})"
         )
     return path

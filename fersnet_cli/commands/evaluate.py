@@ -45,7 +45,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> None:
     if args.prior and args.head != "served":
         raise DataError(f"--prior is the served head's; the {args.head} head answers under its training data's prior")
-    shared.require_writable(args.figure, "--figure")
+    shared.require_figure(args.figure)
+    if args.record:
+        shared.refuse_bundled_card(args.checkpoint, None, "its figures", has_out=False)
     device, loaded = shared.checkpoint_on_device(args)
     prior = args.prior or loaded.prior
     if prior not in loaded.priors:
@@ -58,15 +60,6 @@ def run(args: argparse.Namespace) -> None:
     answer = functools.partial(loaded.probabilities, prior=prior) if args.head == "served" else None
     metrics = evaluate_records(loaded.model, loaded.classes_of(args.head), loaded.preprocess, records, device,
                                args.batch_size, args.skip_bad, face_finder(detect, loaded.preprocess), args.head, answer)
-    if args.figure:
-        title = f"{args.dataset}/{args.split}: accuracy {100 * metrics.accuracy:.2f} %"
-        if metrics.extra_classes and metrics.accuracy_restricted is not None:
-            title += f" (restricted to its classes {100 * metrics.accuracy_restricted:.2f} %)"
-        plot_confusion(metrics, Path(args.figure), title=title)
-    if args.record:  # after the figure: a figure that cannot be written leaves the card as it was
-        key = f"{args.dataset}/{args.split}" if args.head == "served" else f"expression_head/{args.dataset}/{args.split}"
-        loaded.card.metrics[key] = {**metrics.summary(), "measured_by": shared.command_line(args)}
-        write_card(loaded.path, loaded.card)
     if args.json:
         print(json.dumps({"checkpoint": str(loaded.path), "dataset": args.dataset, "split": args.split,
                           "detect": detect, "head": args.head, "prior": prior if args.head == "served" else None,
@@ -78,3 +71,13 @@ def run(args: argparse.Namespace) -> None:
         if records.skipped:
             path, why = records.skipped[0]
             print(f"skipped {len(records.skipped)} file(s) that could not be read (--skip-bad); the first: {path}: {why}")
+    # After the answer is printed (a figure that cannot be written loses nothing), and the card after the figure.
+    if args.figure:
+        title = f"{args.dataset}/{args.split}: accuracy {100 * metrics.accuracy:.2f} %"
+        if metrics.extra_classes and metrics.accuracy_restricted is not None:
+            title += f" (restricted to its classes {100 * metrics.accuracy_restricted:.2f} %)"
+        plot_confusion(metrics, Path(args.figure), title=title)
+    if args.record:
+        key = f"{args.dataset}/{args.split}" if args.head == "served" else f"expression_head/{args.dataset}/{args.split}"
+        loaded.card.metrics[key] = {**metrics.summary(), "measured_by": shared.command_line(args)}
+        write_card(loaded.path, loaded.card)

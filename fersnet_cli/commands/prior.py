@@ -26,11 +26,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--default", choices=PRIORS, default="natural",
                    help="the prior an answer assumes when a request names none: natural (the training data's "
                         "frequencies) or balanced (every class equally likely)")
+    shared.add_card_out(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> None:
     shared.refuse_test_split(args, "class frequencies are the training data's")
+    shared.refuse_bundled_card(args.checkpoint, args.out, "a prior")
     loaded = load_checkpoint(args.checkpoint)
     split = shared.named_split(args)
     try:
@@ -39,7 +41,8 @@ def run(args: argparse.Namespace) -> None:
         raise DataError(f"{split.origin}: {e}") from None
     loaded.card.prior = Prior(frequencies=frequencies, default=args.default,
                               measured_on=f"{split.origin}, {args.label_mode} labels", command=shared.command_line(args))
-    write_card(loaded.path, loaded.card)
+    folder = shared.card_folder(loaded, args.out)
+    write_card(folder, loaded.card)
     print(f"{loaded.card.name} ({loaded.sha256[:12]}): class frequencies of {split.key} "
           + ", ".join(f"{c} {100 * f:.2f} %" for c, f in frequencies.items()))
-    print(f"default prior: {args.default}; wrote {loaded.path / 'card.json'} (the weights are unchanged)")
+    print(f"default prior: {args.default}; wrote {folder / 'card.json'} (the weights are unchanged)")

@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 
 from model_core import FERSNet, LoadedModel, load_checkpoint, save_checkpoint
-from model_core.calibration import dataset_logits
+from model_core.calibration import calibrate, dataset_logits
 from model_core.evaluate import evaluate_dataset
 from model_core.train.soup import SoupResult, greedy_soup, scored_uniform_soup, soup_card
 
@@ -76,4 +76,5 @@ def run(args: argparse.Namespace) -> None:
                      name=args.name or Path(args.out).name, metrics={key: m.summary() for key, m in measured.items()})
     save_checkpoint(args.out, result.model, card)
     print(f"wrote {args.out}: the average of {len(result.chosen)} of {len(ingredients)} checkpoints")
-    write_temperature(load_checkpoint(args.out, device), logits, val.origin, args)
+    write_temperature(load_checkpoint(args.out, device), calibrate(logits, val.key, val.origin, shared.command_line(args)),
+                      Path(args.out))

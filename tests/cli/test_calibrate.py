@@ -58,3 +58,72 @@ def test_a_figure_that_cannot_be_written_leaves_the_card_as_it_was(
         err = capsys.readouterr().err
         assert err.startswith("fersnet: error:") and str(tmp_path) in err and len(err.strip().splitlines()) == 1, err
         assert (checkpoint / "card.json").read_bytes() == before, argv
+
+
+def test_a_figure_must_be_a_picture_file(make_checkpoint: MakeCheckpoint, fer2013_folder: Path, tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """--figure fig.txt: matplotlib would refuse it only after the work (and after calibrate had written its card)."""
+    checkpoint = make_checkpoint()
+    before = (checkpoint / "card.json").read_bytes()
+    data = ["--dataset", "fer2013", "--root", str(fer2013_folder), "--split", "val", "--figure", str(tmp_path / "fig.txt")]
+    for argv in (["calibrate", str(checkpoint), *data], ["evaluate", "--checkpoint", str(checkpoint), *data]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert "--figure" in err and "fig.txt" in err and "png" in err and len(err.strip().splitlines()) == 1, err
+    assert (checkpoint / "card.json").read_bytes() == before
+
+
+def test_a_bundled_checkpoint_named_by_its_name_keeps_its_card(fer2013_folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Its card is what every answer of it reads: calibrated on a user's few images it would change them all."""
+    from model_core import registry
+
+    card = registry.BUNDLED[registry.DEFAULT].folder / "card.json"
+    before = card.read_bytes()
+    data = ["--dataset", "fer2013", "--root", str(fer2013_folder), "--split", "val"]
+    for argv in (["calibrate", "default", *data], ["prior", "default", *data[:-2], "--split", "train"],
+                 ["evaluate", *data, "--record"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 2, argv
+        err = capsys.readouterr().err
+        assert "default is a bundled checkpoint" in err and "DIR" in err and len(err.strip().splitlines()) == 1, err
+    assert card.read_bytes() == before
+
+
+def test_out_writes_the_new_card_on_a_copy(make_checkpoint: MakeCheckpoint, fer2013_folder: Path, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    checkpoint = make_checkpoint()
+    before = (checkpoint / "card.json").read_bytes()
+    data = ["--dataset", "fer2013", "--root", str(fer2013_folder)]
+    main(["calibrate", str(checkpoint), *data, "--split", "val", "--out", str(tmp_path / "calibrated")])
+    main(["prior", str(tmp_path / "calibrated"), *data, "--split", "train", "--default", "balanced",
+          "--out", str(tmp_path / "calibrated")])
+    assert f"{tmp_path / 'calibrated' / 'card.json'}" in capsys.readouterr().out
+    assert (checkpoint / "card.json").read_bytes() == before
+    copy = load_checkpoint(tmp_path / "calibrated")  # the copied weights' hash holds
+    assert copy.temperature != 1.0 and copy.prior == "balanced"
+    assert copy.sha256 == load_checkpoint(checkpoint).sha256
+
+
+def test_evaluate_prints_its_answer_before_a_figure_the_system_refuses(
+    make_checkpoint: MakeCheckpoint, fer2013_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A folder that looks writable but is not (/proc, a full disk) fails only when the figure is saved: the whole
+    evaluation's figures are on the screen by then, and the card, with --record, is as it was."""
+    from fersnet_cli.commands import evaluate
+
+    def refused(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device", str(tmp_path / "confusion.png"))
+
+    monkeypatch.setattr(evaluate, "plot_confusion", refused)
+    checkpoint = make_checkpoint()
+    before = (checkpoint / "card.json").read_bytes()
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--checkpoint", str(checkpoint), "--dataset", "fer2013", "--root", str(fer2013_folder),
+              "--split", "val", "--record", "--json", "--figure", str(tmp_path / "confusion.png")])
+    out, err = capsys.readouterr()
+    assert json.loads(out)["accuracy"] >= 0 and "No space left on device" in err
+    assert (checkpoint / "card.json").read_bytes() == before

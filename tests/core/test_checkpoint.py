@@ -131,6 +131,13 @@ def test_missing_folder(tmp_path: Path) -> None:
         load_checkpoint(tmp_path / "nope")
 
 
+def test_a_file_named_as_a_checkpoint_is_said_to_be_a_file(tmp_path: Path) -> None:
+    """``--checkpoint photo.jpg``: the file is there, so "not found" would send its user looking for it."""
+    (tmp_path / "photo.jpg").write_bytes(b"\xff\xd8")
+    with pytest.raises(CheckpointError, match=r"photo.jpg is a file, not a checkpoint folder"):
+        load_checkpoint(tmp_path / "photo.jpg")
+
+
 def test_half_precision_export_loads_as_float32(tmp_path: Path) -> None:
     model = create_model("fersnet_tiny").eval()
     folder = save_checkpoint(tmp_path / "h", model, build_card(model, FER2013_CLASSES, Preprocess()), half=True)
