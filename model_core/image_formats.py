@@ -23,6 +23,7 @@ Every reader catches :data:`DECODE_ERRORS` and names the file with
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError, features
 
@@ -57,6 +58,17 @@ _HEIF_READ = _register_heif()
 _AVIF_READ = _avif_read()
 #: The optional formats this installation decodes, by Pillow's format name ("HEIF" is pi-heif's name for HEIC).
 OPTIONAL_FORMATS_READ = frozenset(name for name, read in (("HEIF", _HEIF_READ), ("AVIF", _AVIF_READ)) if read)
+#: The formats every reader of a user's files opens, by Pillow's name: the service's uploads (JPEG, a phone's
+#: multi-picture JPEG among them, PNG, WebP, HEIC and AVIF where decoded here, BMP, GIF, TIFF) and the PGM/PPM of older
+#: face databases. Pillow itself would try some thirty more, EPS through Ghostscript among them: a file is opened as
+#: one of these or not at all, on the command line and in dataset folders as in the service.
+READ_FORMATS: tuple[str, ...] = (
+    "JPEG", "PNG", "WEBP", *sorted(OPTIONAL_FORMATS_READ, reverse=True), "BMP", "GIF", "TIFF", "PPM",
+)
+#: Largest picture file read from disk: a 100-megapixel camera's JPEG is about 60 MB, and a file of gigabytes (a
+#: video, a disk image, a sparse file) would be read into memory whole before any check of its contents.
+MAX_FILE_BYTES = 256 * 1024 * 1024
+
 #: What reading each optional format needs.
 _NEEDS = {"HEIF": "pip install pi-heif", "AVIF": "a Pillow built with libavif: pip install 'pillow>=11.3'"}
 #: How people call the formats whose Pillow name they would not use ("HEIF" is pi-heif's name for the phone's HEIC).
@@ -66,6 +78,21 @@ _SPOKEN = {"WEBP": "WebP", "HEIF": "HEIC"}
 def spoken_name(fmt: str) -> str:
     """A Pillow format name as messages and lists give it to people: ``"HEIF"`` -> ``"HEIC"``, ``"WEBP"`` -> ``"WebP"``."""
     return _SPOKEN.get(fmt, fmt)
+
+
+#: :data:`READ_FORMATS` as people call them, for messages: "JPEG, PNG, WebP, HEIC, AVIF, BMP, GIF, TIFF or PGM/PPM".
+READ_FORMAT_NAMES = ", ".join(spoken_name(f) for f in READ_FORMATS if f != "PPM") + " or PGM/PPM"
+
+
+def unreadable_file(path: str | Path, error: BaseException, data: bytes | None = None) -> str:
+    """Why a user's picture file could not be read, naming it: a format not read here (an EPS, an ICO, a HEIC
+    without its decoder), or what its decoder said of the damage."""
+    missing = missing_decoder(data) if data is not None else None
+    if missing:
+        return f"{path}: cannot read image ({missing})"
+    if isinstance(error, UnidentifiedImageError):
+        return f"{path}: not a {READ_FORMAT_NAMES} picture, or a damaged one"
+    return f"{path}: cannot read image ({decode_reason(error)})"
 
 
 def missing_decoder(data: bytes) -> str | None:

@@ -30,7 +30,7 @@ from torch import Tensor
 
 from .data.records import DataError
 from .faces import Face
-from .image_formats import DECODE_ERRORS, decode_reason, is_lossy, missing_decoder
+from .image_formats import DECODE_ERRORS, MAX_FILE_BYTES, READ_FORMATS, is_lossy, unreadable_file
 from .preprocess import Preprocess, turn_margin, viewable
 
 #: Share of the crop's side over which the change fades to nothing at each border.
@@ -50,19 +50,24 @@ class PhotoFile(NamedTuple):
 def read_photo(path: str | Path) -> PhotoFile:
     """A photo file as the service decodes an upload: upright as a viewer shows it (EXIF orientation), grey or RGB.
 
-    Raises :class:`~model_core.data.DataError` naming the file where it cannot be read.
+    Only the formats the project reads are opened (:data:`~model_core.image_formats.READ_FORMATS`), and a file
+    larger than any picture is refused before it is read. Raises :class:`~model_core.data.DataError` naming the
+    file where it cannot be read.
     """
+    file = Path(path)
+    if not file.exists():
+        raise DataError(f"{path}: no such file")
+    if file.is_dir():
+        raise DataError(f"{path}: a folder, not an image file")
+    if file.stat().st_size > MAX_FILE_BYTES:
+        raise DataError(f"{path}: {file.stat().st_size / 2**20:,.0f} MB, more than any picture this reads "
+                        f"({MAX_FILE_BYTES // 2**20} MB at most)")
+    data = file.read_bytes()
     try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: a folder, not an image file") from None
-    try:
-        with Image.open(io.BytesIO(data)) as f:
+        with Image.open(io.BytesIO(data), formats=READ_FORMATS) as f:
             image, fmt = viewable(ImageOps.exif_transpose(f)), f.format or "PNG"
     except DECODE_ERRORS as e:
-        raise DataError(f"{path}: cannot read image ({missing_decoder(data) or decode_reason(e)})") from None
+        raise DataError(unreadable_file(path, e, data)) from None
     return PhotoFile(image if image.mode in ("L", "RGB") else image.convert("RGB"), fmt, is_lossy(fmt, data))
 
 

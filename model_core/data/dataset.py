@@ -10,6 +10,7 @@ a CPU. Labels are re-indexed from the dataset's classes onto the model's.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
@@ -19,7 +20,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from ..expressions import index_map
-from ..image_formats import DECODE_ERRORS
+from ..image_formats import DECODE_ERRORS, MAX_FILE_BYTES, READ_FORMATS, unreadable_file
 from ..preprocess import Preprocess, viewable
 from .records import DataError, Record, Records
 
@@ -38,13 +39,16 @@ def decode(record: Record, preprocess: Preprocess, find_face: FaceFinder | None 
         if record.pixels is not None:
             image = Image.fromarray(record.pixels)
         else:
-            with Image.open(record.source) as f:
-                # Upright as a viewer shows it (a phone photo's EXIF orientation), as the service decodes uploads.
+            if os.path.getsize(record.source) > MAX_FILE_BYTES:  # a video or a disk image among the pictures
+                raise DataError(f"{record.source}: larger than any picture ({MAX_FILE_BYTES // 2**20} MB at most)")
+            # Only the formats the project reads; upright as a viewer shows it (a phone photo's EXIF orientation),
+            # as the service decodes uploads.
+            with Image.open(record.source, formats=READ_FORMATS) as f:
                 image = viewable(ImageOps.exif_transpose(f))
     except FileNotFoundError:
         raise DataError(f"{record.source}: file missing") from None
     except DECODE_ERRORS as e:
-        raise DataError(f"{record.source}: cannot decode image ({e})") from None
+        raise DataError(unreadable_file(record.source, e)) from None
     face = find_face(image) if find_face is not None else None
     return np.asarray(preprocess.prepare(face if face is not None else image)), face is not None
 

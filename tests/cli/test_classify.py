@@ -85,11 +85,11 @@ def test_a_folder_is_its_pictures_and_skip_bad_leaves_out_what_is_no_picture(
     argv = ["classify", str(folder), "--detect", "no", "--checkpoint", str(checkpoint), "--json"]
     with pytest.raises(SystemExit):
         main(argv)
-    assert "broken.png: cannot read image" in capsys.readouterr().err
+    assert "broken.png: not a JPEG, PNG, WebP" in capsys.readouterr().err
     main([*argv, "--skip-bad"])
     captured = capsys.readouterr()
     assert [image["filename"] for image in json.loads(captured.out)["images"]] == ["a.jpg", "b.png"]
-    assert f"note: skipped {folder / 'broken.png'}: cannot read image" in captured.err
+    assert f"note: skipped {folder / 'broken.png'}: not a JPEG" in captured.err
 
 
 def test_a_bad_file_or_prior_is_one_line_naming_it(
@@ -99,7 +99,7 @@ def test_a_bad_file_or_prior_is_one_line_naming_it(
     good, bad = tmp_path / "good.png", tmp_path / "notes.png"
     Image.fromarray(face(0, 0)).save(good)
     bad.write_text("not a picture")
-    for argv, message in (([str(good), str(bad)], f"{bad}: cannot read image (unrecognised or damaged data)"),
+    for argv, message in (([str(good), str(bad)], f"{bad}: not a JPEG, PNG, WebP, HEIC, AVIF, BMP, GIF, TIFF or PGM/PPM picture, or a damaged one"),
                           ([str(good), "--prior", "balanced"], "records no class frequencies")):
         with pytest.raises(SystemExit) as stopped:
             main(["classify", *argv, "--checkpoint", str(checkpoint), "--detect", "no"])

@@ -10,6 +10,8 @@ import pytest
 from PIL import Image
 
 from model_core.data import DataError
+from model_core.data.dataset import decode
+from model_core.data.records import Record
 from model_core.faces import Face, whole_image
 from model_core.image_formats import is_lossy
 from model_core.photo_edit import (
@@ -181,8 +183,8 @@ def test_read_photo_gives_an_upright_grey_or_rgb_image_and_its_format(tmp_path: 
     colour_photo((64, 64)).save(damaged, "AVIF", quality=60)
     payload = damaged.getvalue().index(b"mdat") + 4
     (tmp_path / "d.avif").write_bytes(damaged.getvalue()[:payload] + b"\xff" * (len(damaged.getvalue()) - payload))  # AV1 decoder: RuntimeError
-    for name in ("c.png", "d.avif"):
-        with pytest.raises(DataError, match=f"{name}: cannot read image") as refused:
+    for name, message in (("c.png", "not a JPEG, PNG, WebP"), ("d.avif", "cannot read image")):
+        with pytest.raises(DataError, match=f"{name}: {message}") as refused:
             read_photo(tmp_path / name)
         assert " at 0x" not in str(refused.value)  # no object reprs
     with pytest.raises(DataError, match="missing.png: no such file"):
@@ -192,3 +194,28 @@ def test_read_photo_gives_an_upright_grey_or_rgb_image_and_its_format(tmp_path: 
     (tmp_path / "e.png").write_bytes(png_header_only(20_000, 20_000))  # past Pillow's own limit: its bomb error
     with pytest.raises(DataError, match="e.png: cannot read image .its header declares more pixels"):
         read_photo(tmp_path / "e.png")
+
+
+@pytest.mark.parametrize(("name", "fmt"), [("f.ico", "ICO"), ("f.tga", "TGA"), ("f.pcx", "PCX"), ("f.sgi", "SGI"),
+                                           ("f.eps", "EPS")])
+def test_a_user_s_file_is_opened_only_as_a_format_the_project_reads(tmp_path: Path, name: str, fmt: str) -> None:
+    """Pillow would open these (an EPS by running Ghostscript where it is installed); the service answers them 415,
+    and the command line and dataset folders now read no more than it does."""
+    picture = colour_photo((32, 32))
+    picture.save(tmp_path / name, fmt)
+    for read in (read_photo, lambda path: decode(Record(str(path), 0), Preprocess())):
+        with pytest.raises(DataError, match=f"{name}: not a JPEG, PNG, WebP, .* or PGM/PPM picture, or a damaged one"):
+            read(tmp_path / name)
+    picture.convert("L").save(tmp_path / "face.pgm")  # older face databases' PGM still is one
+    assert read_photo(tmp_path / "face.pgm").image.size == (32, 32)
+
+
+def test_a_file_larger_than_any_picture_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    """A 10 GB sparse file named .jpg: read whole, it ended the command with a MemoryError traceback."""
+    huge = tmp_path / "huge.jpg"
+    with huge.open("wb") as f:
+        f.truncate(10 * 2**30)  # sparse: no disk used
+    with pytest.raises(DataError, match=r"huge.jpg: 10,240 MB, more than any picture this reads \(256 MB at most\)"):
+        read_photo(huge)
+    with pytest.raises(DataError, match=r"huge.jpg: larger than any picture \(256 MB at most\)"):
+        decode(Record(str(huge), 0), Preprocess())
