@@ -116,7 +116,7 @@ async def reject_unknown_parameters(request: Request) -> None:
             )
 
 
-def _where(kind: str, name: str) -> list[str]:
+def _where(kind: str, name: str) -> list[str | int]:
     """A parameter's ``loc`` in a 422's details, as FastAPI's own validation errors spell it."""
     return ["query" if kind == "query parameter" else "body", name]
 

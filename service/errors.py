@@ -167,10 +167,22 @@ class UnsupportedMediaType(ServiceError):
 
 
 class InvalidParameter(ServiceError):
+    """A parameter the request sent is not one the route takes, or its value is not one it can answer.
+
+    Every such answer has ``details``, one entry per offending field, so a client reads them the same way whoever
+    caught the problem: FastAPI's validation (``loc`` is where and what, ``["query", "intensity"]``), or the route's
+    own checks of a value that may come as a query parameter or a form field (``loc`` is the parameter's name).
+    """
+
     status_code = 422
     code = "invalid_parameter"
     summary = "Invalid parameter"
     example = "targets: unknown expression 'smug'; this model draws angry, disgust, fear, happy, sad, surprise, neutral (or 'all')"
+
+    def __init__(self, message: str, *, parameter: str | None = None, details: list[ValidationDetail] | None = None) -> None:
+        if details is None:
+            details = [{"loc": [parameter] if parameter else [], "msg": message, "type": "invalid_value"}]
+        super().__init__(message, details=details)
 
 
 # --------------------------------------------------------------------------- 5xx: the service's state
@@ -312,10 +324,16 @@ async def _handle_http_error(request: Request, exc: Exception) -> JSONResponse:
     else:
         code, message = _FRAMEWORK_CODES.get(exc.status_code, "http_error"), str(exc.detail)
         response = error_response(exc.status_code, code, message, headers=exc.headers)
-    if exc.status_code >= 500 and not isinstance(exc, NotReady):  # 503 while warming up is routine
-        log.warning("%s %s -> %d %s: %s [request %s]", request.method, request.url.path, exc.status_code, code, message,
-                    _request_id(request))
+    # A 503 while warming up is routine; other 5xx are the service's to look into, 4xx the client's (named, so that
+    # the client's logs and these meet on the request id).
+    level = logging.INFO if exc.status_code < 500 or isinstance(exc, NotReady) else logging.WARNING
+    _log_failure(request, level, exc.status_code, code, message)
     return response
+
+
+def _log_failure(request: Request, level: int, status: int, code: str, message: str) -> None:
+    log.log(level, "%s %s -> %d %s: %s [request %s]", request.method, request.url.path, status, code, message,
+            _request_id(request))
 
 
 async def _handle_validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -324,6 +342,7 @@ async def _handle_validation_error(request: Request, exc: Exception) -> JSONResp
     first: ValidationDetail = details[0] if details else {"loc": [], "msg": "invalid request", "type": ""}
     where = ".".join(str(part) for part in first["loc"])
     message = f"{where}: {first['msg']}" if where else first["msg"]
+    _log_failure(request, logging.INFO, InvalidParameter.status_code, InvalidParameter.code, message)
     return InvalidParameter(message, details=details).response()
 
 

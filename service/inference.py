@@ -306,7 +306,8 @@ class SynthesizeAPI(_PhotoPipeline, BatchedAPI[SynthesizeRequest, SynthesizeCont
             raise NoFaceFound(f"no face found in {request.upload.label}; send a clearer photo, or detect=false for a ready-made face crop")
         if request.face_index >= len(faces):
             raise InvalidParameter(
-                f"face={request.face_index} asked for, but {request.upload.label} has {len(faces)} face(s) (0 = largest)"
+                f"face={request.face_index} asked for, but {request.upload.label} has {len(faces)} face(s) (0 = largest)",
+                parameter="face",
             )
         face = faces[request.face_index]
         model_input = preprocess.prepare(crop_faces(photo.image, [face], preprocess)[0])

@@ -96,7 +96,7 @@ async def classify(
     chosen = query_or_form("prior", prior, form_prior, engine.prior)
     if chosen not in engine.loaded.priors:
         raise InvalidParameter(f"prior={chosen}: model {engine.loaded.card.name}'s card records no class frequencies, "
-                               "so it answers under its training data's prior only (prior=natural)")
+                               "so it answers under its training data's prior only (prior=natural)", parameter="prior")
     uploads = [Upload(await f.read(), f.filename, f.content_type, i) for i, f in enumerate(images)]
     assert runtime.classifier is not None  # ReadyEngine guarantees a started runtime
     request = ClassifyRequest(uploads, query_or_form("detect", detect, form_detect, True), chosen)

@@ -18,9 +18,9 @@ T = TypeVar("T")
 def query_or_form(name: str, query: T | None, form: T | None, default: T) -> T:
     """The option's value from wherever the client sent it, or ``default`` where it sent none."""
     if query is not None and form is not None and query != form:
-        raise InvalidParameter(
-            f"{name} given twice with different values ({_shown(query)} as a query parameter, {_shown(form)} as a form field); send it once"
-        )
+        message = f"{name} given twice with different values ({_shown(query)} as a query parameter, {_shown(form)} as a form field); send it once"
+        raise InvalidParameter(message, details=[{"loc": [where, name], "msg": "given twice with different values", "type": "conflicting_parameter"}
+                                                 for where in ("query", "body")])
     if query is not None:
         return query
     return form if form is not None else default

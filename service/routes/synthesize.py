@@ -93,7 +93,7 @@ def parse_targets(values: list[str], expressions: tuple[str, ...]) -> list[str]:
     each one of ``expressions``: the ones the model draws (a class only its answer tail knows is refused)."""
     names = [part.strip() for value in values for part in value.split(",") if part.strip()]
     if not names:
-        raise InvalidParameter("targets: name at least one expression, or 'all'")
+        raise InvalidParameter("targets: name at least one expression, or 'all'", parameter="targets")
     targets: list[str] = []
     for name in names:
         if name.lower() == "all":
@@ -104,7 +104,8 @@ def parse_targets(values: list[str], expressions: tuple[str, ...]) -> list[str]:
             expression = name
         if expression not in expressions:
             shown = name if len(name) <= 40 else f"{name[:40]}..."  # a client's typo, not a page of it echoed back
-            raise InvalidParameter(f"targets: unknown expression {shown!r}; this model draws {', '.join(expressions)} (or 'all')")
+            raise InvalidParameter(f"targets: unknown expression {shown!r}; this model draws {', '.join(expressions)} (or 'all')",
+                                   parameter="targets")
         if expression not in targets:
             targets.append(expression)
     return list(expressions) if any(name.lower() == "all" for name in names) else targets
@@ -119,7 +120,8 @@ def choose_format(requested: FormatParameter, targets: list[str]) -> OutputForma
         return "photo" if len(targets) == 1 else "json"
     chosen: OutputFormat = "face" if requested == "png" else requested
     if chosen in ("photo", "face") and len(targets) > 1:
-        raise InvalidParameter(f"format={requested} returns one picture; ask for one target, or use format=json or format=grid")
+        raise InvalidParameter(f"format={requested} returns one picture; ask for one target, or use format=json or format=grid",
+                               parameter="format")
     return chosen
 
 

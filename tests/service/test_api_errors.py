@@ -99,6 +99,8 @@ async def test_bad_input_gets_its_4xx_and_the_next_request_succeeds(make_setting
             response = await client.post(**arguments)
             error = assert_error(response, status, code)
             assert error["message"], what
+            if status == 422:  # every 422 lists what offended, whichever check caught it: a client reads one shape
+                assert error["details"] and all(set(d) == {"loc", "msg", "type"} and d["loc"] for d in error["details"]), what
             after = await classify_crop(client)
             assert after.status_code == 200, f"after {what}: {after.text}"
         metrics = (await client.get("/metrics")).text
@@ -111,6 +113,18 @@ async def test_validation_errors_list_the_offending_fields(make_settings: Callab
         response = await client.post("/v1/classify", params={"detect": "perhaps"}, files=GOOD)
         error = assert_error(response, 422, "invalid_parameter")
         assert error["details"][0]["loc"] == ["query", "detect"]
+
+
+async def test_a_value_the_route_itself_refuses_names_its_parameter_in_details(make_settings: Callable[..., Settings]) -> None:
+    synth = {"image": ("face.png", noise_png(3), "image/png")}
+    async with serve(make_settings()) as (app, client):
+        target = await client.post("/v1/synthesize", params={"targets": "joy2", "detect": "false"}, files=synth)
+        face = await client.post("/v1/synthesize", params={"targets": "happy", "face": "3", "detect": "false"}, files=synth)
+        twice = await client.post("/v1/classify", params={"detect": "false"}, data={"detect": "true"}, files=GOOD)
+    assert assert_error(target, 422, "invalid_parameter")["details"] == [
+        {"loc": ["targets"], "msg": target.json()["error"]["message"], "type": "invalid_value"}]
+    assert [d["loc"] for d in assert_error(face, 422, "invalid_parameter")["details"]] == [["face"]]
+    assert [d["loc"] for d in assert_error(twice, 422, "invalid_parameter")["details"]] == [["query", "detect"], ["body", "detect"]]
 
 
 async def test_unknown_parameters_are_named_with_what_the_route_reads(make_settings: Callable[..., Settings]) -> None:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from model_core.checkpoint import read_card
 from model_core.registry import BUNDLED
@@ -124,3 +127,17 @@ async def test_every_answer_names_its_request(make_settings: Callable[..., Setti
     assert all(re.fullmatch(r"[0-9a-f]{32}", i) for i in ids) and len(set(ids)) == len(ids)
     assert missing.status_code == 404 and missing.headers["x-request-id"] == "lost-1"
     assert refused.status_code == 429 and refused.headers["x-request-id"] == "busy-1"
+
+
+async def test_a_refused_request_is_logged_under_its_request_id(make_settings: Callable[..., Settings],
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    """The README's promise: a client that sent X-Request-ID finds its failed request in the service's log by it."""
+    async with serve(make_settings()) as (app, client):
+        with caplog.at_level(logging.INFO, logger="service.errors"):
+            await client.post("/v1/classify", headers={"X-Request-ID": "trace-42"},
+                              files={"images": ("text.jpg", b"hello", "image/jpeg")})
+            await client.post("/v1/classify", headers={"X-Request-ID": "trace-43"}, params={"detect": "perhaps"},
+                              files={"images": ("face.png", noise_png(7), "image/png")})
+    lines = [r.getMessage() for r in caplog.records if r.name == "service.errors"]
+    assert any("-> 400 bad_image" in line and "[request trace-42]" in line for line in lines), lines
+    assert any("-> 422 invalid_parameter" in line and "[request trace-43]" in line for line in lines), lines
