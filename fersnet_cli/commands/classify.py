@@ -40,7 +40,8 @@ BATCH = 64
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("classify", help="the expression of every face in photos or face crops, as the service answers")
-    p.add_argument("inputs", nargs="+", help="photos or face crops in any format the service reads, or folders of them")
+    p.add_argument("inputs", nargs="+", help="photos or face crops in any format the service reads, or folders of them "
+                   "(and of their subfolders)")
     p.add_argument("--checkpoint", default="default", help=shared.CHECKPOINT_HELP)
     p.add_argument("--detect", choices=("yes", "no"), default="yes",
                    help="yes (the default, as the service's detect=true): find every face (YuNet) and frame each as the "
@@ -59,28 +60,32 @@ class Read:
     """One input as far as classifying it needs: its name and size, its faces (largest first) and their crops."""
 
     path: str
+    #: How the answer names it: the file's name, or its path inside the folder that was named (``2024/IMG_1.jpg``).
+    name: str
     size: tuple[int, int]
     faces: list[Face]
     crops: list[Image.Image]
 
 
-def input_files(inputs: list[str]) -> list[str]:
-    """The inputs with each folder replaced by the pictures directly inside it (by suffix, sorted)."""
-    files: list[str] = []
+def input_files(inputs: list[str]) -> list[tuple[str, str]]:
+    """(path, name) of each input, a folder replaced by the pictures inside it at any depth (by suffix, sorted; hidden
+    ones left out), each named by its path inside that folder, as a photo library keeps years and albums apart."""
+    files: list[tuple[str, str]] = []
     for name in inputs:
-        if Path(name).is_dir():
-            files += [str(p) for p in image_files(Path(name))]
+        folder = Path(name)
+        if folder.is_dir():
+            files += [(str(p), p.relative_to(folder).as_posix()) for p in image_files(folder, recursive=True)]
         else:
-            files.append(name)
+            files.append((name, folder.name))
     return files
 
 
-def read(path: str, detector: FaceDetector | None, preprocess: Preprocess) -> Read:
+def read(path: str, name: str, detector: FaceDetector | None, preprocess: Preprocess) -> Read:
     """One input's faces, as the service finds them: all the detector finds (none is an answer, as the service's
     ``"faces": []``), or without a detector the whole picture as one face crop."""
     image = read_photo(path).image
     faces = [whole_image(image)] if detector is None else detector.detect(image)
-    return Read(path, image.size, faces, crop_faces(image, faces, preprocess))
+    return Read(path, name, image.size, faces, crop_faces(image, faces, preprocess))
 
 
 @torch.inference_mode()
@@ -118,20 +123,20 @@ def run(args: argparse.Namespace) -> None:
                                 f"it answers under {', '.join(loaded.priors)}")
     files = input_files(args.inputs)
     if not files:
-        raise DataError(f"{', '.join(args.inputs)}: no pictures in it")
+        raise DataError(f"{', '.join(args.inputs)}: no pictures in it or its subfolders")
     detect = args.detect == "yes"
     detector = FaceDetector() if detect else None
     inputs: list[Read] = []
-    for path in files:  # every input read before anything is printed: a bad one is named first
+    for path, name in files:  # every input read before anything is printed: a bad one is named first
         try:
-            inputs.append(read(path, detector, loaded.preprocess))
+            inputs.append(read(path, name, detector, loaded.preprocess))
         except DataError as e:
             if not args.skip_bad:
                 raise
             print(f"note: skipped {e}", file=sys.stderr)
     rows = iter(answers(loaded, [crop for one in inputs for crop in one.crops], args.prior, device))
     answer = ClassifyResponse(model=loaded.card.name, detect=detect, prior=args.prior or loaded.prior, images=[
-        ImageExpressions(index=index, filename=Path(one.path).name, width=one.size[0], height=one.size[1],
+        ImageExpressions(index=index, filename=one.name, width=one.size[0], height=one.size[1],
                          faces=[face_answer(face, next(rows), loaded.classes, detect) for face in one.faces])
         for index, one in enumerate(inputs)
     ])

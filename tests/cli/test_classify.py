@@ -130,3 +130,20 @@ def test_a_model_without_class_frequencies_answers_under_the_natural_prior(
     crop.write_bytes(buffer.getvalue())
     answer = json.loads(run(capsys, "classify", str(crop), "--checkpoint", str(make_checkpoint()), "--json", "--detect", "no"))
     assert answer["prior"] == "natural" and answer["images"][0]["filename"] == "crop.webp"
+
+
+def test_a_folder_s_subfolders_are_read_and_named_by_their_path_inside_it(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, make_checkpoint: MakeCheckpoint
+) -> None:
+    """A photo library keeps years and albums in subfolders, often with the same file names in each."""
+    checkpoint, library = make_checkpoint(), tmp_path / "library"
+    for album in ("2024", "2025/june", ".thumbnails"):
+        (library / album).mkdir(parents=True)
+        Image.fromarray(face(1, 1)).save(library / album / "IMG_1.png")
+    main(["classify", str(library), "--detect", "no", "--checkpoint", str(checkpoint), "--json"])
+    names = [image["filename"] for image in json.loads(capsys.readouterr().out)["images"]]
+    assert names == ["2024/IMG_1.png", "2025/june/IMG_1.png"]  # hidden folders left out
+    (library / "empty").mkdir()
+    with pytest.raises(SystemExit):
+        main(["classify", str(library / "empty"), "--checkpoint", str(checkpoint)])
+    assert "no pictures in it or its subfolders" in capsys.readouterr().err
