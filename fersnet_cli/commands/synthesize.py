@@ -33,7 +33,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="face crops or photos (each face found and framed as the service does: see --detect)")
     p.add_argument("--checkpoint", default="default", help=shared.CHECKPOINT_HELP)
     p.add_argument("--target", default="all", help="comma-separated expressions the model draws (its card's "
-                   "expressions), or all")
+                   "expressions), or all (the default: every one)")
     p.add_argument("--out", required=True, help="output folder (or PNG file with --grid)")
     p.add_argument("--format", choices=("photo", "face"),
                    help="photo (the default; not with --grid, whose faces are model-sized): each input at its own size "
@@ -45,7 +45,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "across")
     shared.add_detect(p, help="find the largest face in each input (YuNet) and frame it as the service does: yes (or "
                       "--detect alone) for photos, no for face crops, auto (the default) for inputs at least twice the "
-                      "model's input across, redrawn whole where no face is found")
+                      "model's input across, redrawn whole (and said so) where no face is found")
     shared.add_device(p)
     p.set_defaults(func=run)
 
@@ -70,33 +70,45 @@ def targets(spec: str, classes: Sequence[str]) -> list[str]:
     for name in spec.split(","):
         try:
             c = canonical(name)
-        except KeyError as e:
-            raise shared.UsageError(f"--target: {e.args[0]}") from None
+        except KeyError:
+            raise shared.UsageError(f"--target: unknown expression {name!r}; the model draws {', '.join(classes)} "
+                                    "(or all, alone)") from None
         if c not in classes:
             raise shared.UsageError(f"--target: the model cannot draw {c!r} (it draws {', '.join(classes)})")
-        wanted.append(c)
+        if c not in wanted:  # happy,happy: one file, written once
+            wanted.append(c)
     return wanted
 
 
 def find_face(path: str, image: Image.Image, finder: LargestFace | None, mode: str, img_size: int) -> Face:
     """The face of one input as ``--detect`` says: its largest face where detection applies and finds one, else the
-    whole image (a face crop); ``--detect yes`` without a face is an error naming the file."""
+    whole image (a face crop); ``--detect yes`` without a face is an error naming the file, as the service's 400
+    ``no_face``."""
     if finder is None or not (mode == "yes" or photo_sized(max(image.size), img_size)):
         return whole_image(image)
     face = finder.find(image)
     if face is None and mode == "yes":
         raise DataError(f"{path}: no face found; use --detect no if the image already is a face crop")
-    if face is None:
-        print(f"note: {path}: no face found; redrawing the whole image as a face crop", file=sys.stderr)
+    if face is None:  # a close crop of a face, as often as a photo without one: redrawn whole, and said so
+        print(f"note: {path}: no face found; redrawing the whole image as a face crop (--detect yes refuses it)",
+              file=sys.stderr)
     return face or whole_image(image)
 
 
 def output_names(inputs: Sequence[str]) -> list[str]:
-    """Each input's file name without its suffix, the stem of what is written for it; a stem met before gets ``-2``,
-    ``-3``...: ``a/face.jpg`` and ``b/face.jpg`` must not write the same files."""
+    """Each input's file name without its suffix, the stem of what is written for it. A stem met before takes its
+    input's suffix (``photo.webp`` beside ``photo.avif`` writes ``photo-webp_happy.webp``, saying which input it came
+    from), and then ``-2``, ``-3``... (``a/face.jpg`` and ``b/face.jpg``): no two inputs write the same files."""
     names: list[str] = []
+    suffixes: dict[str, set[str]] = {}  # of the inputs met so far, by stem
     for path in inputs:
-        stem, n = Path(path).stem, 1
+        stem, suffix = Path(path).stem, Path(path).suffix.lstrip(".").lower()
+        seen = suffixes.setdefault(stem, set())
+        if seen and suffix and suffix not in seen and f"{stem}-{suffix}" not in names:
+            seen.add(suffix)
+            stem = f"{stem}-{suffix}"
+        seen.add(suffix)
+        n = 1
         while (name := stem if n == 1 else f"{stem}-{n}") in names:
             n += 1
         names.append(name)

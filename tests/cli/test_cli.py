@@ -74,6 +74,11 @@ def test_train_evaluate_synthesize_export(
     run(capsys, "synthesize", str(face_path), str(twin), "--checkpoint", str(trained), "--target", "sad", "--out",
         str(tmp_path / "two"))
     assert sorted(p.name for p in (tmp_path / "two").iterdir()) == ["face-2_sad.png", "face_sad.png"]
+    # Same names, other formats: each output says which input it came from; a target named twice is drawn once.
+    Image.fromarray(face(5, 0)).save(tmp_path / "face.bmp")
+    run(capsys, "synthesize", str(face_path), str(tmp_path / "face.bmp"), "--checkpoint", str(trained),
+        "--target", "sad,sad", "--out", str(tmp_path / "kinds"))
+    assert sorted(p.name for p in (tmp_path / "kinds").iterdir()) == ["face-bmp_sad.png", "face_sad.png"]
 
     run(capsys, "export", "--checkpoint", str(trained), "--out", str(tmp_path / "half"), "--half")
     half = json.loads((tmp_path / "half" / "card.json").read_text())
@@ -217,6 +222,10 @@ def test_synthesize_draws_the_expressions_of_a_two_head_model(
         main(["synthesize", str(face_path), "--checkpoint", str(checkpoint), "--target", "contempt", "--out", str(tmp_path / "no")])
     assert exit_info.value.code == 2  # a user's error, as every other
     assert "--target: the model cannot draw 'contempt' (it draws angry, disgust" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # an unknown name lists what it draws, not every class any dataset has
+        main(["synthesize", str(face_path), "--checkpoint", str(checkpoint), "--target", "sad,joy2", "--out", str(tmp_path / "no")])
+    err = capsys.readouterr().err
+    assert "--target: unknown expression 'joy2'; the model draws angry, disgust" in err and "contempt" not in err
 
 
 def test_synthesize_takes_an_intensity_and_refuses_one_out_of_range(
