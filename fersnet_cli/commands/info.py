@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from model_core import create_model, list_variants, load_checkpoint
+from model_core import LoadedModel, create_model, list_variants, load_checkpoint
 from model_core.fersnet import SHARING_MODES, count_flops
 
 from ..args import CHECKPOINT_HELP
@@ -17,7 +17,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     which = p.add_mutually_exclusive_group()  # a card is one checkpoint's; the table, one or every variant's
     which.add_argument("--variant", choices=list_variants())
     which.add_argument("--checkpoint", type=non_empty, help="show this checkpoint's model card instead (" + CHECKPOINT_HELP + ")")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="the table, or the whole model card, as JSON")
     p.set_defaults(func=run)
 
 
@@ -43,10 +43,34 @@ def variant_row(variant: str, sharing: str) -> dict[str, Any]:
     }
 
 
+def card_summary(loaded: LoadedModel) -> str:
+    """What a person asks of a checkpoint first: what it is, what it answers and draws, how it answers, and what it
+    measured (accuracy and macro-F1 per split, the restricted accuracy beside it where a set lacks some classes)."""
+    card, weights = loaded.card, loaded.card.to_json()["weights"]
+    lines = [
+        f"{card.name}: {card.variant}, {card.sharing} sharing, {card.parameters / 1e6:.2f} M parameters, "
+        f"{loaded.preprocess.img_size}x{loaded.preprocess.img_size} {'grey' if loaded.preprocess.in_chans == 1 else 'RGB'}",
+        f"  folder     {loaded.path}",
+        f"  weights    {weights['file']}, {weights['bytes'] / 2**20:.1f} MiB {weights.get('dtype', '')}, sha256 {loaded.sha256[:16]}...",
+        f"  answers    {', '.join(loaded.classes)}",
+        f"  draws      {', '.join(loaded.expressions) if loaded.model.has_synthesis else 'nothing (no synthesis branch)'}"
+        + (f", at intensity {loaded.intensity:g}" if loaded.model.has_synthesis else ""),
+        f"  temperature {loaded.temperature:g}; prior {loaded.prior} (of {', '.join(loaded.priors)})",
+    ]
+    if card.metrics:
+        lines.append("  measured   split                                 accuracy  macro-F1")
+        for split, m in card.metrics.items():
+            restricted = m.get("accuracy_restricted")
+            extra = f"  ({100 * restricted:.2f} % restricted to the set's classes)" if restricted is not None else ""
+            lines.append(f"             {split:<36}{100 * m['accuracy']:>7.2f} %{100 * m['macro_f1']:>8.2f} %{extra}")
+    lines.append("The whole card: fersnet info --checkpoint ... --json")
+    return "\n".join(lines)
+
+
 def run(args: argparse.Namespace) -> None:
     if args.checkpoint is not None:
         loaded = load_checkpoint(args.checkpoint)
-        print(json.dumps({k: v for k, v in loaded.card.to_json().items() if k != "training"}, indent=2))
+        print(json.dumps(loaded.card.to_json(), indent=2) if args.json else card_summary(loaded))
         return
     rows = [variant_row(v, s) for v in ([args.variant] if args.variant else list_variants()) for s in SHARING_MODES]
     if args.json:

@@ -34,6 +34,17 @@ def test_info_lists_every_variant_with_parameters(capsys: pytest.CaptureFixture[
     assert "fersnet_tiny" in run(capsys, "info")
 
 
+def test_info_on_a_checkpoint_summarises_its_card_and_json_gives_all_of_it(capsys: pytest.CaptureFixture[str]) -> None:
+    summary = run(capsys, "info", "--checkpoint", "default")
+    card = json.loads(run(capsys, "info", "--checkpoint", "default", "--json"))
+    assert len(summary.splitlines()) < 30 and summary.startswith(f"{card['name']}: fersnet_small, selective sharing")
+    assert f"temperature {card['calibration']['temperature']:g}; prior balanced" in summary
+    assert "contempt" in summary.split("answers")[1].split("\n")[0] and "contempt" not in summary.split("draws")[1].split("\n")[0]
+    ck = card["metrics"]["ckplus/all"]
+    assert f"{100 * ck['accuracy']:.2f} %" in summary and f"({100 * ck['accuracy_restricted']:.2f} % restricted" in summary
+    assert {"training", "metrics", "weights"} <= set(card)
+
+
 @pytest.fixture
 def trained(tmp_path: Path, fer2013_folder: Path, capsys: pytest.CaptureFixture[str]) -> Path:
     recipe = tmp_path / "recipe.yaml"
