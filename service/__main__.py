@@ -70,11 +70,32 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+class SettingsError(Exception):
+    """Settings that do not validate, each named as the operator set it: ``--port`` or ``FERSNET_PORT``."""
+
+
+#: Settings whose values are never echoed in a message (logs and terminals are often shared).
+SECRET = frozenset({"api_key"})
+
+
 def load_settings(argv: list[str] | None = None, prog: str | None = None) -> Settings:
     """Settings from the environment, overridden by the given command-line arguments."""
     args = build_parser(prog).parse_args(argv)
     overrides = {key: value for key, value in vars(args).items() if value is not None}
-    return Settings(**overrides)
+    try:
+        return Settings(**overrides)
+    except ValidationError as e:
+        raise SettingsError("; ".join(_problem(err, set(overrides)) for err in e.errors())) from None
+
+
+def _problem(error: Any, flags: set[str]) -> str:
+    """One validation error, as ``FERSNET_PORT=notaport: Input should be a valid integer`` (or ``--port``)."""
+    field = str(error["loc"][0]) if error["loc"] else ""
+    if not field:
+        return f"settings: {error['msg']}"
+    where = f"--{field.replace('_', '-')}" if field in flags else f"FERSNET_{field.upper()}"
+    value = "" if field in SECRET or isinstance(error.get("input"), dict) else f"={error.get('input')}"
+    return f"{where}{value}: {error['msg']}"
 
 
 def configure_logging(level: str) -> None:
@@ -123,9 +144,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> None:
     """Parse options, check the port, load the model, and serve until SIGINT/SIGTERM (then drain gracefully)."""
     try:
         settings = load_settings(argv, prog)
-    except ValidationError as e:
-        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}" for err in e.errors())
-        _fail(f"invalid settings: {problems}")
+    except SettingsError as e:
+        _fail(f"invalid settings: {e}")
         return
     configure_logging(settings.log_level)
     try:

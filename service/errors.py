@@ -306,9 +306,12 @@ def _validation_details(exc: RequestValidationError) -> list[ValidationDetail]:
     details: list[ValidationDetail] = []
     for e in exc.errors():
         msg, kind = str(e.get("msg", "")), str(e.get("type", ""))
+        loc = list(e.get("loc", ()))
         if _NOT_A_FILE in msg:
             msg, kind = "expected a file (a form part with a filename, as curl -F name=@photo.jpg sends), not text", "not_a_file"
-        details.append({"loc": list(e.get("loc", ())), "msg": msg, "type": kind})
+        elif kind == "missing" and loc[:1] == ["body"] and len(loc) == 2:  # the body's required fields are its files
+            msg = f"missing: send the picture as a form part named {loc[1]} (curl -F {loc[1]}=@photo.jpg)"
+        details.append({"loc": loc, "msg": msg, "type": kind})
     return details
 
 

@@ -206,7 +206,8 @@ class Admission:
             return
         if self.in_flight >= self.limit:
             refusal = QueueFull(
-                f"{self.in_flight} requests in progress (limit {self.limit}); retry after {self.retry_after_s} s",
+                f"{self.in_flight} request{'s' if self.in_flight != 1 else ''} in progress (limit {self.limit}); "
+                f"retry after {self.retry_after_s} s",
                 retry_after_s=self.retry_after_s,
             )
             self.metrics.refused.labels("inflight").inc()

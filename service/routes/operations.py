@@ -21,6 +21,8 @@ from ..schemas import BundledModel, Health, InputSpec, ModelInfo, Readiness, Run
 router = APIRouter(tags=["operations"])
 
 
+# HEAD as well as GET: uptime checkers and load balancers probe with HEAD (the same answer, its body dropped).
+@router.head("/healthz", include_in_schema=False)
 @router.get(
     "/healthz",
     response_model=Health,
@@ -34,6 +36,7 @@ async def healthz(runtime: RuntimeDep) -> Health:
     return Health()
 
 
+@router.head("/readyz", include_in_schema=False)
 @router.get(
     "/readyz",
     response_model=Readiness,

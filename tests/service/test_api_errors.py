@@ -127,6 +127,17 @@ async def test_a_value_the_route_itself_refuses_names_its_parameter_in_details(m
     assert [d["loc"] for d in assert_error(twice, 422, "invalid_parameter")["details"]] == [["query", "detect"], ["body", "detect"]]
 
 
+async def test_a_missing_picture_says_which_form_part_to_send(make_settings: Callable[..., Settings]) -> None:
+    """A multipart request with its options but no picture: the answer names the part to send, as curl sends it."""
+    async with serve(make_settings()) as (app, client):
+        answers = [await client.post(url, files={name: (None, value)})
+                   for url, name, value in (("/v1/classify", "detect", "false"), ("/v1/preview", "max_side", "100"))]
+    assert [assert_error(answer, 422, "invalid_parameter")["message"] for answer in answers] == [
+        "body.images: missing: send the picture as a form part named images (curl -F images=@photo.jpg)",
+        "body.image: missing: send the picture as a form part named image (curl -F image=@photo.jpg)",
+    ]
+
+
 async def test_unknown_parameters_are_named_with_what_the_route_reads(make_settings: Callable[..., Settings]) -> None:
     """?target=happy (singular) would otherwise be dropped in silence; the answer names it and the right names."""
     synth = {"image": ("face.png", noise_png(3), "image/png")}

@@ -23,6 +23,8 @@ async def test_health_and_readiness(make_settings: Callable[..., Settings]) -> N
     async with serve(make_settings()) as (app, client):
         assert (await client.get("/healthz")).json() == {"status": "alive"}
         assert (await client.get("/readyz")).json() == {"status": "ready", "model": "test-tiny", "device": "cpu"}
+        # Uptime checkers and load balancers often probe with HEAD.
+        assert [(await client.head(path)).status_code for path in ("/healthz", "/readyz")] == [200, 200]
 
 
 async def test_the_model_card(make_settings: Callable[..., Settings], tiny_checkpoint: Path) -> None:

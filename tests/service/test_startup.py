@@ -132,3 +132,15 @@ def test_each_option_is_read_off_its_setting() -> None:
     assert cli.load_settings(["--max-wait-ms", "2.5", "--log-level", "debug"]).max_wait_ms == 2.5
     with pytest.raises(SystemExit):
         cli.load_settings(["--device", "tpu"])
+
+
+def test_a_bad_setting_is_named_as_the_operator_set_it(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """FERSNET_PORT=notaport in a compose file: the message names the variable, not a field of a Python class."""
+    monkeypatch.setattr("uvicorn.run", lambda app, **kw: pytest.fail("must not start serving"))
+    monkeypatch.setenv("FERSNET_PORT", "notaport")
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["--max-batch-size", "0"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("fersnet: error: invalid settings: ") and err.count("\n") == 1, err
+    assert "FERSNET_PORT=notaport: Input should be a valid integer" in err and "--max-batch-size=0: " in err
