@@ -90,6 +90,8 @@ def unreadable_file(path: str | Path, error: BaseException, data: bytes | None =
     missing = missing_decoder(data) if data is not None else None
     if missing:
         return f"{path}: cannot read image ({missing})"
+    if data == b"" or (data is None and Path(path).is_file() and Path(path).stat().st_size == 0):
+        return f"{path}: an empty file"
     if isinstance(error, UnidentifiedImageError):
         return f"{path}: not a {READ_FORMAT_NAMES} picture, or a damaged one"
     return f"{path}: cannot read image ({decode_reason(error)})"

@@ -320,12 +320,24 @@ def _request_id(request: Request) -> str:
     return str(getattr(request.state, "request_id", "-"))
 
 
+def _framework_message(request: Request, exc: StarletteHTTPException) -> str:
+    """Starlette's and FastAPI's own words ("Not Found", "Missing boundary in multipart."), said with what to do."""
+    detail = str(exc.detail)
+    if exc.status_code == 404:
+        return f"no route {request.method} {request.url.path}; the API is listed at /docs"
+    if exc.status_code == 405:
+        return f"{request.url.path} does not take {request.method}; the API is listed at /docs"
+    if exc.status_code == 400 and "multipart" in detail.lower():
+        return f"the body is not valid multipart/form-data ({detail.rstrip('.')}); send the picture as curl -F image=@photo.jpg does"
+    return detail
+
+
 async def _handle_http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     if isinstance(exc, ServiceError):
         code, message, response = exc.code, exc.message, exc.response()
     else:
-        code, message = _FRAMEWORK_CODES.get(exc.status_code, "http_error"), str(exc.detail)
+        code, message = _FRAMEWORK_CODES.get(exc.status_code, "http_error"), _framework_message(request, exc)
         response = error_response(exc.status_code, code, message, headers=exc.headers)
     # A 503 while warming up is routine; other 5xx are the service's to look into, 4xx the client's (named, so that
     # the client's logs and these meet on the request id).

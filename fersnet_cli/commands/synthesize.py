@@ -9,6 +9,7 @@ out as one grid of faces.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -126,6 +127,13 @@ def check_out(out: Path, grid: bool, output_format: str | None = None) -> None:
         raise shared.UsageError(f"--out {out}: --grid writes a PNG file, name it .png")
     if not grid and out.exists() and not out.is_dir():
         raise shared.UsageError(f"--out {out}: a file; the redrawn faces are written into a folder")
+    folder = out.parent if grid else out
+    try:  # made now, not after the work: a folder that cannot be made (read-only, under a file) is said at once
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise shared.UsageError(f"--out {out}: cannot make folder {folder} ({e.strerror or e})") from None
+    if not os.access(folder, os.W_OK):
+        raise shared.UsageError(f"--out {out}: cannot write into {folder}")
 
 
 def run(args: argparse.Namespace) -> None:

@@ -178,9 +178,12 @@ def test_paths_the_system_refuses_are_one_line_naming_them(
     binary.write_bytes(b"\xff\xfe\x00model")
     folder_card = tmp_path / "folder_card"
     (folder_card / "card.json").mkdir(parents=True)
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
     cases = [
         (["synthesize", str(face_path), "--checkpoint", str(checkpoint), "--target", "happy", "--out", str(taken / "sub")],
-         f"{taken / 'sub'}: Not a directory"),
+         f"--out {taken / 'sub'}: cannot make folder {taken / 'sub'} (Not a directory)"),
+        (["classify", str(empty), "--checkpoint", str(checkpoint)], f"{empty}: an empty file"),
         (["synthesize", str(face_path), "--checkpoint", str(checkpoint), "--target", "happy", "--out", str(taken)],
          f"--out {taken}: a file; the redrawn faces are written into a folder"),
         (["synthesize", str(face_path), "--checkpoint", str(checkpoint), "--grid", "--out", str(tmp_path)],

@@ -127,6 +127,17 @@ async def test_a_value_the_route_itself_refuses_names_its_parameter_in_details(m
     assert [d["loc"] for d in assert_error(twice, 422, "invalid_parameter")["details"]] == [["query", "detect"], ["body", "detect"]]
 
 
+async def test_the_framework_s_own_errors_say_what_to_do(make_settings: Callable[..., Settings]) -> None:
+    async with serve(make_settings()) as (app, client):
+        missing = await client.get("/v1/clasify")
+        method = await client.get("/v1/classify")
+        broken = await client.post("/v1/classify", content=b"--x\r\nnot a part", headers={"content-type": "multipart/form-data"})
+    assert assert_error(missing, 404, "not_found")["message"] == "no route GET /v1/clasify; the API is listed at /docs"
+    assert assert_error(method, 405, "method_not_allowed")["message"] == "/v1/classify does not take GET; the API is listed at /docs"
+    message = assert_error(broken, 400, "bad_request")["message"]
+    assert message.startswith("the body is not valid multipart/form-data (") and "curl -F" in message, message
+
+
 async def test_a_missing_picture_says_which_form_part_to_send(make_settings: Callable[..., Settings]) -> None:
     """A multipart request with its options but no picture: the answer names the part to send, as curl sends it."""
     async with serve(make_settings()) as (app, client):
