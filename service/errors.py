@@ -276,6 +276,14 @@ FRAMEWORK_ERRORS: tuple[type[ServiceError], ...] = (
 _FRAMEWORK_CODES: dict[int, str] = {error.status_code: error.code for error in FRAMEWORK_ERRORS}
 
 
+#: What every route that reads uploads may answer, whatever else it does: the upload's own faults and size, its
+#: parameters and key, and the service's load and state. Each such route lists these beside its own.
+UPLOAD_ERRORS: tuple[type[ServiceError], ...] = (
+    BadImage, EmptyImage, BadRequest, Unauthorized, BodyTimeout, TooManyPixels, PayloadTooLarge, UnsupportedMediaType,
+    InvalidParameter, QueueFull, NotReady, ShuttingDown, DeadlineExceeded,
+)
+
+
 def error_body(status: int, code: str, message: str, details: Any = None) -> dict[str, Any]:
     """The JSON body of every error answer."""
     error: dict[str, Any] = {"code": code, "message": message, "status": status}

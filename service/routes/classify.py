@@ -9,22 +9,7 @@ from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from model_core.prior import PriorName
 
 from ..deps import ReadyEngine, RequestDeadline, RuntimeDep, SettingsDep, reject_unknown_parameters, require_api_key, require_multipart
-from ..errors import (
-    BadImage,
-    BadRequest,
-    BodyTimeout,
-    DeadlineExceeded,
-    DetectionUnavailable,
-    EmptyImage,
-    InvalidParameter,
-    NotReady,
-    PayloadTooLarge,
-    QueueFull,
-    ShuttingDown,
-    TooManyPixels,
-    Unauthorized,
-    UnsupportedMediaType,
-)
+from ..errors import UPLOAD_ERRORS, DetectionUnavailable, InvalidParameter, PayloadTooLarge
 from ..images import ACCEPTED, Upload
 from ..inference import ClassifyRequest
 from ..schemas import ClassifyResponse, error_responses
@@ -68,10 +53,7 @@ curl -F images=@photo.jpg http://localhost:8000/v1/classify
     response_model=ClassifyResponse,
     summary="Recognise the expression of every face in one or more photos",
     description=DESCRIPTION,
-    responses=error_responses(
-        BadImage, EmptyImage, BadRequest, Unauthorized, BodyTimeout, TooManyPixels, PayloadTooLarge, UnsupportedMediaType,
-        InvalidParameter, DetectionUnavailable, QueueFull, NotReady, ShuttingDown, DeadlineExceeded,
-    ),
+    responses=error_responses(*UPLOAD_ERRORS, DetectionUnavailable),
     dependencies=[Depends(require_multipart), Depends(reject_unknown_parameters)],
 )
 async def classify(

@@ -8,21 +8,7 @@ from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from fastapi.responses import Response
 
 from ..deps import RequestDeadline, RuntimeDep, reject_unknown_parameters, require_api_key, require_multipart
-from ..errors import (
-    BadImage,
-    BadRequest,
-    BodyTimeout,
-    DeadlineExceeded,
-    EmptyImage,
-    InvalidParameter,
-    NotReady,
-    PayloadTooLarge,
-    QueueFull,
-    ShuttingDown,
-    TooManyPixels,
-    Unauthorized,
-    UnsupportedMediaType,
-)
+from ..errors import UPLOAD_ERRORS
 from ..images import ACCEPTED, Upload
 from ..preview import DEFAULT_SIDE, MAX_SIDE, MIN_SIDE
 from ..schemas import error_responses
@@ -54,10 +40,7 @@ curl -F image=@IMG_0001.heic http://localhost:8000/v1/preview -o preview.jpg
     response_class=Response,
     responses={
         200: {"description": "The picture, upright, as JPEG.", "content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}}},
-        **error_responses(
-            BadImage, EmptyImage, BadRequest, Unauthorized, BodyTimeout, TooManyPixels, PayloadTooLarge, UnsupportedMediaType,
-            InvalidParameter, QueueFull, NotReady, ShuttingDown, DeadlineExceeded,
-        ),
+        **error_responses(*UPLOAD_ERRORS),
     },
     dependencies=[Depends(require_multipart), Depends(reject_unknown_parameters)],
 )

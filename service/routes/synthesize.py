@@ -11,24 +11,7 @@ from model_core import canonical
 from model_core.card import MAX_INTENSITY
 
 from ..deps import ReadyEngine, RequestDeadline, RuntimeDep, reject_unknown_parameters, require_api_key, require_multipart
-from ..errors import (
-    BadImage,
-    BadRequest,
-    BodyTimeout,
-    DeadlineExceeded,
-    DetectionUnavailable,
-    EmptyImage,
-    InvalidParameter,
-    NoFaceFound,
-    NotReady,
-    PayloadTooLarge,
-    QueueFull,
-    ShuttingDown,
-    SynthesisUnavailable,
-    TooManyPixels,
-    Unauthorized,
-    UnsupportedMediaType,
-)
+from ..errors import UPLOAD_ERRORS, DetectionUnavailable, InvalidParameter, NoFaceFound, SynthesisUnavailable
 from ..images import ACCEPTED, Upload
 from ..inference import OutputFormat, SynthesizeRequest
 from ..schemas import SynthesizeResponse, error_responses
@@ -132,11 +115,7 @@ def choose_format(requested: FormatParameter, targets: list[str]) -> OutputForma
     description=DESCRIPTION,
     responses={
         **_PNG_AND_JSON,
-        **error_responses(
-            NoFaceFound, BadImage, EmptyImage, BadRequest, Unauthorized, BodyTimeout, TooManyPixels, PayloadTooLarge,
-            UnsupportedMediaType, InvalidParameter, QueueFull, SynthesisUnavailable, DetectionUnavailable, NotReady,
-            ShuttingDown, DeadlineExceeded,
-        ),
+        **error_responses(NoFaceFound, *UPLOAD_ERRORS, SynthesisUnavailable, DetectionUnavailable),  # no_face: 400's example
     },
     dependencies=[Depends(require_multipart), Depends(reject_unknown_parameters)],
 )
