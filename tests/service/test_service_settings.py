@@ -84,4 +84,4 @@ def test_bad_options_exit_with_a_message(monkeypatch: pytest.MonkeyPatch, capsys
     with pytest.raises(SystemExit) as exited:
         cli.main(["--max-batch-size", "0"])
     assert exited.value.code == 2
-    assert "max_batch_size" in capsys.readouterr().err
+    assert "--max-batch-size=0: " in capsys.readouterr().err  # named as the operator set it
