@@ -114,6 +114,25 @@ def face_answer(face: Face, probabilities: list[float], classes: tuple[str, ...]
     )
 
 
+class Progress:
+    """``reading 120 of 1,000: 2024/IMG_0120.heic`` on one line of a terminal's stderr, rewritten as photos are read:
+    a folder of phone photos takes minutes, and nothing is printed until every one is read. Silent where stderr is
+    not a terminal (a pipe, a log file, a test), and for a single input."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.done = total, 0
+        self.shown = total > 1 and sys.stderr.isatty()
+
+    def show(self, name: str) -> None:
+        self.done += 1
+        if self.shown:
+            print(f"\r\033[Kreading {self.done:,} of {self.total:,}: {name}", end="", file=sys.stderr, flush=True)
+
+    def clear(self) -> None:
+        if self.shown:
+            print("\r\033[K", end="", file=sys.stderr, flush=True)
+
+
 def run(args: argparse.Namespace) -> None:
     from service.schemas import ClassifyResponse, ImageExpressions  # here, not at the top: every fersnet command imports this module
 
@@ -127,13 +146,18 @@ def run(args: argparse.Namespace) -> None:
     detect = args.detect == "yes"
     detector = FaceDetector() if detect else None
     inputs: list[Read] = []
+    progress = Progress(len(files))
     for path, name in files:  # every input read before anything is printed: a bad one is named first
+        progress.show(name)
         try:
             inputs.append(read(path, name, detector, loaded.preprocess))
         except DataError as e:
             if not args.skip_bad:
+                progress.clear()
                 raise
+            progress.clear()
             print(f"note: skipped {e}", file=sys.stderr)
+    progress.clear()
     rows = iter(answers(loaded, [crop for one in inputs for crop in one.crops], args.prior, device))
     answer = ClassifyResponse(model=loaded.card.name, detect=detect, prior=args.prior or loaded.prior, images=[
         ImageExpressions(index=index, filename=one.name, width=one.size[0], height=one.size[1],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -147,3 +148,20 @@ def test_a_folder_s_subfolders_are_read_and_named_by_their_path_inside_it(
     with pytest.raises(SystemExit):
         main(["classify", str(library / "empty"), "--checkpoint", str(checkpoint)])
     assert "no pictures in it or its subfolders" in capsys.readouterr().err
+
+
+def test_a_terminal_sees_which_photo_is_being_read_and_a_pipe_does_not(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, make_checkpoint: MakeCheckpoint, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checkpoint, folder = make_checkpoint(), tmp_path / "photos"
+    folder.mkdir()
+    for name in ("a.png", "b.png"):
+        Image.fromarray(face(1, 1)).save(folder / name)
+    argv = ["classify", str(folder), "--detect", "no", "--checkpoint", str(checkpoint), "--json"]
+    main(argv)
+    assert capsys.readouterr().err == ""  # stderr is no terminal here
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    main(argv)
+    out, err = capsys.readouterr()
+    assert "reading 1 of 2: a.png" in err and "reading 2 of 2: b.png" in err and err.endswith("\r\033[K")
+    assert json.loads(out)["images"][1]["filename"] == "b.png"  # the answer itself untouched
