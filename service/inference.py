@@ -36,7 +36,7 @@ from torch import Tensor
 
 from model_core import Preprocess
 from model_core.expressions import one_hot
-from model_core.faces import Face, FaceDetector, crop_faces, whole_image
+from model_core.faces import Face, FaceDetector, crop_faces, faces_or_crop, whole_image
 from model_core.image_formats import is_lossy
 from model_core.photo_edit import crop_box, encode_like, face_tile, face_turn, redrawn_photos, scale_box
 from model_core.prior import PriorName
@@ -141,9 +141,12 @@ class _PhotoPipeline:
         return self.detector
 
     def faces_in(self, photo: Photo, request: ClassifyRequest | SynthesizeRequest) -> list[Face]:
-        """The faces of a decoded upload: found by the detector, or the whole image for a face crop."""
+        """The faces of a decoded upload: found by the detector (a small picture where it finds none is read whole,
+        :func:`~model_core.faces.faces_or_crop`), or the whole image for a face crop (``detect=false``)."""
         detector = self.require_detector(request)
-        return [whole_image(photo.image)] if detector is None else detector.detect(photo.image)
+        if detector is None:
+            return [whole_image(photo.image)]
+        return faces_or_crop(detector, photo.image, self.engine.preprocess.img_size)
 
     def uploads(self, request: ClassifyRequest | SynthesizeRequest) -> list[Upload]:
         return request.uploads if isinstance(request, ClassifyRequest) else [request.upload]

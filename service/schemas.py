@@ -43,7 +43,9 @@ class FaceExpression(BaseModel):
 
     box: Box
     detection_score: float | None = Field(
-        description="YuNet's confidence that this is a face (0..1); null when detection was skipped.", examples=[0.91]
+        description="YuNet's confidence that this is a face (0..1); null when detection was skipped (detect=false), or "
+        "found no face in a picture too small to be a photo (under twice the model's input, 96 pixels for the default), "
+        "which is then read whole as the face crop it is.", examples=[0.91]
     )
     expression: str = Field(description="The most probable expression.", examples=["happy"])
     confidence: float = Field(
@@ -114,8 +116,10 @@ class UsedFace(BaseModel):
 
     index: int = Field(description="Its position among the faces found, largest first.", examples=[0])
     box: Box
-    detection_score: float | None = Field(description="null when detection was skipped.", examples=[0.91])
-    faces_found: int = Field(description="How many faces the detector found in the image.", examples=[1])
+    detection_score: float | None = Field(description="null when detection was skipped, or a small picture without a "
+                                          "face the detector found was read whole.", examples=[0.91])
+    faces_found: int = Field(description="How many faces the image has: the detector's, or 1 for a small picture read whole.",
+                             examples=[1])
 
 
 class SynthesizedFace(BaseModel):

@@ -24,7 +24,7 @@ from PIL import Image
 from model_core.checkpoint import LoadedModel
 from model_core.data import DataError
 from model_core.data.records import image_files
-from model_core.faces import Face, FaceDetector, crop_faces, whole_image
+from model_core.faces import Face, FaceDetector, crop_faces, faces_or_crop, whole_image
 from model_core.photo_edit import read_photo
 from model_core.preprocess import Preprocess
 from model_core.prior import PRIORS, PriorName
@@ -84,7 +84,7 @@ def read(path: str, name: str, detector: FaceDetector | None, preprocess: Prepro
     """One input's faces, as the service finds them: all the detector finds (none is an answer, as the service's
     ``"faces": []``), or without a detector the whole picture as one face crop."""
     image = read_photo(path).image
-    faces = [whole_image(image)] if detector is None else detector.detect(image)
+    faces = [whole_image(image)] if detector is None else faces_or_crop(detector, image, preprocess.img_size)
     return Read(path, name, image.size, faces, crop_faces(image, faces, preprocess))
 
 
