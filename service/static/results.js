@@ -19,26 +19,32 @@ export function photoCard(container, photo, { onRedraw, canRedraw }) {
   picture.addEventListener("load", () => {
     // A picture a few dozen pixels across (a face crop) is enlarged to be seen, its pixels kept sharp.
     stage.classList.toggle("small", Math.max(picture.naturalWidth, picture.naturalHeight) < 96);
+    stage.classList.remove("no-preview"); // the service's preview, where it came after a refusal
   });
-  let askedPreview = false;
-  picture.addEventListener("error", async () => {
-    // A TIFF, or a HEIC outside Safari: the service reads it but the browser cannot show it, so the service is asked
-    // for the picture as it reads it, as a JPEG (upright, at most 1024 pixels a side; the boxes are placed in
-    // proportion). If that fails too (a text file is no picture for either), the boxes go on a blank of its shape,
-    // and whether the service can read it is for its classify answer to say.
-    if (!askedPreview) {
-      askedPreview = true;
-      try {
-        const url = URL.createObjectURL(await preview(photo.blob, photo.name));
-        photo.previewUrl = url; // freed with the photo's own URL when the page is cleared
-        picture.src = url;
-        return;
-      } catch {
-        // fall through to the blank
-      }
+  // A TIFF, or a HEIC outside Safari: the service reads it but the browser cannot show it, so the service is asked
+  // for the picture as it reads it, as a JPEG (upright, at most 1024 pixels a side; the boxes are placed in
+  // proportion). Until then, or if that fails too (a text file is no picture for either), the boxes go on a blank of
+  // its shape. A preview refused for a reason that passes (no API key yet, busy, starting) is asked for again when
+  // the photo's classification next succeeds.
+  let previewState = "none"; // "none": the browser shows it, or has not failed yet; "asking"; "shown"; "retry"; "failed"
+  async function askPreview() {
+    previewState = "asking";
+    try {
+      const url = URL.createObjectURL(await preview(photo.blob, photo.name));
+      if (photo.previewUrl) URL.revokeObjectURL(photo.previewUrl);
+      photo.previewUrl = url; // freed with the photo's own URL when the page is cleared
+      previewState = "shown";
+      picture.src = url;
+    } catch (error) {
+      const passes = error instanceof ApiError && (error.status === 401 || PASSING.has(error.status));
+      previewState = passes ? "retry" : "failed";
+      stage.classList.add("no-preview");
+      picture.alt = `${photo.name}: this browser cannot show this file`;
     }
-    stage.classList.add("no-preview");
-    picture.alt = `${photo.name}: this browser cannot show this file`;
+  }
+  picture.addEventListener("error", () => {
+    if (previewState === "none") askPreview();
+    else if (previewState === "shown") previewState = "failed"; // the service's JPEG itself did not show: stop here
   });
   const faces = el("ol", { className: "faces" });
   const card = el("article", { className: "photo", "aria-busy": "true" },
@@ -53,6 +59,7 @@ export function photoCard(container, photo, { onRedraw, canRedraw }) {
     },
     show({ model, image }) {
       card.setAttribute("aria-busy", "false");
+      if (previewState === "retry") askPreview(); // refused before (the key came later, say): the service reads it now
       stage.style.aspectRatio = `${image.width} / ${image.height}`; // only matters when the browser cannot show it
       const found = image.faces.length;
       const invite = canRedraw() ? " Choose a face to redraw it." : "";
