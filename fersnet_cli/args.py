@@ -64,6 +64,21 @@ def require_figure(path: str | None) -> None:
     require_writable(path, "--figure")
 
 
+def add_card_checkpoint(p: argparse.ArgumentParser, what: str) -> None:
+    """The checkpoint whose card a command rewrites, named as every command names one (``--checkpoint``) or, as these
+    commands first took it, as the first argument."""
+    p.add_argument("checkpoint", nargs="?", help=f"{CHECKPOINT_HELP}; its card.json is rewritten with {what}")
+    p.add_argument("--checkpoint", dest="checkpoint_option", metavar="CHECKPOINT", help="the same, as an option")
+
+
+def card_checkpoint(args: argparse.Namespace) -> str:
+    """The checkpoint named either way (exactly once)."""
+    given = [c for c in (args.checkpoint, args.checkpoint_option) if c is not None]
+    if len(given) != 1:
+        raise UsageError("name the checkpoint once: as the first argument, or with --checkpoint")
+    return given[0]
+
+
 def add_card_out(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", metavar="DIR",
                    help="write a copy of the checkpoint to DIR (its weights as they are) with the new card, instead of "
@@ -79,15 +94,21 @@ def refuse_bundled_card(checkpoint: str | None, out: str | None, what: str, *, h
     that the card that ships is to change, as when it is made.
     """
     if out is not None:
-        if Path(out).exists() and not Path(out).is_dir():
+        folder = Path(out)
+        if folder.exists() and not folder.is_dir():
             raise UsageError(f"--out {out}: a file, not a folder")
+        if (folder / "card.json").exists():  # a copy made before: its card, not the source's, is the one to change
+            raise UsageError(f"--out {out}: already holds a checkpoint; to change its card, name it as the checkpoint "
+                             f"(without --out), or choose a new folder")
+        if folder.is_dir() and any(folder.iterdir()):
+            raise UsageError(f"--out {out}: a folder holding other files; choose a new or empty one")
         return
     bundled = registry.BUNDLED[registry.DEFAULT] if checkpoint is None else registry.bundled_name(checkpoint)
     if bundled is not None:
         copy = "with --out DIR" if has_out else f"(cp -r {bundled.folder} DIR)"
         raise UsageError(f"{bundled.name} is a bundled checkpoint, and every answer of it reads its card: write {what} "
-                         f"on a copy {copy} and use --checkpoint DIR, or name its folder ({bundled.folder}) to change "
-                         "the card that ships")
+                         f"on a copy {copy} and use DIR as the checkpoint from then on, or name its folder "
+                         f"({bundled.folder}) to change the card that ships")
 
 
 def card_folder(loaded: LoadedModel, out: str | None) -> Path:

@@ -22,6 +22,7 @@ not there) end with one line naming the problem and exit status 2, never a trace
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -72,6 +73,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     except known_errors() as e:
         print(f"fersnet: error: {e}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE) from None
+    except BrokenPipeError:  # `fersnet ... | head`: the reader has what it wanted; nothing went wrong here
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so that Python's own flush at exit does not complain again
+        raise SystemExit(1) from None
     except OSError as e:  # a path the system refused: read-only, a folder for a file, no space left, no permission
         print(f"fersnet: error: {describe_os_error(e)}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE) from None

@@ -21,7 +21,7 @@ from .. import args as shared
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("calibrate", help="fit the temperature that makes a checkpoint's probabilities calibrated, "
                        "on a validation split")
-    p.add_argument("checkpoint", help=shared.CHECKPOINT_HELP + "; its card.json is rewritten with the temperature")
+    shared.add_card_checkpoint(p, "the temperature")
     shared.add_data(p, split_default="val")
     shared.add_report(p, "also measure calibration here, before and after, and write it on the card (never used to "
                       "fit)")
@@ -42,6 +42,7 @@ def write_temperature(loaded: LoadedModel, calibration: Calibration, folder: Pat
 
 def run(args: argparse.Namespace) -> None:
     shared.refuse_test_split(args, "a temperature is fitted on a validation split")
+    args.checkpoint = shared.card_checkpoint(args)
     shared.refuse_bundled_card(args.checkpoint, args.out, "a temperature")
     shared.require_figure(args.figure)
     reports = shared.report_splits(args)

@@ -152,10 +152,11 @@ def run(args: argparse.Namespace) -> None:
         try:
             inputs.append(read(path, name, detector, loaded.preprocess))
         except DataError as e:
-            if not args.skip_bad:
-                progress.clear()
-                raise
             progress.clear()
+            if not args.skip_bad:
+                if len(files) > 1:  # the others were fine: say how to have their answers
+                    raise DataError(f"{e} (--skip-bad passes over such files and answers the rest)") from None
+                raise
             print(f"note: skipped {e}", file=sys.stderr)
     progress.clear()
     rows = iter(answers(loaded, [crop for one in inputs for crop in one.crops], args.prior, device))

@@ -79,5 +79,6 @@ def run(args: argparse.Namespace) -> None:
         plot_confusion(metrics, Path(args.figure), title=title)
     if args.record:
         key = f"{args.dataset}/{args.split}" if args.head == "served" else f"expression_head/{args.dataset}/{args.split}"
-        loaded.card.metrics[key] = {**metrics.summary(), "measured_by": shared.command_line(args)}
+        prior_used = {"prior": prior} if args.head == "served" else {}
+        loaded.card.metrics[key] = {**metrics.summary(), **prior_used, "measured_by": shared.command_line(args)}
         write_card(loaded.path, loaded.card)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 from typing import Any
 
 from model_core import LoadedModel, create_model, list_variants, load_checkpoint
@@ -43,34 +44,42 @@ def variant_row(variant: str, sharing: str) -> dict[str, Any]:
     }
 
 
-def card_summary(loaded: LoadedModel) -> str:
+def card_summary(loaded: LoadedModel, named: str) -> str:
     """What a person asks of a checkpoint first: what it is, what it answers and draws, how it answers, and what it
     measured (accuracy and macro-F1 per split, the restricted accuracy beside it where a set lacks some classes)."""
     card, weights = loaded.card, loaded.card.to_json()["weights"]
+    drawn = (f"{', '.join(loaded.expressions)}, at intensity {loaded.intensity:g}" if loaded.model.has_synthesis
+             else "nothing (no synthesis branch)")
+    rows = {
+        "folder": str(loaded.path),
+        "weights": f"{weights['file']}, {weights['bytes'] / 2**20:.1f} MiB {weights.get('dtype', '')}, "
+                   f"sha256 {loaded.sha256[:16]}...",
+        "answers": ", ".join(loaded.classes),
+        "draws": drawn,
+        "calibrated": f"temperature {loaded.temperature:g}; answers under the {loaded.prior} prior "
+                      f"(a request may name {' or '.join(loaded.priors)})",
+    }
     lines = [
-        f"{card.name}: {card.variant}, {card.sharing} sharing, {card.parameters / 1e6:.2f} M parameters, "
-        f"{loaded.preprocess.img_size}x{loaded.preprocess.img_size} {'grey' if loaded.preprocess.in_chans == 1 else 'RGB'}",
-        f"  folder     {loaded.path}",
-        f"  weights    {weights['file']}, {weights['bytes'] / 2**20:.1f} MiB {weights.get('dtype', '')}, sha256 {loaded.sha256[:16]}...",
-        f"  answers    {', '.join(loaded.classes)}",
-        f"  draws      {', '.join(loaded.expressions) if loaded.model.has_synthesis else 'nothing (no synthesis branch)'}"
-        + (f", at intensity {loaded.intensity:g}" if loaded.model.has_synthesis else ""),
-        f"  temperature {loaded.temperature:g}; prior {loaded.prior} (of {', '.join(loaded.priors)})",
+        f"{card.name}: {card.variant}, {card.sharing} sharing, {card.parameters / 1e6:.2f} M parameters"
+        + (" (with its answer tail)" if loaded.model.config.answer_classes else "")
+        + f", {loaded.preprocess.img_size}x{loaded.preprocess.img_size} {'grey' if loaded.preprocess.in_chans == 1 else 'RGB'}",
+        *(f"  {label:<12}{value}" for label, value in rows.items()),
     ]
     if card.metrics:
-        lines.append("  measured   split                                 accuracy  macro-F1")
+        lines.append(f"  {'measured':<12}{'split':<36}accuracy  macro-F1")
         for split, m in card.metrics.items():
             restricted = m.get("accuracy_restricted")
             extra = f"  ({100 * restricted:.2f} % restricted to the set's classes)" if restricted is not None else ""
-            lines.append(f"             {split:<36}{100 * m['accuracy']:>7.2f} %{100 * m['macro_f1']:>8.2f} %{extra}")
-    lines.append("The whole card: fersnet info --checkpoint ... --json")
+            extra += f"  [{m['prior']} prior]" if m.get("prior", loaded.prior) != loaded.prior else ""
+            lines.append(f"  {'':<12}{split:<36}{100 * m['accuracy']:>6.2f} %{100 * m['macro_f1']:>8.2f} %{extra}")
+    lines.append(f"The whole card: fersnet info --checkpoint {shlex.quote(named)} --json")
     return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> None:
     if args.checkpoint is not None:
         loaded = load_checkpoint(args.checkpoint)
-        print(json.dumps(loaded.card.to_json(), indent=2) if args.json else card_summary(loaded))
+        print(json.dumps(loaded.card.to_json(), indent=2) if args.json else card_summary(loaded, args.checkpoint))
         return
     rows = [variant_row(v, s) for v in ([args.variant] if args.variant else list_variants()) for s in SHARING_MODES]
     if args.json:

@@ -9,6 +9,7 @@ and an export answer as if every class were equally likely; a request may still 
 from __future__ import annotations
 
 import argparse
+import sys
 
 from model_core import load_checkpoint
 from model_core.card import Prior
@@ -21,28 +22,35 @@ from .. import args as shared
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("prior", help="record a checkpoint's training class frequencies and its default class prior")
-    p.add_argument("checkpoint", help=shared.CHECKPOINT_HELP + "; its card.json is rewritten with the prior")
+    shared.add_card_checkpoint(p, "the prior")
     shared.add_data(p, split_default="train")
-    p.add_argument("--default", choices=PRIORS, default="natural",
+    p.add_argument("--default", choices=PRIORS,
                    help="the prior an answer assumes when a request names none: natural (the training data's "
-                        "frequencies) or balanced (every class equally likely)")
+                        "frequencies) or balanced (every class equally likely); default: the card's own, natural "
+                        "where it has none")
     shared.add_card_out(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> None:
     shared.refuse_test_split(args, "class frequencies are the training data's")
+    args.checkpoint = shared.card_checkpoint(args)
     shared.refuse_bundled_card(args.checkpoint, args.out, "a prior")
     loaded = load_checkpoint(args.checkpoint)
+    previous = loaded.prior
     split = shared.named_split(args)
     try:
         frequencies = split_frequencies(shared.load_split(args), loaded.classes)
     except ValueError as e:  # a class of the model the split never labels: no frequency to divide by
         raise DataError(f"{split.origin}: {e}") from None
-    loaded.card.prior = Prior(frequencies=frequencies, default=args.default,
+    default = args.default or loaded.prior
+    loaded.card.prior = Prior(frequencies=frequencies, default=default,
                               measured_on=f"{split.origin}, {args.label_mode} labels", command=shared.command_line(args))
     folder = shared.card_folder(loaded, args.out)
     write_card(folder, loaded.card)
     print(f"{loaded.card.name} ({loaded.sha256[:12]}): class frequencies of {split.key} "
           + ", ".join(f"{c} {100 * f:.2f} %" for c, f in frequencies.items()))
-    print(f"default prior: {args.default}; wrote {folder / 'card.json'} (the weights are unchanged)")
+    print(f"default prior: {default}; wrote {folder / 'card.json'} (the weights are unchanged)")
+    if default != previous and loaded.card.metrics:  # its served figures were answers under the other prior
+        print(f"note: the card's figures were measured under the {previous} prior; its answers are now under {default}: "
+              "measure them again with fersnet evaluate --record", file=sys.stderr)

@@ -98,8 +98,7 @@ def test_out_writes_the_new_card_on_a_copy(make_checkpoint: MakeCheckpoint, fer2
     before = (checkpoint / "card.json").read_bytes()
     data = ["--dataset", "fer2013", "--root", str(fer2013_folder)]
     main(["calibrate", str(checkpoint), *data, "--split", "val", "--out", str(tmp_path / "calibrated")])
-    main(["prior", str(tmp_path / "calibrated"), *data, "--split", "train", "--default", "balanced",
-          "--out", str(tmp_path / "calibrated")])
+    main(["prior", str(tmp_path / "calibrated"), *data, "--split", "train", "--default", "balanced"])  # the copy's own
     assert f"{tmp_path / 'calibrated' / 'card.json'}" in capsys.readouterr().out
     assert (checkpoint / "card.json").read_bytes() == before
     copy = load_checkpoint(tmp_path / "calibrated")  # the copied weights' hash holds
@@ -127,3 +126,24 @@ def test_evaluate_prints_its_answer_before_a_figure_the_system_refuses(
     out, err = capsys.readouterr()
     assert json.loads(out)["accuracy"] >= 0 and "No space left on device" in err
     assert (checkpoint / "card.json").read_bytes() == before
+
+
+def test_out_never_overwrites_a_checkpoint_or_other_files(make_checkpoint: MakeCheckpoint, fer2013_folder: Path,
+                                                          tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A second --out into the copy would have replaced its new card with the source's (the calibration lost)."""
+    checkpoint = make_checkpoint()
+    data = ["--dataset", "fer2013", "--root", str(fer2013_folder)]
+    main(["calibrate", "--checkpoint", str(checkpoint), *data, "--split", "val", "--out", str(tmp_path / "copy")])
+    calibrated = (tmp_path / "copy" / "card.json").read_bytes()
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "keep.txt").write_text("mine")
+    for out, message in ((tmp_path / "copy", "already holds a checkpoint; to change its card, name it as the checkpoint"),
+                         (tmp_path / "other", "a folder holding other files")):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["prior", str(checkpoint), *data, "--out", str(out)])
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    assert (tmp_path / "copy" / "card.json").read_bytes() == calibrated
+    assert sorted(p.name for p in (tmp_path / "other").iterdir()) == ["keep.txt"]
+    with pytest.raises(SystemExit):  # the checkpoint named twice is ambiguous
+        main(["prior", str(checkpoint), "--checkpoint", str(checkpoint), *data])
+    assert "name the checkpoint once" in capsys.readouterr().err

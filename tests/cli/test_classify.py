@@ -86,7 +86,8 @@ def test_a_folder_is_its_pictures_and_skip_bad_leaves_out_what_is_no_picture(
     argv = ["classify", str(folder), "--detect", "no", "--checkpoint", str(checkpoint), "--json"]
     with pytest.raises(SystemExit):
         main(argv)
-    assert "broken.png: not a JPEG, PNG, WebP" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "broken.png: not a JPEG, PNG, WebP" in err and "(--skip-bad passes over such files and answers the rest)" in err
     main([*argv, "--skip-bad"])
     captured = capsys.readouterr()
     assert [image["filename"] for image in json.loads(captured.out)["images"]] == ["a.jpg", "b.png"]

@@ -38,7 +38,7 @@ def test_info_on_a_checkpoint_summarises_its_card_and_json_gives_all_of_it(capsy
     summary = run(capsys, "info", "--checkpoint", "default")
     card = json.loads(run(capsys, "info", "--checkpoint", "default", "--json"))
     assert len(summary.splitlines()) < 30 and summary.startswith(f"{card['name']}: fersnet_small, selective sharing")
-    assert f"temperature {card['calibration']['temperature']:g}; prior balanced" in summary
+    assert f"temperature {card['calibration']['temperature']:g}; answers under the balanced prior" in summary
     assert "contempt" in summary.split("answers")[1].split("\n")[0] and "contempt" not in summary.split("draws")[1].split("\n")[0]
     ck = card["metrics"]["ckplus/all"]
     assert f"{100 * ck['accuracy']:.2f} %" in summary and f"({100 * ck['accuracy_restricted']:.2f} % restricted" in summary

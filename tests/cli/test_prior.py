@@ -33,6 +33,24 @@ def test_prior_writes_the_training_splits_frequencies_and_refuses_a_test_split(
     assert "neutral 14.29 %" in capsys.readouterr().out
 
 
+def test_prior_keeps_the_cards_default_unless_told_and_says_when_its_figures_went_stale(
+    make_checkpoint: MakeCheckpoint, fer2013_folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Recording frequencies again must not switch a balanced model to natural in silence; switching on purpose is
+    said, since the card's figures are answers under the old prior."""
+    checkpoint = make_checkpoint()
+    data = ["--dataset", "fer2013", "--root", str(fer2013_folder)]
+    main(["prior", "--checkpoint", str(checkpoint), *data, "--default", "balanced"])  # --checkpoint, as elsewhere
+    capsys.readouterr()
+    main(["prior", str(checkpoint), *data])
+    assert load_checkpoint(checkpoint).prior == "balanced" and "note:" not in capsys.readouterr().err
+    main(["evaluate", "--checkpoint", str(checkpoint), *data, "--split", "val", "--record"])  # a figure, as answered
+    assert load_checkpoint(checkpoint).card.metrics["fer2013/val"]["prior"] == "balanced"
+    main(["prior", str(checkpoint), *data, "--default", "natural"])
+    assert load_checkpoint(checkpoint).prior == "natural"
+    assert "measured under the balanced prior; its answers are now under natural" in capsys.readouterr().err
+
+
 @pytest.fixture
 def leaning_neutral(tmp_path: Path) -> Path:
     """A model that answers neutral by a little over fear for every face (its head's bias), trained, its card says,
