@@ -21,6 +21,7 @@ import torch
 from model_core import registry
 from model_core.checkpoint import WEIGHTS_FILE, LoadedModel, load_checkpoint
 from model_core.data import DATASETS, DataError, FaceDataset, Records, load_records
+from model_core.data.records import image_files
 from model_core.evaluate import evaluation_set
 from model_core.faces import decide_detection
 from model_core.hardware import lay_out_for, resolve_device
@@ -49,6 +50,24 @@ def require_writable(path: str | None, option: str) -> None:
         raise UsageError(f"{option} {path}: cannot write a folder")
     if not os.access(folder, os.W_OK):
         raise UsageError(f"{option} {path}: cannot write into {folder}")
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def input_files(inputs: list[str]) -> list[tuple[str, str]]:
+    """(path, name) of each input, a folder replaced by the pictures inside it at any depth (by suffix, sorted; hidden
+    ones left out), each named by its path inside that folder, as a photo library keeps years and albums apart."""
+    files: list[tuple[str, str]] = []
+    for name in inputs:
+        folder = Path(name)
+        if folder.is_dir():
+            files += [(str(p), p.relative_to(folder).as_posix()) for p in image_files(folder, recursive=True)]
+        else:
+            files.append((name, folder.name))
+    if not files:
+        raise DataError(f"{', '.join(inputs)}: no pictures in it or its subfolders")
+    return files
 
 
 # --------------------------------------------------------------------------- cards

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
@@ -23,7 +22,6 @@ from PIL import Image
 
 from model_core.checkpoint import LoadedModel
 from model_core.data import DataError
-from model_core.data.records import image_files
 from model_core.faces import Face, FaceDetector, crop_faces, faces_or_crop, whole_image
 from model_core.photo_edit import read_photo
 from model_core.preprocess import Preprocess
@@ -65,19 +63,6 @@ class Read:
     size: tuple[int, int]
     faces: list[Face]
     crops: list[Image.Image]
-
-
-def input_files(inputs: list[str]) -> list[tuple[str, str]]:
-    """(path, name) of each input, a folder replaced by the pictures inside it at any depth (by suffix, sorted; hidden
-    ones left out), each named by its path inside that folder, as a photo library keeps years and albums apart."""
-    files: list[tuple[str, str]] = []
-    for name in inputs:
-        folder = Path(name)
-        if folder.is_dir():
-            files += [(str(p), p.relative_to(folder).as_posix()) for p in image_files(folder, recursive=True)]
-        else:
-            files.append((name, folder.name))
-    return files
 
 
 def read(path: str, name: str, detector: FaceDetector | None, preprocess: Preprocess) -> Read:
@@ -140,9 +125,7 @@ def run(args: argparse.Namespace) -> None:
     if args.prior is not None and args.prior not in loaded.priors:
         raise shared.UsageError(f"--prior {args.prior}: {loaded.card.name}'s card records no class frequencies; "
                                 f"it answers under {', '.join(loaded.priors)}")
-    files = input_files(args.inputs)
-    if not files:
-        raise DataError(f"{', '.join(args.inputs)}: no pictures in it or its subfolders")
+    files = shared.input_files(args.inputs)
     detect = args.detect == "yes"
     detector = FaceDetector() if detect else None
     inputs: list[Read] = []

@@ -31,7 +31,8 @@ from .. import args as shared
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("synthesize", help="redraw the face in each photo with target expressions")
     p.add_argument("inputs", nargs="+",
-                   help="face crops or photos (each face found and framed as the service does: see --detect)")
+                   help="face crops or photos (each face found and framed as the service does: see --detect), or "
+                        "folders of them (and their subfolders)")
     p.add_argument("--checkpoint", default="default", help=shared.CHECKPOINT_HELP)
     p.add_argument("--target", default="all", help="comma-separated expressions the model draws (its card's "
                    "expressions), or all (the default: every one)")
@@ -145,14 +146,15 @@ def run(args: argparse.Namespace) -> None:
     intensity = loaded.intensity if args.intensity is None else args.intensity
     finder = face_finder(args.detect != "no", preprocess)
     photos, boxes, turns, inputs = [], [], [], []
-    for path in args.inputs:
+    paths = [path for path, _ in shared.input_files(args.inputs)]  # folders, as classify reads them
+    for path in paths:
         photo = read_photo(path)
         face = find_face(path, photo.image, finder, args.detect, preprocess.img_size)
         photos.append(photo)
         boxes.append(crop_box(face, photo.image.size, preprocess))
         turns.append(face_turn(face))
         inputs.append(preprocess.to_tensor(preprocess.prepare(crop_faces(photo.image, [face], preprocess)[0])))
-    images, names, out = torch.stack(inputs).to(device), output_names(args.inputs), Path(args.out)
+    images, names, out = torch.stack(inputs).to(device), output_names(paths), Path(args.out)
     indices = [loaded.expressions.index(t) for t in wanted]
     if args.grid:
         out.parent.mkdir(parents=True, exist_ok=True)

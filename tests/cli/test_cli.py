@@ -90,6 +90,12 @@ def test_train_evaluate_synthesize_export(
     run(capsys, "synthesize", str(face_path), str(tmp_path / "face.bmp"), "--checkpoint", str(trained),
         "--target", "sad,sad", "--out", str(tmp_path / "kinds"))
     assert sorted(p.name for p in (tmp_path / "kinds").iterdir()) == ["face-bmp_sad.png", "face_sad.png"]
+    album = tmp_path / "album" / "2024"  # a folder, as classify reads one: its subfolders too
+    album.mkdir(parents=True)
+    Image.fromarray(face(5, 0)).save(album / "portrait.png")
+    run(capsys, "synthesize", str(tmp_path / "album"), "--checkpoint", str(trained), "--target", "sad",
+        "--out", str(tmp_path / "from_folder"))
+    assert [p.name for p in (tmp_path / "from_folder").iterdir()] == ["portrait_sad.png"]
 
     run(capsys, "export", "--checkpoint", str(trained), "--out", str(tmp_path / "half"), "--half")
     half = json.loads((tmp_path / "half" / "card.json").read_text())
