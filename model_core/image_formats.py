@@ -23,6 +23,7 @@ Every reader catches :data:`DECODE_ERRORS` and names the file with
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError, features
@@ -84,6 +85,29 @@ def spoken_name(fmt: str) -> str:
 READ_FORMAT_NAMES = ", ".join(spoken_name(f) for f in READ_FORMATS if f != "PPM") + " or PGM/PPM"
 
 
+#: Signatures of picture formats recognised but not read here: named in the answer (the service's 415) rather than
+#: called damaged.
+_OTHER_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"\x00\x00\x01\x00", "ICO"),
+    (b"8BPS", "PSD"),
+    (b"%PDF", "PDF"),
+    (b"%!PS", "EPS"),
+    (b"\xc5\xd0\xd3\xc6", "EPS"),  # DOS EPS, a binary header before the PostScript
+    (b"\x00\x00\x00\x0cjP  ", "JPEG 2000"),
+    (b"\xff\x4f\xff\x51", "JPEG 2000"),
+    (b"qoif", "QOI"),
+)
+
+
+def other_image_format(data: bytes, read: Collection[str] = OPTIONAL_FORMATS_READ) -> str | None:
+    """A picture format recognised but not read here, by its first bytes: a HEIC or AVIF whose decoder is not among
+    ``read`` (Pillow's names of the formats the reader decodes), an ICO, a PDF, an EPS, ...; None for anything else."""
+    iso = iso_image_format(data)
+    if iso is not None and iso not in read:
+        return spoken_name(iso)
+    return next((name for signature, name in _OTHER_SIGNATURES if data.startswith(signature)), None)
+
+
 def unreadable_file(path: str | Path, error: BaseException, data: bytes | None = None) -> str:
     """Why a user's picture file could not be read, naming it: a format not read here (an EPS, an ICO, a HEIC
     without its decoder), or what its decoder said of the damage."""
@@ -93,8 +117,21 @@ def unreadable_file(path: str | Path, error: BaseException, data: bytes | None =
     if data == b"" or (data is None and Path(path).is_file() and Path(path).stat().st_size == 0):
         return f"{path}: an empty file"
     if isinstance(error, UnidentifiedImageError):
+        other = other_image_format(data if data is not None else _head(path))
+        if other is not None:
+            article = "an" if other[0] in "AEIO" else "a"  # an ICO, an EPS, an AVIF; a PDF, a HEIC
+            return f"{path}: {article} {other} file, which is not read here; use {READ_FORMAT_NAMES}"
         return f"{path}: not a {READ_FORMAT_NAMES} picture, or a damaged one"
     return f"{path}: cannot read image ({decode_reason(error)})"
+
+
+def _head(path: str | Path, size: int = 16) -> bytes:
+    """A file's first bytes (none where it cannot be read): enough to tell its format."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(size)
+    except OSError:
+        return b""
 
 
 def missing_decoder(data: bytes) -> str | None:

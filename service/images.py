@@ -36,7 +36,14 @@ from typing import TypeVar
 
 from PIL import Image
 
-from model_core.image_formats import DECODE_ERRORS, OPTIONAL_FORMATS_READ, decode_reason, iso_image_format, spoken_name
+from model_core.image_formats import (
+    DECODE_ERRORS,
+    OPTIONAL_FORMATS_READ,
+    decode_reason,
+    iso_image_format,
+    other_image_format,
+    spoken_name,
+)
 from model_core.preprocess import viewable
 
 from .errors import BadImage, EmptyImage, TooManyPixels, UnsupportedMediaType
@@ -92,16 +99,6 @@ _SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
     (0, b"BM", "BMP"),
     (0, b"II*\x00", "TIFF"),
     (0, b"MM\x00*", "TIFF"),
-)
-
-#: Signatures of image formats we recognise but do not serve (answered 415, not 400).
-_OTHER_IMAGE_SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
-    (0, b"\x00\x00\x01\x00", "ICO"),
-    (0, b"8BPS", "PSD"),
-    (0, b"%PDF", "PDF"),
-    (0, b"\x00\x00\x00\x0cjP  ", "JPEG 2000"),
-    (0, b"\xff\x4f\xff\x51", "JPEG 2000"),
-    (0, b"qoif", "QOI"),
 )
 
 
@@ -195,14 +192,6 @@ def sniff_format(data: bytes) -> str | None:
     return _match(data, _SIGNATURES)
 
 
-def _other_image_format(data: bytes) -> str | None:
-    """A format recognised but not served here: a HEIC or AVIF where this installation lacks its decoder, PDF, ..."""
-    iso = iso_image_format(data)
-    if iso is not None:
-        return spoken_name(iso)
-    return _match(data, _OTHER_IMAGE_SIGNATURES)
-
-
 def _match(data: bytes, signatures: tuple[tuple[int, bytes, str], ...]) -> str | None:
     for offset, signature, name in signatures:
         if data[offset : offset + len(signature)] == signature:
@@ -217,7 +206,7 @@ def _check_type(upload: Upload) -> str:
     fmt = sniff_format(upload.data)
     if fmt is not None:
         return fmt  # the bytes decide, not a client's guess of the content type
-    other = _other_image_format(upload.data)
+    other = other_image_format(upload.data, read=SUPPORTED_FORMATS)
     if other is not None:
         raise UnsupportedMediaType(f"{upload.label} is {other}; send {ACCEPTED}")
     declared = (upload.content_type or "").split(";")[0].strip().lower()

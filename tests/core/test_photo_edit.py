@@ -196,15 +196,20 @@ def test_read_photo_gives_an_upright_grey_or_rgb_image_and_its_format(tmp_path: 
         read_photo(tmp_path / "e.png")
 
 
-@pytest.mark.parametrize(("name", "fmt"), [("f.ico", "ICO"), ("f.tga", "TGA"), ("f.pcx", "PCX"), ("f.sgi", "SGI"),
-                                           ("f.eps", "EPS")])
-def test_a_user_s_file_is_opened_only_as_a_format_the_project_reads(tmp_path: Path, name: str, fmt: str) -> None:
+@pytest.mark.parametrize(("name", "fmt", "said"), [
+    ("f.ico", "ICO", "an ICO file, which is not read here; use JPEG, PNG, WebP"),
+    ("f.eps", "EPS", "an EPS file, which is not read here; use JPEG, PNG, WebP"),
+    ("f.tga", "TGA", "not a JPEG, PNG, WebP, .* or PGM/PPM picture, or a damaged one"),  # no signature to tell it by
+    ("f.pcx", "PCX", "not a JPEG, PNG, WebP, .* or PGM/PPM picture, or a damaged one"),
+    ("f.sgi", "SGI", "not a JPEG, PNG, WebP, .* or PGM/PPM picture, or a damaged one"),
+])
+def test_a_user_s_file_is_opened_only_as_a_format_the_project_reads(tmp_path: Path, name: str, fmt: str, said: str) -> None:
     """Pillow would open these (an EPS by running Ghostscript where it is installed); the service answers them 415,
-    and the command line and dataset folders now read no more than it does."""
+    and the command line and dataset folders now read no more than it does, naming the format where it is known."""
     picture = colour_photo((32, 32))
     picture.save(tmp_path / name, fmt)
     for read in (read_photo, lambda path: decode(Record(str(path), 0), Preprocess())):
-        with pytest.raises(DataError, match=f"{name}: not a JPEG, PNG, WebP, .* or PGM/PPM picture, or a damaged one"):
+        with pytest.raises(DataError, match=f"{name}: {said}"):
             read(tmp_path / name)
     picture.convert("L").save(tmp_path / "face.pgm")  # older face databases' PGM still is one
     assert read_photo(tmp_path / "face.pgm").image.size == (32, 32)

@@ -191,6 +191,7 @@ def test_a_heic_where_its_decoder_is_missing_is_415(monkeypatch: pytest.MonkeyPa
         (b"%PDF-1.7\n" + b"\x00" * 64, "PDF"),
         (b"\x00\x00\x01\x00" + b"\x00" * 64, "ICO"),
         (b"qoif" + b"\x00" * 64, "QOI"),
+        (b"%!PS-Adobe-3.0 EPSF-3.0\n" + b"\x00" * 64, "EPS"),
     ],
 )
 def test_other_image_formats_are_415(data: bytes, name: str) -> None:
