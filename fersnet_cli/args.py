@@ -2,8 +2,10 @@
 
 Each ``add_*`` declares an option (or a group) on a subparser; the function beside it reads it:
 ``--device`` through :func:`device`, the data options through :func:`load_split`, ``--report``
-through :func:`report_splits`, ``--detect`` through :func:`detect_faces`. A command that takes
-the data options honours all of them, ``--folds`` included.
+through :func:`report_splits`, ``--detect`` through :func:`detect_faces`, the checkpoint whose card
+a command rewrites and its ``--out`` through :func:`card_checkpoint`, :func:`check_card_target` and
+:func:`card_folder`. A command that takes the data options honours all of them, ``--folds`` included;
+one that takes pictures lists them with :func:`input_files`.
 """
 
 from __future__ import annotations
@@ -104,10 +106,13 @@ def add_card_out(p: argparse.ArgumentParser) -> None:
                         "rewriting the checkpoint's own card; a bundled checkpoint named by its name needs it")
 
 
-def refuse_bundled_card(checkpoint: str | None, out: str | None, what: str, *, has_out: bool = True) -> None:
-    """Stop before any work where a command would rewrite the card of a bundled checkpoint named by its name.
+def check_card_target(checkpoint: str | None, out: str | None, what: str, *, has_out: bool = True) -> None:
+    """Stop before any work where a command's new card could not, or should not, be written where it would go.
 
-    That card is what the service and every command answer with (its temperature, its prior, its figures): fitted
+    ``--out``, where given, must be a new or empty folder: one holding a checkpoint already has a card of its own
+    (written by an earlier ``--out``, say), which the source's would replace. Without ``--out`` the card is rewritten
+    in place, and a bundled checkpoint named by its name is refused. That card is what the service and every command
+    answer with (its temperature, its prior, its figures): fitted
     again on a user's few images, it would change every answer of ``default`` in silence, and in an installed wheel
     it lives in site-packages. A copy (``--out``) is what a user wants; naming the bundled folder by its path says
     that the card that ships is to change, as when it is made.

@@ -43,7 +43,7 @@ def write_temperature(loaded: LoadedModel, calibration: Calibration, folder: Pat
 def run(args: argparse.Namespace) -> None:
     shared.refuse_test_split(args, "a temperature is fitted on a validation split")
     args.checkpoint = shared.card_checkpoint(args)
-    shared.refuse_bundled_card(args.checkpoint, args.out, "a temperature")
+    shared.check_card_target(args.checkpoint, args.out, "a temperature")
     shared.require_figure(args.figure)
     reports = shared.report_splits(args)
     device, loaded = shared.checkpoint_on_device(args)

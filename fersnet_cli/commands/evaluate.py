@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> None:
         raise DataError(f"--prior is the served head's; the {args.head} head answers under its training data's prior")
     shared.require_figure(args.figure)
     if args.record:
-        shared.refuse_bundled_card(args.checkpoint, None, "its figures", has_out=False)
+        shared.check_card_target(args.checkpoint, None, "its figures", has_out=False)
     device, loaded = shared.checkpoint_on_device(args)
     prior = args.prior or loaded.prior
     if prior not in loaded.priors:

@@ -35,7 +35,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> None:
     shared.refuse_test_split(args, "class frequencies are the training data's")
     args.checkpoint = shared.card_checkpoint(args)
-    shared.refuse_bundled_card(args.checkpoint, args.out, "a prior")
+    shared.check_card_target(args.checkpoint, args.out, "a prior")
     loaded = load_checkpoint(args.checkpoint)
     previous = loaded.prior
     split = shared.named_split(args)
