@@ -136,13 +136,13 @@ def check_card_target(checkpoint: str | None, out: str | None, what: str, *, has
 
 
 def card_folder(loaded: LoadedModel, out: str | None) -> Path:
-    """Where a command writes its new card: the checkpoint's own folder, or ``out`` holding a copy of its weights."""
+    """Where a command writes its new card: the checkpoint's own folder, or ``out`` holding a copy of its weights
+    (a new or empty folder, as :func:`check_card_target` made sure)."""
     if out is None:
         return loaded.path
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
-    if folder.resolve() != loaded.path.resolve():
-        shutil.copyfile(loaded.path / WEIGHTS_FILE, folder / WEIGHTS_FILE)
+    shutil.copyfile(loaded.path / WEIGHTS_FILE, folder / WEIGHTS_FILE)
     return folder
 
 

@@ -111,13 +111,14 @@ def other_image_format(data: bytes, read: Collection[str] = OPTIONAL_FORMATS_REA
 def unreadable_file(path: str | Path, error: BaseException, data: bytes | None = None) -> str:
     """Why a user's picture file could not be read, naming it: a format not read here (an EPS, an ICO, a HEIC
     without its decoder), or what its decoder said of the damage."""
-    missing = missing_decoder(data) if data is not None else None
+    head = data if data is not None else _head(path)
+    if head == b"":
+        return f"{path}: an empty file"
+    missing = missing_decoder(head) if head is not None else None
     if missing:
         return f"{path}: cannot read image ({missing})"
-    if data == b"" or (data is None and Path(path).is_file() and Path(path).stat().st_size == 0):
-        return f"{path}: an empty file"
     if isinstance(error, UnidentifiedImageError):
-        other = other_image_format(data if data is not None else _head(path))
+        other = other_image_format(head) if head is not None else None
         if other is not None:
             article = "an" if other[0] in "AEIO" else "a"  # an ICO, an EPS, an AVIF; a PDF, a HEIC
             return f"{path}: {article} {other} file, which is not read here; use {READ_FORMAT_NAMES}"
@@ -125,13 +126,13 @@ def unreadable_file(path: str | Path, error: BaseException, data: bytes | None =
     return f"{path}: cannot read image ({decode_reason(error)})"
 
 
-def _head(path: str | Path, size: int = 16) -> bytes:
-    """A file's first bytes (none where it cannot be read): enough to tell its format."""
+def _head(path: str | Path, size: int = 64) -> bytes | None:
+    """A file's first bytes, enough to tell its format (an ISO file's brands included); None where it cannot be read."""
     try:
         with open(path, "rb") as f:
             return f.read(size)
     except OSError:
-        return b""
+        return None
 
 
 def missing_decoder(data: bytes) -> str | None:

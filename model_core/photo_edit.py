@@ -59,8 +59,8 @@ def read_photo(path: str | Path) -> PhotoFile:
         raise DataError(f"{path}: no such file")
     if file.is_dir():
         raise DataError(f"{path}: a folder, not an image file")
-    if file.stat().st_size > MAX_FILE_BYTES:
-        raise DataError(f"{path}: {file.stat().st_size / 2**20:,.0f} MB, more than any picture this reads "
+    if (size := file.stat().st_size) > MAX_FILE_BYTES:
+        raise DataError(f"{path}: {size / 2**20:,.0f} MB, more than any picture this reads "
                         f"({MAX_FILE_BYTES // 2**20} MB at most)")
     data = file.read_bytes()
     try:

@@ -107,7 +107,6 @@ def output_names(inputs: Sequence[str]) -> list[str]:
         stem, suffix = Path(path).stem, Path(path).suffix.lstrip(".").lower()
         seen = suffixes.setdefault(stem, set())
         if seen and suffix and suffix not in seen and f"{stem}-{suffix}" not in names:
-            seen.add(suffix)
             stem = f"{stem}-{suffix}"
         seen.add(suffix)
         n = 1
@@ -157,11 +156,9 @@ def run(args: argparse.Namespace) -> None:
     images, names, out = torch.stack(inputs).to(device), output_names(paths), Path(args.out)
     indices = [loaded.expressions.index(t) for t in wanted]
     if args.grid:
-        out.parent.mkdir(parents=True, exist_ok=True)
         synthesis_grid(loaded.model, images, loaded.expressions, preprocess, out, names, intensity, indices)
         print(f"wrote {out}")
         return
-    out.mkdir(parents=True, exist_ok=True)
     with torch.inference_mode():  # each input encoded once, decoded once per target
         redrawn = loaded.model.redraw_each(images, indices, intensity)
     for i, name in enumerate(names):
