@@ -35,6 +35,12 @@ DETECT_HELP = ("find the largest face in each image (YuNet) and frame it as the 
                "are classified whole and counted")
 
 
+def note(message: str) -> None:
+    """Tell the user something on stderr that is not an error (a file skipped, a choice made for them), with the
+    same ``fersnet:`` prefix as the errors, so that a script's log says which program spoke."""
+    print(f"fersnet: note: {message}", file=sys.stderr)
+
+
 class UsageError(Exception):
     """Options that name something the model or the command does not have (an expression it cannot draw, say): one
     line and exit status 2, as argparse's own errors."""
@@ -288,10 +294,9 @@ def detect_faces(mode: str, records: Records, img_size: int) -> bool:
     where the images look like photos: that ``auto`` finds their faces, or that ``no`` might be a mistake."""
     decision = decide_detection(mode, records, img_size)
     if decision.photos and decision.detect:
-        print(f"note: these images are about {decision.side} pixels across, the model's input {img_size}: finding and "
-              "framing the face in each as the service does (--detect no classifies them whole)", file=sys.stderr)
+        note(f"these images are about {decision.side} pixels across, the model's input {img_size}: finding and "
+             "framing the face in each as the service does (--detect no classifies them whole)")
     elif decision.photos:
-        print(f"note: these images are about {decision.side} pixels across, the model's input {img_size}; "
-              "if they are photos rather than face crops, add --detect to find and frame each face as the service does",
-              file=sys.stderr)
+        note(f"these images are about {decision.side} pixels across, the model's input {img_size}; "
+             "if they are photos rather than face crops, add --detect to find and frame each face as the service does")
     return decision.detect

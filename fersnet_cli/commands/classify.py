@@ -140,7 +140,7 @@ def run(args: argparse.Namespace) -> None:
                 if len(files) > 1:  # the others were fine: say how to have their answers
                     raise DataError(f"{e} (--skip-bad passes over such files and answers the rest)") from None
                 raise
-            print(f"note: skipped {e}", file=sys.stderr)
+            shared.note(f"skipped {e}")
     progress.clear()
     rows = iter(answers(loaded, [crop for one in inputs for crop in one.crops], args.prior, device))
     answer = ClassifyResponse(model=loaded.card.name, detect=detect, prior=args.prior or loaded.prior, images=[

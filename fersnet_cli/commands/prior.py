@@ -9,7 +9,6 @@ and an export answer as if every class were equally likely; a request may still 
 from __future__ import annotations
 
 import argparse
-import sys
 
 from model_core import load_checkpoint
 from model_core.card import Prior
@@ -52,5 +51,5 @@ def run(args: argparse.Namespace) -> None:
           + ", ".join(f"{c} {100 * f:.2f} %" for c, f in frequencies.items()))
     print(f"default prior: {default}; wrote {folder / 'card.json'} (the weights are unchanged)")
     if default != previous and loaded.card.metrics:  # its served figures were answers under the other prior
-        print(f"note: the card's figures were measured under the {previous} prior; its answers are now under {default}: "
-              "measure them again with fersnet evaluate --record", file=sys.stderr)
+        shared.note(f"the card's figures were measured under the {previous} prior; its answers are now under {default}: "
+             "measure them again with fersnet evaluate --record")

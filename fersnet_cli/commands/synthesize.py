@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -92,8 +91,7 @@ def find_face(path: str, image: Image.Image, finder: LargestFace | None, mode: s
     if face is None and mode == "yes":
         raise DataError(f"{path}: no face found; use --detect no if the image already is a face crop")
     if face is None:  # a close crop of a face, as often as a photo without one: redrawn whole, and said so
-        print(f"note: {path}: no face found; redrawing the whole image as a face crop (--detect yes refuses it)",
-              file=sys.stderr)
+        shared.note(f"{path}: no face found; redrawing the whole image as a face crop (--detect yes refuses it)")
     return face or whole_image(image)
 
 

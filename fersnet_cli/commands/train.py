@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from ..args import command_line
+from ..args import command_line, note
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -24,7 +23,7 @@ def run(args: argparse.Namespace) -> None:
     config = load_config(args.config, args.set)
     trainer = Trainer(config, command=command_line(args))
     if args.resume and not trainer.resume():
-        print(f"fersnet: nothing to resume in {config.run_dir / 'last'}; starting fresh", file=sys.stderr)
+        note(f"nothing to resume in {config.run_dir / 'last'}; starting fresh")
     best = trainer.fit()
     if trainer.env.is_main:
         print(f"best checkpoint: {best}")

@@ -91,7 +91,7 @@ def test_a_folder_is_its_pictures_and_skip_bad_leaves_out_what_is_no_picture(
     main([*argv, "--skip-bad"])
     captured = capsys.readouterr()
     assert [image["filename"] for image in json.loads(captured.out)["images"]] == ["a.jpg", "b.png"]
-    assert f"note: skipped {folder / 'broken.png'}: not a JPEG" in captured.err
+    assert f"fersnet: note: skipped {folder / 'broken.png'}: not a JPEG" in captured.err
 
 
 def test_a_bad_file_or_prior_is_one_line_naming_it(

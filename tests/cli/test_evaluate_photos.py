@@ -108,7 +108,7 @@ def test_synthesize_detect_names_a_photo_without_a_face(tmp_path: Path, capsys: 
     assert f"{photo}: no face found; use --detect no" in capsys.readouterr().err
 
     main(["synthesize", str(photo), "--target", "happy", "--out", str(tmp_path / "out")])  # auto: redrawn whole
-    assert f"note: {photo}: no face found; redrawing the whole image" in capsys.readouterr().err
+    assert f"fersnet: note: {photo}: no face found; redrawing the whole image" in capsys.readouterr().err
     assert (tmp_path / "out" / "beach_happy.png").is_file()
 
 

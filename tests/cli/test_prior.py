@@ -48,7 +48,7 @@ def test_prior_keeps_the_cards_default_unless_told_and_says_when_its_figures_wen
     assert load_checkpoint(checkpoint).card.metrics["fer2013/val"]["prior"] == "balanced"
     main(["prior", str(checkpoint), *data, "--default", "natural"])
     assert load_checkpoint(checkpoint).prior == "natural"
-    assert "measured under the balanced prior; its answers are now under natural" in capsys.readouterr().err
+    assert "fersnet: note: the card's figures were measured under the balanced prior; its answers are now under natural" in capsys.readouterr().err
 
 
 @pytest.fixture
