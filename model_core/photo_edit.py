@@ -30,7 +30,7 @@ from torch import Tensor
 
 from .data.records import DataError
 from .faces import Face
-from .image_formats import DECODE_ERRORS, MAX_FILE_BYTES, READ_FORMATS, is_lossy, unreadable_file
+from .image_formats import DECODE_ERRORS, READ_FORMATS, is_lossy, oversized, unreadable_file
 from .preprocess import Preprocess, turn_margin, viewable
 
 #: Share of the crop's side over which the change fades to nothing at each border.
@@ -59,9 +59,8 @@ def read_photo(path: str | Path) -> PhotoFile:
         raise DataError(f"{path}: no such file")
     if file.is_dir():
         raise DataError(f"{path}: a folder, not an image file")
-    if (size := file.stat().st_size) > MAX_FILE_BYTES:
-        raise DataError(f"{path}: {size / 2**20:,.0f} MB, more than any picture this reads "
-                        f"({MAX_FILE_BYTES // 2**20} MB at most)")
+    if too_large := oversized(path, file.stat().st_size):
+        raise DataError(too_large)
     data = file.read_bytes()
     try:
         with Image.open(io.BytesIO(data), formats=READ_FORMATS) as f:

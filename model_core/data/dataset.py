@@ -20,7 +20,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from ..expressions import index_map
-from ..image_formats import DECODE_ERRORS, MAX_FILE_BYTES, READ_FORMATS, unreadable_file
+from ..image_formats import DECODE_ERRORS, READ_FORMATS, oversized, unreadable_file
 from ..preprocess import Preprocess, viewable
 from .records import DataError, Record, Records
 
@@ -39,8 +39,8 @@ def decode(record: Record, preprocess: Preprocess, find_face: FaceFinder | None 
         if record.pixels is not None:
             image = Image.fromarray(record.pixels)
         else:
-            if os.path.getsize(record.source) > MAX_FILE_BYTES:  # a video or a disk image among the pictures
-                raise DataError(f"{record.source}: larger than any picture ({MAX_FILE_BYTES // 2**20} MB at most)")
+            if too_large := oversized(record.source, os.path.getsize(record.source)):  # a video among the pictures
+                raise DataError(too_large)
             # Only the formats the project reads; upright as a viewer shows it (a phone photo's EXIF orientation),
             # as the service decodes uploads.
             with Image.open(record.source, formats=READ_FORMATS) as f:
