@@ -70,13 +70,6 @@ READ_FORMATS: tuple[str, ...] = (
 #: video, a disk image, a sparse file) would be read into memory whole before any check of its contents.
 MAX_FILE_BYTES = 256 * 1024 * 1024
 
-
-def oversized(path: str | Path, size: int) -> str | None:
-    """Why a file of ``size`` bytes is not read, in one wording for every reader, or None where it may be read."""
-    if size <= MAX_FILE_BYTES:
-        return None
-    return f"{path}: {size / 2**20:,.0f} MB, more than any picture this reads ({MAX_FILE_BYTES // 2**20} MB at most)"
-
 #: What reading each optional format needs.
 _NEEDS = {"HEIF": "pip install pi-heif", "AVIF": "a Pillow built with libavif: pip install 'pillow>=11.3'"}
 #: How people call the formats whose Pillow name they would not use ("HEIF" is pi-heif's name for the phone's HEIC).
@@ -90,6 +83,13 @@ def spoken_name(fmt: str) -> str:
 
 #: :data:`READ_FORMATS` as people call them, for messages: "JPEG, PNG, WebP, HEIC, AVIF, BMP, GIF, TIFF or PGM/PPM".
 READ_FORMAT_NAMES = ", ".join(spoken_name(f) for f in READ_FORMATS if f != "PPM") + " or PGM/PPM"
+
+
+def oversized(path: str | Path, size: int) -> str | None:
+    """Why a file of ``size`` bytes is not read, in one wording for every reader, or None where it may be read."""
+    if size <= MAX_FILE_BYTES:
+        return None
+    return f"{path}: {size / 2**20:,.0f} MB, more than any picture this reads ({MAX_FILE_BYTES // 2**20} MB at most)"
 
 
 #: Signatures of picture formats recognised but not read here: named in the answer (the service's 415) rather than

@@ -52,4 +52,4 @@ def run(args: argparse.Namespace) -> None:
     print(f"default prior: {default}; wrote {folder / 'card.json'} (the weights are unchanged)")
     if default != previous and loaded.card.metrics:  # its served figures were answers under the other prior
         shared.note(f"the card's figures were measured under the {previous} prior; its answers are now under {default}: "
-             "measure them again with fersnet evaluate --record")
+                    "measure them again with fersnet evaluate --record")
