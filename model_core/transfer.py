@@ -29,7 +29,8 @@ from .fersnet import FERSNet
 
 
 def init_from_checkpoint(
-    model: FERSNet, classes: Sequence[str], checkpoint: str | Path, answer_classes: Sequence[str] | None = None
+    model: FERSNet, classes: Sequence[str], checkpoint: str | Path, answer_classes: Sequence[str] | None = None,
+    fresh: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Copy into ``model`` (whose expression head answers ``classes``) what ``checkpoint`` knows; report what it did.
 
@@ -38,7 +39,8 @@ def init_from_checkpoint(
     The checkpoint's own heads are read by its card: its expressions for the expression head and the
     synthesis tensors, its served classes for its answer tail. The report names the checkpoint, how many
     tensors were copied, which expression classes came from the checkpoint and which start fresh, and
-    (``kept_fresh``) every tensor left at its initialisation.
+    (``kept_fresh``) every tensor left at its initialisation, which includes those of the submodules named in
+    ``fresh``.
     """
     loaded = load_checkpoint(checkpoint)
     source = loaded.model.state_dict()
@@ -46,7 +48,7 @@ def init_from_checkpoint(
     class_axes = model.class_axes()
     copied: dict[str, Tensor] = {}
     for name, tensor in source.items():
-        if name not in own:
+        if name not in own or name.split(".")[0] in fresh:
             continue
         if name in class_axes:
             tail = FERSNet.in_answer_tail(name)

@@ -79,6 +79,9 @@ class ModelSpec(_Strict):
     init_from: str | None = None
     """A checkpoint whose matching tensors initialise the model (pretraining, fine-tuning);
     tensors indexed by class are matched by class name (see :mod:`model_core.transfer`)."""
+    init_fresh: list[str] = Field(default_factory=list)
+    """Submodules, by name, that ``init_from`` leaves at their initialisation: ``[embedding, decoder]`` trains a
+    new generator on a checkpoint's recogniser instead of fine-tuning the generator it has."""
 
 
 class OptimSpec(_Strict):
@@ -116,6 +119,13 @@ class LossSpec(_Strict):
     """Judge each fake through a random mirror, small rotation, scale and shift (bilinear, so also slightly
     blurred), a fresh draw per face and step: the expectation-over-transformation defence of Athalye et al.
     (2018). A faint pixel pattern that fools a frozen judge rarely survives resampling; a drawn smile does."""
+    judge_blur: float = Field(0.0, ge=0)
+    """With ``judge_jitter``: also blur each judged copy, by a Gaussian of a random width up to this many pixels
+    (sigma). Streaks and speckles a pixel or two wide then stop paying; a mouth or a brow survives the blur."""
+    change_smooth: float = Field(0.0, ge=0)
+    """Weight of the total variation of the change (fake minus input): an edit made of smooth regions, not of
+    streaks. The mask's own smoothness (``mask_smooth``) leaves the decoder free to paint streaks where the mask
+    is open; this term prices them wherever they are."""
 
     @property
     def trains_synthesis(self) -> bool:

@@ -19,15 +19,21 @@ standard that works without paired before/after photos:
   ``loss.critics``) may judge beside it: a strong recogniser alone is easily
   satisfied by faint patterns that no other classifier reads as the expression,
   and ``loss.judge_jitter`` makes every judge look at a randomly moved copy, so
-  only an edit that survives resampling (a drawn expression) is rewarded.
+  only an edit that survives resampling (a drawn expression) is rewarded;
+  ``loss.judge_blur`` blurs that copy too, so that streaks a pixel or two wide
+  do not pay either.
 * cycle reconstruction, L1: redrawing the fake with the source expression must
   give back the input. This is what preserves identity without pairs.
 * identity, L1: asked for the expression the face already has, the generator
   must return it unchanged (cheap, and it anchors colours and background).
+* smoothness of the change (``loss.change_smooth``, off unless set): the total
+  variation of fake minus input, which prices streaks and speckles wherever the
+  decoder paints them.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,10 +76,10 @@ def other_labels(labels: Tensor, num_classes: int, generator: torch.Generator | 
     return (labels + shift) % num_classes
 
 
-def total_variation(mask: Tensor) -> Tensor:
-    """Mean absolute difference between neighbouring mask values: small for smooth regions."""
-    mask = mask.float()
-    return (mask[..., 1:, :] - mask[..., :-1, :]).abs().mean() + (mask[..., :, 1:] - mask[..., :, :-1]).abs().mean()
+def total_variation(values: Tensor) -> Tensor:
+    """Mean absolute difference between neighbouring values (a mask, a change): small for smooth regions."""
+    values = values.float()
+    return (values[..., 1:, :] - values[..., :-1, :]).abs().mean() + (values[..., :, 1:] - values[..., :, :-1]).abs().mean()
 
 
 def jitter(images: Tensor, degrees: float = 10.0, scale: float = 0.1, shift: float = 0.08) -> Tensor:
@@ -93,6 +99,25 @@ def jitter(images: Tensor, degrees: float = 10.0, scale: float = 0.1, shift: flo
     ], dim=1)
     grid = F.affine_grid(theta.to(images.dtype), list(images.shape), align_corners=False)
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def blur(images: Tensor, max_sigma: float) -> Tensor:
+    """Each image blurred by a Gaussian of its own random width, sigma uniform in [0, ``max_sigma``] pixels.
+
+    Differentiable, separable, edges repeated; a sigma near 0 leaves an image as it was.
+    """
+    if max_sigma <= 0:
+        return images
+    n, c, h, w = images.shape
+    radius = max(1, math.ceil(2.5 * max_sigma))
+    offsets = torch.arange(-radius, radius + 1, device=images.device, dtype=torch.float32)
+    sigma = (torch.rand(n, device=images.device) * max_sigma).clamp_min(1e-3)
+    kernels = torch.exp(-0.5 * (offsets[None] / sigma[:, None]) ** 2)
+    kernels = (kernels / kernels.sum(1, keepdim=True)).repeat_interleave(c, 0).to(images.dtype)  # one per image channel
+    x = F.pad(images.reshape(1, n * c, h, w), (radius, radius, radius, radius), mode="replicate")
+    x = F.conv2d(x, kernels[:, None, None, :], groups=n * c)
+    x = F.conv2d(x, kernels[:, None, :, None], groups=n * c)
+    return x.reshape(n, c, h, w)
 
 
 def _head(features: Features, n: int) -> Features:
@@ -150,13 +175,16 @@ class MultiTaskObjective(nn.Module):
         kept = model.decode_parts(subset, source)
         fake, same = drawn.face, kept.face
         judged = frozen_call(model, fake, source)  # the FER verdict on the fake, and its way back
-        seen = jitter(fake) if w.judge_jitter else fake
+        seen = blur(jitter(fake), w.judge_blur) if w.judge_jitter else fake
         own = frozen_call(model, seen).logits if w.judge_jitter else judged.logits
         verdicts = [own, *(critic(seen) for critic in self.critics)]
         losses["cls"] = torch.stack([F.cross_entropy(v.float(), wanted) for v in verdicts]).mean()
         losses["cycle"] = F.l1_loss(judged.synthesis.float(), real.float())
         losses["identity"] = F.l1_loss(same.float(), real.float())
         total = total + w.classification * losses["cls"] + w.cycle * losses["cycle"] + w.identity * losses["identity"]
+        if w.change_smooth > 0:
+            losses["change_tv"] = total_variation(fake - real)
+            total = total + w.change_smooth * losses["change_tv"]
         if drawn.mask is not None and kept.mask is not None:
             masks = torch.cat((drawn.mask, kept.mask))
             losses["mask"] = masks.float().mean()

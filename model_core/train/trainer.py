@@ -241,7 +241,9 @@ class Trainer:
         if model.has_answer_tail:  # the trainer fits the expression head; a tail it cannot fit would be served stale
             raise ConfigError("model.overrides.answer_classes: the trainer fits the expression network only; "
                               "grow and fit an answer tail afterwards (python -m training.answer_tail)")
-        report = init_from_checkpoint(model, self.classes, spec.init_from) if spec.init_from else None
+        if unknown := sorted(set(spec.init_fresh) - {name for name, _ in model.named_children()}):
+            raise ConfigError(f"model.init_fresh: no submodule {', '.join(unknown)}")
+        report = init_from_checkpoint(model, self.classes, spec.init_from, fresh=spec.init_fresh) if spec.init_from else None
         return model, report
 
     def _dataset(self, spec: DataSpec, augment: bool, records: Records | None = None) -> FaceDataset:

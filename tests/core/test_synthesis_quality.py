@@ -79,3 +79,15 @@ def test_intensities_side_by_side_and_the_chosen_one_written_to_the_card(
     with pytest.raises(SystemExit, match="no intensity tried reached"):
         _run(monkeypatch, *common, "--split", "val", "--write-intensity", "--min-judged", "1.01")
     assert load_checkpoint(masked).card.intensity == card.intensity  # unchanged
+
+
+def test_fine_change_tells_streaks_from_shapes() -> None:
+    """Two changes of the same mean size: one broad smooth region, one of stripes a pixel wide."""
+    import torch
+
+    y, x = torch.meshgrid(torch.arange(48.0), torch.arange(48.0), indexing="ij")
+    broad = torch.exp(-((x - 24) ** 2 + (y - 30) ** 2) / (2 * 8.0**2))[None, None]
+    stripes = (torch.arange(48) % 2).float().expand(1, 1, 48, 48) * 2 - 1
+    stripes = stripes * broad.abs().mean() / stripes.abs().mean()
+    assert synthesis_quality.fine_change(torch.zeros(1, 1, 48, 48)) == 0.0
+    assert synthesis_quality.fine_change(broad) < 0.05 * synthesis_quality.fine_change(stripes)

@@ -12,9 +12,10 @@ import yaml
 from model_core import create_model, load_checkpoint
 from model_core.train import TrainConfig, Trainer, load_config
 from model_core.train.config import ConfigError, LossSpec
-from model_core.train.losses import MultiTaskObjective, frozen_call, jitter
+from model_core.train.losses import MultiTaskObjective, blur, frozen_call, jitter, total_variation
 from model_core.train.teacher_nets import build_teacher
 
+from ..shared_fixtures import MakeCheckpoint
 from .fakes import REPO, face, tiny_recipe
 
 
@@ -103,6 +104,54 @@ def test_judge_jitter_shows_every_judge_a_moved_copy_of_the_fake() -> None:
     assert not torch.isclose(plain.losses["cls"], jittered.losses["cls"])
     jittered.total.backward()
     assert model.decoder["to_image"].weight.grad is not None
+
+
+def test_a_blurred_judge_sees_no_streaks_but_the_shapes() -> None:
+    """Stripes a pixel wide average out under the judge's blur; a broad shape keeps most of its contrast."""
+    torch.manual_seed(0)
+    stripes = (torch.arange(48) % 2).float().expand(4, 1, 48, 48) * 2 - 1
+    shape = torch.zeros(4, 1, 48, 48)
+    shape[..., 16:32, 12:36] = 1.0
+    assert torch.equal(blur(stripes, 0.0), stripes)
+    blurred_stripes, blurred_shape = blur(stripes, 2.0), blur(shape, 2.0)
+    assert blurred_stripes.shape == stripes.shape
+    # Each image draws its own width, so every image loses stripes, each by its own amount.
+    lost = 1 - total_variation(blurred_stripes[:, :, :, 4:-4]) / total_variation(stripes[:, :, :, 4:-4])
+    assert lost > 0.3
+    assert blurred_shape[..., 24, 24].min() > 0.9 and abs(float(blurred_shape.sum() - shape.sum())) < 1.0
+    faces = stripes.clone().requires_grad_(True)
+    blur(faces, 1.0).sum().backward()
+    assert faces.grad is not None and faces.grad.abs().sum() > 0
+
+
+def test_change_smooth_prices_the_roughness_of_the_change_alone() -> None:
+    torch.manual_seed(0)
+    model = create_model("fersnet_tiny", synthesis_output="masked").eval()
+    labels = torch.arange(7)
+    images = torch.stack([torch.from_numpy(face(int(c), i)).float()[None] / 127.5 - 1 for i, c in enumerate(labels)])
+    runs = {}
+    for weight in (0.0, 3.0):
+        torch.manual_seed(1)
+        runs[weight] = MultiTaskObjective(model, None, LossSpec(synthesis_fraction=1.0, change_smooth=weight))(
+            images, labels, torch.eye(7)[labels])
+    plain, smooth = runs[0.0], runs[3.0]
+    assert "change_tv" not in plain.losses and smooth.fake is not None and smooth.real is not None
+    assert torch.isclose(smooth.losses["change_tv"], total_variation(smooth.fake - smooth.real))
+    assert torch.isclose(smooth.total - plain.total, 3.0 * smooth.losses["change_tv"])
+
+
+def test_init_fresh_starts_a_new_generator_on_a_trained_recogniser(tmp_path: Path, fer2013_folder: Path,
+                                                                    make_checkpoint: MakeCheckpoint) -> None:
+    start = make_checkpoint("start", synthesis_output="masked")
+    model = {"variant": "fersnet_tiny", "sharing": "selective", "overrides": {"synthesis_output": "masked"},
+             "init_from": str(start), "init_fresh": ["embedding", "decoder"]}
+    trainer = Trainer(TrainConfig.model_validate(tiny_recipe(tmp_path, fer2013_folder, model=model)))
+    assert trainer.init_report is not None
+    kept_fresh = trainer.init_report["kept_fresh"]
+    assert kept_fresh and all(name.split(".")[0] in ("embedding", "decoder") for name in kept_fresh)
+    assert torch.equal(trainer.model.stem[0][0].weight, load_checkpoint(start).model.stem[0][0].weight)
+    with pytest.raises(ConfigError, match="model.init_fresh: no submodule decodr"):
+        Trainer(TrainConfig.model_validate(tiny_recipe(tmp_path, fer2013_folder, model=model | {"init_fresh": ["decodr"]})))
 
 
 def test_a_critic_must_read_and_answer_as_the_model_does(tmp_path: Path) -> None:

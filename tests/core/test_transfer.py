@@ -151,3 +151,17 @@ def test_a_two_head_checkpoint_transfers_each_head_by_its_own_classes(tmp_path: 
     fresh = create_model("fersnet_tiny", answer_classes=len(CKPLUS_CLASSES))
     report = init_from_checkpoint(fresh, FER2013_CLASSES, folder)
     assert report["kept_fresh"] == ["answer_head.fc.bias", "answer_head.fc.weight"]
+
+
+def test_fresh_submodules_keep_their_initialisation(make_checkpoint: MakeCheckpoint) -> None:
+    """A new generator on a trained recogniser: the decoder and embedding start fresh, everything else is copied."""
+    folder = make_checkpoint(synthesis_output="masked")
+    torch.manual_seed(1)
+    target = create_model("fersnet_tiny", synthesis_output="masked")
+    before = {k: v.clone() for k, v in target.state_dict().items()}
+    report = init_from_checkpoint(target, FER2013_CLASSES, folder, fresh=("embedding", "decoder"))
+    src, dst = load_checkpoint(folder).model.state_dict(), target.state_dict()
+    generator = [k for k in dst if k.split(".")[0] in ("embedding", "decoder")]
+    assert generator and report["kept_fresh"] == sorted(generator)
+    assert all(torch.equal(dst[k], before[k]) for k in generator)
+    assert all(torch.equal(dst[k], src[k]) for k in dst if k not in generator)
