@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..data import DatasetName, Records, load_records
 from ..fersnet import FERSNetConfig, SharingMode, list_variants
@@ -83,6 +83,12 @@ class ModelSpec(_Strict):
     """Submodules, by name, that ``init_from`` leaves at their initialisation: ``[embedding, decoder]`` trains a
     new generator on a checkpoint's recogniser instead of fine-tuning the generator it has."""
 
+    @model_validator(mode="after")
+    def _fresh_needs_a_start(self) -> ModelSpec:
+        if self.init_fresh and not self.init_from:
+            raise ValueError("init_fresh names submodules that init_from leaves fresh; without init_from every one is")
+        return self
+
 
 class OptimSpec(_Strict):
     epochs: int = Field(30, ge=1)
@@ -126,6 +132,12 @@ class LossSpec(_Strict):
     """Weight of the total variation of the change (fake minus input): an edit made of smooth regions, not of
     streaks. The mask's own smoothness (``mask_smooth``) leaves the decoder free to paint streaks where the mask
     is open; this term prices them wherever they are."""
+
+    @model_validator(mode="after")
+    def _blur_needs_jitter(self) -> LossSpec:
+        if self.judge_blur > 0 and not self.judge_jitter:
+            raise ValueError("judge_blur blurs the judges' moved copies, so it needs judge_jitter: true")
+        return self
 
     @property
     def trains_synthesis(self) -> bool:

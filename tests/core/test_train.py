@@ -122,6 +122,8 @@ def test_a_blurred_judge_sees_no_streaks_but_the_shapes() -> None:
     faces = stripes.clone().requires_grad_(True)
     blur(faces, 1.0).sum().backward()
     assert faces.grad is not None and faces.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="needs judge_jitter"):
+        LossSpec(judge_blur=1.0)
 
 
 def test_change_smooth_prices_the_roughness_of_the_change_alone() -> None:
@@ -152,6 +154,8 @@ def test_init_fresh_starts_a_new_generator_on_a_trained_recogniser(tmp_path: Pat
     assert torch.equal(trainer.model.stem[0][0].weight, load_checkpoint(start).model.stem[0][0].weight)
     with pytest.raises(ConfigError, match="model.init_fresh: no submodule decodr"):
         Trainer(TrainConfig.model_validate(tiny_recipe(tmp_path, fer2013_folder, model=model | {"init_fresh": ["decodr"]})))
+    with pytest.raises(ValueError, match="without init_from every one is"):
+        TrainConfig.model_validate(tiny_recipe(tmp_path, fer2013_folder, model=model | {"init_from": None}))
 
 
 def test_a_critic_must_read_and_answer_as_the_model_does(tmp_path: Path) -> None:
