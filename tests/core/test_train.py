@@ -10,9 +10,10 @@ import torch
 import yaml
 
 from model_core import create_model, load_checkpoint
+from model_core.fersnet import FERSNet
 from model_core.train import TrainConfig, Trainer, load_config
 from model_core.train.config import ConfigError, LossSpec
-from model_core.train.losses import MultiTaskObjective, blur, frozen_call, jitter, total_variation
+from model_core.train.losses import MultiTaskObjective, StepOutput, blur, frozen_call, jitter, total_variation
 from model_core.train.teacher_nets import build_teacher
 
 from ..shared_fixtures import MakeCheckpoint
@@ -88,17 +89,22 @@ def test_jitter_moves_each_face_differently_and_passes_gradients() -> None:
     assert faces.grad is not None and faces.grad.abs().sum() > 0
 
 
-def test_judge_jitter_shows_every_judge_a_moved_copy_of_the_fake() -> None:
-    """The cycle still starts from the fake itself; only the verdicts differ, and the generator learns from them."""
+def _one_step_each(*specs: LossSpec) -> tuple[FERSNet, list[StepOutput]]:
+    """One step of the objective on the same seven fake faces under each of ``specs``, from the same random draws."""
     torch.manual_seed(0)
     model = create_model("fersnet_tiny", synthesis_output="masked").eval()
     labels = torch.arange(7)
     images = torch.stack([torch.from_numpy(face(int(c), i)).float()[None] / 127.5 - 1 for i, c in enumerate(labels)])
-    runs = {}
-    for on in (False, True):
+    steps = []
+    for spec in specs:
         torch.manual_seed(1)
-        runs[on] = MultiTaskObjective(model, None, LossSpec(synthesis_fraction=1.0, judge_jitter=on))(images, labels, torch.eye(7)[labels])
-    plain, jittered = runs[False], runs[True]
+        steps.append(MultiTaskObjective(model, None, spec)(images, labels, torch.eye(7)[labels]))
+    return model, steps
+
+
+def test_judge_jitter_shows_every_judge_a_moved_copy_of_the_fake() -> None:
+    """The cycle still starts from the fake itself; only the verdicts differ, and the generator learns from them."""
+    model, (plain, jittered) = _one_step_each(LossSpec(synthesis_fraction=1.0), LossSpec(synthesis_fraction=1.0, judge_jitter=True))
     assert plain.fake is not None and jittered.fake is not None and torch.equal(plain.fake, jittered.fake)
     assert torch.equal(plain.losses["cycle"], jittered.losses["cycle"])
     assert not torch.isclose(plain.losses["cls"], jittered.losses["cls"])
@@ -127,16 +133,7 @@ def test_a_blurred_judge_sees_no_streaks_but_the_shapes() -> None:
 
 
 def test_change_smooth_prices_the_roughness_of_the_change_alone() -> None:
-    torch.manual_seed(0)
-    model = create_model("fersnet_tiny", synthesis_output="masked").eval()
-    labels = torch.arange(7)
-    images = torch.stack([torch.from_numpy(face(int(c), i)).float()[None] / 127.5 - 1 for i, c in enumerate(labels)])
-    runs = {}
-    for weight in (0.0, 3.0):
-        torch.manual_seed(1)
-        runs[weight] = MultiTaskObjective(model, None, LossSpec(synthesis_fraction=1.0, change_smooth=weight))(
-            images, labels, torch.eye(7)[labels])
-    plain, smooth = runs[0.0], runs[3.0]
+    _, (plain, smooth) = _one_step_each(LossSpec(synthesis_fraction=1.0), LossSpec(synthesis_fraction=1.0, change_smooth=3.0))
     assert "change_tv" not in plain.losses and smooth.fake is not None and smooth.real is not None
     assert torch.isclose(smooth.losses["change_tv"], total_variation(smooth.fake - smooth.real))
     assert torch.isclose(smooth.total - plain.total, 3.0 * smooth.losses["change_tv"])
