@@ -33,7 +33,6 @@ standard that works without paired before/after photos:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +41,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from ..data.batch_augment import gaussian_blur
 from ..expressions import one_hot
 from ..fersnet import Features, FERSNet
 from .config import LossSpec
@@ -102,22 +102,12 @@ def jitter(images: Tensor, degrees: float = 10.0, scale: float = 0.1, shift: flo
 
 
 def blur(images: Tensor, max_sigma: float) -> Tensor:
-    """Each image blurred by a Gaussian of its own random width, sigma uniform in [0, ``max_sigma``] pixels.
-
-    Differentiable, separable, edges repeated; a sigma near 0 leaves an image as it was.
-    """
+    """Each image blurred by a Gaussian of its own random width, sigma uniform in [0, ``max_sigma``] pixels
+    (differentiable: :func:`~model_core.data.batch_augment.gaussian_blur`); a sigma near 0 leaves an image as it was."""
     if max_sigma <= 0:
         return images
-    n, c, h, w = images.shape
-    radius = max(1, math.ceil(2.5 * max_sigma))
-    offsets = torch.arange(-radius, radius + 1, device=images.device, dtype=torch.float32)
-    sigma = (torch.rand(n, device=images.device) * max_sigma).clamp_min(1e-3)
-    kernels = torch.exp(-0.5 * (offsets[None] / sigma[:, None]) ** 2)
-    kernels = (kernels / kernels.sum(1, keepdim=True)).repeat_interleave(c, 0).to(images.dtype)  # one per image channel
-    x = F.pad(images.reshape(1, n * c, h, w), (radius, radius, radius, radius), mode="replicate")
-    x = F.conv2d(x, kernels[:, None, None, :], groups=n * c)
-    x = F.conv2d(x, kernels[:, None, :, None], groups=n * c)
-    return x.reshape(n, c, h, w)
+    sigma = (torch.rand(images.shape[0], device=images.device) * max_sigma).clamp_min(1e-3)
+    return gaussian_blur(images, sigma)
 
 
 def _head(features: Features, n: int) -> Features:
