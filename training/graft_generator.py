@@ -28,13 +28,18 @@ from pathlib import Path
 
 import torch
 
-from model_core import load_checkpoint
+from model_core import CheckpointError, load_checkpoint
 from model_core.checkpoint import LoadedModel, save_checkpoint
 from model_core.data import DataError
 from model_core.fersnet import FERSNet
 
 #: The modules only synthesis uses and a generator recipe trains; every other module must be the served one's.
 SYNTHESIS_MODULES = ("embedding", "decoder")
+
+
+def in_generator(name: str) -> bool:
+    """Whether the state-dict entry ``name`` belongs to the generator's own modules (:data:`SYNTHESIS_MODULES`)."""
+    return name.split(".", 1)[0] in SYNTHESIS_MODULES
 
 
 def grafted(generator: LoadedModel, served: LoadedModel) -> FERSNet:
@@ -45,11 +50,12 @@ def grafted(generator: LoadedModel, served: LoadedModel) -> FERSNet:
     theirs = generator.model.state_dict()
     model = copy.deepcopy(served.model)
     state = model.state_dict()
-    missing = [name for name in state if name.split(".")[0] in SYNTHESIS_MODULES and name not in theirs]
-    if missing or not any(name.split(".")[0] in SYNTHESIS_MODULES for name in state):
-        raise DataError(f"{generator.path}: no synthesis tensors to graft ({', '.join(missing[:3]) or 'the served model has none'})")
+    if not any(in_generator(name) for name in state):
+        raise DataError(f"{served.path}: no generator to replace (a recognition-only network)")
+    if missing := [name for name in state if in_generator(name) and name not in theirs]:
+        raise DataError(f"{generator.path}: no synthesis tensors to graft ({', '.join(missing[:3])})")
     for name, tensor in state.items():
-        if name.split(".")[0] in SYNTHESIS_MODULES:
+        if in_generator(name):
             if theirs[name].shape != tensor.shape:
                 raise DataError(f"{name}: the generator's is {tuple(theirs[name].shape)}, the served model's {tuple(tensor.shape)}")
             state[name] = theirs[name]
@@ -70,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         generator, served = load_checkpoint(args.generator), load_checkpoint(args.into)
         model = grafted(generator, served)
-    except DataError as e:
+    except (CheckpointError, DataError) as e:
         print(f"graft_generator: error: {e}", file=sys.stderr)
         return 1
     training = dict(generator.card.training)

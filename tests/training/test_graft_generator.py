@@ -64,3 +64,7 @@ def test_a_generator_whose_trunk_moved_is_refused(served: Path, tmp_path: Path, 
     assert code == 1 and not (tmp_path / "new").exists()
     error = capsys.readouterr().err
     assert error.startswith("graft_generator: error: stem.") and "must freeze everything the recogniser uses" in error
+    code = graft_generator.main(["--generator", str(tmp_path / "nowhere"), "--into", str(served), "--out",
+                                 str(tmp_path / "new"), "--name", "grafted"])
+    error = capsys.readouterr().err
+    assert code == 1 and error.startswith("graft_generator: error: ") and "nowhere" in error and "Traceback" not in error
