@@ -208,9 +208,10 @@ def measure(args: argparse.Namespace) -> None:
         x = images[sources]
         with torch.inference_mode():
             back = g.model.synthesize(fakes, one_hot(labels[sources], k))
-        change = (fakes - x).abs()
+        signed = fakes - x
+        change = signed.abs()
         numbers = {"cycle_l1": round(float((back - x).abs().mean()) * GREY, 1), "changed": round(float(change.mean()) * GREY, 1),
-                   "fine_change": round(fine_change(fakes - x), 2)}
+                   "fine_change": round(fine_change(signed), 2)}
         if region is not None:
             numbers["outside_the_expression"] = round(float(change[region].mean()) * GREY, 2)
         row: dict[str, str] = {
